@@ -1,0 +1,145 @@
+//! The `cache` section: a Redis for the service and the TTL classes it should use.
+
+use crate::{PolicyRef, SecretKeyRef};
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Redis cache of the service.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSpec {
+    /// Which Redis to use: one the operator provisions, or an external one.
+    pub redis: RedisSpec,
+    /// TTL classes the app uses, published in the app contract ConfigMap. Names are unique.
+    #[serde(default)]
+    #[schemars(length(max = 64), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub ttl_classes: Vec<TtlClass>,
+    /// Optional WASM policy that adapts TTLs to observed cache behaviour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyRef>,
+}
+
+/// Exactly one of `provision` or `external`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.provision) != has(self.external)").message("cache.redis: exactly one of provision or external must be set"))]
+pub struct RedisSpec {
+    /// A Redis the operator runs next to the service (Deployment, Service, password Secret, config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision: Option<RedisProvision>,
+    /// A Redis that already exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<RedisExternal>,
+}
+
+/// Schema pattern for Redis memory sizes.
+pub const MEMORY_PATTERN: &str = "^[1-9][0-9]*(Ki|Mi|Gi)?$";
+
+/// A Redis provisioned by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisProvision {
+    /// Container image.
+    #[serde(default = "default_redis_image")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// `maxmemory`: bytes or a `Ki`/`Mi`/`Gi` quantity, e.g. `256Mi`. The container limit adds 25 % headroom.
+    #[serde(default = "default_max_memory")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]*(Ki|Mi|Gi)?$"))]
+    pub max_memory: String,
+    /// `maxmemory-policy` when memory is full.
+    #[serde(default)]
+    pub eviction_policy: EvictionPolicy,
+    /// `maxclients`: also the cap of the Redis connection pools.
+    #[serde(default = "default_max_clients")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_clients: u32,
+    /// Delete the Redis objects when the profile is deleted (they are owned by the profile either way; set false
+    /// to orphan them for a migration).
+    #[serde(default = "default_true")]
+    pub delete_with_profile: bool,
+}
+
+fn default_redis_image() -> String {
+    "redis:7.2-alpine".into()
+}
+fn default_max_memory() -> String {
+    "256Mi".into()
+}
+fn default_max_clients() -> u32 {
+    10_000
+}
+pub(crate) fn default_true() -> bool {
+    true
+}
+
+impl Default for RedisProvision {
+    fn default() -> Self {
+        Self {
+            image: default_redis_image(),
+            max_memory: default_max_memory(),
+            eviction_policy: EvictionPolicy::default(),
+            max_clients: default_max_clients(),
+            delete_with_profile: true,
+        }
+    }
+}
+
+/// Redis eviction policies (`maxmemory-policy`).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvictionPolicy {
+    #[default]
+    AllkeysLru,
+    AllkeysLfu,
+    AllkeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+    Noeviction,
+}
+
+impl EvictionPolicy {
+    /// The value Redis expects in `maxmemory-policy`.
+    pub fn as_redis(self) -> &'static str {
+        match self {
+            Self::AllkeysLru => "allkeys-lru",
+            Self::AllkeysLfu => "allkeys-lfu",
+            Self::AllkeysRandom => "allkeys-random",
+            Self::VolatileLru => "volatile-lru",
+            Self::VolatileLfu => "volatile-lfu",
+            Self::VolatileRandom => "volatile-random",
+            Self::VolatileTtl => "volatile-ttl",
+            Self::Noeviction => "noeviction",
+        }
+    }
+}
+
+/// An existing Redis.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisExternal {
+    /// `redis://` or `rediss://` URL without a password, e.g. `redis://redis.cache:6379/0`.
+    #[schemars(regex(pattern = r"^rediss?://[^\s@]+$"), length(max = 2048))]
+    pub address: String,
+    /// Secret key holding the password, if the server needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+    /// `maxclients` of that server, to cap the Redis pools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub max_clients: Option<u32>,
+}
+
+/// A TTL class: a name the app uses for a kind of data, and how long to keep it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TtlClass {
+    /// Class name, e.g. `riskModel`.
+    #[schemars(regex(pattern = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"))]
+    pub name: String,
+    /// Time to live in seconds, > 0.
+    #[schemars(range(min = 1, max = 31536000))]
+    pub ttl_seconds: u32,
+}

@@ -1,0 +1,210 @@
+//! The `canary` section: progressive delivery judged on Prometheus.
+
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Canary rollout of new versions of the target (primary/canary, as in Flagger).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanarySpec {
+    /// Traffic weights in percent, strictly increasing in (0, 100] and ending at 100.
+    #[serde(default = "default_stages")]
+    #[schemars(length(min = 1, max = 20), inner(range(min = 1, max = 100)))]
+    #[x_kube(
+        validation = Rule::new("self.isSorted() && self.all(x, self.exists_one(y, y == x))").message("canary.stages must be strictly increasing"),
+        validation = Rule::new("self[self.size() - 1] == 100").message("canary.stages must end at 100")
+    )]
+    pub stages: Vec<u32>,
+    /// How long each stage holds before it is analysed, e.g. `1m`.
+    #[serde(default = "default_step_interval")]
+    #[schemars(schema_with = "crate::duration::duration_schema")]
+    pub step_interval: String,
+    /// Longest a run may take in any phase (waiting for pods, analysis, promotion) before it fails.
+    #[serde(default = "default_progress_deadline")]
+    #[schemars(schema_with = "crate::duration::duration_schema")]
+    pub progress_deadline: String,
+    /// How each stage is judged.
+    #[serde(default)]
+    pub analysis: AnalysisSpec,
+    /// How traffic reaches the canary.
+    #[serde(default)]
+    pub routing: RoutingSpec,
+}
+
+fn default_stages() -> Vec<u32> {
+    vec![10, 25, 50, 100]
+}
+fn default_step_interval() -> String {
+    "1m".into()
+}
+fn default_progress_deadline() -> String {
+    "10m".into()
+}
+
+impl Default for CanarySpec {
+    fn default() -> Self {
+        Self {
+            stages: default_stages(),
+            step_interval: default_step_interval(),
+            progress_deadline: default_progress_deadline(),
+            analysis: AnalysisSpec::default(),
+            routing: RoutingSpec::default(),
+        }
+    }
+}
+
+/// Analysis of a stage on Prometheus. Latency and error-rate gates default to the profile's SLO.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSpec {
+    /// Prometheus base URL, e.g. `http://prometheus.monitoring:9090`.
+    #[serde(default = "default_prometheus")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub prometheus: String,
+    /// Failed checks tolerated before a rollback.
+    #[serde(default = "default_failure_limit")]
+    #[schemars(range(min = 1, max = 100))]
+    pub failure_limit: u32,
+    /// Requests the canary must have served in the window for the built-in gates to count.
+    #[serde(default = "default_min_requests")]
+    #[schemars(range(min = 0, max = 100000000))]
+    pub min_requests: u32,
+    /// What missing or thin data means for the built-in gates.
+    #[serde(default)]
+    pub on_no_data: NoDataPolicy,
+    /// p99 latency gate in ms; default `slo.p99LatencyMs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600000))]
+    pub max_p99_latency_ms: Option<u32>,
+    /// Error-rate gate in percent; default `slo.errorRatePercent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 100.0").message("maxErrorRatePercent must be in (0, 100]"))]
+    pub max_error_rate_percent: Option<f64>,
+    /// PromQL templates of the built-in gates. `{{namespace}}`, `{{target}}`, `{{canary}}` (pods of the canary)
+    /// and `{{interval}}` are substituted.
+    #[serde(default)]
+    pub queries: GateQueries,
+    /// Extra metrics with bounds.
+    #[serde(default)]
+    #[schemars(length(max = 32), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub metrics: Vec<MetricCheck>,
+}
+
+fn default_prometheus() -> String {
+    "http://prometheus-operated.monitoring:9090".into()
+}
+fn default_failure_limit() -> u32 {
+    2
+}
+fn default_min_requests() -> u32 {
+    20
+}
+
+impl Default for AnalysisSpec {
+    fn default() -> Self {
+        Self {
+            prometheus: default_prometheus(),
+            failure_limit: default_failure_limit(),
+            min_requests: default_min_requests(),
+            on_no_data: NoDataPolicy::default(),
+            max_p99_latency_ms: None,
+            max_error_rate_percent: None,
+            queries: GateQueries::default(),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+/// PromQL of the built-in gates (for the standard `http_request_duration_seconds` histogram and
+/// `http_requests_total` counter).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GateQueries {
+    /// p99 latency in seconds.
+    #[serde(default = "default_latency_query")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub p99_latency_seconds: String,
+    /// Error ratio in [0, 1].
+    #[serde(default = "default_error_query")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub error_ratio: String,
+    /// Requests served in the window.
+    #[serde(default = "default_requests_query")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub requests: String,
+}
+
+fn default_latency_query() -> String {
+    r#"histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}])))"#.into()
+}
+fn default_error_query() -> String {
+    r#"sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*", code=~"5.."}[{{interval}}])) / sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#.into()
+}
+fn default_requests_query() -> String {
+    r#"sum(increase(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#.into()
+}
+
+impl Default for GateQueries {
+    fn default() -> Self {
+        Self {
+            p99_latency_seconds: default_latency_query(),
+            error_ratio: default_error_query(),
+            requests: default_requests_query(),
+        }
+    }
+}
+
+/// What a check does when Prometheus returns no value or too few requests.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum NoDataPolicy {
+    /// Hold the stage and check again (the progress deadline still applies).
+    #[default]
+    Wait,
+    /// Count it as a failed check.
+    Fail,
+}
+
+/// A custom metric with bounds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.min) || has(self.max)").message("metric needs min or max"))]
+#[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("metric min must be <= max"))]
+pub struct MetricCheck {
+    /// Metric name, used in status and events.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,62}$"))]
+    pub name: String,
+    /// PromQL returning one value; same placeholders as the built-in gates.
+    #[schemars(length(min = 1, max = 4096))]
+    pub query: String,
+    /// Lowest value that passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Highest value that passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// What no data means for this metric.
+    #[serde(default)]
+    pub on_no_data: NoDataPolicy,
+}
+
+/// Traffic routing: replica ratio behind the target's Service (default), or Gateway API HTTPRoute weights.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingSpec {
+    /// HTTPRoute whose backend weights split traffic between `<target>-primary` and `<target>-canary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_route: Option<HttpRouteRef>,
+}
+
+/// An HTTPRoute in the profile's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteRef {
+    /// HTTPRoute name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Backend port of the primary and canary Services.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u32,
+}

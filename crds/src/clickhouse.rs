@@ -1,0 +1,145 @@
+//! The `clickhouse` section: projections, data-skipping indexes and column codecs on live tables.
+
+use crate::SecretKeyRef;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Schema pattern of a ClickHouse identifier the operator accepts (quoted with backticks when sent).
+pub const IDENTIFIER_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
+
+/// ClickHouse server and the tables to tune.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickHouseSpec {
+    /// HTTP(S) endpoint, e.g. `http://clickhouse.db:8123`.
+    #[schemars(regex(pattern = r"^https?://[^\s@]+$"), length(max = 2048))]
+    pub endpoint: String,
+    /// Database holding the tables.
+    #[serde(default = "default_database")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"))]
+    pub database: String,
+    /// Secret with the user name and password; never logged or put in status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<ClickHouseCredentials>,
+    /// Drop projections and indexes the operator created that are no longer in the spec (and, on profile
+    /// deletion, all it created). Objects it did not create are never dropped.
+    #[serde(default)]
+    pub prune: bool,
+    /// Tables to tune. Names are unique.
+    #[serde(default)]
+    #[schemars(length(max = 256), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub tables: Vec<TableSpec>,
+}
+
+fn default_database() -> String {
+    "default".into()
+}
+
+/// Secret holding ClickHouse credentials.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickHouseCredentials {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key of the user name.
+    #[serde(default = "default_user_key")]
+    pub user_key: String,
+    /// Key of the password.
+    #[serde(default = "default_password_key")]
+    pub password_key: String,
+}
+
+fn default_user_key() -> String {
+    "username".into()
+}
+fn default_password_key() -> String {
+    "password".into()
+}
+
+impl ClickHouseCredentials {
+    /// The user-name key as a [`SecretKeyRef`].
+    pub fn user(&self) -> SecretKeyRef {
+        SecretKeyRef { name: self.name.clone(), key: self.user_key.clone() }
+    }
+    /// The password key as a [`SecretKeyRef`].
+    pub fn password(&self) -> SecretKeyRef {
+        SecretKeyRef { name: self.name.clone(), key: self.password_key.clone() }
+    }
+}
+
+/// Desired projections, indexes and codecs of one table.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TableSpec {
+    /// Table name in `database`.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"))]
+    pub name: String,
+    /// Projections (`ADD PROJECTION name (query)`, then materialised).
+    #[serde(default)]
+    #[schemars(length(max = 64), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub projections: Vec<ProjectionSpec>,
+    /// Data-skipping indexes (`ADD INDEX name expr TYPE type GRANULARITY n`, then materialised).
+    #[serde(default)]
+    #[schemars(length(max = 64), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub indexes: Vec<IndexSpec>,
+    /// Column codecs (`MODIFY COLUMN c CODEC(...)`).
+    #[serde(default)]
+    #[schemars(length(max = 512), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["column"]))]
+    pub codecs: Vec<CodecSpec>,
+}
+
+/// A projection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectionSpec {
+    /// Projection name.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"))]
+    pub name: String,
+    /// The projection's SELECT, e.g. `SELECT model, avg(score) GROUP BY model`.
+    #[schemars(length(min = 1, max = 8192))]
+    pub query: String,
+}
+
+/// A data-skipping index.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexSpec {
+    /// Index name.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"))]
+    pub name: String,
+    /// Indexed expression, e.g. `latency_ms` or `lower(model)`.
+    #[schemars(length(min = 1, max = 4096))]
+    pub expression: String,
+    /// Index type with parameters: `minmax`, `set(100)`, `bloom_filter(0.01)`, `ngrambf_v1(3, 256, 2, 0)`,
+    /// `tokenbf_v1(256, 2, 0)`.
+    #[serde(rename = "type")]
+    #[schemars(regex(pattern = r"^[a-z_0-9]+(\([0-9., ]*\))?$"))]
+    pub index_type: String,
+    /// Granules per index block.
+    #[serde(default = "default_granularity")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub granularity: u32,
+}
+
+fn default_granularity() -> u32 {
+    1
+}
+
+impl Default for IndexSpec {
+    fn default() -> Self {
+        Self { name: String::new(), expression: String::new(), index_type: String::new(), granularity: 1 }
+    }
+}
+
+/// Codec of one column.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CodecSpec {
+    /// Column name.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"))]
+    pub column: String,
+    /// Codec chain as in `CODEC(...)`, e.g. `DoubleDelta, ZSTD(1)` or `Gorilla, LZ4`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9]+(\([0-9, ]*\))?(, ?[A-Za-z0-9]+(\([0-9, ]*\))?)*$"), length(max = 256))]
+    pub codec: String,
+}

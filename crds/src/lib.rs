@@ -1,0 +1,155 @@
+//! The `PerformanceProfile` custom resource (`perf.operator.dev/v1alpha1`).
+//!
+//! This crate holds only the API: types, their OpenAPI schema with the validation the API server enforces (schema
+//! bounds and CEL rules), and the same rules in Rust ([`validation`]) for `perf-operator validate` and `plan`.
+//! Field doc comments become `kubectl explain` text.
+
+pub mod cache;
+pub mod canary;
+pub mod clickhouse;
+pub mod duration;
+pub mod policy;
+pub mod pools;
+pub mod ratelimit;
+pub mod status;
+pub mod validation;
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+pub use cache::*;
+pub use canary::*;
+pub use clickhouse::*;
+pub use policy::*;
+pub use pools::*;
+pub use ratelimit::*;
+pub use status::*;
+
+/// API group of every resource in this crate.
+pub const GROUP: &str = "perf.operator.dev";
+/// Field manager used for every server-side apply the operator sends.
+pub const FIELD_MANAGER: &str = "perf-operator";
+
+/// Desired performance set-up for one service: its SLO, cache, connection pools, ClickHouse tuning, rate limits,
+/// canary rollout and WASM policies. Every section but `targetRef` is optional; a section left out is not managed.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "perf.operator.dev",
+    version = "v1alpha1",
+    kind = "PerformanceProfile",
+    namespaced,
+    shortname = "perfprofile",
+    shortname = "pp",
+    category = "perf",
+    status = "PerformanceProfileStatus",
+    derive = "Default",
+    derive = "PartialEq",
+    cel,
+    printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetRef.name"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Stage", type_ = "string", json_path = ".status.canary.stage"),
+    printcolumn(name = "Weight", type_ = "integer", json_path = ".status.canary.weight"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PerformanceProfileSpec {
+    /// The workload this profile is for.
+    pub target_ref: TargetRef,
+    /// Service-level objective; the default gate for canary analysis and the input of policies.
+    #[serde(default)]
+    pub slo: Slo,
+    /// Redis cache for the service: provisioned by the operator or external, and the TTL classes the app uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+    /// Connection pool sizes for ClickHouse, PostgreSQL and Redis, fixed or derived from declared load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pools: Option<PoolsSpec>,
+    /// ClickHouse tables to tune: projections, data-skipping indexes and column codecs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clickhouse: Option<ClickHouseSpec>,
+    /// Per-route token-bucket rate limits published to the app, optionally adapted by a policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+    /// Progressive delivery of new versions of the target, judged on Prometheus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanarySpec>,
+    /// How the app contract ConfigMap reaches the app.
+    #[serde(default)]
+    pub app_config: AppConfigSpec,
+}
+
+/// Reference to the workload a profile is for.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    /// Kind of the target; only `Deployment` is supported.
+    #[serde(default)]
+    pub kind: TargetKind,
+    /// Name of the target in the profile's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Kinds of workload a profile can target.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TargetKind {
+    #[default]
+    Deployment,
+}
+
+/// Service-level objective of the target.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Slo {
+    /// 99th percentile latency objective in milliseconds.
+    #[serde(default = "default_p99_ms")]
+    #[schemars(range(min = 1, max = 600000))]
+    pub p99_latency_ms: u32,
+    /// Error-rate objective in percent of requests, in (0, 100].
+    #[serde(default = "default_error_rate")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 100.0").message("errorRatePercent must be in (0, 100]"))]
+    pub error_rate_percent: f64,
+}
+
+fn default_p99_ms() -> u32 {
+    150
+}
+fn default_error_rate() -> f64 {
+    0.1
+}
+
+impl Default for Slo {
+    fn default() -> Self {
+        Self { p99_latency_ms: default_p99_ms(), error_rate_percent: default_error_rate() }
+    }
+}
+
+/// Delivery of the app contract ConfigMap `<profile>-perf`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AppConfigSpec {
+    /// When true, a change of the ConfigMap's content rolls the target out, through a checksum annotation on its
+    /// pod template (`perf.operator.dev/config-checksum`).
+    #[serde(default)]
+    pub rollout_on_change: bool,
+}
+
+/// Reference to a key of a Secret in the profile's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+impl PerformanceProfile {
+    /// Name of the app contract ConfigMap of this profile.
+    pub fn app_config_name(&self) -> String {
+        format!("{}-perf", kube::ResourceExt::name_any(self))
+    }
+}

@@ -1,0 +1,296 @@
+//! Status of a profile: conditions, phase, and one sub-status per component.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Condition types the operator writes.
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const DEGRADED: &str = "Degraded";
+    pub const CACHE_READY: &str = "CacheReady";
+    pub const POOLS_READY: &str = "PoolsReady";
+    pub const CLICKHOUSE_READY: &str = "ClickHouseReady";
+    pub const CANARY_READY: &str = "CanaryReady";
+    pub const POLICIES_READY: &str = "PoliciesReady";
+    /// Component conditions, in the order they are reported.
+    pub const COMPONENTS: [&str; 5] = [CACHE_READY, POOLS_READY, CLICKHOUSE_READY, CANARY_READY, POLICIES_READY];
+}
+
+/// Observed state of a profile.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PerformanceProfileStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing`, `Degraded` and one condition per component.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Summary for people: `Ready`, `Progressing` or `Degraded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The app contract ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_config: Option<AppConfigStatus>,
+    /// Cache component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheStatus>,
+    /// Pools component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pools: Option<PoolsStatus>,
+    /// ClickHouse component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clickhouse: Option<ClickHouseStatus>,
+    /// Canary component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStatus>,
+    /// Policies component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<PoliciesStatus>,
+}
+
+/// Where the app contract lives and its content hash.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppConfigStatus {
+    /// ConfigMap name.
+    pub name: String,
+    /// sha256 of its data, also set on the target's pod template when `rolloutOnChange` is true.
+    pub checksum: String,
+}
+
+/// Cache component state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheStatus {
+    /// `host:port` the app connects to.
+    pub address: String,
+    /// Secret holding the password (key `password`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<String>,
+    /// TTL in seconds per class, as published (after any policy decision).
+    #[serde(default)]
+    pub ttl_seconds: BTreeMap<String, u32>,
+}
+
+/// Pool sizes as published.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolsStatus {
+    /// App pods the sizes were computed for.
+    pub app_replicas: u32,
+    /// Sizes by pool (`clickhouse`, `postgres`, `redis`).
+    #[serde(default)]
+    pub sizes: BTreeMap<String, PoolSize>,
+}
+
+/// One published pool size and why.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSize {
+    /// Connections kept open per pod.
+    pub min: u32,
+    /// Most connections per pod.
+    pub max: u32,
+    /// How max was chosen: `Fixed`, `Load`, `ServerCap`.
+    pub reason: String,
+}
+
+/// ClickHouse component state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickHouseStatus {
+    /// Per-table progress.
+    #[serde(default)]
+    pub tables: Vec<TableStatus>,
+    /// Objects the operator created (projections, indexes) or set (codecs), with the definitions it sent and the
+    /// server stored. Kept in status so a restarted operator still knows what it may drop: never anything else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed: Vec<ManagedObject>,
+}
+
+/// One object the operator created or changed on a ClickHouse table.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedObject {
+    /// Table name.
+    pub table: String,
+    /// `Projection`, `Index` or `Codec`.
+    pub kind: String,
+    /// Projection or index name, or column name for a codec.
+    pub name: String,
+    /// Definition sent, normalised (token stream of the spec's query, expression or codec).
+    pub definition: String,
+    /// Definition as the server stored it, normalised; the server reformats, so both are compared.
+    #[serde(default)]
+    pub live: String,
+    /// Whether the `MATERIALIZE` mutation was sent after the object was added.
+    #[serde(default)]
+    pub materialized: bool,
+}
+
+/// Progress of one table.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TableStatus {
+    /// Table name.
+    pub name: String,
+    /// `InSync`, `Applying`, `Materializing` or `Failed`.
+    pub state: String,
+    /// Declared objects present on the live table.
+    pub applied: u32,
+    /// Declared objects still missing or different.
+    pub pending: u32,
+    /// Mutations the operator started that are still running.
+    #[serde(default)]
+    pub running_mutations: u32,
+    /// Parts left to mutate across running mutations.
+    #[serde(default)]
+    pub parts_to_do: u64,
+    /// Last error, with the statement that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Canary run state; kept in status so a restarted operator resumes where it was.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStatus {
+    /// Where the run is.
+    pub phase: CanaryPhase,
+    /// Run id: hash of the pod template being rolled out (the target's template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Hash of the template the primary serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_id: Option<String>,
+    /// Stage shown as `index/count`, e.g. `2/4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Zero-based index of the current stage in `spec.canary.stages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_index: Option<u32>,
+    /// Canary traffic weight in percent the current stage asks for.
+    #[serde(default)]
+    pub weight: u32,
+    /// Weight actually achieved: with replica-ratio routing, canary pods / all pods behind the Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub achieved_weight: Option<u32>,
+    /// Pods the primary runs.
+    #[serde(default)]
+    pub primary_replicas: u32,
+    /// Pods the canary runs.
+    #[serde(default)]
+    pub canary_replicas: u32,
+    /// Held by a `pause` command: no analysis, no step, and the deadline stops.
+    #[serde(default)]
+    pub paused: bool,
+    /// Failed checks in this run; `analysis.failureLimit` of them roll back.
+    #[serde(default)]
+    pub failed_checks: u32,
+    /// When this run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the current stage's hold began (canary pods ready at its weight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_started_at: Option<Time>,
+    /// When the stage was last analysed (or its hold began); the next analysis is one step interval later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_at: Option<Time>,
+    /// When the phase or stage last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_at: Option<Time>,
+    /// The run fails if it makes no progress (phase or stage change) by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Time>,
+    /// Last value of the `perf.operator.dev/canary-command` annotation acted on (each value is acted on once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_command: Option<String>,
+    /// What is happening, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Latest analyses, newest first (at most 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analyses: Vec<AnalysisRecord>,
+}
+
+/// Phases of a canary run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum CanaryPhase {
+    /// No run: the primary serves the target's template.
+    #[default]
+    Idle,
+    /// First sight: the primary is being created from the current template; nothing is rolled out.
+    Initializing,
+    /// Canary (and primary) pods are being scaled to the stage's counts.
+    WaitingForPods,
+    /// Holding a stage for the step interval, then analysing it.
+    Progressing,
+    /// Every stage passed (or promote was asked): the primary takes the new template.
+    Promoting,
+    /// The primary serves the new template; the canary is scaled to zero.
+    Succeeded,
+    /// Analysis failed or the run was aborted: the canary is scaled to zero, final for this template.
+    RolledBack,
+    /// The progress deadline passed: the canary is scaled to zero, final for this template.
+    Failed,
+}
+
+/// One analysis of a stage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRecord {
+    /// When it ran.
+    pub at: Option<Time>,
+    /// Zero-based stage index.
+    pub stage_index: u32,
+    /// Weight of the stage in percent.
+    pub weight: u32,
+    /// Outcome of the whole analysis.
+    pub verdict: CheckVerdict,
+    /// One entry per check.
+    #[serde(default)]
+    pub checks: Vec<CheckRecord>,
+}
+
+/// Result of one check of an analysis.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckRecord {
+    /// Check name: `requests`, `p99-latency`, `error-rate` or a custom metric's name.
+    pub name: String,
+    /// Value Prometheus returned, in the threshold's unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Bound it was compared with, e.g. `< 150 ms`.
+    pub threshold: String,
+    /// Pass, fail or no data.
+    pub verdict: CheckVerdict,
+    /// Why, for fail and no data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Verdict of a check or an analysis.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum CheckVerdict {
+    Pass,
+    Fail,
+    /// No value, too few requests, or Prometheus unreachable; never a pass.
+    #[default]
+    NoData,
+}
+
+/// Policies component state.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoliciesStatus {
+    /// Last evaluation per policy use (`cache`, `rateLimit`): digest, inputs and outputs, trimmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::policy::free_form_object")]
+    pub evaluations: Option<serde_json::Value>,
+}

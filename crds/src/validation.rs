@@ -1,0 +1,383 @@
+//! The CRD's validation rules, in Rust, for `validate`, `plan` and the controller (which refuses to act on a spec
+//! the API server would have refused, e.g. one stored before the CRD was upgraded). A test in this crate checks on a
+//! table of bad inputs that these rules and the CRD schema (bounds + CEL) agree.
+
+use crate::duration::parse_duration;
+use crate::*;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// One problem, located by its JSON path, e.g. `spec.canary.stages`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Collects errors with the current path.
+struct Check {
+    errors: Vec<FieldError>,
+}
+
+impl Check {
+    fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError { field: field.into(), message: message.into() });
+    }
+    fn ensure(&mut self, ok: bool, field: &str, message: impl FnOnce() -> String) {
+        if !ok {
+            self.fail(field, message());
+        }
+    }
+    fn range<T: PartialOrd + fmt::Display + Copy>(&mut self, value: T, min: T, max: T, field: &str) {
+        self.ensure(value >= min && value <= max, field, || format!("must be in [{min}, {max}], got {value}"));
+    }
+    fn len(&mut self, value: &str, min: usize, max: usize, field: &str) {
+        let n = value.chars().count();
+        self.ensure(n >= min && n <= max, field, || format!("length must be in [{min}, {max}], got {n}"));
+    }
+    fn pattern(&mut self, ok: bool, value: &str, field: &str, expected: &str) {
+        self.ensure(ok, field, || format!("{value:?} is not {expected}"));
+    }
+    fn unique<'a>(&mut self, keys: impl Iterator<Item = &'a str>, field: &str, what: &str) {
+        let mut seen = BTreeSet::new();
+        for key in keys {
+            if !seen.insert(key) {
+                self.fail(field, format!("duplicate {what} {key:?}"));
+            }
+        }
+    }
+}
+
+/// Validates a spec. Empty means valid.
+pub fn validate_spec(spec: &PerformanceProfileSpec) -> Vec<FieldError> {
+    let mut c = Check { errors: Vec::new() };
+    c.len(&spec.target_ref.name, 1, 253, "spec.targetRef.name");
+    c.range(spec.slo.p99_latency_ms, 1, 600_000, "spec.slo.p99LatencyMs");
+    percent(&mut c, spec.slo.error_rate_percent, "spec.slo.errorRatePercent");
+    if let Some(cache) = &spec.cache {
+        check_cache(&mut c, cache);
+    }
+    if let Some(pools) = &spec.pools {
+        check_pools(&mut c, pools);
+    }
+    if let Some(ch) = &spec.clickhouse {
+        check_clickhouse(&mut c, ch);
+    }
+    if let Some(rl) = &spec.rate_limit {
+        check_rate_limit(&mut c, rl);
+    }
+    if let Some(canary) = &spec.canary {
+        check_canary(&mut c, canary);
+    }
+    c.errors
+}
+
+fn percent(c: &mut Check, value: f64, field: &str) {
+    c.ensure(value > 0.0 && value <= 100.0, field, || format!("must be in (0, 100], got {value}"));
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.len() <= 128
+}
+
+fn check_cache(c: &mut Check, cache: &CacheSpec) {
+    let redis = &cache.redis;
+    c.ensure(redis.provision.is_some() != redis.external.is_some(), "spec.cache.redis", || {
+        "exactly one of provision or external must be set".into()
+    });
+    if let Some(p) = &redis.provision {
+        c.len(&p.image, 1, 512, "spec.cache.redis.provision.image");
+        c.pattern(
+            parse_memory(&p.max_memory).is_some(),
+            &p.max_memory,
+            "spec.cache.redis.provision.maxMemory",
+            "a memory size like 256Mi (digits, optional Ki/Mi/Gi)",
+        );
+        c.range(p.max_clients, 1, 100_000, "spec.cache.redis.provision.maxClients");
+    }
+    if let Some(e) = &redis.external {
+        let ok = (e.address.starts_with("redis://") || e.address.starts_with("rediss://"))
+            && !e.address.contains('@')
+            && !e.address.chars().any(char::is_whitespace)
+            && e.address.len() <= 2048;
+        c.pattern(
+            ok,
+            &e.address,
+            "spec.cache.redis.external.address",
+            "a redis:// or rediss:// URL without credentials",
+        );
+        if let Some(m) = e.max_clients {
+            c.range(m, 1, 100_000, "spec.cache.redis.external.maxClients");
+        }
+        if let Some(s) = &e.password_secret_ref {
+            secret_ref(c, s, "spec.cache.redis.external.passwordSecretRef");
+        }
+    }
+    c.ensure(cache.ttl_classes.len() <= 64, "spec.cache.ttlClasses", || "at most 64 classes".into());
+    c.unique(cache.ttl_classes.iter().map(|t| t.name.as_str()), "spec.cache.ttlClasses", "name");
+    for (i, class) in cache.ttl_classes.iter().enumerate() {
+        let field = format!("spec.cache.ttlClasses[{i}]");
+        let mut chars = class.name.chars();
+        let name_ok = matches!(chars.next(), Some(ch) if ch.is_ascii_alphabetic())
+            && chars.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+            && class.name.len() <= 63;
+        c.pattern(name_ok, &class.name, &format!("{field}.name"), "a class name (letter, then letters, digits, _ . -)");
+        c.range(class.ttl_seconds, 1, 31_536_000, &format!("{field}.ttlSeconds"));
+    }
+    if let Some(p) = &cache.policy {
+        check_policy(c, p, "spec.cache.policy");
+    }
+}
+
+/// Bytes of a `256Mi`-style size, if well formed.
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    if digits.is_empty() || digits.starts_with('0') {
+        return None;
+    }
+    let factor: u64 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(factor)
+}
+
+fn secret_ref(c: &mut Check, s: &SecretKeyRef, field: &str) {
+    c.len(&s.name, 1, 253, &format!("{field}.name"));
+    c.len(&s.key, 1, 253, &format!("{field}.key"));
+}
+
+fn check_pools(c: &mut Check, pools: &PoolsSpec) {
+    if let Some(r) = pools.app_replicas {
+        c.range(r, 1, 10_000, "spec.pools.appReplicas");
+    }
+    for (name, pool) in [("clickhouse", &pools.clickhouse), ("postgres", &pools.postgres), ("redis", &pools.redis)] {
+        let Some(pool) = pool else { continue };
+        let field = format!("spec.pools.{name}");
+        c.range(pool.min, 0, 10_000, &format!("{field}.min"));
+        c.range(pool.max, 1, 10_000, &format!("{field}.max"));
+        c.ensure(pool.min <= pool.max, &field, || {
+            format!("pool min must be <= max, got min {} > max {}", pool.min, pool.max)
+        });
+        c.range(pool.reserved_percent, 0, 90, &format!("{field}.reservedPercent"));
+        if let Some(s) = pool.server_max_connections {
+            c.range(s, 1, 1_000_000, &format!("{field}.serverMaxConnections"));
+        }
+        if let Some(load) = &pool.load {
+            let qps_ok = load.queries_per_second > 0.0;
+            c.ensure(qps_ok, &format!("{field}.load.queriesPerSecond"), || {
+                format!("load.queriesPerSecond must be > 0, got {}", load.queries_per_second)
+            });
+            let lat_ok = load.query_latency_ms > 0.0;
+            c.ensure(lat_ok, &format!("{field}.load.queryLatencyMs"), || {
+                format!("load.queryLatencyMs must be > 0, got {}", load.query_latency_ms)
+            });
+            c.range(load.headroom_percent, 0, 1000, &format!("{field}.load.headroomPercent"));
+        }
+    }
+}
+
+fn check_clickhouse(c: &mut Check, ch: &ClickHouseSpec) {
+    let ok = (ch.endpoint.starts_with("http://") || ch.endpoint.starts_with("https://"))
+        && !ch.endpoint.contains('@')
+        && !ch.endpoint.chars().any(char::is_whitespace);
+    c.pattern(ok, &ch.endpoint, "spec.clickhouse.endpoint", "an http:// or https:// URL without credentials");
+    c.pattern(is_identifier(&ch.database), &ch.database, "spec.clickhouse.database", "an identifier");
+    if let Some(cred) = &ch.credentials_secret_ref {
+        c.len(&cred.name, 1, 253, "spec.clickhouse.credentialsSecretRef.name");
+    }
+    c.unique(ch.tables.iter().map(|t| t.name.as_str()), "spec.clickhouse.tables", "table");
+    for (i, t) in ch.tables.iter().enumerate() {
+        let f = format!("spec.clickhouse.tables[{i}]");
+        c.pattern(is_identifier(&t.name), &t.name, &format!("{f}.name"), "an identifier");
+        c.unique(t.projections.iter().map(|p| p.name.as_str()), &format!("{f}.projections"), "projection");
+        c.unique(t.indexes.iter().map(|x| x.name.as_str()), &format!("{f}.indexes"), "index");
+        c.unique(t.codecs.iter().map(|x| x.column.as_str()), &format!("{f}.codecs"), "column");
+        for (j, p) in t.projections.iter().enumerate() {
+            c.pattern(is_identifier(&p.name), &p.name, &format!("{f}.projections[{j}].name"), "an identifier");
+            c.len(&p.query, 1, 8192, &format!("{f}.projections[{j}].query"));
+        }
+        for (j, x) in t.indexes.iter().enumerate() {
+            c.pattern(is_identifier(&x.name), &x.name, &format!("{f}.indexes[{j}].name"), "an identifier");
+            c.len(&x.expression, 1, 4096, &format!("{f}.indexes[{j}].expression"));
+            c.pattern(
+                is_index_type(&x.index_type),
+                &x.index_type,
+                &format!("{f}.indexes[{j}].type"),
+                "an index type like minmax or bloom_filter(0.01)",
+            );
+            c.range(x.granularity, 1, 1_000_000, &format!("{f}.indexes[{j}].granularity"));
+        }
+        for (j, x) in t.codecs.iter().enumerate() {
+            c.pattern(is_identifier(&x.column), &x.column, &format!("{f}.codecs[{j}].column"), "an identifier");
+            c.pattern(
+                is_codec_chain(&x.codec),
+                &x.codec,
+                &format!("{f}.codecs[{j}].codec"),
+                "a codec chain like DoubleDelta, ZSTD(1)",
+            );
+        }
+    }
+}
+
+/// `name` or `name(args)` with numeric args, as the schema pattern says.
+fn is_call(s: &str, name_ok: impl Fn(char) -> bool) -> bool {
+    let (name, args) = match s.find('(') {
+        Some(i) => (&s[..i], Some(&s[i..])),
+        None => (s, None),
+    };
+    let name_valid = !name.is_empty() && name.chars().all(name_ok);
+    let args_valid = args.is_none_or(|a| {
+        a.len() >= 2
+            && a.ends_with(')')
+            && a[1..a.len() - 1].chars().all(|ch| ch.is_ascii_digit() || ", .".contains(ch))
+    });
+    name_valid && args_valid
+}
+
+fn is_index_type(s: &str) -> bool {
+    is_call(s, |ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        && s.find('(').is_none_or(|i| !s[i + 1..].contains('(') && !s[..i].is_empty())
+}
+
+fn is_codec_chain(s: &str) -> bool {
+    // Split on commas outside parentheses.
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    s.len() <= 256
+        && parts.iter().enumerate().all(|(i, p)| {
+            let p = if i == 0 { *p } else { p.strip_prefix(' ').unwrap_or(p) };
+            is_call(p, |ch| ch.is_ascii_alphanumeric())
+                && !p.contains('.')
+                && p.find('(').is_none_or(|k| !p[k + 1..].contains('('))
+        })
+}
+
+fn check_rate_limit(c: &mut Check, rl: &RateLimitSpec) {
+    c.ensure(!rl.routes.is_empty() && rl.routes.len() <= 256, "spec.rateLimit.routes", || {
+        "must list 1 to 256 routes".into()
+    });
+    c.unique(rl.routes.iter().map(|r| r.route.as_str()), "spec.rateLimit.routes", "route");
+    for (i, r) in rl.routes.iter().enumerate() {
+        let f = format!("spec.rateLimit.routes[{i}]");
+        c.len(&r.route, 1, 256, &format!("{f}.route"));
+        c.range(r.requests_per_second, 1, 10_000_000, &format!("{f}.requestsPerSecond"));
+        c.range(r.burst, 1, 100_000_000, &format!("{f}.burst"));
+        c.ensure(r.burst >= r.requests_per_second, &f, || {
+            format!("burst must be >= requestsPerSecond, got burst {} < {}", r.burst, r.requests_per_second)
+        });
+    }
+    if let Some(p) = &rl.policy {
+        check_policy(c, p, "spec.rateLimit.policy");
+    }
+}
+
+fn check_policy(c: &mut Check, p: &PolicyRef, field: &str) {
+    let sources = [p.builtin.is_some(), p.config_map.is_some(), p.url.is_some()];
+    c.ensure(sources.iter().filter(|s| **s).count() == 1, field, || {
+        "policy: exactly one of builtin, configMap or url must be set".into()
+    });
+    if let Some(b) = &p.builtin {
+        c.len(b, 1, 63, &format!("{field}.builtin"));
+    }
+    if let Some(cm) = &p.config_map {
+        c.len(&cm.name, 1, 253, &format!("{field}.configMap.name"));
+        c.len(&cm.key, 1, 253, &format!("{field}.configMap.key"));
+        sha256(c, &cm.sha256, &format!("{field}.configMap.sha256"));
+    }
+    if let Some(u) = &p.url {
+        let ok = u.url.starts_with("https://")
+            && u.url.len() > 8
+            && !u.url.chars().any(char::is_whitespace)
+            && u.url.len() <= 2048;
+        c.pattern(ok, &u.url, &format!("{field}.url.url"), "an https:// URL");
+        sha256(c, &u.sha256, &format!("{field}.url.sha256"));
+    }
+    if let Some(s) = &p.settings {
+        c.ensure(s.is_object(), &format!("{field}.settings"), || "must be an object".into());
+    }
+}
+
+fn sha256(c: &mut Check, value: &str, field: &str) {
+    let ok = value.len() == 64 && value.chars().all(|ch| ch.is_ascii_digit() || ('a'..='f').contains(&ch));
+    c.pattern(ok, value, field, "a sha256: 64 lower-case hex characters");
+}
+
+fn check_canary(c: &mut Check, canary: &CanarySpec) {
+    let stages = &canary.stages;
+    c.ensure(!stages.is_empty() && stages.len() <= 20, "spec.canary.stages", || "must list 1 to 20 stages".into());
+    for (i, s) in stages.iter().enumerate() {
+        c.range(*s, 1, 100, &format!("spec.canary.stages[{i}]"));
+    }
+    c.ensure(stages.windows(2).all(|w| w[0] < w[1]), "spec.canary.stages", || {
+        format!("canary.stages must be strictly increasing, got {stages:?}")
+    });
+    c.ensure(stages.last() == Some(&100), "spec.canary.stages", || {
+        format!("canary.stages must end at 100, got {stages:?}")
+    });
+    for (value, field) in [
+        (&canary.step_interval, "spec.canary.stepInterval"),
+        (&canary.progress_deadline, "spec.canary.progressDeadline"),
+    ] {
+        if let Err(e) = parse_duration(value) {
+            c.fail(field, e);
+        }
+    }
+    let a = &canary.analysis;
+    let prom_ok = (a.prometheus.starts_with("http://") || a.prometheus.starts_with("https://"))
+        && !a.prometheus.chars().any(char::is_whitespace);
+    c.pattern(prom_ok, &a.prometheus, "spec.canary.analysis.prometheus", "an http:// or https:// URL");
+    c.range(a.failure_limit, 1, 100, "spec.canary.analysis.failureLimit");
+    c.range(a.min_requests, 0, 100_000_000, "spec.canary.analysis.minRequests");
+    if let Some(p99) = a.max_p99_latency_ms {
+        c.range(p99, 1, 600_000, "spec.canary.analysis.maxP99LatencyMs");
+    }
+    if let Some(e) = a.max_error_rate_percent {
+        percent(c, e, "spec.canary.analysis.maxErrorRatePercent");
+    }
+    c.unique(a.metrics.iter().map(|m| m.name.as_str()), "spec.canary.analysis.metrics", "metric");
+    for (i, m) in a.metrics.iter().enumerate() {
+        let f = format!("spec.canary.analysis.metrics[{i}]");
+        let mut chars = m.name.chars();
+        let name_ok = matches!(chars.next(), Some(ch) if ch.is_ascii_lowercase())
+            && chars.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+            && m.name.len() <= 63;
+        c.pattern(name_ok, &m.name, &format!("{f}.name"), "a metric name (lower-case letters, digits, -)");
+        c.len(&m.query, 1, 4096, &format!("{f}.query"));
+        c.ensure(m.min.is_some() || m.max.is_some(), &f, || "metric needs min or max".into());
+        if let (Some(lo), Some(hi)) = (m.min, m.max) {
+            c.ensure(lo <= hi, &f, || format!("metric min must be <= max, got {lo} > {hi}"));
+        }
+    }
+    if let Some(r) = &canary.routing.http_route {
+        c.len(&r.name, 1, 253, "spec.canary.routing.httpRoute.name");
+        c.range(r.port, 1, 65_535, "spec.canary.routing.httpRoute.port");
+    }
+}

@@ -1,0 +1,14 @@
+//! perf-operator: reconciles `PerformanceProfile`s. The binary in `main.rs` only parses the command line and
+//! calls into this library, where tests reach everything.
+
+pub mod cli;
+pub mod components;
+pub mod controller;
+pub mod error;
+pub mod leader;
+pub mod manifest;
+pub mod plan;
+pub mod telemetry;
+pub mod validate;
+
+pub use error::{Error, Result};

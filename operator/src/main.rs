@@ -1,0 +1,22 @@
+use clap::Parser;
+use perf_operator::cli::{self, Cli, Command};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let args = Cli::parse();
+    perf_operator::telemetry::init_logging(args.log_format);
+    let code = match args.command {
+        Command::Run(run) => cli::run_operator(run).await.map(|()| 0)?,
+        Command::Crd => {
+            print!("{}", cli::crd_yaml()?);
+            0
+        }
+        Command::Validate { files } => cli::run_validate(&files)?,
+        Command::Plan(plan) => {
+            print!("{}", cli::run_plan(&plan)?);
+            0
+        }
+    };
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}

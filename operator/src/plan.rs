@@ -1,0 +1,94 @@
+//! `perf-operator plan`: everything the operator would do for a profile, computed offline with no cluster.
+
+use crate::components::{self, Observed, app_config};
+use crate::manifest::{self, Finding};
+use crate::{Error, Result, validate};
+use perf_operator_api::PerformanceProfile;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The plan of one profile.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// `namespace/name` of the profile.
+    pub profile: String,
+    /// Kubernetes objects the operator applies (server-side apply, field manager `perf-operator`).
+    pub objects: Vec<serde_json::Value>,
+    /// The app contract ConfigMap content.
+    pub app_config: AppConfigPlan,
+    /// Pool sizes, per pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pools: Option<components::pools::PoolsPlan>,
+    /// Sections added by the other components (ClickHouse DDL, canary schedule, policy decisions).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Name, checksum and data of the app contract.
+#[derive(Debug, Serialize)]
+pub struct AppConfigPlan {
+    pub name: String,
+    pub checksum: String,
+    pub data: BTreeMap<String, String>,
+}
+
+/// Offline assumptions: no cluster, so the Redis password is a placeholder and replicas come from the spec (or 1).
+const PLAN_PASSWORD: &str = "<generated-at-apply>";
+
+/// Plans a validated profile. Pure.
+pub fn plan_profile(profile: &PerformanceProfile) -> Plan {
+    let mut profile = profile.clone();
+    if profile.metadata.namespace.is_none() {
+        profile.metadata.namespace = Some("default".into());
+    }
+    let desired = components::desired(&profile, &Observed::default(), PLAN_PASSWORD);
+    let contract = app_config::Contract {
+        cache: desired.cache.as_ref(),
+        pools: desired.pools.as_ref(),
+        rate_limits: desired.rate_limits.as_ref(),
+    };
+    let data = app_config::data(&contract);
+    let checksum = app_config::checksum(&data);
+    let mut objects = desired.objects.clone();
+    objects.config_maps.push(app_config::config_map(&profile, data.clone()));
+    Plan {
+        profile: format!(
+            "{}/{}",
+            profile.metadata.namespace.clone().unwrap_or_default(),
+            profile.metadata.name.clone().unwrap_or_default()
+        ),
+        objects: objects.to_values(),
+        app_config: AppConfigPlan { name: profile.app_config_name(), checksum, data },
+        pools: desired.pools,
+        extra: BTreeMap::new(),
+    }
+}
+
+/// Reads the profiles of a file, refusing the whole file if any of them is invalid.
+pub fn load_valid_profiles(path: &Path) -> Result<Vec<PerformanceProfile>> {
+    let docs = manifest::read_documents(path)?;
+    let mut profiles = Vec::new();
+    let mut findings: Vec<Finding> = Vec::new();
+    for doc in docs.iter().filter(|d| manifest::is_profile(&d.value)) {
+        match manifest::parse_profile(doc) {
+            Ok(p) => {
+                findings.extend(validate::check_profile(&p, &format!("{}:{}", doc.path.display(), doc.index)));
+                profiles.push(p);
+            }
+            Err(f) => findings.push(f),
+        }
+    }
+    if !findings.is_empty() {
+        let message = findings.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        return Err(Error::InvalidSpec(message));
+    }
+    if profiles.is_empty() {
+        return Err(Error::Manifest {
+            path: path.display().to_string(),
+            message: "no PerformanceProfile documents".into(),
+        });
+    }
+    Ok(profiles)
+}

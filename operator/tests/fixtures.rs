@@ -1,0 +1,197 @@
+//! Fixture builders that read like sentences: `Profile::test().with_provisioned_redis()`.
+
+#![allow(dead_code)]
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use kube_fake_client::ClientBuilder;
+use kube_fake_client::interceptor::Funcs;
+use perf_operator::controller::Context;
+use perf_operator::telemetry::Metrics;
+use perf_operator_api::*;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const NS: &str = "risk";
+
+pub struct Profile;
+
+impl Profile {
+    /// A profile named `risk-api` for the Deployment `risk-api`, with no sections.
+    pub fn test() -> PerformanceProfile {
+        let mut p = PerformanceProfile::new(
+            "risk-api",
+            PerformanceProfileSpec {
+                target_ref: TargetRef { name: "risk-api".into(), ..Default::default() },
+                ..Default::default()
+            },
+        );
+        p.metadata.namespace = Some(NS.into());
+        p.metadata.uid = Some("0b7c5d0e-0000-4000-8000-000000000001".into());
+        p.metadata.generation = Some(1);
+        p
+    }
+}
+
+pub trait ProfileExt {
+    fn with_provisioned_redis(self) -> Self;
+    fn with_pools(self) -> Self;
+    fn with_canary_stages(self, stages: Vec<u32>) -> Self;
+    fn with_clickhouse_prune(self) -> Self;
+    fn with_rollout_on_change(self) -> Self;
+}
+
+impl ProfileExt for PerformanceProfile {
+    fn with_provisioned_redis(mut self) -> Self {
+        self.spec.cache = Some(
+            serde_json::from_value(json!({
+                "redis": {"provision": {"maxMemory": "128Mi"}},
+                "ttlClasses": [{"name": "riskModel", "ttlSeconds": 3600}, {"name": "metrics", "ttlSeconds": 300}]
+            }))
+            .unwrap(),
+        );
+        self
+    }
+    fn with_pools(mut self) -> Self {
+        self.spec.pools = Some(
+            serde_json::from_value(json!({
+                "clickhouse": {"min": 10, "max": 10}, "postgres": {"min": 5, "max": 20}
+            }))
+            .unwrap(),
+        );
+        self
+    }
+    fn with_canary_stages(mut self, stages: Vec<u32>) -> Self {
+        self.spec.canary = Some(CanarySpec { stages, ..CanarySpec::default() });
+        self
+    }
+    fn with_clickhouse_prune(mut self) -> Self {
+        self.spec.clickhouse = Some(
+            serde_json::from_value(json!({
+                "endpoint": "http://127.0.0.1:9", "prune": true, "tables": []
+            }))
+            .unwrap(),
+        );
+        self
+    }
+    fn with_rollout_on_change(mut self) -> Self {
+        self.spec.app_config.rollout_on_change = true;
+        self
+    }
+}
+
+/// A Deployment as the app team would have it.
+pub fn target_deployment(replicas: i32) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "risk-api", "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "risk-api"}},
+            "template": {"metadata": {"labels": {"app": "risk-api"}},
+                         "spec": {"containers": [{"name": "app", "image": "risk-api:1"}]}}
+        }
+    }))
+    .unwrap()
+}
+
+/// An in-memory API server holding `objects`, counting every write (create, patch, replace, delete).
+pub struct World {
+    pub client: Client,
+    pub ctx: Arc<Context>,
+    writes: Arc<AtomicUsize>,
+}
+
+impl World {
+    pub async fn with(profile: PerformanceProfile, target: Option<Deployment>) -> Self {
+        let writes = Arc::new(AtomicUsize::new(0));
+        let count = |w: &Arc<AtomicUsize>| {
+            let w = w.clone();
+            move || {
+                w.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let (c1, c2, c3, c4, c5) = (count(&writes), count(&writes), count(&writes), count(&writes), count(&writes));
+        let funcs = Funcs::new()
+            .create(move |ctx| {
+                // Events are a record of transitions, not state the test counts as writes.
+                if ctx.object.get("kind").and_then(|k| k.as_str()) != Some("Event") {
+                    c1();
+                }
+                Ok(None)
+            })
+            .patch(move |_| {
+                c2();
+                Ok(None)
+            })
+            .patch_status(move |_| {
+                c3();
+                Ok(None)
+            })
+            .replace(move |_| {
+                c4();
+                Ok(None)
+            })
+            .delete(move |_| {
+                c5();
+                Ok(None)
+            });
+        let mut builder = ClientBuilder::new()
+            .with_resource::<PerformanceProfile>()
+            .with_status_subresource::<PerformanceProfile>()
+            .with_status_subresource::<Deployment>()
+            .with_object(profile)
+            .with_interceptor_funcs(funcs);
+        if let Some(t) = target {
+            builder = builder.with_object(t);
+        }
+        let client = builder.build().await.unwrap();
+        let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new().unwrap())));
+        Self { client, ctx, writes }
+    }
+
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    pub fn reset_writes(&self) {
+        self.writes.store(0, Ordering::SeqCst);
+    }
+
+    pub async fn profile(&self) -> PerformanceProfile {
+        Api::<PerformanceProfile>::namespaced(self.client.clone(), NS).get("risk-api").await.unwrap()
+    }
+
+    /// One reconcile of the stored profile, as the controller would run it.
+    pub async fn reconcile(&self) -> perf_operator::Result<kube::runtime::controller::Action> {
+        let p = self.profile().await;
+        perf_operator::controller::profile::reconcile(Arc::new(p), self.ctx.clone()).await
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    /// What the kubelet would report once Redis runs.
+    pub async fn redis_becomes_available(&self) {
+        let patch = json!({"status": {"availableReplicas": 1, "readyReplicas": 1, "replicas": 1}});
+        self.api::<Deployment>()
+            .patch_status("risk-api-redis", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    pub fn condition(profile: &PerformanceProfile, type_: &str) -> (String, String, String) {
+        let c = profile
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+            .unwrap_or_else(|| panic!("no {type_} condition on {}", profile.name_any()));
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+}

@@ -1,0 +1,169 @@
+//! Reconcile against an in-memory API server (kube-fake-client: server-side apply and the status subresource).
+
+mod fixtures;
+
+use fixtures::{NS, Profile, ProfileExt, World, target_deployment};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{Patch, PatchParams};
+use perf_operator::components::labels::CONFIG_CHECKSUM_ANNOTATION;
+use perf_operator_api::PerformanceProfile;
+use serde_json::json;
+
+#[tokio::test]
+async fn create_provisions_redis_publishes_the_contract_and_becomes_ready() {
+    let world = World::with(Profile::test().with_provisioned_redis().with_pools(), Some(target_deployment(4))).await;
+    world.reconcile().await.unwrap();
+
+    let secret = world.api::<Secret>().get("risk-api-redis").await.unwrap();
+    assert_eq!(secret.data.unwrap()["password"].0.len(), 64, "a 32-byte hex password");
+    let conf = world.api::<ConfigMap>().get("risk-api-redis-config").await.unwrap();
+    let conf = &conf.data.unwrap()["redis.conf"];
+    assert!(conf.contains("maxmemory 134217728") && conf.contains("maxmemory-policy allkeys-lru"), "{conf}");
+    world.api::<Service>().get("risk-api-redis").await.unwrap();
+    let redis = world.api::<Deployment>().get("risk-api-redis").await.unwrap();
+    let owner = &redis.metadata.owner_references.unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.controller), ("PerformanceProfile", Some(true)));
+
+    let contract = world.api::<ConfigMap>().get("risk-api-perf").await.unwrap().data.unwrap();
+    assert_eq!(contract["cache.ttl.riskModel"], "3600");
+    assert_eq!(contract["cache.redis.address"], "risk-api-redis.risk.svc:6379");
+    assert_eq!(contract["pools.clickhouse.max"], "10");
+    assert_eq!(contract["pools.postgres.min"], "5");
+
+    let p = world.profile().await;
+    assert_eq!(World::condition(&p, "CacheReady").1, "WaitingForRedis");
+    assert_eq!(World::condition(&p, "Ready").0, "False");
+    assert_eq!(p.status.as_ref().unwrap().phase.as_deref(), Some("Progressing"));
+    assert_eq!(p.status.as_ref().unwrap().pools.as_ref().unwrap().app_replicas, 4, "observed target replicas");
+
+    world.redis_becomes_available().await;
+    world.reconcile().await.unwrap();
+    let p = world.profile().await;
+    assert_eq!(
+        World::condition(&p, "Ready"),
+        ("True".into(), "AllComponentsReady".into(), "all components are ready".into())
+    );
+    assert_eq!(World::condition(&p, "PoolsReady").0, "True");
+    assert_eq!(World::condition(&p, "Degraded").0, "False");
+    assert_eq!(p.status.as_ref().unwrap().observed_generation, Some(1));
+}
+
+#[tokio::test]
+async fn reconciling_an_unchanged_profile_writes_nothing() {
+    let world = World::with(Profile::test().with_provisioned_redis().with_pools(), Some(target_deployment(2))).await;
+    world.reconcile().await.unwrap();
+    world.redis_becomes_available().await;
+    world.reconcile().await.unwrap();
+    let password = world.api::<Secret>().get("risk-api-redis").await.unwrap().data.unwrap()["password"].clone();
+
+    world.reset_writes();
+    world.reconcile().await.unwrap();
+    world.reconcile().await.unwrap();
+    assert_eq!(world.writes(), 0, "a steady state must not write");
+    let again = world.api::<Secret>().get("risk-api-redis").await.unwrap().data.unwrap()["password"].clone();
+    assert_eq!(password, again, "the password is never rotated by a reconcile");
+}
+
+#[tokio::test]
+async fn drift_in_an_owned_object_is_corrected() {
+    let world = World::with(Profile::test().with_provisioned_redis(), None).await;
+    world.reconcile().await.unwrap();
+
+    let patch = json!({"data": {"redis.conf": "maxmemory 1\n"}});
+    world
+        .api::<ConfigMap>()
+        .patch("risk-api-redis-config", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let patch = json!({"spec": {"replicas": 3}});
+    world.api::<Deployment>().patch("risk-api-redis", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    world.reset_writes();
+
+    world.reconcile().await.unwrap();
+    assert!(world.writes() >= 2, "both drifted objects re-applied");
+    let conf = world.api::<ConfigMap>().get("risk-api-redis-config").await.unwrap().data.unwrap();
+    assert!(conf["redis.conf"].contains("maxmemory 134217728"));
+    let redis = world.api::<Deployment>().get("risk-api-redis").await.unwrap();
+    assert_eq!(redis.spec.unwrap().replicas, Some(1));
+}
+
+#[tokio::test]
+async fn an_invalid_spec_degrades_names_the_field_and_applies_nothing() {
+    let world = World::with(Profile::test().with_provisioned_redis().with_canary_stages(vec![10, 5, 100]), None).await;
+    world.reconcile().await.unwrap();
+
+    let p = world.profile().await;
+    let (status, reason, message) = World::condition(&p, "Degraded");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "InvalidSpec"));
+    assert!(message.contains("spec.canary.stages") && message.contains("strictly increasing"), "{message}");
+    assert_eq!(World::condition(&p, "Ready").0, "False");
+    assert!(world.api::<Secret>().get_opt("risk-api-redis").await.unwrap().is_none(), "nothing applied");
+    assert!(world.api::<ConfigMap>().get_opt("risk-api-perf").await.unwrap().is_none(), "nothing published");
+
+    world.reset_writes();
+    world.reconcile().await.unwrap();
+    assert_eq!(world.writes(), 0, "no hot loop on an invalid object");
+}
+
+#[tokio::test]
+async fn a_contract_change_rolls_the_target_when_asked() {
+    let world =
+        World::with(Profile::test().with_provisioned_redis().with_rollout_on_change(), Some(target_deployment(1)))
+            .await;
+    world.reconcile().await.unwrap();
+    let checksum = |d: Deployment| {
+        d.spec.unwrap().template.metadata.unwrap().annotations.unwrap()[CONFIG_CHECKSUM_ANNOTATION].clone()
+    };
+    let first = checksum(world.api::<Deployment>().get("risk-api").await.unwrap());
+    let p = world.profile().await;
+    assert_eq!(p.status.unwrap().app_config.unwrap().checksum, first);
+
+    let mut profile = world.profile().await;
+    profile.spec.cache.as_mut().unwrap().ttl_classes[0].ttl_seconds = 7200;
+    let patch = json!({"spec": profile.spec});
+    world.api::<PerformanceProfile>().patch("risk-api", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    world.reconcile().await.unwrap();
+    let second = checksum(world.api::<Deployment>().get("risk-api").await.unwrap());
+    assert_ne!(first, second, "a TTL change must roll the app");
+    let image =
+        world.api::<Deployment>().get("risk-api").await.unwrap().spec.unwrap().template.spec.unwrap().containers[0]
+            .image
+            .clone();
+    assert_eq!(image.as_deref(), Some("risk-api:1"), "nothing else of the target is touched");
+}
+
+#[tokio::test]
+async fn deletion_runs_the_finalizer_when_the_profile_asks_for_cleanup() {
+    // kube's finalizer helper adds the first finalizer with a JSON-patch `test` of a missing path, which the fake
+    // API server rejects (a real one accepts it); another controller's finalizer takes the other, equally real path.
+    let mut profile = Profile::test().with_clickhouse_prune();
+    profile.metadata.finalizers = Some(vec!["example.com/backup".into()]);
+    let world = World::with(profile, None).await;
+    world.reconcile().await.unwrap();
+    let p = world.profile().await;
+    assert!(p.metadata.finalizers.unwrap_or_default().contains(&"perf.operator.dev/cleanup".to_string()));
+
+    // The fake API server deletes at once, ignoring finalizers; a real one only sets deletionTimestamp, as here.
+    let mut deleting = world.profile().await;
+    deleting.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+    perf_operator::controller::profile::reconcile(std::sync::Arc::new(deleting), world.ctx.clone()).await.unwrap();
+    let gone = world.api::<PerformanceProfile>().get_opt("risk-api").await.unwrap();
+    assert!(
+        gone.is_none_or(|p| !p
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .iter()
+            .any(|f| f == "perf.operator.dev/cleanup"))
+    );
+}
+
+#[tokio::test]
+async fn profiles_without_external_state_get_no_finalizer() {
+    let world = World::with(Profile::test().with_provisioned_redis(), None).await;
+    world.reconcile().await.unwrap();
+    assert!(world.profile().await.metadata.finalizers.unwrap_or_default().is_empty());
+    let _ = NS;
+}
