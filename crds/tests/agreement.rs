@@ -195,3 +195,15 @@ fn the_checked_in_crd_is_generated_from_the_types() {
         "crds/performanceprofile.yaml drifted from the Rust types: run `cargo run -p perf-operator -- crd > crds/performanceprofile.yaml`"
     );
 }
+
+#[test]
+fn the_cached_cel_check_sees_what_the_server_sees() {
+    let bad: PerformanceProfile = serde_json::from_value(with("/spec/canary/stages", json!([10, 5, 100]))).unwrap();
+    let errors = perf_operator_api::validation::validate_cel(&bad).unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.field_path.contains("stages") && e.message.contains("strictly increasing")),
+        "{errors:?}"
+    );
+    let good: PerformanceProfile = serde_json::from_value(base()).unwrap();
+    assert!(perf_operator_api::validation::validate_cel(&good).is_ok());
+}

@@ -12,7 +12,7 @@ pub fn check_profile(profile: &PerformanceProfile, location: &str) -> Vec<Findin
         .into_iter()
         .map(|e| Finding { location: location.to_string(), field: e.field, message: e.message })
         .collect();
-    if let Err(errors) = profile.validate_cel() {
+    if let Err(errors) = perf_operator_api::validation::validate_cel(profile) {
         for e in errors.iter() {
             let field = if e.field_path.is_empty() { "spec".to_string() } else { e.field_path.clone() };
             if !findings.iter().any(|f| f.field == field) {

@@ -3,7 +3,7 @@
 use super::status::{self as cond, Report};
 use super::{Context, apply::apply_if_changed, display_name, requeue_after};
 use crate::components::{self, Observed, app_config, cache, labels::CONFIG_CHECKSUM_ANNOTATION};
-use crate::{Error, Result, validate};
+use crate::{Error, Result, redis_stats, validate};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -175,7 +175,7 @@ async fn reconcile_cache(
         return Report::failed(condition::CACHE_READY, "ApplyFailed", e.to_string());
     }
     if objects.deployments.is_empty() {
-        return Report::ok(condition::CACHE_READY, "External", format!("using {}", plan.address));
+        return probe_external(profile, ctx, &plan.address).await;
     }
     match redis_available(profile, ctx).await {
         Ok(true) => Report::ok(condition::CACHE_READY, "RedisAvailable", format!("Redis serving at {}", plan.address)),
@@ -186,6 +186,45 @@ async fn reconcile_cache(
         ),
         Err(e) => Report::failed(condition::CACHE_READY, "ObserveFailed", e.to_string()),
     }
+}
+
+/// An external Redis is ready when it answers; its password comes from the referenced Secret.
+async fn probe_external(profile: &PerformanceProfile, ctx: &Context, address: &str) -> Report {
+    let external = profile.spec.cache.as_ref().and_then(|c| c.redis.external.as_ref());
+    let password = match external.and_then(|e| e.password_secret_ref.as_ref()) {
+        Some(r) => match read_secret_key(ctx, profile, &r.name, &r.key).await {
+            Ok(p) => Some(p),
+            Err(e) => return Report::failed(condition::CACHE_READY, "PasswordUnavailable", e.to_string()),
+        },
+        None => None,
+    };
+    match redis_stats::fetch(address, password.as_deref(), std::time::Duration::from_secs(3)).await {
+        Ok(stats) => Report::ok(
+            condition::CACHE_READY,
+            "ExternalReachable",
+            format!("using {address} (maxclients {})", stats.max_clients),
+        ),
+        Err(e) => {
+            ctx.metrics.errors.with_label_values(&["cache", "redis"]).inc();
+            Report::failed(condition::CACHE_READY, "Unreachable", e.to_string())
+        }
+    }
+}
+
+/// One key of a Secret in the profile's namespace, as UTF-8.
+pub async fn read_secret_key(ctx: &Context, profile: &PerformanceProfile, name: &str, key: &str) -> Result<String> {
+    let namespace = profile.namespace().unwrap_or_else(|| "default".into());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret = secrets
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| Error::InvalidSpec(format!("Secret {namespace}/{name} not found")))?;
+    let value = secret
+        .data
+        .and_then(|d| d.get(key).cloned())
+        .ok_or_else(|| Error::InvalidSpec(format!("Secret {namespace}/{name} has no key {key:?}")))?;
+    String::from_utf8(value.0)
+        .map_err(|_| Error::InvalidSpec(format!("Secret {namespace}/{name} key {key:?} is not UTF-8")))
 }
 
 async fn redis_available(profile: &PerformanceProfile, ctx: &Context) -> Result<bool> {

@@ -1,0 +1,101 @@
+//! What the operator reads from a Redis: reachability and the cache statistics that cache policies take as input.
+
+use serde::Serialize;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RedisError {
+    #[error("redis {address}: {message}")]
+    Unreachable { address: String, message: String },
+    #[error("redis {address}: no answer within {timeout:?}")]
+    Timeout { address: String, timeout: Duration },
+}
+
+/// Counters and gauges from `INFO` and `CONFIG GET`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evicted_keys: u64,
+    pub expired_keys: u64,
+    pub used_memory_bytes: u64,
+    /// 0 when Redis has no memory limit.
+    pub max_memory_bytes: u64,
+    pub keys: u64,
+    pub connected_clients: u64,
+    pub max_clients: u64,
+}
+
+impl RedisStats {
+    /// Hits over lookups, or None before the first lookup.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let total = self.hits + self.misses;
+        (total > 0).then(|| self.hits as f64 / total as f64)
+    }
+}
+
+/// Parses the `INFO` text (all sections). Unknown or malformed lines are ignored: the format grows over versions.
+pub fn parse_info(text: &str) -> RedisStats {
+    let mut s = RedisStats::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.trim().split_once(':') else { continue };
+        let number = || value.trim().parse::<u64>().unwrap_or(0);
+        match key {
+            "keyspace_hits" => s.hits = number(),
+            "keyspace_misses" => s.misses = number(),
+            "evicted_keys" => s.evicted_keys = number(),
+            "expired_keys" => s.expired_keys = number(),
+            "used_memory" => s.used_memory_bytes = number(),
+            "maxmemory" => s.max_memory_bytes = number(),
+            "connected_clients" => s.connected_clients = number(),
+            k if k.starts_with("db") => {
+                // db0:keys=12,expires=3,avg_ttl=0
+                let keys = value.split(',').find_map(|kv| kv.strip_prefix("keys=")).and_then(|n| n.parse::<u64>().ok());
+                s.keys += keys.unwrap_or(0);
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Connects, reads `INFO` and `maxclients`, within `timeout`. The password never appears in errors.
+pub async fn fetch(address: &str, password: Option<&str>, timeout: Duration) -> Result<RedisStats, RedisError> {
+    let unreachable =
+        |e: redis::RedisError| RedisError::Unreachable { address: address.to_string(), message: e.to_string() };
+    let mut info = redis::IntoConnectionInfo::into_connection_info(address).map_err(unreachable)?;
+    if let Some(p) = password {
+        let settings = info.redis_settings().clone().set_password(p);
+        info = info.set_redis_settings(settings);
+    }
+    let work = async {
+        let client = redis::Client::open(info).map_err(unreachable)?;
+        let mut con = client.get_multiplexed_async_connection().await.map_err(unreachable)?;
+        let text: String = redis::cmd("INFO").arg("everything").query_async(&mut con).await.map_err(unreachable)?;
+        let max_clients: Vec<String> =
+            redis::cmd("CONFIG").arg("GET").arg("maxclients").query_async(&mut con).await.map_err(unreachable)?;
+        let mut stats = parse_info(&text);
+        stats.max_clients = max_clients.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(stats)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| RedisError::Timeout { address: address.to_string(), timeout })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_fields_policies_need() {
+        let text = "# Stats\r\nkeyspace_hits:90\r\nkeyspace_misses:10\r\nevicted_keys:7\r\n# Memory\r\nused_memory:1048576\r\n\
+                    maxmemory:2097152\r\n# Keyspace\r\ndb0:keys=12,expires=3,avg_ttl=0\r\ndb1:keys=3,expires=0\r\nbogus\r\n";
+        let s = parse_info(text);
+        assert_eq!((s.hits, s.misses, s.evicted_keys, s.keys), (90, 10, 7, 15));
+        assert_eq!((s.used_memory_bytes, s.max_memory_bytes), (1 << 20, 2 << 20));
+        assert_eq!(s.hit_ratio(), Some(0.9));
+    }
+}

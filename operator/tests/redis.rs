@@ -1,0 +1,128 @@
+//! Against Debian's real redis-server: the generated config is what Redis runs with, and stats are read right.
+//! `tests/run.sh` starts a shared Redis (REDIS_URL) and puts redis-server on PATH.
+
+mod fixtures;
+
+use fixtures::{Profile, World};
+use perf_operator::components::cache::redis_conf;
+use perf_operator::redis_stats;
+use perf_operator_api::{EvictionPolicy, RedisProvision};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL")
+        .unwrap_or_else(|_| panic!("REDIS_URL not set: run the suite with tests/run.sh, which starts redis-server"))
+}
+
+/// A redis-server of our own on a free port, running the generated config; killed on drop.
+struct OwnRedis(Child, u16);
+
+impl OwnRedis {
+    fn start(conf: &str, password: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("perf-redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("redis.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new(std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into()))
+            .arg(&path)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--requirepass",
+                password,
+                "--dir",
+                dir.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): install it (tests/run.sh does)"));
+        Self(child, port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn fetch_with_retry(url: &str, password: Option<&str>) -> redis_stats::RedisStats {
+    for _ in 0..50 {
+        if let Ok(s) = redis_stats::fetch(url, password, Duration::from_secs(1)).await {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("redis at {url} never answered")
+}
+
+#[tokio::test]
+async fn redis_runs_with_the_generated_config() {
+    let provision = RedisProvision {
+        max_memory: "64Mi".into(),
+        eviction_policy: EvictionPolicy::AllkeysLfu,
+        max_clients: 321,
+        ..Default::default()
+    };
+    let redis = OwnRedis::start(&redis_conf(&provision), "s3cret");
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let stats = fetch_with_retry(&url, Some("s3cret")).await;
+    assert_eq!(stats.max_memory_bytes, 64 << 20);
+    assert_eq!(stats.max_clients, 321);
+    let client = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}", redis.1)).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let policy: Vec<String> =
+        redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(&mut con).await.unwrap();
+    assert_eq!(policy[1], "allkeys-lfu");
+    let denied = redis_stats::fetch(&url, None, Duration::from_secs(2)).await;
+    assert!(denied.is_err(), "the password is required");
+}
+
+#[tokio::test]
+async fn hits_misses_and_keys_are_read_from_a_live_redis() {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let before = fetch_with_retry(&url, None).await;
+    let _: () = redis::cmd("SET").arg("perf-test:stats").arg("v").query_async(&mut con).await.unwrap();
+    let _: Option<String> = redis::cmd("GET").arg("perf-test:stats").query_async(&mut con).await.unwrap();
+    let _: Option<String> = redis::cmd("GET").arg("perf-test:missing").query_async(&mut con).await.unwrap();
+    let after = fetch_with_retry(&url, None).await;
+    assert!(after.hits > before.hits, "{before:?} -> {after:?}");
+    assert!(after.misses > before.misses, "{before:?} -> {after:?}");
+    assert!(after.keys >= 1);
+}
+
+#[tokio::test]
+async fn an_external_redis_is_ready_when_it_answers_and_degraded_when_it_does_not() {
+    let mut profile = Profile::test();
+    profile.spec.cache = Some(
+        serde_json::from_value(json!({"redis": {"external": {"address": redis_url()}}, "ttlClasses": []})).unwrap(),
+    );
+    let world = World::with(profile.clone(), None).await;
+    world.reconcile().await.unwrap();
+    let p = world.profile().await;
+    assert_eq!(World::condition(&p, "CacheReady").1, "ExternalReachable");
+    assert_eq!(World::condition(&p, "Ready").0, "True");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    profile.spec.cache = Some(
+        serde_json::from_value(json!({"redis": {"external": {"address": format!("redis://127.0.0.1:{port}")}}}))
+            .unwrap(),
+    );
+    profile.spec.pools = Some(serde_json::from_value(json!({"postgres": {"min": 5, "max": 20}})).unwrap());
+    let world = World::with(profile, None).await;
+    world.reconcile().await.unwrap();
+    let p = world.profile().await;
+    let (status, reason, message) = World::condition(&p, "CacheReady");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Unreachable"));
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert_eq!(World::condition(&p, "PoolsReady").0, "True", "one component failing does not stop the others");
+    assert_eq!(World::condition(&p, "Degraded").0, "True");
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what is missing, starts the real services the tests talk to
+# on 127.0.0.1 (Redis, the ClickHouse engine; Prometheus is started by the canary tests themselves), runs every
+# test, and stops the services. With KUBECONFIG set, the end-to-end suite runs against that cluster too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tests/support/install.sh
+
+state="$(mktemp -d /tmp/perf-operator-tests.XXXXXX)"
+redis_pid=""
+cleanup() {
+    [[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null || true
+    CHDB_STATE_DIR="$state/chdb" tests/support/start-clickhouse.sh stop >/dev/null 2>&1 || true
+    rm -rf "$state"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Redis: a private instance, no persistence.
+redis_port="$(free_port)"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$state" >"$state/redis.log" 2>&1 &
+redis_pid=$!
+for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$redis_port" ping >/dev/null || { echo "redis-server did not start:" >&2; cat "$state/redis.log" >&2; exit 1; }
+export REDIS_URL="redis://127.0.0.1:$redis_port"
+export REDIS_SERVER_BIN="$(command -v redis-server)"
+
+# ClickHouse: the real engine (chdb-core) behind the HTTP adapter, unless CLICKHOUSE_URL points at a real server.
+if [[ -z "${CLICKHOUSE_URL:-}" ]]; then
+    eval "$(CHDB_STATE_DIR="$state/chdb" tests/support/start-clickhouse.sh start)"
+fi
+export CLICKHOUSE_URL
+
+export PROMETHEUS_BIN="${PROMETHEUS_BIN:-$(command -v prometheus || echo /usr/bin/prometheus)}"
+
+# The built-in WASM policies, from source (the operator embeds them).
+policies/build.sh
+
+echo "services: REDIS_URL=$REDIS_URL CLICKHOUSE_URL=$CLICKHOUSE_URL PROMETHEUS_BIN=$PROMETHEUS_BIN" >&2
+cargo test --workspace --locked
+
+if [[ -n "${KUBECONFIG:-}" ]]; then
+    echo "KUBECONFIG is set: running the end-to-end suite against that cluster" >&2
+    cargo test -p perf-e2e --locked -- --ignored --test-threads=2
+fi
