@@ -39,6 +39,11 @@ pub enum Command {
     },
     /// Print everything the operator would do for the profiles in a file, without a cluster.
     Plan(PlanArgs),
+    /// Canary rollouts: status, pause, resume, promote, abort; analyze a profile's gates against Prometheus now.
+    Canary {
+        #[command(subcommand)]
+        command: perf_canary::CanaryCommand,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -71,6 +76,9 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
+    /// Diff the ClickHouse section against this live server (HTTP URL) instead of an empty schema.
+    #[arg(long)]
+    pub clickhouse: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -115,9 +123,20 @@ pub fn run_validate(files: &[PathBuf]) -> Result<i32> {
 }
 
 /// `plan`: the plan of every profile in the file, as one YAML document each (or a JSON array).
-pub fn run_plan(args: &PlanArgs) -> Result<String> {
+pub async fn run_plan(args: &PlanArgs) -> Result<String> {
     let profiles = plan::load_valid_profiles(&args.file)?;
-    let plans: Vec<plan::Plan> = profiles.iter().map(plan::plan_profile).collect();
+    let mut plans: Vec<plan::Plan> = profiles.iter().map(plan::plan_profile).collect();
+    if let Some(url) = &args.clickhouse {
+        for (profile, plan) in profiles.iter().zip(plans.iter_mut()) {
+            let Some(spec) = &profile.spec.clickhouse else { continue };
+            let spec = perf_operator_api::ClickHouseSpec { endpoint: url.clone(), ..spec.clone() };
+            let section = match perf_clickhouse::observe_live(&spec, None).await {
+                Ok(live) => plan::clickhouse_section(&spec, Some(&live)),
+                Err(e) => return Err(Error::Component { component: "clickhouse", message: format!("{url}: {e}") }),
+            };
+            plan.extra.insert("clickhouse".into(), section);
+        }
+    }
     match args.output {
         OutputFormat::Json if plans.len() == 1 => render(&plans[0], args.output),
         OutputFormat::Json => render(&plans, args.output),

@@ -24,6 +24,8 @@ pub enum Error {
     Leader(String),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("{component}: {message}")]
+    Component { component: &'static str, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,6 +42,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Leader(_) => "leader",
             Error::Metrics(_) => "metrics",
+            Error::Component { component, .. } => component,
         }
     }
 }

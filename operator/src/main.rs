@@ -14,9 +14,10 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Validate { files } => cli::run_validate(&files)?,
         Command::Plan(plan) => {
-            print!("{}", cli::run_plan(&plan)?);
+            print!("{}", cli::run_plan(&plan).await?);
             0
         }
+        Command::Canary { command } => perf_canary::run(command).await?,
     };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

@@ -53,6 +53,19 @@ pub fn plan_profile(profile: &PerformanceProfile) -> Plan {
     let checksum = app_config::checksum(&data);
     let mut objects = desired.objects.clone();
     objects.config_maps.push(app_config::config_map(&profile, data.clone()));
+    let mut extra = BTreeMap::new();
+    if let Some(ch) = &profile.spec.clickhouse {
+        extra.insert("clickhouse".to_string(), clickhouse_section(ch, None));
+    }
+    if let Some(canary) = &profile.spec.canary {
+        let ctx = perf_canary::QueryContext {
+            namespace: profile.metadata.namespace.clone().unwrap_or_default(),
+            target: profile.spec.target_ref.name.clone(),
+        };
+        let replicas = desired.pools.as_ref().map_or(1, |p| p.app_replicas);
+        let schedule = perf_canary::plan_schedule(canary, &profile.spec.slo, &ctx, replicas);
+        extra.insert("canary".to_string(), serde_json::to_value(schedule).unwrap_or_default());
+    }
     Plan {
         profile: format!(
             "{}/{}",
@@ -62,7 +75,20 @@ pub fn plan_profile(profile: &PerformanceProfile) -> Plan {
         objects: objects.to_values(),
         app_config: AppConfigPlan { name: profile.app_config_name(), checksum, data },
         pools: desired.pools,
-        extra: BTreeMap::new(),
+        extra,
+    }
+}
+
+/// The DDL the operator would run: against `live` when given, else against tables with none of the declared objects.
+pub fn clickhouse_section(
+    spec: &perf_operator_api::ClickHouseSpec,
+    live: Option<&perf_clickhouse::LiveSchema>,
+) -> serde_json::Value {
+    let against =
+        if live.is_some() { "live schema" } else { "empty schema (declared tables, none of the declared objects)" };
+    match perf_clickhouse::plan_ddl(spec, live) {
+        Ok(ddl) => serde_json::json!({ "against": against, "ddl": ddl }),
+        Err(e) => serde_json::json!({ "against": against, "error": e.to_string() }),
     }
 }
 

@@ -16,6 +16,10 @@ pub struct Metrics {
     pub reconciles: IntCounterVec,
     pub errors: IntCounterVec,
     pub duration: HistogramVec,
+    pub canary_analyses: IntCounterVec,
+    pub canary_events: IntCounterVec,
+    pub policy_evaluations: IntCounterVec,
+    pub policy_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -32,10 +36,30 @@ impl Metrics {
                 .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &["component"],
         )?;
-        registry.register(Box::new(reconciles.clone()))?;
-        registry.register(Box::new(errors.clone()))?;
+        let canary_analyses =
+            IntCounterVec::new(Opts::new("canary_analyses_total", "Canary stage analyses by verdict"), &["verdict"])?;
+        let canary_events =
+            IntCounterVec::new(Opts::new("canary_events_total", "Canary transitions by reason"), &["reason"])?;
+        let policy_evaluations =
+            IntCounterVec::new(Opts::new("policy_evaluations_total", "WASM policy evaluations by world"), &["world"])?;
+        let policy_failures = IntCounterVec::new(
+            Opts::new("policy_failures_total", "WASM policy failures by world and category (trap, timeout, ...)"),
+            &["world", "category"],
+        )?;
+        for c in [&reconciles, &errors, &canary_analyses, &canary_events, &policy_evaluations, &policy_failures] {
+            registry.register(Box::new(c.clone()))?;
+        }
         registry.register(Box::new(duration.clone()))?;
-        Ok(Self { registry, reconciles, errors, duration })
+        Ok(Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            canary_analyses,
+            canary_events,
+            policy_evaluations,
+            policy_failures,
+        })
     }
 
     /// Times until the guard drops, so every return path is measured.

@@ -6,12 +6,19 @@ use perf_operator_api::PerformanceProfile;
 use perf_operator_api::validation::validate_spec;
 use std::path::PathBuf;
 
-/// Problems of one profile: the Rust rules, then any CEL rule of the CRD that fails (deduplicated by field).
-pub fn check_profile(profile: &PerformanceProfile, location: &str) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = validate_spec(&profile.spec)
+/// Problems the controller checks before acting: the Rust twins of the CRD rules (the agreement test in `crds/`
+/// proves they refuse what the CRD refuses; the API server already ran the CEL rules on admission).
+pub fn check_spec(profile: &PerformanceProfile, location: &str) -> Vec<Finding> {
+    validate_spec(&profile.spec)
         .into_iter()
         .map(|e| Finding { location: location.to_string(), field: e.field, message: e.message })
-        .collect();
+        .collect()
+}
+
+/// Problems of one profile for `validate` and `plan`: the Rust rules, then any CEL rule of the CRD that fails
+/// (deduplicated by field), then metadata.
+pub fn check_profile(profile: &PerformanceProfile, location: &str) -> Vec<Finding> {
+    let mut findings = check_spec(profile, location);
     if let Err(errors) = perf_operator_api::validation::validate_cel(profile) {
         for e in errors.iter() {
             let field = if e.field_path.is_empty() { "spec".to_string() } else { e.field_path.clone() };

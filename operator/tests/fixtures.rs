@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const NS: &str = "risk";
+pub const FOREIGN_FINALIZER: &str = "example.com/backup";
 
 pub struct Profile;
 
@@ -105,7 +106,11 @@ pub struct World {
 }
 
 impl World {
-    pub async fn with(profile: PerformanceProfile, target: Option<Deployment>) -> Self {
+    pub async fn with(mut profile: PerformanceProfile, target: Option<Deployment>) -> Self {
+        // kube's finalizer helper adds the first finalizer with a JSON-patch `test` of a missing path, which the fake
+        // API server rejects (a real one accepts it). Another controller's finalizer, as Argo CD or Velero would
+        // leave, takes kube's other, equally real path.
+        profile.metadata.finalizers.get_or_insert_with(|| vec![FOREIGN_FINALIZER.into()]);
         let writes = Arc::new(AtomicUsize::new(0));
         let count = |w: &Arc<AtomicUsize>| {
             let w = w.clone();
@@ -162,6 +167,13 @@ impl World {
 
     pub async fn profile(&self) -> PerformanceProfile {
         Api::<PerformanceProfile>::namespaced(self.client.clone(), NS).get("risk-api").await.unwrap()
+    }
+
+    /// Reconciles until the finalizer is in place (kube's helper only adds it, then waits for the next event) and
+    /// once more with it, as the controller would on the watch event that follows.
+    pub async fn reconcile_settled(&self) -> perf_operator::Result<kube::runtime::controller::Action> {
+        self.reconcile().await?;
+        self.reconcile().await
     }
 
     /// One reconcile of the stored profile, as the controller would run it.

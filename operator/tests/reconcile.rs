@@ -91,7 +91,7 @@ async fn drift_in_an_owned_object_is_corrected() {
 #[tokio::test]
 async fn an_invalid_spec_degrades_names_the_field_and_applies_nothing() {
     let world = World::with(Profile::test().with_provisioned_redis().with_canary_stages(vec![10, 5, 100]), None).await;
-    world.reconcile().await.unwrap();
+    world.reconcile_settled().await.unwrap();
 
     let p = world.profile().await;
     let (status, reason, message) = World::condition(&p, "Degraded");
@@ -135,11 +135,7 @@ async fn a_contract_change_rolls_the_target_when_asked() {
 
 #[tokio::test]
 async fn deletion_runs_the_finalizer_when_the_profile_asks_for_cleanup() {
-    // kube's finalizer helper adds the first finalizer with a JSON-patch `test` of a missing path, which the fake
-    // API server rejects (a real one accepts it); another controller's finalizer takes the other, equally real path.
-    let mut profile = Profile::test().with_clickhouse_prune();
-    profile.metadata.finalizers = Some(vec!["example.com/backup".into()]);
-    let world = World::with(profile, None).await;
+    let world = World::with(Profile::test().with_clickhouse_prune(), None).await;
     world.reconcile().await.unwrap();
     let p = world.profile().await;
     assert!(p.metadata.finalizers.unwrap_or_default().contains(&"perf.operator.dev/cleanup".to_string()));
@@ -164,6 +160,37 @@ async fn deletion_runs_the_finalizer_when_the_profile_asks_for_cleanup() {
 async fn profiles_without_external_state_get_no_finalizer() {
     let world = World::with(Profile::test().with_provisioned_redis(), None).await;
     world.reconcile().await.unwrap();
-    assert!(world.profile().await.metadata.finalizers.unwrap_or_default().is_empty());
+    assert_eq!(
+        world.profile().await.metadata.finalizers.unwrap_or_default(),
+        vec![fixtures::FOREIGN_FINALIZER.to_string()]
+    );
     let _ = NS;
+}
+
+#[tokio::test]
+async fn a_canary_profile_creates_the_primary_and_hands_the_target_back_on_deletion() {
+    let world =
+        World::with(Profile::test().with_canary_stages(vec![10, 25, 50, 100]), Some(target_deployment(3))).await;
+    world.reconcile_settled().await.unwrap();
+
+    let p = world.profile().await;
+    assert!(p.metadata.finalizers.clone().unwrap_or_default().iter().any(|f| f == "perf.operator.dev/cleanup"));
+    let canary = p
+        .status
+        .as_ref()
+        .and_then(|s| s.canary.as_ref())
+        .unwrap_or_else(|| panic!("no canary status: {:?}", World::condition(&p, "CanaryReady")));
+    assert_eq!(canary.primary_replicas, 3, "{canary:?}");
+    assert!(canary.message.as_deref().unwrap_or_default().contains("primary"), "{canary:?}");
+    let primary = world.api::<Deployment>().get("risk-api-primary").await.expect("primary created");
+    assert_eq!(primary.spec.unwrap().replicas, Some(3), "the primary starts with the target's replicas");
+    let (_, reason, _) = World::condition(&p, "CanaryReady");
+    assert!(!reason.is_empty());
+
+    let mut deleting = world.profile().await;
+    deleting.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+    perf_operator::controller::profile::reconcile(std::sync::Arc::new(deleting), world.ctx.clone()).await.unwrap();
+    let target = world.api::<Deployment>().get("risk-api").await.unwrap();
+    assert_eq!(target.spec.unwrap().replicas, Some(3), "the target serves again before the primary goes");
 }

@@ -4,7 +4,11 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod cache;
+pub mod canary;
+pub mod clickhouse;
 pub mod profile;
+pub mod secrets;
 pub mod status;
 
 use crate::telemetry::Metrics;
@@ -31,6 +35,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub backoff: backoff::Backoff,
+    pub prometheus: canary::PrometheusClients,
 }
 
 impl Context {
@@ -41,6 +46,7 @@ impl Context {
             client,
             metrics,
             backoff: backoff::Backoff::default(),
+            prometheus: canary::PrometheusClients::default(),
         }
     }
 
@@ -108,8 +114,20 @@ pub async fn run(
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=perf-operator");
     let ctx = Arc::new(Context::new(client.clone(), metrics));
     ready.store(true, Ordering::SeqCst);
-    Controller::new(profiles, watcher::Config::default().any_semantic())
+    let controller = Controller::new(profiles, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    controller
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
+        // The target itself: a new pod template starts a canary run, a replica change resizes pools.
+        .watches(Api::<Deployment>::all(client.clone()), watcher::Config::default(), move |d| {
+            let (name, namespace) = (d.name_any(), d.namespace());
+            store
+                .state()
+                .into_iter()
+                .filter(|g| g.0.as_ref().is_ok_and(|p| p.spec.target_ref.name == name && p.namespace() == namespace))
+                .map(|g| ObjectRef::from_obj(&*g))
+                .collect::<Vec<_>>()
+        })
         .owns(Api::<Service>::all(client.clone()), owned.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
         .owns(Api::<Secret>::all(client.clone()), owned)

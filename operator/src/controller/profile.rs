@@ -3,7 +3,7 @@
 use super::status::{self as cond, Report};
 use super::{Context, apply::apply_if_changed, display_name, requeue_after};
 use crate::components::{self, Observed, app_config, cache, labels::CONFIG_CHECKSUM_ANNOTATION};
-use crate::{Error, Result, redis_stats, validate};
+use crate::{Error, Result, validate};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -13,13 +13,13 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use perf_operator_api::{
-    AppConfigStatus, CacheStatus, FIELD_MANAGER, PerformanceProfile, PerformanceProfileStatus, PoolsStatus, condition,
+    AppConfigStatus, FIELD_MANAGER, PerformanceProfile, PerformanceProfileStatus, PoolsStatus, condition,
 };
 use serde_json::json;
 use std::sync::Arc;
 use tracing::Instrument;
 
-/// Finalizer the operator sets when a profile asks it to clean up outside Kubernetes (ClickHouse `prune`).
+/// Finalizer the operator sets when deleting a profile needs work: ClickHouse `prune`, or a canary to hand back.
 pub const FINALIZER: &str = "perf.operator.dev/cleanup";
 /// Field manager of the checksum annotation on the target; distinct so it never releases fields of other applies.
 const CHECKSUM_MANAGER: &str = "perf-operator-config";
@@ -57,17 +57,20 @@ pub async fn reconcile(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> R
 
 /// Whether deleting this profile needs work outside Kubernetes.
 pub fn needs_finalizer(profile: &PerformanceProfile) -> bool {
-    profile.spec.clickhouse.as_ref().is_some_and(|c| c.prune)
+    // A canary scales the target to zero while the primary serves: deleting the profile must give the pods back.
+    profile.spec.clickhouse.as_ref().is_some_and(|c| c.prune) || profile.spec.canary.is_some()
 }
 
 async fn cleanup(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Action> {
-    ctx.event(&profile, false, "Cleanup", "removing what the profile created outside Kubernetes".into()).await;
+    super::canary::cleanup(&profile, &ctx).await?;
+    super::clickhouse::cleanup(&profile, &ctx).await?;
+    ctx.event(&profile, false, "CleanedUp", "removed what the profile created outside Kubernetes".into()).await;
     Ok(Action::await_change())
 }
 
 /// The pipeline for a profile that is not being deleted.
 async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Action> {
-    let findings = validate::check_profile(&profile, "spec");
+    let findings = validate::check_spec(&profile, "spec");
     if !findings.is_empty() {
         let message = findings.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
         let status = PerformanceProfileStatus { observed_generation: profile.meta().generation, ..Default::default() };
@@ -81,7 +84,7 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
 
     let mut reports = Vec::new();
     let mut status = PerformanceProfileStatus { observed_generation: profile.meta().generation, ..Default::default() };
-    reports.push(reconcile_cache(&profile, &ctx, &desired, &mut status).await);
+    reports.push(super::cache::reconcile_cache(&profile, &ctx, &desired, &mut status).await);
     reports.push(match &desired.pools {
         Some(p) => {
             status.pools = Some(PoolsStatus { app_replicas: p.app_replicas, sizes: p.sizes.clone() });
@@ -89,9 +92,10 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
         }
         None => Report::not_configured(condition::POOLS_READY),
     });
-    for t in [condition::CLICKHOUSE_READY, condition::CANARY_READY, condition::POLICIES_READY] {
-        reports.push(Report::not_configured(t));
-    }
+    reports.push(super::clickhouse::reconcile(&profile, &ctx, &mut status).await);
+    let (canary, canary_requeue) = super::canary::reconcile(&profile, &ctx, &mut status).await;
+    reports.push(canary);
+    reports.push(Report::not_configured(condition::POLICIES_READY));
 
     let contract = app_config::Contract {
         cache: desired.cache.as_ref(),
@@ -108,15 +112,23 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
 
     let progressing = reports.iter().any(|r| r.progressing);
     write_status(&profile, &ctx, status, Conditions::Reports(&reports)).await?;
-    Ok(Action::requeue(requeue_after(progressing)))
+    let requeue = requeue_after(progressing);
+    Ok(Action::requeue(canary_requeue.map_or(requeue, |c| c.min(requeue))))
 }
 
 /// Reads what the pure builders need.
 async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Result<Observed> {
     let namespace = profile.namespace().unwrap_or_else(|| "default".into());
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let target = deployments.get_opt(&profile.spec.target_ref.name).await?;
-    let target_replicas = target.and_then(|d| d.spec.and_then(|s| s.replicas)).map(|r| r.max(0) as u32);
+    // With a canary the primary serves and the target is scaled to zero: size pools for the primary's pods.
+    let mut serving = None;
+    if profile.spec.canary.is_some() {
+        serving = deployments.get_opt(&perf_canary::objects::primary_name(&profile.spec.target_ref.name)).await?;
+    }
+    if serving.is_none() {
+        serving = deployments.get_opt(&profile.spec.target_ref.name).await?;
+    }
+    let target_replicas = serving.and_then(|d| d.spec.and_then(|s| s.replicas)).map(|r| r.max(0) as u32);
     let mut redis_password = None;
     if profile.spec.cache.as_ref().is_some_and(|c| c.redis.provision.is_some()) {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -137,101 +149,6 @@ fn new_password() -> Result<String> {
     getrandom::fill(&mut bytes)
         .map_err(|e| Error::InvalidSpec(format!("no randomness for the Redis password: {e}")))?;
     Ok(hex::encode(bytes))
-}
-
-async fn reconcile_cache(
-    profile: &PerformanceProfile,
-    ctx: &Context,
-    desired: &components::Desired,
-    status: &mut PerformanceProfileStatus,
-) -> Report {
-    let Some(plan) = &desired.cache else { return Report::not_configured(condition::CACHE_READY) };
-    let _timer = ctx.metrics.timer("cache");
-    ctx.metrics.reconciles.with_label_values(&["cache"]).inc();
-    let objects = &desired.objects;
-    let result: Result<()> = async {
-        for o in &objects.secrets {
-            apply_if_changed(&ctx.client, o).await?;
-        }
-        for o in &objects.config_maps {
-            apply_if_changed(&ctx.client, o).await?;
-        }
-        for o in &objects.services {
-            apply_if_changed(&ctx.client, o).await?;
-        }
-        for o in &objects.deployments {
-            apply_if_changed(&ctx.client, o).await?;
-        }
-        Ok(())
-    }
-    .await;
-    status.cache = Some(CacheStatus {
-        address: plan.address.clone(),
-        password_secret: plan.password_secret.as_ref().map(|(n, _)| n.clone()),
-        ttl_seconds: plan.ttl_seconds.clone(),
-    });
-    if let Err(e) = result {
-        ctx.metrics.errors.with_label_values(&["cache", e.category()]).inc();
-        return Report::failed(condition::CACHE_READY, "ApplyFailed", e.to_string());
-    }
-    if objects.deployments.is_empty() {
-        return probe_external(profile, ctx, &plan.address).await;
-    }
-    match redis_available(profile, ctx).await {
-        Ok(true) => Report::ok(condition::CACHE_READY, "RedisAvailable", format!("Redis serving at {}", plan.address)),
-        Ok(false) => Report::progressing(
-            condition::CACHE_READY,
-            "WaitingForRedis",
-            "Redis Deployment has no available replica yet",
-        ),
-        Err(e) => Report::failed(condition::CACHE_READY, "ObserveFailed", e.to_string()),
-    }
-}
-
-/// An external Redis is ready when it answers; its password comes from the referenced Secret.
-async fn probe_external(profile: &PerformanceProfile, ctx: &Context, address: &str) -> Report {
-    let external = profile.spec.cache.as_ref().and_then(|c| c.redis.external.as_ref());
-    let password = match external.and_then(|e| e.password_secret_ref.as_ref()) {
-        Some(r) => match read_secret_key(ctx, profile, &r.name, &r.key).await {
-            Ok(p) => Some(p),
-            Err(e) => return Report::failed(condition::CACHE_READY, "PasswordUnavailable", e.to_string()),
-        },
-        None => None,
-    };
-    match redis_stats::fetch(address, password.as_deref(), std::time::Duration::from_secs(3)).await {
-        Ok(stats) => Report::ok(
-            condition::CACHE_READY,
-            "ExternalReachable",
-            format!("using {address} (maxclients {})", stats.max_clients),
-        ),
-        Err(e) => {
-            ctx.metrics.errors.with_label_values(&["cache", "redis"]).inc();
-            Report::failed(condition::CACHE_READY, "Unreachable", e.to_string())
-        }
-    }
-}
-
-/// One key of a Secret in the profile's namespace, as UTF-8.
-pub async fn read_secret_key(ctx: &Context, profile: &PerformanceProfile, name: &str, key: &str) -> Result<String> {
-    let namespace = profile.namespace().unwrap_or_else(|| "default".into());
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secret = secrets
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| Error::InvalidSpec(format!("Secret {namespace}/{name} not found")))?;
-    let value = secret
-        .data
-        .and_then(|d| d.get(key).cloned())
-        .ok_or_else(|| Error::InvalidSpec(format!("Secret {namespace}/{name} has no key {key:?}")))?;
-    String::from_utf8(value.0)
-        .map_err(|_| Error::InvalidSpec(format!("Secret {namespace}/{name} key {key:?} is not UTF-8")))
-}
-
-async fn redis_available(profile: &PerformanceProfile, ctx: &Context) -> Result<bool> {
-    let namespace = profile.namespace().unwrap_or_else(|| "default".into());
-    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let live = api.get_opt(&cache::redis_name(profile)).await?;
-    Ok(live.and_then(|d| d.status).and_then(|s| s.available_replicas).unwrap_or(0) >= 1)
 }
 
 /// Sets the contract checksum on the target's pod template, so a contract change rolls the app.

@@ -1,0 +1,356 @@
+//! `perf-operator canary ...`: manual control, progress, one-off analysis, and the schedule for `plan`.
+
+use crate::analysis::{Analysis, Check, Prometheus, QueryContext, analyse, checks};
+use crate::objects::{self, Split};
+use crate::{Error, Result};
+use jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use perf_operator_api::{CanaryPhase, CanarySpec, CanaryStatus, CheckVerdict, NoDataPolicy, PerformanceProfile, Slo};
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit code of `analyze` when a check fails.
+pub const EXIT_FAIL: i32 = 1;
+/// Exit code of `analyze` when a check has no data (or too few requests).
+pub const EXIT_NO_DATA: i32 = 2;
+/// Exit code of `analyze` when Prometheus cannot be reached.
+pub const EXIT_UNREACHABLE: i32 = 3;
+
+/// Canary commands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum CanaryCommand {
+    /// Show the canary's state; with --watch, print a line at each change until the run ends.
+    Status {
+        #[command(flatten)]
+        profile: ProfileRef,
+        /// Keep polling and print progress.
+        #[arg(long, short)]
+        watch: bool,
+        /// Poll interval for --watch, e.g. 2s.
+        #[arg(long, default_value = "2s", value_parser = parse_interval)]
+        interval: Duration,
+    },
+    /// Hold the run: no analysis, no step; the deadline stops.
+    Pause(ProfileRef),
+    /// Continue a paused run.
+    Resume(ProfileRef),
+    /// Skip the remaining stages and promote the canary now.
+    Promote(ProfileRef),
+    /// Roll back now (final for this template).
+    Abort(ProfileRef),
+    /// Run one analysis now against Prometheus, with no cluster. Exit: 0 pass, 1 fail, 2 no data, 3 unreachable.
+    Analyze {
+        /// PerformanceProfile YAML with a canary section.
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Prometheus base URL; default: the profile's `canary.analysis.prometheus`.
+        #[arg(long, env = "PROMETHEUS_URL")]
+        prometheus: Option<String>,
+        /// Namespace for `{{namespace}}`; default: the profile's, else `default`.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Timeout of each query, e.g. 10s.
+        #[arg(long, default_value = "10s", value_parser = parse_interval)]
+        timeout: Duration,
+    },
+}
+
+/// A profile in a namespace.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProfileRef {
+    /// PerformanceProfile name.
+    pub name: String,
+    /// Namespace; default: the kube context's.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    perf_operator_api::duration::parse_duration(text)
+}
+
+/// Runs a command, printing to stdout; returns the process exit code.
+pub async fn run(cmd: CanaryCommand) -> Result<i32> {
+    let mut out = std::io::stdout();
+    run_to(cmd, &mut out).await
+}
+
+/// [`run`] writing to `out`.
+pub async fn run_to(cmd: CanaryCommand, out: &mut (dyn Write + Send)) -> Result<i32> {
+    match cmd {
+        CanaryCommand::Analyze { file, prometheus, namespace, timeout } => {
+            analyze_file(&file, prometheus.as_deref(), namespace.as_deref(), timeout, out).await
+        }
+        CanaryCommand::Status { profile, watch, interval } => {
+            let api = profiles(&profile).await?;
+            status(&api, &profile.name, watch, interval, out).await
+        }
+        CanaryCommand::Pause(p) => send(&p, "pause", out).await,
+        CanaryCommand::Resume(p) => send(&p, "resume", out).await,
+        CanaryCommand::Promote(p) => send(&p, "promote", out).await,
+        CanaryCommand::Abort(p) => send(&p, "abort", out).await,
+    }
+}
+
+async fn profiles(profile: &ProfileRef) -> Result<Api<PerformanceProfile>> {
+    let client = Client::try_default().await.map_err(Error::kube("connect to the cluster"))?;
+    let ns = profile.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    Ok(Api::namespaced(client, &ns))
+}
+
+async fn send(profile: &ProfileRef, verb: &str, out: &mut (dyn Write + Send)) -> Result<i32> {
+    let api = profiles(profile).await?;
+    send_command(&api, &profile.name, verb, Timestamp::now()).await?;
+    writeln!(out, "{verb} sent to {}", profile.name).map_err(Error::Output)?;
+    Ok(0)
+}
+
+/// Sets the command annotation to `VERB@NOW` (the nonce makes a repeated verb a new command).
+pub async fn send_command(api: &Api<PerformanceProfile>, name: &str, verb: &str, now: Timestamp) -> Result<()> {
+    let value = format!("{verb}@{now}");
+    let patch = serde_json::json!({ "metadata": { "annotations": { objects::COMMAND_ANNOTATION: value } } });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube(format!("annotate {name}")))?;
+    Ok(())
+}
+
+/// Prints the status; with `watch`, a line per change until the run is over.
+pub async fn status(
+    api: &Api<PerformanceProfile>,
+    name: &str,
+    watch: bool,
+    interval: Duration,
+    out: &mut (dyn Write + Send),
+) -> Result<i32> {
+    let mut last = String::new();
+    loop {
+        let profile = api.get(name).await.map_err(Error::kube(format!("get PerformanceProfile {name}")))?;
+        let status = profile.status.and_then(|s| s.canary).unwrap_or_default();
+        let line = progress_line(&status, Timestamp::now());
+        if line != last {
+            writeln!(out, "{line}").map_err(Error::Output)?;
+            last = line;
+        }
+        let over = !matches!(
+            status.phase,
+            CanaryPhase::Initializing | CanaryPhase::WaitingForPods | CanaryPhase::Progressing | CanaryPhase::Promoting
+        );
+        if !watch || over {
+            return Ok(0);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// One line about a run, e.g. `Progressing stage 2/4 weight 25% (achieved 25%) canary 1/primary 3 ...`.
+pub fn progress_line(s: &CanaryStatus, now: Timestamp) -> String {
+    let mut line = format!("{:?}", s.phase);
+    if s.paused {
+        line.push_str(" (paused)");
+    }
+    if let Some(stage) = &s.stage {
+        line.push_str(&format!(" stage {stage}"));
+    }
+    line.push_str(&format!(" weight {}%", s.weight));
+    if let Some(achieved) = s.achieved_weight.filter(|a| *a != s.weight) {
+        line.push_str(&format!(" (achieved {achieved}%)"));
+    }
+    line.push_str(&format!(
+        " pods canary {} primary {} failed checks {}",
+        s.canary_replicas, s.primary_replicas, s.failed_checks
+    ));
+    if let Some(deadline) = &s.deadline {
+        let left = deadline.0.duration_since(now).as_secs().max(0);
+        line.push_str(&format!(" deadline in {left}s"));
+    }
+    if let Some(message) = &s.message {
+        line.push_str(&format!(": {message}"));
+    }
+    line
+}
+
+/// Reads a profile from YAML and checks it like the API server would.
+pub fn read_profile(path: &std::path::Path) -> Result<PerformanceProfile> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile { path: shown.clone(), source })?;
+    let profile: PerformanceProfile = serde_saphyr::from_str(&text)
+        .map_err(|e| Error::ParseProfile { path: shown.clone(), message: e.to_string() })?;
+    let problems = perf_operator_api::validation::validate_spec(&profile.spec);
+    if !problems.is_empty() {
+        let message = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        return Err(Error::ParseProfile { path: shown, message });
+    }
+    Ok(profile)
+}
+
+async fn analyze_file(
+    file: &std::path::Path,
+    prometheus: Option<&str>,
+    namespace: Option<&str>,
+    timeout: Duration,
+    out: &mut (dyn Write + Send),
+) -> Result<i32> {
+    let profile = read_profile(file)?;
+    let spec = profile.spec.canary.as_ref().ok_or(Error::NotConfigured)?;
+    let url = prometheus.unwrap_or(&spec.analysis.prometheus);
+    let ns = namespace.map(str::to_string).or_else(|| profile.namespace()).unwrap_or_else(|| "default".into());
+    let ctx = QueryContext { namespace: ns, target: profile.spec.target_ref.name.clone() };
+    let source = Prometheus::new(url, timeout)?;
+    let analysis = analyse(&source, &checks(spec, &profile.spec.slo, &ctx)).await;
+    writeln!(
+        out,
+        "analysis of {}/{} (pods {}-*) on {url}",
+        ctx.namespace,
+        ctx.target,
+        objects::canary_name(&ctx.target)
+    )
+    .map_err(Error::Output)?;
+    print_analysis(&analysis, out).map_err(Error::Output)?;
+    Ok(exit_code(&analysis))
+}
+
+/// Exit code for an analysis: 0 pass, 1 fail, 2 no data, 3 Prometheus unreachable.
+pub fn exit_code(analysis: &Analysis) -> i32 {
+    if analysis.outcomes.iter().any(|o| o.outage) {
+        return EXIT_UNREACHABLE;
+    }
+    match analysis.verdict {
+        CheckVerdict::Pass => 0,
+        CheckVerdict::Fail => EXIT_FAIL,
+        CheckVerdict::NoData => EXIT_NO_DATA,
+    }
+}
+
+fn print_analysis(analysis: &Analysis, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+    writeln!(out, "{:<16} {:>14} {:<22} VERDICT", "CHECK", "VALUE", "THRESHOLD")?;
+    for o in &analysis.outcomes {
+        let value = o.value.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+        let verdict = match o.verdict {
+            CheckVerdict::Pass => "pass",
+            CheckVerdict::Fail => "FAIL",
+            CheckVerdict::NoData => "no data",
+        };
+        writeln!(out, "{:<16} {:>14} {:<22} {verdict}", o.name, value, o.threshold)?;
+        if let Some(reason) = &o.reason {
+            writeln!(out, "    reason: {reason}")?;
+        }
+        writeln!(out, "    query:  {}", o.query)?;
+    }
+    let verdict = match analysis.verdict {
+        CheckVerdict::Pass => "pass: the stage would advance",
+        CheckVerdict::Fail => "fail: the check counts toward failureLimit",
+        CheckVerdict::NoData => "no data: the stage would hold (never a pass)",
+    };
+    writeln!(out, "verdict: {verdict}")
+}
+
+/// The schedule `plan` prints.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// `replicaRatio` or `httpRoute`.
+    pub routing: &'static str,
+    pub step_interval: String,
+    pub progress_deadline: String,
+    pub failure_limit: u32,
+    pub min_requests: u32,
+    pub on_no_data: NoDataPolicy,
+    pub stages: Vec<ScheduledStage>,
+    pub checks: Vec<Check>,
+}
+
+/// One stage of the schedule.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledStage {
+    /// 1-based.
+    pub stage: u32,
+    pub weight: u32,
+    #[serde(flatten)]
+    pub pods: Split,
+}
+
+/// Stages, weights, pod counts (for `replicas` primary pods), rendered queries and thresholds.
+pub fn plan_schedule(spec: &CanarySpec, slo: &Slo, ctx: &QueryContext, replicas: u32) -> Schedule {
+    let routed = spec.routing.http_route.is_some();
+    let stages = spec
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, &weight)| ScheduledStage {
+            stage: i as u32 + 1,
+            weight,
+            pods: objects::split(replicas, weight, routed),
+        })
+        .collect();
+    Schedule {
+        routing: if routed { "httpRoute" } else { "replicaRatio" },
+        step_interval: spec.step_interval.clone(),
+        progress_deadline: spec.progress_deadline.clone(),
+        failure_limit: spec.analysis.failure_limit,
+        min_requests: spec.analysis.min_requests,
+        on_no_data: spec.analysis.on_no_data,
+        stages,
+        checks: checks(spec, slo, ctx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        canary: CanaryCommand,
+    }
+
+    #[test]
+    fn cli_is_well_formed_and_parses_commands() {
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from(["x", "pause", "web", "-n", "shop"]);
+        assert!(
+            matches!(cli.canary, CanaryCommand::Pause(ProfileRef { ref name, namespace: Some(ref ns) }) if name == "web" && ns == "shop")
+        );
+        let cli = Cli::parse_from(["x", "status", "web", "--watch", "--interval", "500ms"]);
+        assert!(
+            matches!(cli.canary, CanaryCommand::Status { watch: true, interval, .. } if interval == Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn plan_lists_stages_pods_queries_and_thresholds() {
+        let ctx = QueryContext { namespace: "shop".into(), target: "web".into() };
+        let schedule = plan_schedule(&CanarySpec::default(), &Slo::default(), &ctx, 9);
+        let weights: Vec<(u32, u32, u32)> =
+            schedule.stages.iter().map(|s| (s.weight, s.pods.canary, s.pods.achieved_weight)).collect();
+        assert_eq!(weights, [(10, 1, 10), (25, 3, 25), (50, 9, 50), (100, 9, 50)]);
+        let json = serde_json::to_value(&schedule).unwrap();
+        assert_eq!(json["stages"][1]["achievedWeight"], 25);
+        assert_eq!(json["checks"][1]["name"], "p99-latency");
+        assert!(json["checks"][2]["query"].as_str().unwrap().contains("web-canary-.*"));
+    }
+
+    #[test]
+    fn progress_line_shows_stage_weight_and_time_left() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let status = CanaryStatus {
+            phase: CanaryPhase::Progressing,
+            stage: Some("2/4".into()),
+            weight: 25,
+            achieved_weight: Some(20),
+            deadline: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::from_second(1_090).unwrap(),
+            )),
+            ..CanaryStatus::default()
+        };
+        let line = progress_line(&status, now);
+        assert!(line.starts_with("Progressing stage 2/4 weight 25% (achieved 20%)"), "{line}");
+        assert!(line.contains("deadline in 90s"), "{line}");
+    }
+}

@@ -1,0 +1,77 @@
+//! Canary rollouts judged on Prometheus: state machine, analysis, traffic.
+//!
+//! Model (as in Flagger): the operator keeps `<target>-primary`, which serves the stable template, and
+//! `<target>-canary`, which runs the target's current template; the target Deployment itself is scaled to zero and
+//! only carries the template (and keeps any HPA on it inert, see [`objects`]). The pipeline is
+//! observe ([`reconcile`]) -> decide ([`machine`], pure, clock passed in) -> build ([`objects`], pure) -> apply.
+
+pub mod analysis;
+pub mod cli;
+pub mod machine;
+pub mod objects;
+pub mod reconcile;
+
+pub use analysis::{Analysis, MetricsSource, Prometheus, QueryContext, QueryError};
+pub use cli::{CanaryCommand, Schedule, plan_schedule, run};
+pub use machine::{CanaryCondition, CanaryEvent, EventKind};
+pub use reconcile::{CanaryOutcome, finalize, reconcile};
+
+/// Errors of the canary component.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("profile has no canary section")]
+    NotConfigured,
+    #[error("{field}: {message}")]
+    InvalidSpec { field: String, message: String },
+    #[error("target Deployment {namespace}/{name} not found")]
+    TargetNotFound { namespace: String, name: String },
+    #[error("{action}")]
+    Kube {
+        action: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("HTTPRoute {route}: {message}")]
+    Route { route: String, message: String },
+    #[error("cannot build the Prometheus client")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("cannot read {path}")]
+    ReadFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a PerformanceProfile: {message}")]
+    ParseProfile { path: String, message: String },
+    #[error("cannot encode {what}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write output")]
+    Output(#[source] std::io::Error),
+}
+
+/// Result of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Fixed label for metrics and event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::NotConfigured | Error::InvalidSpec { .. } => "spec",
+            Error::TargetNotFound { .. } => "target",
+            Error::Kube { .. } => "kube",
+            Error::Route { .. } => "route",
+            Error::HttpClient(_) => "prometheus",
+            Error::ReadFile { .. } | Error::ParseProfile { .. } => "input",
+            Error::Encode { .. } | Error::Output(_) => "internal",
+        }
+    }
+
+    pub(crate) fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let action = action.into();
+        move |source| Error::Kube { action, source: Box::new(source) }
+    }
+}

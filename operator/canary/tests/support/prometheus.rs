@@ -1,0 +1,223 @@
+//! A real Prometheus (the `prometheus` binary, 1 s scrapes, temporary storage) scraping a simulated app in this
+//! process: `http_request_duration_seconds` and `http_requests_total` for a primary and a canary pod per target,
+//! labelled `namespace` and `pod`, with the latency and error rate the test sets.
+
+use perf_canary::{MetricsSource, Prometheus};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a pod answers.
+#[derive(Clone, Copy, Debug)]
+pub struct Behaviour {
+    pub latency: Duration,
+    pub error_ratio: f64,
+}
+
+impl Behaviour {
+    pub fn healthy() -> Self {
+        Self { latency: Duration::from_millis(40), error_ratio: 0.0 }
+    }
+    pub fn slow(latency: Duration) -> Self {
+        Self { latency, ..Self::healthy() }
+    }
+    pub fn erroring(error_ratio: f64) -> Self {
+        Self { error_ratio, ..Self::healthy() }
+    }
+}
+
+struct Pod {
+    namespace: String,
+    behaviour: Behaviour,
+    owed_errors: f64,
+}
+
+#[derive(Clone)]
+struct App {
+    pods: Arc<Mutex<BTreeMap<String, Pod>>>,
+    /// Set by `set_canary`; the next scrape stamps `scraped_after_change`.
+    change_pending: Arc<Mutex<bool>>,
+    scraped_after_change: Arc<Mutex<Option<Instant>>>,
+    registry: Registry,
+    latency: HistogramVec,
+    requests: IntCounterVec,
+}
+
+impl App {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let buckets = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0, 2.5];
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "Request latency").buckets(buckets),
+            &["namespace", "pod"],
+        )
+        .unwrap();
+        let requests =
+            IntCounterVec::new(Opts::new("http_requests_total", "Requests"), &["namespace", "pod", "code"]).unwrap();
+        registry.register(Box::new(latency.clone())).unwrap();
+        registry.register(Box::new(requests.clone())).unwrap();
+        Self {
+            pods: Arc::default(),
+            change_pending: Arc::default(),
+            scraped_after_change: Arc::default(),
+            registry,
+            latency,
+            requests,
+        }
+    }
+
+    /// 5 requests per pod every 20 ms (250 req/s per pod).
+    fn serve_traffic(&self) {
+        let mut pods = self.pods.lock().unwrap();
+        for (name, pod) in pods.iter_mut() {
+            const N: u64 = 5;
+            pod.owed_errors += N as f64 * pod.behaviour.error_ratio;
+            let errors = pod.owed_errors.floor() as u64;
+            pod.owed_errors -= errors as f64;
+            let seconds = pod.behaviour.latency.as_secs_f64();
+            for _ in 0..N {
+                self.latency.with_label_values(&[pod.namespace.as_str(), name]).observe(seconds);
+            }
+            self.requests.with_label_values(&[pod.namespace.as_str(), name, "200"]).inc_by(N - errors);
+            self.requests.with_label_values(&[pod.namespace.as_str(), name, "500"]).inc_by(errors);
+        }
+    }
+
+    fn exposition(&self) -> String {
+        let mut pending = self.change_pending.lock().unwrap();
+        if *pending {
+            *pending = false;
+            *self.scraped_after_change.lock().unwrap() = Some(Instant::now());
+        }
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+}
+
+/// Pod names as Kubernetes gives them to `<target>-primary` and `<target>-canary`.
+fn pod_names(target: &str) -> (String, String) {
+    (format!("{target}-primary-7c9d8bf5d-x2k4p"), format!("{target}-canary-5f6b7c8d9-q7m2w"))
+}
+
+/// Prometheus plus the app it scrapes; both stop on drop.
+pub struct PrometheusFixture {
+    pub url: String,
+    pub source: Prometheus,
+    app: App,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl PrometheusFixture {
+    /// Starts the app and Prometheus, and waits until `rate()` has a value (about 7 s after start).
+    pub async fn start() -> Self {
+        let bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "/usr/bin/prometheus".into());
+        assert!(
+            std::path::Path::new(&bin).exists(),
+            "prometheus binary not found at {bin}: run operator/canary/tests/support/install-prometheus.sh \
+             (apt-get install -y prometheus) or set PROMETHEUS_BIN"
+        );
+        let app = App::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app_port = listener.local_addr().unwrap().port();
+        let router = {
+            let app = app.clone();
+            axum::Router::new().route("/metrics", axum::routing::get(move || std::future::ready(app.exposition())))
+        };
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let traffic = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                tick.tick().await;
+                traffic.serve_traffic();
+            }
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("perf-canary-prometheus-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{app_port}']\n"
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = Command::new(&bin)
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let url = format!("http://127.0.0.1:{port}");
+        let source = Prometheus::new(&url, Duration::from_secs(5)).unwrap();
+        let fixture = Self { url, source, app, child, dir };
+        fixture.add_pods("warmup", "app", Behaviour::healthy());
+        fixture.wait_for_rates().await;
+        fixture
+    }
+
+    async fn wait_for_rates(&self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(_)) = self.source.query("sum(rate(http_requests_total[3s]))").await {
+                return;
+            }
+            let log = std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default();
+            assert!(started.elapsed() < Duration::from_secs(90), "prometheus gave no rate() within 90 s; log:\n{log}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Serves a healthy primary pod and a canary pod behaving as `canary` for `namespace`/`target`, and waits
+    /// until Prometheus has a request rate for the canary.
+    pub async fn serve(&self, namespace: &str, target: &str, canary: Behaviour) {
+        self.add_pods(namespace, target, canary);
+        let query =
+            format!(r#"sum(increase(http_requests_total{{namespace="{namespace}", pod=~"{target}-canary-.*"}}[3s]))"#);
+        let started = Instant::now();
+        while !matches!(self.source.query(&query).await, Ok(Some(n)) if n >= 100.0) {
+            assert!(started.elapsed() < Duration::from_secs(60), "prometheus never scraped {namespace}/{target}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn add_pods(&self, namespace: &str, target: &str, canary: Behaviour) {
+        let (primary, canary_pod) = pod_names(target);
+        let mut pods = self.app.pods.lock().unwrap();
+        let pod = |behaviour| Pod { namespace: namespace.into(), behaviour, owed_errors: 0.0 };
+        pods.insert(primary, pod(Behaviour::healthy()));
+        pods.insert(canary_pod, pod(canary));
+    }
+
+    /// Changes how the canary pod of `target` behaves from now on.
+    pub fn set_canary(&self, target: &str, behaviour: Behaviour) {
+        let (_, canary_pod) = pod_names(target);
+        if let Some(pod) = self.app.pods.lock().unwrap().get_mut(&canary_pod) {
+            pod.behaviour = behaviour;
+        }
+        *self.app.scraped_after_change.lock().unwrap() = None;
+        *self.app.change_pending.lock().unwrap() = true;
+    }
+
+    /// When Prometheus first scraped the app after the last [`Self::set_canary`].
+    pub fn first_scrape_after_change(&self) -> Option<Instant> {
+        *self.app.scraped_after_change.lock().unwrap()
+    }
+
+    pub fn metrics(&self) -> &dyn MetricsSource {
+        &self.source
+    }
+}
+
+impl Drop for PrometheusFixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
