@@ -35,9 +35,6 @@ export CLICKHOUSE_URL
 
 export PROMETHEUS_BIN="${PROMETHEUS_BIN:-$(command -v prometheus || echo /usr/bin/prometheus)}"
 
-# The built-in WASM policies, from source (the operator embeds them).
-policies/build.sh
-
 echo "services: REDIS_URL=$REDIS_URL CLICKHOUSE_URL=$CLICKHOUSE_URL PROMETHEUS_BIN=$PROMETHEUS_BIN" >&2
 cargo test --workspace --locked
 

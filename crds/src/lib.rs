@@ -32,6 +32,8 @@ pub const FIELD_MANAGER: &str = "perf-operator";
 
 /// Desired performance set-up for one service: its SLO, cache, connection pools, ClickHouse tuning, rate limits,
 /// canary rollout and WASM policies. Every section but `targetRef` is optional; a section left out is not managed.
+// kube's derive takes one `printcolumn(...)` per column; clippy reads them as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[kube(
     group = "perf.operator.dev",

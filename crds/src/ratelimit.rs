@@ -14,6 +14,12 @@ pub struct RateLimitSpec {
     /// Optional WASM policy that adapts limits to observed traffic and the SLO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyRef>,
+    /// Prometheus base URL the policy's traffic observations come from, per route (label `route` on the standard
+    /// `http_requests_total` counter and `http_request_duration_seconds` histogram, in the profile's namespace).
+    /// Without it the policy sees no traffic and holds the limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub prometheus: Option<String>,
 }
 
 /// Token bucket of one route.

@@ -297,6 +297,10 @@ fn check_rate_limit(c: &mut Check, rl: &RateLimitSpec) {
     if let Some(p) = &rl.policy {
         check_policy(c, p, "spec.rateLimit.policy");
     }
+    if let Some(url) = &rl.prometheus {
+        let ok = (url.starts_with("http://") || url.starts_with("https://")) && !url.chars().any(char::is_whitespace);
+        c.pattern(ok, url, "spec.rateLimit.prometheus", "an http:// or https:// URL");
+    }
 }
 
 fn check_policy(c: &mut Check, p: &PolicyRef, field: &str) {

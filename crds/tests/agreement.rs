@@ -38,6 +38,7 @@ fn base() -> Value {
             },
             "rateLimit": {
                 "routes": [{"route": "/api", "requestsPerSecond": 100, "burst": 200}],
+                "prometheus": "http://prometheus:9090",
                 "policy": {"url": {"url": "https://policies.example.com/rl.wasm", "sha256": "b".repeat(64)}}
             },
             "canary": {
@@ -156,6 +157,7 @@ fn bad_inputs_are_refused_by_both_naming_the_field() {
         ("/spec/slo/p99LatencyMs", json!(0), "spec.slo.p99LatencyMs"),
         ("/spec/rateLimit/policy/url/url", json!("http://insecure.example/p.wasm"), "spec.rateLimit.policy.url.url"),
         ("/spec/rateLimit/routes/0/burst", json!(50), "spec.rateLimit.routes[0]"),
+        ("/spec/rateLimit/prometheus", json!("prometheus:9090"), "spec.rateLimit.prometheus"),
         ("/spec/clickhouse/endpoint", json!("ftp://clickhouse"), "spec.clickhouse.endpoint"),
         ("/spec/clickhouse/tables/0/name", json!("events; DROP TABLE x"), "spec.clickhouse.tables[0].name"),
         (

@@ -44,6 +44,11 @@ pub enum Command {
         #[command(subcommand)]
         command: perf_canary::CanaryCommand,
     },
+    /// WASM policies: evaluate or validate a component offline, for policy authors and CI.
+    Policy {
+        #[command(subcommand)]
+        command: perf_policy_host::cli::PolicyCommand,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -154,9 +159,9 @@ pub async fn run_operator(args: RunArgs) -> Result<()> {
     let ready = Arc::new(AtomicBool::new(false));
     let admin = tokio::spawn(telemetry::serve_admin(args.admin_addr, metrics.clone(), ready.clone()));
     if !args.leader_election {
-        controller::run(client, metrics, ready, std::future::pending()).await;
+        let result = controller::run(client, metrics, ready, std::future::pending()).await;
         admin.abort();
-        return Ok(());
+        return result;
     }
     let config = leader::LeaseConfig {
         namespace: args.lease_namespace,
@@ -182,13 +187,13 @@ pub async fn run_operator(args: RunArgs) -> Result<()> {
     controller::run(client, metrics, ready, async move {
         let _ = stop_rx.await;
     })
-    .await;
+    .await?;
     holder.abort();
     admin.abort();
-    if lost.is_finished() {
-        if let Ok(Some(reason)) = lost.await {
-            return Err(reason);
-        }
+    if lost.is_finished()
+        && let Ok(Some(reason)) = lost.await
+    {
+        return Err(reason);
     }
     leader::release(&lock).await;
     Ok(())

@@ -8,6 +8,7 @@ pub mod error;
 pub mod leader;
 pub mod manifest;
 pub mod plan;
+pub mod plan_policies;
 pub mod redis_stats;
 pub mod telemetry;
 pub mod validate;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Cli::parse();
-    perf_operator::telemetry::init_logging(args.log_format);
+    // The controller logs its work; the offline commands print results and only warn on stderr.
+    let level = if matches!(args.command, Command::Run(_)) { "info" } else { "warn" };
+    perf_operator::telemetry::init_logging(args.log_format, level);
     let code = match args.command {
         Command::Run(run) => cli::run_operator(run).await.map(|()| 0)?,
         Command::Crd => {
@@ -18,6 +20,11 @@ async fn main() -> anyhow::Result<ExitCode> {
             0
         }
         Command::Canary { command } => perf_canary::run(command).await?,
+        Command::Policy { command } => {
+            let outcome = perf_policy_host::cli::run(command)?;
+            println!("{}", outcome.output);
+            outcome.exit_code
+        }
     };
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

@@ -66,6 +66,9 @@ pub fn plan_profile(profile: &PerformanceProfile) -> Plan {
         let schedule = perf_canary::plan_schedule(canary, &profile.spec.slo, &ctx, replicas);
         extra.insert("canary".to_string(), serde_json::to_value(schedule).unwrap_or_default());
     }
+    if let Some(policies) = crate::plan_policies::section(&profile) {
+        extra.insert("policies".to_string(), policies);
+    }
     Plan {
         profile: format!(
             "{}/{}",

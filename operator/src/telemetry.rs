@@ -127,11 +127,12 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the tracing subscriber (`RUST_LOG` filter, default `info`), logging to stderr.
-pub fn init_logging(format: LogFormat) {
+/// Installs the tracing subscriber (`RUST_LOG` filter, else `default_level`), logging to stderr.
+pub fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().with_current_span(true).try_init(),
         LogFormat::Text => builder.try_init(),

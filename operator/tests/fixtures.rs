@@ -153,7 +153,7 @@ impl World {
             builder = builder.with_object(t);
         }
         let client = builder.build().await.unwrap();
-        let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new().unwrap())));
+        let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new().unwrap())).unwrap());
         Self { client, ctx, writes }
     }
 

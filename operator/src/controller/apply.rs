@@ -30,10 +30,10 @@ where
     let api: Api<K> = Api::namespaced(client.clone(), &namespace);
     let name = desired.name_any();
     let want = serde_json::to_value(desired)?;
-    if let Some(live) = api.get_opt(&name).await? {
-        if is_subset(&want, &serde_json::to_value(&live)?) {
-            return Ok(false);
-        }
+    if let Some(live) = api.get_opt(&name).await?
+        && is_subset(&want, &serde_json::to_value(&live)?)
+    {
+        return Ok(false);
     }
     // force: we are the only manager of these fields; another manager's conflicting change is drift to undo.
     api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&want)).await?;

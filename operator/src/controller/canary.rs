@@ -13,7 +13,7 @@ use std::time::Duration;
 pub struct PrometheusClients(Mutex<HashMap<String, Arc<Prometheus>>>);
 
 impl PrometheusClients {
-    fn get(&self, base: &str) -> perf_canary::Result<Arc<Prometheus>> {
+    pub fn get(&self, base: &str) -> perf_canary::Result<Arc<Prometheus>> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = map.get(base) {
             return Ok(p.clone());

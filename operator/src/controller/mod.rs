@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod cache;
 pub mod canary;
 pub mod clickhouse;
+pub mod policies;
 pub mod profile;
 pub mod secrets;
 pub mod status;
@@ -36,18 +37,21 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub backoff: backoff::Backoff,
     pub prometheus: canary::PrometheusClients,
+    pub policies: policies::PolicyRuntime,
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
+    pub fn new(client: Client, metrics: Arc<Metrics>) -> Result<Self> {
         let reporter = Reporter { controller: "perf-operator".into(), instance: std::env::var("POD_NAME").ok() };
-        Self {
+        Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
             backoff: backoff::Backoff::default(),
             prometheus: canary::PrometheusClients::default(),
-        }
+            policies: policies::PolicyRuntime::new()
+                .map_err(|e| Error::Component { component: "policies", message: e.to_string() })?,
+        })
     }
 
     /// Publishes an event; a failure to record one is logged, never fatal.
@@ -109,10 +113,10 @@ pub async fn run(
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+) -> Result<()> {
     let profiles: Api<DeserializeGuard<PerformanceProfile>> = Api::all(client.clone());
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=perf-operator");
-    let ctx = Arc::new(Context::new(client.clone(), metrics));
+    let ctx = Arc::new(Context::new(client.clone(), metrics)?);
     ready.store(true, Ordering::SeqCst);
     let controller = Controller::new(profiles, watcher::Config::default().any_semantic());
     let store = controller.store();
@@ -145,6 +149,7 @@ pub async fn run(
         })
         .await;
     ready.store(false, Ordering::SeqCst);
+    Ok(())
 }
 
 async fn shutdown_signal() {

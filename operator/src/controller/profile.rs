@@ -80,7 +80,7 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
         return Ok(Action::await_change());
     }
     let observed = observe(&profile, &ctx).await?;
-    let desired = components::desired(&profile, &observed, &new_password()?);
+    let mut desired = components::desired(&profile, &observed, &new_password()?);
 
     let mut reports = Vec::new();
     let mut status = PerformanceProfileStatus { observed_generation: profile.meta().generation, ..Default::default() };
@@ -95,7 +95,11 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
     reports.push(super::clickhouse::reconcile(&profile, &ctx, &mut status).await);
     let (canary, canary_requeue) = super::canary::reconcile(&profile, &ctx, &mut status).await;
     reports.push(canary);
-    reports.push(Report::not_configured(condition::POLICIES_READY));
+    reports.push(super::policies::reconcile(&profile, &ctx, &mut desired, &mut status).await);
+    // Publish what the policies decided, in status as in the contract.
+    if let (Some(cache), Some(plan)) = (status.cache.as_mut(), desired.cache.as_ref()) {
+        cache.ttl_seconds = plan.ttl_seconds.clone();
+    }
 
     let contract = app_config::Contract {
         cache: desired.cache.as_ref(),

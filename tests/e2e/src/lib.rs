@@ -41,7 +41,11 @@ pub async fn cluster() -> Cluster {
         Arc::new(AtomicBool::new(false)),
         std::future::pending(),
     );
-    let controller = tokio::spawn(run);
+    let controller = tokio::spawn(async move {
+        if let Err(e) = run.await {
+            eprintln!("e2e: controller stopped: {e}");
+        }
+    });
     Cluster { client, namespace, controller }
 }
 

@@ -1,0 +1,194 @@
+//! The live schema of one database, read from the system tables.
+
+use crate::error::{Error, Result};
+use crate::validate::{index_definition, normalise_live};
+use clickhouse::{Client, Row};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+/// Bound on every query and statement: a server that accepts the connection and never answers must not stall
+/// the reconcile loop.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Live tables of one database, by name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveSchema {
+    pub tables: BTreeMap<String, LiveTable>,
+}
+
+/// What one live table has.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveTable {
+    /// Engine, e.g. `MergeTree`, `ReplicatedMergeTree`.
+    pub engine: String,
+    /// Columns by name.
+    pub columns: BTreeMap<String, LiveColumn>,
+    /// Projection queries by name.
+    pub projections: BTreeMap<String, String>,
+    /// Data-skipping indexes by name.
+    pub indexes: BTreeMap<String, LiveIndex>,
+    /// Mutations not yet done.
+    pub mutations: Vec<LiveMutation>,
+}
+
+/// A live column.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveColumn {
+    pub data_type: String,
+    /// Codec chain without the `CODEC(...)` wrapper; empty for the server default.
+    pub codec: String,
+}
+
+/// A live data-skipping index.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveIndex {
+    pub expression: String,
+    /// Type with parameters, e.g. `bloom_filter(0.01)`.
+    pub index_type: String,
+    pub granularity: u64,
+}
+
+/// An unfinished mutation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LiveMutation {
+    pub id: String,
+    /// e.g. `MATERIALIZE INDEX i_latency` (the server may wrap it in parentheses).
+    pub command: String,
+    pub parts_to_do: u64,
+    /// Why the last attempt failed; empty while it is healthy.
+    pub fail_reason: String,
+}
+
+impl LiveTable {
+    /// True for engines that have projections and skipping indexes.
+    pub fn is_merge_tree(&self) -> bool {
+        self.engine.ends_with("MergeTree")
+    }
+
+    /// Normalised definition of a live index, comparable with `DesiredIndex::canonical`.
+    pub fn index_canonical(&self, name: &str) -> Option<String> {
+        let x = self.indexes.get(name)?;
+        let granularity = u32::try_from(x.granularity).unwrap_or(u32::MAX);
+        Some(index_definition(&normalise_live(&x.expression), &x.index_type, granularity))
+    }
+
+    /// Normalised live projection query.
+    pub fn projection_canonical(&self, name: &str) -> Option<String> {
+        self.projections.get(name).map(|q| normalise_live(q))
+    }
+
+    /// Normalised live codec of a column (empty when the column has the default codec).
+    pub fn codec_canonical(&self, column: &str) -> Option<String> {
+        let c = self.columns.get(column)?;
+        Some(crate::validate::codec("live", &c.codec).unwrap_or_else(|_| c.codec.clone()))
+    }
+
+    /// The unfinished mutation materialising `kind` (`PROJECTION` or `INDEX`) `name`, if any.
+    pub fn materialize_mutations<'a>(&'a self, kind: &'a str, name: &'a str) -> impl Iterator<Item = &'a LiveMutation> {
+        self.mutations.iter().filter(move |m| {
+            let words: Vec<&str> =
+                m.command.split(|c: char| c.is_whitespace() || "()`,".contains(c)).filter(|w| !w.is_empty()).collect();
+            words
+                .windows(3)
+                .any(|w| w[0].eq_ignore_ascii_case("MATERIALIZE") && w[1].eq_ignore_ascii_case(kind) && w[2] == name)
+        })
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct TableRow {
+    name: String,
+    engine: String,
+}
+
+#[derive(Row, Deserialize)]
+struct ColumnRow {
+    table: String,
+    name: String,
+    data_type: String,
+    codec: String,
+}
+
+#[derive(Row, Deserialize)]
+struct ProjectionRow {
+    table: String,
+    name: String,
+    query: String,
+}
+
+#[derive(Row, Deserialize)]
+struct IndexRow {
+    table: String,
+    name: String,
+    expr: String,
+    type_full: String,
+    granularity: u64,
+}
+
+#[derive(Row, Deserialize)]
+struct MutationRow {
+    table: String,
+    mutation_id: String,
+    command: String,
+    parts_to_do: i64,
+    latest_fail_reason: String,
+}
+
+const TABLES: &str = "SELECT name, engine FROM system.tables WHERE database = {db:String}";
+const COLUMNS: &str = "SELECT table, name, type AS data_type, compression_codec AS codec \
+    FROM system.columns WHERE database = {db:String}";
+const PROJECTIONS: &str = "SELECT table, name, query FROM system.projections WHERE database = {db:String}";
+const INDEXES: &str = "SELECT table, name, expr, type_full, toUInt64(granularity) AS granularity \
+    FROM system.data_skipping_indices WHERE database = {db:String}";
+const MUTATIONS: &str = "SELECT table, mutation_id, command, toInt64(parts_to_do) AS parts_to_do, latest_fail_reason \
+    FROM system.mutations WHERE database = {db:String} AND is_done = 0 ORDER BY create_time, mutation_id";
+
+/// Reads tables, columns, projections, indexes and unfinished mutations of `database`.
+pub async fn observe(client: &Client, endpoint: &str, database: &str) -> Result<LiveSchema> {
+    let mut schema = LiveSchema::default();
+    for r in fetch::<TableRow>(client, endpoint, TABLES, database).await? {
+        schema.tables.insert(r.name, LiveTable { engine: r.engine, ..Default::default() });
+    }
+    for r in fetch::<ColumnRow>(client, endpoint, COLUMNS, database).await? {
+        let codec = r.codec.strip_prefix("CODEC(").and_then(|c| c.strip_suffix(')')).unwrap_or(&r.codec).to_string();
+        table(&mut schema, &r.table).columns.insert(r.name, LiveColumn { data_type: r.data_type, codec });
+    }
+    for r in fetch::<ProjectionRow>(client, endpoint, PROJECTIONS, database).await? {
+        table(&mut schema, &r.table).projections.insert(r.name, r.query);
+    }
+    for r in fetch::<IndexRow>(client, endpoint, INDEXES, database).await? {
+        let index = LiveIndex { expression: r.expr, index_type: r.type_full, granularity: r.granularity };
+        table(&mut schema, &r.table).indexes.insert(r.name, index);
+    }
+    for r in fetch::<MutationRow>(client, endpoint, MUTATIONS, database).await? {
+        let m = LiveMutation {
+            id: r.mutation_id,
+            command: r.command,
+            parts_to_do: u64::try_from(r.parts_to_do).unwrap_or(0),
+            fail_reason: crate::error::short(&r.latest_fail_reason),
+        };
+        table(&mut schema, &r.table).mutations.push(m);
+    }
+    Ok(schema)
+}
+
+fn table<'a>(schema: &'a mut LiveSchema, name: &str) -> &'a mut LiveTable {
+    schema.tables.entry(name.to_string()).or_default()
+}
+
+async fn fetch<T>(client: &Client, endpoint: &str, sql: &str, database: &str) -> Result<Vec<T>>
+where
+    T: clickhouse::RowOwned + clickhouse::RowRead,
+{
+    let query = client.query(sql).param("db", database);
+    bounded(sql, query.fetch_all::<T>()).await.and_then(|r| r.map_err(|e| Error::from_client(endpoint, sql, e)))
+}
+
+/// `fut` bounded by [`TIMEOUT`].
+pub(crate) async fn bounded<T>(statement: &str, fut: impl Future<Output = T>) -> Result<T> {
+    tokio::time::timeout(TIMEOUT, fut)
+        .await
+        .map_err(|_| Error::Timeout { statement: statement.to_string(), seconds: TIMEOUT.as_secs() })
+}

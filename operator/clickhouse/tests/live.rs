@@ -1,0 +1,320 @@
+//! Against the real ClickHouse engine: `CLICKHOUSE_URL` from tests/support/start-clickhouse.sh (tests/run.sh).
+//! Each test has its own database so they run in parallel.
+
+use clickhouse::{Client, Row};
+use perf_clickhouse::{Credentials, cleanup, observe_live, outcome, plan_ddl, reconcile};
+use perf_operator_api::clickhouse::{ClickHouseSpec, CodecSpec, IndexSpec, ProjectionSpec, TableSpec};
+use perf_operator_api::status::ClickHouseStatus;
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+fn url() -> String {
+    std::env::var("CLICKHOUSE_URL").expect(
+        "CLICKHOUSE_URL not set: run tests/run.sh, or eval \"$(tests/support/start-clickhouse.sh start)\" first",
+    )
+}
+
+/// A fresh database with the seed's events table and 100k rows.
+async fn seed(name: &str) -> (Client, String) {
+    let db = format!("t_{name}_{}", std::process::id());
+    let admin = Client::default().with_url(url());
+    admin.query(&format!("DROP DATABASE IF EXISTS {db}")).execute().await.unwrap();
+    admin.query(&format!("CREATE DATABASE {db}")).execute().await.unwrap();
+    let client = admin.with_database(db.as_str());
+    client
+        .query("CREATE TABLE events (timestamp DateTime, model String, score Float64, latency_ms UInt32) ENGINE = MergeTree ORDER BY timestamp")
+        .execute()
+        .await
+        .unwrap();
+    client
+        .query("INSERT INTO events SELECT toDateTime('2026-01-01 00:00:00') + number, concat('model-', toString(number % 20)), (number % 1000) / 1000.0, number % 1000 FROM numbers(100000)")
+        .execute()
+        .await
+        .unwrap();
+    (client, db)
+}
+
+fn index(name: &str, expression: &str, index_type: &str, granularity: u32) -> IndexSpec {
+    IndexSpec { name: name.into(), expression: expression.into(), index_type: index_type.into(), granularity }
+}
+
+fn codec(column: &str, codec: &str) -> CodecSpec {
+    CodecSpec { column: column.into(), codec: codec.into() }
+}
+
+/// The seed's hand-written tuning, declared.
+fn events() -> TableSpec {
+    TableSpec {
+        name: "events".into(),
+        projections: vec![ProjectionSpec {
+            name: "p_model".into(),
+            query: "SELECT model, avg(score), count() GROUP BY model".into(),
+        }],
+        indexes: vec![
+            index("i_latency", "latency_ms", "minmax", 1),
+            index("i_model", "model", "bloom_filter(0.01)", 4),
+        ],
+        codecs: vec![
+            codec("timestamp", "DoubleDelta, ZSTD(1)"),
+            codec("score", "Gorilla, ZSTD(1)"),
+            codec("latency_ms", "T64, ZSTD(1)"),
+            codec("model", "ZSTD(3)"),
+        ],
+    }
+}
+
+fn spec(db: &str, tables: Vec<TableSpec>) -> ClickHouseSpec {
+    ClickHouseSpec { endpoint: url(), database: db.into(), tables, ..Default::default() }
+}
+
+/// Reconciles until every table is in sync (materialisation runs in the background).
+async fn until_in_sync(spec: &ClickHouseSpec, previous: Option<ClickHouseStatus>) -> ClickHouseStatus {
+    let start = Instant::now();
+    let mut status = reconcile(spec, None, previous.as_ref()).await.unwrap();
+    while !outcome(&status).ready {
+        assert!(start.elapsed() < Duration::from_secs(120), "not in sync: {status:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = reconcile(spec, None, Some(&status)).await.unwrap();
+    }
+    status
+}
+
+#[derive(Row, Deserialize, Debug, PartialEq)]
+struct Named {
+    name: String,
+    definition: String,
+}
+
+async fn projections(c: &Client, db: &str) -> Vec<Named> {
+    let sql = "SELECT name, query AS definition FROM system.projections WHERE database = ? ORDER BY name";
+    c.query(sql).bind(db).fetch_all().await.unwrap()
+}
+
+async fn indexes(c: &Client, db: &str) -> Vec<Named> {
+    let sql = "SELECT name, concat(expr, ' ', type_full, ' ', toString(granularity)) AS definition \
+               FROM system.data_skipping_indices WHERE database = ? ORDER BY name";
+    c.query(sql).bind(db).fetch_all().await.unwrap()
+}
+
+async fn codecs(c: &Client, db: &str) -> Vec<Named> {
+    let sql = "SELECT name, compression_codec AS definition FROM system.columns WHERE database = ? AND table = 'events' ORDER BY name";
+    c.query(sql).bind(db).fetch_all().await.unwrap()
+}
+
+async fn mutation_count(c: &Client, db: &str) -> u64 {
+    c.query("SELECT count() FROM system.mutations WHERE database = ?").bind(db).fetch_one().await.unwrap()
+}
+
+fn named(pairs: &[(&str, &str)]) -> Vec<Named> {
+    pairs.iter().map(|(n, d)| Named { name: n.to_string(), definition: d.to_string() }).collect()
+}
+
+#[tokio::test]
+async fn seed_table_gets_projection_indexes_and_codecs_and_reapplying_is_a_no_op() {
+    let (c, db) = seed("seed").await;
+    let spec = spec(&db, vec![events()]);
+    let status = until_in_sync(&spec, None).await;
+    assert_eq!(status.tables[0].state, "InSync");
+    assert_eq!((status.tables[0].applied, status.tables[0].pending), (7, 0));
+    assert_eq!(projections(&c, &db).await, named(&[("p_model", "SELECT model, avg(score), count() GROUP BY model")]));
+    assert_eq!(
+        indexes(&c, &db).await,
+        named(&[("i_latency", "latency_ms minmax 1"), ("i_model", "model bloom_filter(0.01) 4")])
+    );
+    assert_eq!(
+        codecs(&c, &db).await,
+        named(&[
+            ("latency_ms", "CODEC(T64, ZSTD(1))"),
+            ("model", "CODEC(ZSTD(3))"),
+            ("score", "CODEC(Gorilla(8), ZSTD(1))"),
+            ("timestamp", "CODEC(DoubleDelta, ZSTD(1))"),
+        ])
+    );
+    // The server answers the seed's dashboard query from the projection.
+    let explain: Vec<String> =
+        c.query("EXPLAIN SELECT model, avg(score) FROM events GROUP BY model").fetch_all().await.unwrap();
+    assert!(explain.iter().any(|l| l.contains("p_model")), "{explain:#?}");
+
+    // Reapplying: nothing to send, nothing sent.
+    let live = observe_live(&spec, None).await.unwrap();
+    assert_eq!(plan_ddl(&spec, Some(&live)).unwrap(), Vec::<String>::new());
+    let mutations = mutation_count(&c, &db).await;
+    let again = reconcile(&spec, None, Some(&status)).await.unwrap();
+    assert_eq!(again, status);
+    assert_eq!(mutation_count(&c, &db).await, mutations);
+}
+
+#[tokio::test]
+async fn changed_projection_is_replaced() {
+    let (c, db) = seed("replace").await;
+    let mut spec = spec(&db, vec![events()]);
+    let status = until_in_sync(&spec, None).await;
+    spec.tables[0].projections[0].query = "select model, max(latency_ms) group by model".into();
+    let status = until_in_sync(&spec, Some(status)).await;
+    assert_eq!(projections(&c, &db).await, named(&[("p_model", "SELECT model, max(latency_ms) GROUP BY model")]));
+    // The server's spelling differs from ours (lower-case keywords); still no statement on the next round.
+    let live = observe_live(&spec, None).await.unwrap();
+    assert_eq!(plan_ddl(&spec, Some(&live)).unwrap(), Vec::<String>::new());
+    assert_eq!(reconcile(&spec, None, Some(&status)).await.unwrap(), status);
+}
+
+#[tokio::test]
+async fn prune_drops_only_what_the_operator_created_and_only_when_asked() {
+    let (c, db) = seed("prune").await;
+    c.query("ALTER TABLE events ADD INDEX i_theirs score TYPE minmax GRANULARITY 2").execute().await.unwrap();
+    let mut spec = spec(&db, vec![events()]);
+    let status = until_in_sync(&spec, None).await;
+    assert_eq!(indexes(&c, &db).await.len(), 3);
+
+    spec.tables[0].indexes.retain(|x| x.name != "i_model");
+    let status = until_in_sync(&spec, Some(status)).await;
+    let names = |v: Vec<Named>| v.into_iter().map(|n| n.name).collect::<Vec<_>>();
+    assert_eq!(names(indexes(&c, &db).await), ["i_latency", "i_model", "i_theirs"], "prune off: kept");
+    let kept = cleanup(&spec, None, Some(&status)).await.unwrap();
+    assert_eq!(kept, status, "finalizer without prune touches nothing");
+    assert_eq!(names(indexes(&c, &db).await), ["i_latency", "i_model", "i_theirs"]);
+
+    spec.prune = true;
+    let status = until_in_sync(&spec, Some(status)).await;
+    assert_eq!(names(indexes(&c, &db).await), ["i_latency", "i_theirs"], "prune on: only its own is dropped");
+
+    let after = cleanup(&spec, None, Some(&status)).await.unwrap();
+    assert_eq!(names(indexes(&c, &db).await), ["i_theirs"], "finalizer with prune: all its own, nothing else");
+    assert!(projections(&c, &db).await.is_empty());
+    assert!(after.managed.is_empty(), "{:?}", after.managed);
+}
+
+#[tokio::test]
+async fn bad_expressions_are_rejected_before_any_ddl() {
+    let (c, db) = seed("reject").await;
+    let mut bad = events();
+    bad.name = "other".into();
+    bad.indexes.push(index("i_evil", "latency_ms TYPE minmax GRANULARITY 1, DROP COLUMN score", "minmax", 1));
+    let spec = spec(&db, vec![events(), bad]);
+    let err = reconcile(&spec, None, None).await.unwrap_err();
+    assert_eq!(err.category(), "InvalidSpec");
+    assert!(err.to_string().starts_with("spec.clickhouse.tables[1].indexes[2].expression: "), "{err}");
+    assert!(plan_ddl(&spec, None).is_err());
+    assert!(projections(&c, &db).await.is_empty());
+    assert!(indexes(&c, &db).await.is_empty());
+    assert!(codecs(&c, &db).await.iter().all(|n| n.definition.is_empty()), "no codec changed");
+    assert_eq!(mutation_count(&c, &db).await, 0);
+}
+
+#[tokio::test]
+async fn failing_mutation_is_reported_and_a_fixed_spec_recovers() {
+    let (c, db) = seed("mutation").await;
+    // Valid DDL whose materialisation fails on existing rows: throwIf raises for latency_ms > 990.
+    let table = TableSpec {
+        name: "events".into(),
+        indexes: vec![index("i_guard", "throwIf(latency_ms > 990)", "minmax", 1)],
+        ..Default::default()
+    };
+    let mut spec = spec(&db, vec![table]);
+    let start = Instant::now();
+    let mut status = reconcile(&spec, None, None).await.unwrap();
+    while status.tables[0].state != "Failed" {
+        assert!(start.elapsed() < Duration::from_secs(60), "mutation failure not reported: {status:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = reconcile(&spec, None, Some(&status)).await.unwrap();
+    }
+    let message = status.tables[0].message.clone().unwrap();
+    assert!(message.contains("MATERIALIZE INDEX") && message.contains("throwIf"), "{message}");
+    let o = outcome(&status);
+    assert_eq!((o.ready, o.reason), (false, "Failed"));
+    assert!(o.message.starts_with("events: mutation "), "{}", o.message);
+
+    // Fixing the expression kills the stuck mutation, drops and re-adds the index.
+    spec.tables[0].indexes[0].expression = "latency_ms".into();
+    until_in_sync(&spec, Some(status)).await;
+    assert_eq!(indexes(&c, &db).await, named(&[("i_guard", "latency_ms minmax 1")]));
+}
+
+#[tokio::test]
+async fn missing_table_and_unreachable_server_are_reported_per_table() {
+    let (c, db) = seed("missing").await;
+    let missing = TableSpec { name: "nope".into(), ..events() };
+    let spec = spec(&db, vec![missing, events()]);
+    let start = Instant::now();
+    let mut status = reconcile(&spec, None, None).await.unwrap();
+    while status.tables[1].state != "InSync" {
+        assert!(start.elapsed() < Duration::from_secs(120), "{status:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = reconcile(&spec, None, Some(&status)).await.unwrap();
+    }
+    assert_eq!(status.tables[0].state, "Failed");
+    assert_eq!(status.tables[0].message.as_deref(), Some(format!("table `{db}`.`nope` does not exist").as_str()));
+    assert_eq!(projections(&c, &db).await.len(), 1, "the existing table went ahead");
+    assert!(outcome(&status).message.starts_with("nope: table"));
+
+    let down = ClickHouseSpec { endpoint: "http://127.0.0.1:1".into(), ..spec.clone() };
+    let creds = Credentials { user: "ops".into(), password: "s3cret".into() };
+    assert!(!format!("{creds:?}").contains("s3cret"));
+    let failed = reconcile(&down, Some(creds), Some(&status)).await.unwrap();
+    assert!(failed.tables.iter().all(|t| t.state == "Failed"), "{failed:#?}");
+    let message = failed.tables[1].message.as_deref().unwrap();
+    assert!(message.contains("unreachable") && message.contains("127.0.0.1:1"), "{message}");
+    assert_eq!(failed.managed, status.managed, "records survive an outage");
+}
+
+#[tokio::test]
+async fn rejected_statement_is_reported_with_the_server_message() {
+    let (_c, db) = seed("rejected").await;
+    // Valid to our checks, rejected by the server: Gorilla does not apply to strings.
+    let table = TableSpec { name: "events".into(), codecs: vec![codec("model", "Gorilla")], ..Default::default() };
+    let status = reconcile(&spec(&db, vec![table]), None, None).await.unwrap();
+    let message = status.tables[0].message.as_deref().unwrap();
+    assert_eq!(status.tables[0].state, "Failed");
+    assert!(message.starts_with("statement `ALTER TABLE "), "{message}");
+    assert!(message.contains("Code: "), "{message}");
+}
+
+#[derive(Row, serde::Serialize, Deserialize, Debug, PartialEq)]
+struct Event {
+    model: String,
+    latency_ms: u32,
+}
+
+/// The test endpoint speaks what the client sends: RowBinary inserts, server-side parameters, keep-alive.
+#[tokio::test]
+async fn endpoint_round_trips_inserts_and_parameters() {
+    let (c, _db) = seed("endpoint").await;
+    c.query("CREATE TABLE small (model String, latency_ms UInt32) ENGINE = MergeTree ORDER BY model")
+        .execute()
+        .await
+        .unwrap();
+    let mut insert = c.insert::<Event>("small").await.unwrap();
+    for (i, model) in ["a", "b'quote", "c\\slash"].into_iter().enumerate() {
+        insert.write(&Event { model: model.into(), latency_ms: i as u32 }).await.unwrap();
+    }
+    insert.end().await.unwrap();
+    let rows: Vec<Event> = c
+        .query("SELECT model, latency_ms FROM small WHERE model != {skip:String} ORDER BY model")
+        .param("skip", "a")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        [Event { model: "b'quote".into(), latency_ms: 1 }, Event { model: "c\\slash".into(), latency_ms: 2 }]
+    );
+    let err = c.query("SELECT no_such_column FROM small").execute().await.unwrap_err().to_string();
+    assert!(err.contains("Code: 47"), "{err}");
+}
+
+#[tokio::test]
+async fn question_marks_in_expressions_are_sent_verbatim() {
+    let (c, db) = seed("ternary").await;
+    let table = TableSpec {
+        name: "events".into(),
+        indexes: vec![index("i_slow", "latency_ms > 500 ? 'slow?' : 'fast'", "set(2)", 1)],
+        ..Default::default()
+    };
+    let spec = spec(&db, vec![table]);
+    let status = until_in_sync(&spec, None).await;
+    let live = indexes(&c, &db).await;
+    assert_eq!(live.len(), 1);
+    assert!(live[0].definition.contains("'slow?'"), "{live:?}");
+    // The server stores the ternary as if(); the record keeps that from looking like a change.
+    assert_eq!(reconcile(&spec, None, Some(&status)).await.unwrap(), status);
+}

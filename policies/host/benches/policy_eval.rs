@@ -1,0 +1,171 @@
+//! `cargo bench -p perf-policy-host`: the example policies through the host (warm) vs the same algorithm in native
+//! Rust, measured side by side in one run; cold load (compile) vs cached load; instantiation; evaluations/s/core.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use perf_policy_algorithms::{RateLimitSettings, Slo, TtlSettings, rate_limit, ttl};
+use perf_policy_host::{CacheInput, HostConfig, PolicyHost, RateLimitInput, Source, World, source::sha256_hex};
+
+const MEASURE_FOR: Duration = Duration::from_millis(1500);
+
+/// Mean nanoseconds per call of `f`, over as many calls as fit in `MEASURE_FOR` after a warm-up.
+fn ns_per_call(mut f: impl FnMut()) -> f64 {
+    for _ in 0..1_000 {
+        f();
+    }
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < MEASURE_FOR {
+        for _ in 0..1_000 {
+            f();
+        }
+        calls += 1_000;
+    }
+    start.elapsed().as_nanos() as f64 / calls as f64
+}
+
+fn mean_of(n: u32, mut f: impl FnMut() -> Duration) -> Duration {
+    (0..n).map(|_| f()).sum::<Duration>() / n
+}
+
+fn slo(s: &perf_policy_host::Slo) -> Slo {
+    Slo { p99_latency_ms: s.p99_latency_ms, error_rate_percent: s.error_rate_percent }
+}
+
+fn native_ttl(input: &CacheInput) -> (Vec<ttl::TtlClass>, ttl::CacheStats, Slo) {
+    let classes = input
+        .classes
+        .iter()
+        .map(|c| ttl::TtlClass {
+            name: c.name.clone(),
+            ttl_seconds: c.ttl_seconds,
+            spec_ttl_seconds: c.spec_ttl_seconds,
+        })
+        .collect();
+    let s = input.stats;
+    let stats = ttl::CacheStats {
+        hits: s.hits,
+        misses: s.misses,
+        evictions: s.evictions,
+        used_memory_bytes: s.used_memory_bytes,
+        max_memory_bytes: s.max_memory_bytes,
+        keys: s.keys,
+    };
+    (classes, stats, slo(&input.slo))
+}
+
+fn native_routes(input: &RateLimitInput) -> Vec<rate_limit::RouteState> {
+    input
+        .routes
+        .iter()
+        .map(|r| rate_limit::RouteState {
+            route: r.route.clone(),
+            requests_per_second: r.requests_per_second,
+            burst: r.burst,
+            spec_requests_per_second: r.spec_requests_per_second,
+            spec_burst: r.spec_burst,
+            traffic: r.traffic.map(|t| rate_limit::RouteTraffic {
+                requests_per_second: t.requests_per_second,
+                p99_latency_ms: t.p99_latency_ms,
+                error_percent: t.error_percent,
+                rejected_per_second: t.rejected_per_second,
+            }),
+        })
+        .collect()
+}
+
+fn row(name: &str, wasm_ns: f64, native_ns: f64) {
+    println!(
+        "{name:<22} wasm {wasm_ns:>8.0} ns/eval   native {native_ns:>7.0} ns/eval   ratio {:>5.1}x   wasm {:>10.0} evals/s/core",
+        wasm_ns / native_ns,
+        1e9 / wasm_ns
+    );
+}
+
+fn main() {
+    let cache: CacheInput = serde_json::from_str(include_str!("../../examples/cache-input.json")).expect("example");
+    let limits: RateLimitInput =
+        serde_json::from_str(include_str!("../../examples/rate-limit-input.json")).expect("example");
+    let host = PolicyHost::new(HostConfig::default()).expect("host");
+    let ttl_policy = host.load_builtin(World::Cache, "adaptive-ttl").expect("adaptive-ttl");
+    let rl_policy = host.load_builtin(World::RateLimit, "adaptive-rate-limit").expect("adaptive-rate-limit");
+
+    println!(
+        "input: {} TTL classes, {} routes; one thread; wasmtime 48, fuel budget {} per call, memory cap {} MiB",
+        cache.classes.len(),
+        limits.routes.len(),
+        host.config().limits.fuel,
+        host.config().limits.memory_bytes >> 20
+    );
+
+    let wasm = ns_per_call(|| {
+        black_box(ttl_policy.evaluate_cache(black_box(&cache)).expect("evaluate"));
+    });
+    let (classes, stats, cache_slo) = native_ttl(&cache);
+    let native = ns_per_call(|| {
+        let settings = TtlSettings::parse_cached(black_box(&cache.settings)).expect("settings");
+        black_box(ttl::decide(black_box(&classes), &stats, &cache_slo, &settings));
+    });
+    row("adaptive-ttl", wasm, native);
+    println!("  fuel used per call: {}", ttl_policy.last_fuel_used());
+
+    let wasm = ns_per_call(|| {
+        black_box(rl_policy.evaluate_rate_limit(black_box(&limits)).expect("evaluate"));
+    });
+    let routes = native_routes(&limits);
+    let rl_slo = slo(&limits.slo);
+    let native = ns_per_call(|| {
+        let settings = RateLimitSettings::parse_cached(black_box(&limits.settings)).expect("settings");
+        black_box(rate_limit::decide(black_box(&routes), &rl_slo, &settings));
+    });
+    row("adaptive-rate-limit", wasm, native);
+    println!("  fuel used per call: {}", rl_policy.last_fuel_used());
+
+    // What the names cost: the canonical ABI lowers each string with its own call into the guest's allocator.
+    let mut unnamed_cache = cache.clone();
+    unnamed_cache.classes.iter_mut().for_each(|c| c.name.clear());
+    let mut unnamed_limits = limits.clone();
+    unnamed_limits.routes.iter_mut().for_each(|r| r.route.clear());
+    let ttl_unnamed = ns_per_call(|| {
+        black_box(ttl_policy.evaluate_cache(black_box(&unnamed_cache)).expect("evaluate"));
+    });
+    let rl_unnamed = ns_per_call(|| {
+        black_box(rl_policy.evaluate_rate_limit(black_box(&unnamed_limits)).expect("evaluate"));
+    });
+    println!(
+        "same inputs with empty class/route names: adaptive-ttl {ttl_unnamed:.0} ns/eval, adaptive-rate-limit {rl_unnamed:.0} ns/eval"
+    );
+
+    let bytes = perf_policy_host::BUILTIN_ADAPTIVE_TTL;
+    let sha = sha256_hex(bytes);
+    let cold = mean_of(5, || {
+        host.forget(&sha);
+        let start = Instant::now();
+        black_box(host.load(World::Cache, Source::Pinned { bytes, sha256: &sha }).expect("load"));
+        start.elapsed()
+    });
+    let cached_pinned = ns_per_call(|| {
+        black_box(host.load(World::Cache, Source::Pinned { bytes, sha256: &sha }).expect("load"));
+    });
+    let cached_builtin = ns_per_call(|| {
+        black_box(host.load_builtin(World::Cache, "adaptive-ttl").expect("load"));
+    });
+    println!(
+        "load adaptive-ttl ({} KiB): cold (compile) {:.2} ms   cached, pinned bytes (sha256 check) {:.1} us   cached builtin {:.0} ns   cold/cached {:.0}x",
+        bytes.len() / 1024,
+        cold.as_secs_f64() * 1e3,
+        cached_pinned / 1e3,
+        cached_builtin,
+        cold.as_nanos() as f64 / cached_pinned
+    );
+
+    let no_reuse = PolicyHost::new(HostConfig { max_warm_instances: 0, ..HostConfig::default() }).expect("host");
+    let fresh_policy = no_reuse.load_builtin(World::Cache, "adaptive-ttl").expect("load");
+    let fresh = mean_of(200, || {
+        let start = Instant::now();
+        black_box(fresh_policy.evaluate_cache(&cache).expect("evaluate"));
+        start.elapsed()
+    });
+    println!("adaptive-ttl with a fresh instance per call (no warm reuse): {:.1} us/eval", fresh.as_secs_f64() * 1e6);
+}

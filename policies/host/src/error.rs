@@ -1,0 +1,76 @@
+//! Errors of the policy host. [`Error::category`] is the fixed label for metrics and `PoliciesReady` reasons.
+
+use crate::World;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("sha256 mismatch: the pin is {expected} but the component's digest is {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("sha256 pin {0:?} is invalid: expected 64 lower-case hex characters")]
+    BadPin(String),
+    #[error("unknown builtin policy {0:?}: expected adaptive-ttl or adaptive-rate-limit")]
+    UnknownBuiltin(String),
+    #[error("fetching policy from {url}: {detail}")]
+    Fetch { url: String, detail: String },
+    #[error("loading policy component {sha256}: {detail}")]
+    Load { sha256: String, detail: String },
+    #[error(
+        "policy component {sha256} imports {imports:?}: policies may import nothing, the host grants no capability"
+    )]
+    ForbiddenImports { sha256: String, imports: Vec<String> },
+    #[error("policy component {sha256} does not implement the {expected} world: {detail}")]
+    WrongWorld { sha256: String, expected: World, detail: String },
+    #[error("policy trapped: {0}")]
+    Trap(String),
+    #[error("policy exceeded its CPU budget of {0} fuel units")]
+    Timeout(u64),
+    #[error("policy exceeded its memory cap of {0} bytes")]
+    OutOfMemory(usize),
+    #[error("policy output rejected: {0}")]
+    BadOutput(String),
+    #[error("policy settings rejected: {0}")]
+    BadSettings(String),
+    #[error("policy returned an error: {0}")]
+    PolicyError(String),
+    #[error("{what}: {detail}")]
+    Input { what: String, detail: String },
+    #[error("policy evaluation task failed: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Fixed, low-cardinality label for metrics and condition reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::DigestMismatch { .. } => "digest_mismatch",
+            Error::BadPin(_) | Error::UnknownBuiltin(_) => "bad_source",
+            Error::Fetch { .. } => "fetch",
+            Error::Load { .. } => "load",
+            Error::ForbiddenImports { .. } => "forbidden_import",
+            Error::WrongWorld { .. } => "wrong_world",
+            Error::Trap(_) => "trap",
+            Error::Timeout(_) => "timeout",
+            Error::OutOfMemory(_) => "out_of_memory",
+            Error::BadOutput(_) => "bad_output",
+            Error::BadSettings(_) => "bad_settings",
+            Error::PolicyError(_) => "policy_error",
+            Error::Input { .. } => "input",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// True for failures of one evaluation (the policy stays loaded); false for failures to load it.
+    pub fn is_evaluation_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Trap(_)
+                | Error::Timeout(_)
+                | Error::OutOfMemory(_)
+                | Error::BadOutput(_)
+                | Error::BadSettings(_)
+                | Error::PolicyError(_)
+        )
+    }
+}

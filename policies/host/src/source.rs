@@ -1,0 +1,143 @@
+//! Where policy components come from: built into the binary, bytes pinned by sha256 (the operator reads a
+//! ConfigMap's `binaryData`), or an HTTPS URL pinned by sha256. The digest is checked before anything is compiled.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result, World};
+
+/// `adaptive-ttl`, built from `policies/guests/adaptive-ttl` by `policies/build.sh`.
+pub const BUILTIN_ADAPTIVE_TTL: &[u8] = include_bytes!("../../builtin/adaptive-ttl.wasm");
+/// `adaptive-rate-limit`, built from `policies/guests/adaptive-rate-limit` by `policies/build.sh`.
+pub const BUILTIN_ADAPTIVE_RATE_LIMIT: &[u8] = include_bytes!("../../builtin/adaptive-rate-limit.wasm");
+
+/// Built-in policies: name, world, component.
+pub const BUILTINS: [(&str, World, &[u8]); 2] = [
+    ("adaptive-ttl", World::Cache, BUILTIN_ADAPTIVE_TTL),
+    ("adaptive-rate-limit", World::RateLimit, BUILTIN_ADAPTIVE_RATE_LIMIT),
+];
+
+/// Default cap on a fetched component.
+pub const DEFAULT_MAX_FETCH_BYTES: usize = 16 << 20;
+
+/// A component to load.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// A built-in policy by name (see [`BUILTINS`]).
+    Builtin(&'a str),
+    /// Component bytes and the sha256 they must have (64 lower-case hex characters).
+    Pinned { bytes: &'a [u8], sha256: &'a str },
+}
+
+impl<'a> Source<'a> {
+    /// The bytes and their verified digest.
+    pub(crate) fn verified(self) -> Result<(&'a [u8], String)> {
+        match self {
+            Source::Builtin(name) => {
+                let index = BUILTINS
+                    .iter()
+                    .position(|(n, _, _)| *n == name)
+                    .ok_or_else(|| Error::UnknownBuiltin(name.into()))?;
+                Ok((BUILTINS[index].2, builtin_digests()[index].clone()))
+            }
+            Source::Pinned { bytes, sha256 } => Ok((bytes, verify_sha256(bytes, sha256)?)),
+        }
+    }
+}
+
+/// Digests of [`BUILTINS`], computed once (hashing 80 KiB on every reconcile would cost more than evaluating).
+fn builtin_digests() -> &'static [String; 2] {
+    static DIGESTS: OnceLock<[String; 2]> = OnceLock::new();
+    DIGESTS.get_or_init(|| BUILTINS.map(|(_, _, bytes)| sha256_hex(bytes)))
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Checks the pin's form and that `bytes` have that digest; returns the digest.
+pub fn verify_sha256(bytes: &[u8], expected: &str) -> Result<String> {
+    check_pin(expected)?;
+    let actual = sha256_hex(bytes);
+    if actual == expected { Ok(actual) } else { Err(Error::DigestMismatch { expected: expected.to_string(), actual }) }
+}
+
+fn check_pin(pin: &str) -> Result<()> {
+    if pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(())
+    } else {
+        Err(Error::BadPin(pin.to_string()))
+    }
+}
+
+/// An HTTP client for [`fetch`]: HTTPS only (redirects included), rustls, bounded time.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .https_only(true)
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+        .map_err(|e| Error::Internal(format!("building the HTTP client: {e}")))
+}
+
+/// Downloads a component over HTTPS, at most `max_bytes`, and checks it against `sha256` before returning it.
+/// Load the result with [`Source::Pinned`] and the same pin.
+pub async fn fetch(client: &reqwest::Client, url: &str, sha256: &str, max_bytes: usize) -> Result<Vec<u8>> {
+    let fail = |detail: String| Error::Fetch { url: url.to_string(), detail };
+    if !url.starts_with("https://") {
+        return Err(fail("only https:// URLs are allowed".into()));
+    }
+    // Refuse a malformed pin before any traffic.
+    check_pin(sha256)?;
+    let mut response = client.get(url).send().await.map_err(|e| fail(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(fail(format!("HTTP status {}", response.status())));
+    }
+    if response.content_length().is_some_and(|n| n > max_bytes as u64) {
+        return Err(fail(format!("the component is larger than {max_bytes} bytes")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| fail(e.to_string()))? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(fail(format!("the component is larger than {max_bytes} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    verify_sha256(&body, sha256)?;
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_checked_in_form_and_value() {
+        let digest = sha256_hex(b"component");
+        assert_eq!(verify_sha256(b"component", &digest).unwrap(), digest);
+        assert_eq!(verify_sha256(b"other", &digest).unwrap_err().category(), "digest_mismatch");
+        assert_eq!(verify_sha256(b"component", &digest.to_uppercase()).unwrap_err().category(), "bad_source");
+        assert_eq!(verify_sha256(b"component", "abc").unwrap_err().category(), "bad_source");
+    }
+
+    #[test]
+    fn fetch_refuses_plain_http_and_bad_pins_before_any_traffic() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let client = http_client(Duration::from_secs(1)).unwrap();
+        let pin = sha256_hex(b"component");
+        let err = runtime.block_on(fetch(&client, "http://127.0.0.1:9/p.wasm", &pin, 1024)).unwrap_err();
+        assert!(matches!(err, Error::Fetch { ref detail, .. } if detail.contains("https")), "{err}");
+        let err = runtime.block_on(fetch(&client, "https://127.0.0.1:9/p.wasm", "nope", 1024)).unwrap_err();
+        assert_eq!(err.category(), "bad_source", "{err}");
+    }
+
+    #[test]
+    fn builtins_resolve_by_name() {
+        assert!(Source::Builtin("adaptive-ttl").verified().is_ok());
+        assert_eq!(Source::Builtin("nope").verified().unwrap_err().category(), "bad_source");
+    }
+}
