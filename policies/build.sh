@@ -12,14 +12,22 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-guests="$repo/policies/guests"
-target_dir="$repo/target/policies-guests"
+# Cargo derives crate hashes, and with them symbol names and their order after LTO, from where path dependencies
+# live: the same source built in two checkouts gives different bytes. So the sources are built from one fixed path.
+stage=/tmp/perf-operator-policies-build
+rm -rf "$stage/src"
+mkdir -p "$stage/src/policies"
+for part in guests algorithms wit; do
+  (cd "$repo/policies" && tar --exclude=target -cf - "$part") | (cd "$stage/src/policies" && tar -xmf -)
+done
+guests="$stage/src/policies/guests"
+target_dir="$stage/target"
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
 
 rustup target add wasm32-unknown-unknown >/dev/null
 
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$repo=/perf-operator --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$rustup_home=/rustup"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$stage/src=/perf-operator --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$rustup_home=/rustup"
 cargo build --manifest-path "$guests/Cargo.toml" --release --locked --target wasm32-unknown-unknown \
   --target-dir "$target_dir" -p adaptive-ttl -p adaptive-rate-limit -p hostile
 cargo build --manifest-path "$guests/Cargo.toml" --release --locked --target-dir "$target_dir" -p componentize
