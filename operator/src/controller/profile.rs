@@ -80,7 +80,11 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
         return Ok(Action::await_change());
     }
     let observed = observe(&profile, &ctx).await?;
-    let mut desired = components::desired(&profile, &observed, &new_password()?);
+    let provisions_redis = profile.spec.cache.as_ref().is_some_and(|c| c.redis.provision.is_some());
+    // A password is generated only for a Redis that has none yet; an existing one is kept.
+    let fresh_password =
+        if provisions_redis && observed.redis_password.is_none() { new_password()? } else { String::new() };
+    let mut desired = components::desired(&profile, &observed, &fresh_password);
 
     let mut reports = Vec::new();
     let mut status = PerformanceProfileStatus { observed_generation: profile.meta().generation, ..Default::default() };
