@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs, skipping what is already there: Debian's redis-server and prometheus,
-# PyPI's chdb-core (the real ClickHouse engine behind tests/support/chdb_http.py), and the wasm32-wasip2 target.
+# Installs what the test suite needs, skipping what is already there: Debian's redis-server and prometheus, and
+# PyPI's chdb-core (the real ClickHouse engine behind tests/support/chdb_http.py). The WASM policies need no
+# install: their built components are committed (policies/build.sh adds its own target when rebuilding them).
 set -euo pipefail
 
 log() { echo "install: $*" >&2; }
@@ -26,8 +27,4 @@ if ! "$python" -c 'import chdb' 2>/dev/null; then
     "$python" -m pip install --quiet "chdb-core==${CHDB_CORE_VERSION:-26.9.0}" >&2
 fi
 
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
-    log "rustup target add wasm32-wasip2"
-    rustup target add wasm32-wasip2 >&2
-fi
 log "ready"
