@@ -124,10 +124,14 @@ async fn config_map_bytes(
 fn label(r: &PolicyRef) -> String {
     match (&r.builtin, &r.config_map, &r.url) {
         (Some(b), _, _) => format!("builtin:{b}"),
-        (_, Some(cm), _) => format!("configMap:{}/{}@{}", cm.name, cm.key, &cm.sha256[..cm.sha256.len().min(12)]),
-        (_, _, Some(u)) => format!("url:{}@{}", u.url, &u.sha256[..u.sha256.len().min(12)]),
+        (_, Some(cm), _) => format!("configMap:{}/{}@{}", cm.name, cm.key, short(&cm.sha256)),
+        (_, _, Some(u)) => format!("url:{}@{}", u.url, short(&u.sha256)),
         _ => "none".into(),
     }
+}
+
+fn short(sha256: &str) -> String {
+    sha256.chars().take(12).collect()
 }
 
 /// One world's result: what to publish and the status entry.

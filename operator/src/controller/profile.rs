@@ -182,7 +182,7 @@ async fn roll_target_on_change(profile: &PerformanceProfile, ctx: &Context, chec
         profile,
         false,
         "RolloutTriggered",
-        format!("app contract changed (sha256 {}), rolling {name}", &checksum[..12]),
+        format!("app contract changed (sha256 {}), rolling {name}", checksum.get(..12).unwrap_or(checksum)),
     )
     .await;
     Ok(())
