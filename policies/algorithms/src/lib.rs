@@ -22,12 +22,16 @@ pub const MAX_TTL_SECONDS: u32 = 31_536_000;
 
 /// Multiplies `value` by `factor` and clamps the result to `[low, high]` (`low >= 1`), rounding to the nearest.
 pub(crate) fn scale_clamped(value: u32, factor: f64, low: u32, high: u32) -> u32 {
-    let scaled = (f64::from(value) * factor).round();
-    // Float-to-int `as` saturates (NaN -> 0), then the clamp bounds it.
-    (scaled as u32).clamp(low, high.max(low))
+    round_to_u32(f64::from(value) * factor).clamp(low, high.max(low))
 }
 
 /// `spec * factor`, rounded, at least 1 and at most `max`.
 pub(crate) fn bound(spec: u32, factor: f64, max: u32) -> u32 {
-    ((f64::from(spec) * factor).round() as u32).clamp(1, max)
+    round_to_u32(f64::from(spec) * factor).clamp(1, max)
+}
+
+/// Rounds a non-negative value half up. Not `f64::round`: on wasm32 that is a libm call, `floor` is one instruction,
+/// and the guests call this a few times per class or route. Float-to-int `as` saturates (NaN and negatives -> 0).
+fn round_to_u32(value: f64) -> u32 {
+    (value + 0.5).floor() as u32
 }

@@ -17,9 +17,9 @@ pub struct RouteTraffic {
     pub rejected_per_second: f64,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// One route: current and spec limits, and what was observed. No name, as in the WIT: routes are positional.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RouteState {
-    pub route: String,
     pub requests_per_second: u32,
     pub burst: u32,
     pub spec_requests_per_second: u32,
@@ -27,16 +27,45 @@ pub struct RouteState {
     pub traffic: Option<RouteTraffic>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// What [`decide`] reads of a route. The guests implement it for their WIT records, so they hand their input to the
+/// algorithm as it is, without copying it into [`RouteState`] first.
+pub trait Route {
+    fn requests_per_second(&self) -> u32;
+    fn spec_requests_per_second(&self) -> u32;
+    fn spec_burst(&self) -> u32;
+    /// What was observed; `None` when there is no data yet.
+    fn traffic(&self) -> Option<RouteTraffic>;
+}
+
+impl Route for RouteState {
+    fn requests_per_second(&self) -> u32 {
+        self.requests_per_second
+    }
+
+    fn spec_requests_per_second(&self) -> u32 {
+        self.spec_requests_per_second
+    }
+
+    fn spec_burst(&self) -> u32 {
+        self.spec_burst
+    }
+
+    fn traffic(&self) -> Option<RouteTraffic> {
+        self.traffic
+    }
+}
+
 /// Limits for the route at the same position in the input.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RouteLimit {
     pub requests_per_second: u32,
     pub burst: u32,
 }
 
+/// The decision; `D` is the caller's per-route limit type (the guests use their WIT record).
 #[derive(Clone, Debug, PartialEq)]
-pub struct RateLimitDecision {
-    pub routes: Vec<RouteLimit>,
+pub struct RateLimitDecision<D = RouteLimit> {
+    pub routes: Vec<D>,
     pub reason: String,
 }
 
@@ -63,11 +92,11 @@ pub fn health(traffic: Option<&RouteTraffic>, slo: &Slo, settings: &RateLimitSet
 }
 
 /// New limits of one route.
-pub fn next_limit(state: &RouteState, health: Health, settings: &RateLimitSettings) -> RouteLimit {
-    let spec = state.spec_requests_per_second.max(1);
+pub fn next_limit(state: &impl Route, health: Health, settings: &RateLimitSettings) -> RouteLimit {
+    let spec = state.spec_requests_per_second().max(1);
     let low = bound(spec, settings.min_factor, MAX_RATE);
     let high = bound(spec, settings.max_factor, MAX_RATE);
-    let current = state.requests_per_second.max(1);
+    let current = state.requests_per_second().max(1);
     let requests_per_second = match health {
         Health::Breaching => scale_clamped(current, settings.decrease_factor, low, high),
         Health::Healthy => {
@@ -76,27 +105,44 @@ pub fn next_limit(state: &RouteState, health: Health, settings: &RateLimitSettin
         }
         Health::Marginal | Health::NoData => current.clamp(low, high),
     };
-    let burst_ratio = f64::from(state.spec_burst.max(spec)) / f64::from(spec);
+    let burst_ratio = f64::from(state.spec_burst().max(spec)) / f64::from(spec);
     let burst = scale_clamped(requests_per_second, burst_ratio, requests_per_second, MAX_BURST);
     RouteLimit { requests_per_second, burst }
 }
 
-pub fn decide(routes: &[RouteState], slo: &Slo, settings: &RateLimitSettings) -> RateLimitDecision {
+pub fn decide<R: Route, D: From<RouteLimit>>(
+    routes: &[R],
+    slo: &Slo,
+    settings: &RateLimitSettings,
+) -> RateLimitDecision<D> {
     let mut counts = [0usize; 3];
     let routes = routes
         .iter()
         .map(|r| {
-            let h = health(r.traffic.as_ref(), slo, settings);
+            let h = health(r.traffic().as_ref(), slo, settings);
             match h {
                 Health::Breaching => counts[0] += 1,
                 Health::Healthy => counts[1] += 1,
                 Health::Marginal | Health::NoData => counts[2] += 1,
             }
-            next_limit(r, h, settings)
+            D::from(next_limit(r, h, settings))
         })
         .collect();
-    let reason = format!("{} routes backed off, {} recovering, {} held", counts[0], counts[1], counts[2]);
-    RateLimitDecision { routes, reason }
+    RateLimitDecision { routes, reason: reason(counts) }
+}
+
+/// "3 routes backed off, 1 recovering, 16 held". Written with `itoa`: `format!` costs more than the decision itself
+/// in a WASM guest.
+fn reason([backed_off, recovering, held]: [usize; 3]) -> String {
+    let mut digits = itoa::Buffer::new();
+    let mut reason = String::with_capacity(48);
+    reason.push_str(digits.format(backed_off));
+    reason.push_str(" routes backed off, ");
+    reason.push_str(digits.format(recovering));
+    reason.push_str(" recovering, ");
+    reason.push_str(digits.format(held));
+    reason.push_str(" held");
+    reason
 }
 
 #[cfg(test)]
@@ -107,7 +153,6 @@ mod tests {
 
     fn route(rps: u32, p99: f64, errors: f64) -> RouteState {
         RouteState {
-            route: "/api".into(),
             requests_per_second: rps,
             burst: rps * 2,
             spec_requests_per_second: 1000,
@@ -122,7 +167,16 @@ mod tests {
     }
 
     fn after(r: RouteState) -> RouteLimit {
-        decide(&[r], &SLO, &RateLimitSettings::default()).routes.remove(0)
+        let d: RateLimitDecision = decide(&[r], &SLO, &RateLimitSettings::default());
+        d.routes[0]
+    }
+
+    #[test]
+    fn reason_counts_each_kind() {
+        let routes =
+            [route(1000, 250.0, 0.0), route(500, 10.0, 0.0), RouteState { traffic: None, ..route(500, 0.0, 0.0) }];
+        let d: RateLimitDecision = decide(&routes, &SLO, &RateLimitSettings::default());
+        assert_eq!(d.reason, "1 routes backed off, 1 recovering, 1 held");
     }
 
     #[test]

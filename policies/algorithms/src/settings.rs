@@ -5,31 +5,50 @@ use std::cell::RefCell;
 
 use serde::Deserialize;
 
+/// Longest settings text remembered; a longer one is parsed on every call.
+const REMEMBERED_TEXT_MAX: usize = 256;
+
+/// A settings text and its parsed value, held inline: the cache keeps no heap memory between calls, which lets the
+/// guests' arena allocator start over after every call.
+struct Remembered<T> {
+    len: usize,
+    text: [u8; REMEMBERED_TEXT_MAX],
+    value: T,
+}
+
 // The last settings text and its parsed value, per thread (a WASM instance has one). A policy sees the same text call
 // after call, and parsing JSON would cost more than the decision itself.
 thread_local! {
-    static TTL: RefCell<Option<(String, TtlSettings)>> = const { RefCell::new(None) };
-    static RATE_LIMIT: RefCell<Option<(String, RateLimitSettings)>> = const { RefCell::new(None) };
+    static TTL: RefCell<Option<Remembered<TtlSettings>>> = const { RefCell::new(None) };
+    static RATE_LIMIT: RefCell<Option<Remembered<RateLimitSettings>>> = const { RefCell::new(None) };
 }
 
 /// Returns the cached value when `json` is the text parsed last time; parses (and remembers a success) otherwise.
-fn cached<T: Clone>(
-    cache: &'static std::thread::LocalKey<RefCell<Option<(String, T)>>>,
+fn cached<T: Copy>(
+    cache: &'static std::thread::LocalKey<RefCell<Option<Remembered<T>>>>,
     json: &str,
     parse: fn(&str) -> Result<T, String>,
 ) -> Result<T, String> {
-    cache.with_borrow_mut(|slot| {
-        if let Some((_, value)) = slot.as_ref().filter(|(text, _)| text == json) {
-            return Ok(value.clone());
-        }
-        let value = parse(json)?;
-        *slot = Some((json.to_string(), value.clone()));
-        Ok(value)
-    })
+    // Borrowed in place: copying the remembered text out would cost more than comparing it.
+    let hit = cache
+        .with_borrow(|slot| slot.as_ref().filter(|r| r.text.get(..r.len) == Some(json.as_bytes())).map(|r| r.value));
+    if let Some(value) = hit {
+        return Ok(value);
+    }
+    let value = parse(json)?;
+    if json.len() <= REMEMBERED_TEXT_MAX {
+        cache.with_borrow_mut(|slot| {
+            let r = slot.get_or_insert(Remembered { len: 0, text: [0; REMEMBERED_TEXT_MAX], value });
+            r.text[..json.len()].copy_from_slice(json.as_bytes());
+            r.len = json.len();
+            r.value = value;
+        });
+    }
+    Ok(value)
 }
 
 /// Settings of `adaptive-ttl`. All optional; defaults in [`TtlSettings::default`].
-#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TtlSettings {
     /// Lengthen TTLs while the hit ratio is below this, in [0, 1].
@@ -86,7 +105,7 @@ impl TtlSettings {
 }
 
 /// Settings of `adaptive-rate-limit`. All optional; defaults in [`RateLimitSettings::default`].
-#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RateLimitSettings {
     /// Multiplicative decrease when a route breaks the SLO, in (0, 1).
@@ -163,6 +182,10 @@ mod tests {
         assert_eq!(TtlSettings::parse_cached("{}").unwrap().grow_factor, 1.25);
         assert!(TtlSettings::parse_cached(r#"{"growFactor": 0}"#).is_err());
         assert_eq!(TtlSettings::parse_cached("{}").unwrap(), TtlSettings::default());
+        let long = format!(r#"{{"growFactor": 3.0{}}}"#, " ".repeat(REMEMBERED_TEXT_MAX));
+        assert_eq!(TtlSettings::parse_cached(&long).unwrap().grow_factor, 3.0);
+        assert_eq!(TtlSettings::parse_cached(&long).unwrap().grow_factor, 3.0);
+        assert_eq!(TtlSettings::parse_cached("{}").unwrap().grow_factor, 1.25);
     }
 
     #[test]

@@ -3,12 +3,30 @@
 
 use crate::{MAX_TTL_SECONDS, Slo, TtlSettings, bound, scale_clamped};
 
-/// One TTL class: current (published) and spec TTL.
-#[derive(Clone, Debug, PartialEq)]
+/// One TTL class: current (published) and spec TTL. No name, as in the WIT: classes are positional.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TtlClass {
-    pub name: String,
     pub ttl_seconds: u32,
     pub spec_ttl_seconds: u32,
+}
+
+/// What [`decide`] reads of a class. The guests implement it for their WIT records, so they hand their input to the
+/// algorithm as it is, without copying it into [`TtlClass`] first.
+pub trait Class {
+    /// TTL currently published.
+    fn ttl_seconds(&self) -> u32;
+    /// TTL written in the profile.
+    fn spec_ttl_seconds(&self) -> u32;
+}
+
+impl Class for TtlClass {
+    fn ttl_seconds(&self) -> u32 {
+        self.ttl_seconds
+    }
+
+    fn spec_ttl_seconds(&self) -> u32 {
+        self.spec_ttl_seconds
+    }
 }
 
 /// Redis statistics since the previous evaluation.
@@ -23,8 +41,8 @@ pub struct CacheStats {
     pub keys: u64,
 }
 
-#[derive(Clone, Debug, PartialEq)]
 /// Decision for the class at the same position in the input.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClassDecision {
     pub ttl_seconds: u32,
     pub admit: bool,
@@ -36,9 +54,10 @@ pub struct MemoryAdvice {
     pub eviction_policy: Option<String>,
 }
 
+/// The decision; `D` is the caller's per-class decision type (the guests use their WIT record).
 #[derive(Clone, Debug, PartialEq)]
-pub struct CacheDecision {
-    pub classes: Vec<ClassDecision>,
+pub struct CacheDecision<D = ClassDecision> {
+    pub classes: Vec<D>,
     pub memory: Option<MemoryAdvice>,
     pub reason: String,
 }
@@ -74,7 +93,12 @@ pub fn direction(stats: &CacheStats, settings: &TtlSettings) -> (Direction, &'st
 }
 
 /// The decision of `adaptive-ttl`. The SLO is part of the contract but this policy does not use it.
-pub fn decide(classes: &[TtlClass], stats: &CacheStats, _slo: &Slo, settings: &TtlSettings) -> CacheDecision {
+pub fn decide<C: Class, D: From<ClassDecision>>(
+    classes: &[C],
+    stats: &CacheStats,
+    _slo: &Slo,
+    settings: &TtlSettings,
+) -> CacheDecision<D> {
     let (direction, why) = direction(stats, settings);
     let factor = match direction {
         Direction::Lengthen => settings.grow_factor,
@@ -84,10 +108,11 @@ pub fn decide(classes: &[TtlClass], stats: &CacheStats, _slo: &Slo, settings: &T
     let classes = classes
         .iter()
         .map(|c| {
-            let low = bound(c.spec_ttl_seconds, settings.min_factor, MAX_TTL_SECONDS);
-            let high = bound(c.spec_ttl_seconds, settings.max_factor, MAX_TTL_SECONDS);
-            let ttl_seconds = scale_clamped(c.ttl_seconds, factor, low, high);
-            ClassDecision { ttl_seconds, admit: ttl_seconds >= settings.min_admit_ttl_seconds }
+            let spec = c.spec_ttl_seconds();
+            let low = bound(spec, settings.min_factor, MAX_TTL_SECONDS);
+            let high = bound(spec, settings.max_factor, MAX_TTL_SECONDS);
+            let ttl_seconds = scale_clamped(c.ttl_seconds(), factor, low, high);
+            D::from(ClassDecision { ttl_seconds, admit: ttl_seconds >= settings.min_admit_ttl_seconds })
         })
         .collect();
     CacheDecision { classes, memory: memory_advice(direction, stats), reason: why.to_string() }
@@ -108,15 +133,19 @@ mod tests {
     const SLO: Slo = Slo { p99_latency_ms: 150, error_rate_percent: 0.1 };
 
     fn class(ttl: u32, spec: u32) -> Vec<TtlClass> {
-        vec![TtlClass { name: "risk".into(), ttl_seconds: ttl, spec_ttl_seconds: spec }]
+        vec![TtlClass { ttl_seconds: ttl, spec_ttl_seconds: spec }]
     }
 
     fn stats(hits: u64, misses: u64, evictions: u64, used: u64, max: u64) -> CacheStats {
         CacheStats { hits, misses, evictions, used_memory_bytes: used, max_memory_bytes: max, keys: 100 }
     }
 
+    fn decide(classes: &[TtlClass], stats: &CacheStats, settings: &TtlSettings) -> CacheDecision {
+        super::decide(classes, stats, &SLO, settings)
+    }
+
     fn ttl_after(ttl: u32, spec: u32, s: CacheStats) -> u32 {
-        decide(&class(ttl, spec), &s, &SLO, &TtlSettings::default()).classes[0].ttl_seconds
+        decide(&class(ttl, spec), &s, &TtlSettings::default()).classes[0].ttl_seconds
     }
 
     #[test]
@@ -131,7 +160,7 @@ mod tests {
 
     #[test]
     fn eviction_pressure_shortens_and_advises_memory() {
-        let d = decide(&class(100, 100), &stats(50, 50, 10, 99, 100), &SLO, &TtlSettings::default());
+        let d = decide(&class(100, 100), &stats(50, 50, 10, 99, 100), &TtlSettings::default());
         assert_eq!(d.classes[0].ttl_seconds, 80);
         assert_eq!(d.memory.unwrap().max_memory_bytes, Some(125));
     }
@@ -150,7 +179,7 @@ mod tests {
     #[test]
     fn short_ttls_are_not_admitted_when_asked() {
         let settings = TtlSettings { min_admit_ttl_seconds: 60, ..TtlSettings::default() };
-        let d = decide(&class(40, 40), &stats(90, 10, 0, 0, 0), &SLO, &settings);
+        let d = decide(&class(40, 40), &stats(90, 10, 0, 0, 0), &settings);
         assert!(!d.classes[0].admit);
     }
 }

@@ -37,11 +37,7 @@ fn native_ttl(input: &CacheInput) -> (Vec<ttl::TtlClass>, ttl::CacheStats, Slo) 
     let classes = input
         .classes
         .iter()
-        .map(|c| ttl::TtlClass {
-            name: c.name.clone(),
-            ttl_seconds: c.ttl_seconds,
-            spec_ttl_seconds: c.spec_ttl_seconds,
-        })
+        .map(|c| ttl::TtlClass { ttl_seconds: c.ttl_seconds, spec_ttl_seconds: c.spec_ttl_seconds })
         .collect();
     let s = input.stats;
     let stats = ttl::CacheStats {
@@ -60,7 +56,6 @@ fn native_routes(input: &RateLimitInput) -> Vec<rate_limit::RouteState> {
         .routes
         .iter()
         .map(|r| rate_limit::RouteState {
-            route: r.route.clone(),
             requests_per_second: r.requests_per_second,
             burst: r.burst,
             spec_requests_per_second: r.spec_requests_per_second,
@@ -75,11 +70,15 @@ fn native_routes(input: &RateLimitInput) -> Vec<rate_limit::RouteState> {
         .collect()
 }
 
+/// The target for a warm evaluation of a realistic input: under 1 us, so over 1 M evaluations/s/core.
+const TARGET_NS: f64 = 1_000.0;
+
 fn row(name: &str, wasm_ns: f64, native_ns: f64) {
     println!(
-        "{name:<22} wasm {wasm_ns:>8.0} ns/eval   native {native_ns:>7.0} ns/eval   ratio {:>5.1}x   wasm {:>10.0} evals/s/core",
+        "{name:<22} wasm {wasm_ns:>8.0} ns/eval   native {native_ns:>7.0} ns/eval   ratio {:>5.1}x   wasm {:>10.0} evals/s/core   target (<{TARGET_NS:.0} ns) {}",
         wasm_ns / native_ns,
-        1e9 / wasm_ns
+        1e9 / wasm_ns,
+        if wasm_ns < TARGET_NS { "met" } else { "MISSED" }
     );
 }
 
@@ -105,7 +104,8 @@ fn main() {
     let (classes, stats, cache_slo) = native_ttl(&cache);
     let native = ns_per_call(|| {
         let settings = TtlSettings::parse_cached(black_box(&cache.settings)).expect("settings");
-        black_box(ttl::decide(black_box(&classes), &stats, &cache_slo, &settings));
+        let decision: ttl::CacheDecision = ttl::decide(black_box(&classes), &stats, &cache_slo, &settings);
+        black_box(decision);
     });
     row("adaptive-ttl", wasm, native);
     println!("  fuel used per call: {}", ttl_policy.last_fuel_used());
@@ -117,25 +117,11 @@ fn main() {
     let rl_slo = slo(&limits.slo);
     let native = ns_per_call(|| {
         let settings = RateLimitSettings::parse_cached(black_box(&limits.settings)).expect("settings");
-        black_box(rate_limit::decide(black_box(&routes), &rl_slo, &settings));
+        let decision: rate_limit::RateLimitDecision = rate_limit::decide(black_box(&routes), &rl_slo, &settings);
+        black_box(decision);
     });
     row("adaptive-rate-limit", wasm, native);
     println!("  fuel used per call: {}", rl_policy.last_fuel_used());
-
-    // What the names cost: the canonical ABI lowers each string with its own call into the guest's allocator.
-    let mut unnamed_cache = cache.clone();
-    unnamed_cache.classes.iter_mut().for_each(|c| c.name.clear());
-    let mut unnamed_limits = limits.clone();
-    unnamed_limits.routes.iter_mut().for_each(|r| r.route.clear());
-    let ttl_unnamed = ns_per_call(|| {
-        black_box(ttl_policy.evaluate_cache(black_box(&unnamed_cache)).expect("evaluate"));
-    });
-    let rl_unnamed = ns_per_call(|| {
-        black_box(rl_policy.evaluate_rate_limit(black_box(&unnamed_limits)).expect("evaluate"));
-    });
-    println!(
-        "same inputs with empty class/route names: adaptive-ttl {ttl_unnamed:.0} ns/eval, adaptive-rate-limit {rl_unnamed:.0} ns/eval"
-    );
 
     let bytes = perf_policy_host::BUILTIN_ADAPTIVE_TTL;
     let sha = sha256_hex(bytes);

@@ -16,6 +16,7 @@ mod error;
 pub mod fallback;
 mod host;
 mod limits;
+mod lowering;
 mod policy;
 mod run;
 pub mod source;

@@ -17,14 +17,12 @@ pub struct Slo {
 }
 
 /// One TTL class: the value currently published and the value written in the spec.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[component(record)]
+/// Its component type and lowering are in `lowering.rs` (the WIT record has no name).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TtlClass {
     pub name: String,
-    #[component(name = "ttl-seconds")]
     pub ttl_seconds: u32,
-    #[component(name = "spec-ttl-seconds")]
     pub spec_ttl_seconds: u32,
 }
 
@@ -45,7 +43,7 @@ pub struct CacheStats {
 }
 
 /// Input of a cache policy.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(ComponentType, Lower, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[component(record)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheInput {
@@ -105,24 +103,21 @@ pub struct RouteTraffic {
 }
 
 /// One route: current limits, spec limits and what was observed.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[component(record)]
+/// Its component type and lowering are in `lowering.rs` (the WIT record has no name).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteState {
     pub route: String,
-    #[component(name = "requests-per-second")]
     pub requests_per_second: u32,
     pub burst: u32,
-    #[component(name = "spec-requests-per-second")]
     pub spec_requests_per_second: u32,
-    #[component(name = "spec-burst")]
     pub spec_burst: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<RouteTraffic>,
 }
 
 /// Input of a rate-limit policy.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(ComponentType, Lower, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[component(record)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimitInput {
@@ -195,6 +190,6 @@ where
     for<'a> D::Data<'a>: Host,
     T: 'static,
 {
-    linker.instance("perf:policy/types@0.1.0")?;
+    linker.instance("perf:policy/types@0.2.0")?;
     Ok(())
 }

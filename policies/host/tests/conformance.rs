@@ -128,3 +128,120 @@ fn warm_instance_is_reused_between_calls() {
     }
     assert_eq!(policy.warm_instances(), 1);
 }
+
+#[test]
+fn warm_instance_serves_many_calls_without_growing() {
+    // The guests' arena allocator rewinds only when a call frees all it allocated; a leak would exhaust the 16 MiB
+    // cap within a few thousand calls and show up here as out-of-memory.
+    let host = host();
+    let ttl = host.load_builtin(World::Cache, "adaptive-ttl").unwrap();
+    let limits = host.load_builtin(World::RateLimit, "adaptive-rate-limit").unwrap();
+    let (cache, routes) = (cache_example(), rate_limit_example());
+    for _ in 0..20_000 {
+        ttl.evaluate_cache(&cache).unwrap();
+        limits.evaluate_rate_limit(&routes).unwrap();
+    }
+    assert_eq!((ttl.warm_instances(), limits.warm_instances()), (1, 1));
+}
+
+/// A small deterministic generator (xorshift), so the inputs below vary every field without a dependency.
+struct Numbers(u64);
+
+impl Numbers {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u32 {
+        (self.next() % n) as u32
+    }
+
+    fn real(&mut self, max: f64) -> f64 {
+        (self.next() % 1_000_000) as f64 / 1_000_000.0 * max
+    }
+}
+
+/// The host lowers the classes and routes by hand (`lowering.rs`): if any field landed where the guest does not
+/// read it, the WASM decisions would differ from the same algorithm run natively on the same values.
+#[test]
+fn wasm_decisions_equal_the_native_algorithm_on_varied_inputs() {
+    use perf_policy_algorithms::{RateLimitSettings, Slo, TtlSettings, rate_limit, ttl};
+    let host = host();
+    let ttl_policy = host.load_builtin(World::Cache, "adaptive-ttl").unwrap();
+    let rl_policy = host.load_builtin(World::RateLimit, "adaptive-rate-limit").unwrap();
+    let mut n = Numbers(0x5eed_1234_abcd_9876);
+    for case in 0..200 {
+        let mut cache = cache_example();
+        for class in &mut cache.classes {
+            class.spec_ttl_seconds = 1 + n.below(100_000);
+            class.ttl_seconds = 1 + n.below(400_000);
+        }
+        let s = &mut cache.stats;
+        (s.hits, s.misses, s.evictions) = (n.next() % 10_000, n.next() % 10_000, n.next() % 200);
+        (s.max_memory_bytes, s.used_memory_bytes) = (n.next() % 1_000_000, n.next() % 1_000_000);
+        let s = cache.stats;
+        let wasm = ttl_policy.evaluate_cache(&cache).unwrap();
+        let classes: Vec<ttl::TtlClass> = cache
+            .classes
+            .iter()
+            .map(|c| ttl::TtlClass { ttl_seconds: c.ttl_seconds, spec_ttl_seconds: c.spec_ttl_seconds })
+            .collect();
+        let stats = ttl::CacheStats {
+            hits: s.hits,
+            misses: s.misses,
+            evictions: s.evictions,
+            used_memory_bytes: s.used_memory_bytes,
+            max_memory_bytes: s.max_memory_bytes,
+            keys: s.keys,
+        };
+        let slo = Slo { p99_latency_ms: cache.slo.p99_latency_ms, error_rate_percent: cache.slo.error_rate_percent };
+        let native: ttl::CacheDecision =
+            ttl::decide(&classes, &stats, &slo, &TtlSettings::parse(&cache.settings).unwrap());
+        let native_ttls: Vec<(u32, bool)> = native.classes.iter().map(|d| (d.ttl_seconds, d.admit)).collect();
+        let wasm_ttls: Vec<(u32, bool)> = wasm.classes.iter().map(|d| (d.ttl_seconds, d.admit)).collect();
+        assert_eq!(wasm_ttls, native_ttls, "case {case}: {cache:?}");
+        assert_eq!(wasm.reason, native.reason, "case {case}");
+
+        let mut limits = rate_limit_example();
+        limits.slo = perf_policy_host::Slo { p99_latency_ms: 50 + n.below(500), error_rate_percent: n.real(5.0) };
+        for route in &mut limits.routes {
+            route.spec_requests_per_second = 1 + n.below(10_000);
+            route.spec_burst = route.spec_requests_per_second + n.below(10_000);
+            route.requests_per_second = 1 + n.below(10_000);
+            route.burst = route.requests_per_second + n.below(100);
+            route.traffic = (n.below(4) != 0).then(|| perf_policy_host::RouteTraffic {
+                requests_per_second: n.real(20_000.0),
+                p99_latency_ms: n.real(600.0),
+                error_percent: n.real(6.0),
+                rejected_per_second: n.real(100.0),
+            });
+        }
+        let wasm = rl_policy.evaluate_rate_limit(&limits).unwrap();
+        let routes: Vec<rate_limit::RouteState> = limits
+            .routes
+            .iter()
+            .map(|r| rate_limit::RouteState {
+                requests_per_second: r.requests_per_second,
+                burst: r.burst,
+                spec_requests_per_second: r.spec_requests_per_second,
+                spec_burst: r.spec_burst,
+                traffic: r.traffic.map(|t| rate_limit::RouteTraffic {
+                    requests_per_second: t.requests_per_second,
+                    p99_latency_ms: t.p99_latency_ms,
+                    error_percent: t.error_percent,
+                    rejected_per_second: t.rejected_per_second,
+                }),
+            })
+            .collect();
+        let slo = Slo { p99_latency_ms: limits.slo.p99_latency_ms, error_rate_percent: limits.slo.error_rate_percent };
+        let native: rate_limit::RateLimitDecision =
+            rate_limit::decide(&routes, &slo, &RateLimitSettings::parse(&limits.settings).unwrap());
+        let native_limits: Vec<(u32, u32)> = native.routes.iter().map(|l| (l.requests_per_second, l.burst)).collect();
+        let wasm_limits: Vec<(u32, u32)> = wasm.routes.iter().map(|l| (l.requests_per_second, l.burst)).collect();
+        assert_eq!(wasm_limits, native_limits, "case {case}: {limits:?}");
+        assert_eq!(wasm.reason, native.reason, "case {case}");
+    }
+}

@@ -1,6 +1,6 @@
 //! `adaptive-rate-limit`: the example rate-limit policy (built-in default). AIMD on token-bucket limits: back off
 //! when p99 or errors break the SLO, recover when healthy. The algorithm lives in `perf-policy-algorithms`; this
-//! crate only converts between the WIT types and it.
+//! crate only connects the WIT types to it.
 
 // The export glue wit-bindgen generates takes one argument per flattened field.
 #![allow(clippy::too_many_arguments)]
@@ -9,7 +9,11 @@ use perf_policy_algorithms::{RateLimitSettings, Slo, rate_limit};
 
 wit_bindgen::generate!({ path: "../../wit", world: "rate-limit-policy" });
 
-use perf::policy::types::RouteLimit;
+use perf::policy::types::{RouteLimit, RouteState};
+
+// Every call frees all it allocates, so a rewinding arena replaces dlmalloc (see `call-arena`).
+#[global_allocator]
+static ARENA: call_arena::CallArena = call_arena::CallArena::new();
 
 struct AdaptiveRateLimit;
 
@@ -20,33 +24,39 @@ impl Guest for AdaptiveRateLimit {
 
     fn evaluate(input: RateLimitInput) -> Result<RateLimitOutput, String> {
         let settings = RateLimitSettings::parse_cached(&input.settings)?;
-        let routes: Vec<rate_limit::RouteState> = input
-            .routes
-            .into_iter()
-            .map(|r| rate_limit::RouteState {
-                route: r.route,
-                requests_per_second: r.requests_per_second,
-                burst: r.burst,
-                spec_requests_per_second: r.spec_requests_per_second,
-                spec_burst: r.spec_burst,
-                traffic: r.traffic.map(|t| rate_limit::RouteTraffic {
-                    requests_per_second: t.requests_per_second,
-                    p99_latency_ms: t.p99_latency_ms,
-                    error_percent: t.error_percent,
-                    rejected_per_second: t.rejected_per_second,
-                }),
-            })
-            .collect();
         let slo = Slo { p99_latency_ms: input.slo.p99_latency_ms, error_rate_percent: input.slo.error_rate_percent };
-        let d = rate_limit::decide(&routes, &slo, &settings);
-        Ok(RateLimitOutput {
-            routes: d
-                .routes
-                .into_iter()
-                .map(|r| RouteLimit { requests_per_second: r.requests_per_second, burst: r.burst })
-                .collect(),
-            reason: d.reason,
+        let d = rate_limit::decide(&input.routes, &slo, &settings);
+        Ok(RateLimitOutput { routes: d.routes, reason: d.reason })
+    }
+}
+
+/// The algorithm reads the WIT records in place.
+impl rate_limit::Route for RouteState {
+    fn requests_per_second(&self) -> u32 {
+        self.requests_per_second
+    }
+
+    fn spec_requests_per_second(&self) -> u32 {
+        self.spec_requests_per_second
+    }
+
+    fn spec_burst(&self) -> u32 {
+        self.spec_burst
+    }
+
+    fn traffic(&self) -> Option<rate_limit::RouteTraffic> {
+        self.traffic.map(|t| rate_limit::RouteTraffic {
+            requests_per_second: t.requests_per_second,
+            p99_latency_ms: t.p99_latency_ms,
+            error_percent: t.error_percent,
+            rejected_per_second: t.rejected_per_second,
         })
+    }
+}
+
+impl From<rate_limit::RouteLimit> for RouteLimit {
+    fn from(l: rate_limit::RouteLimit) -> Self {
+        Self { requests_per_second: l.requests_per_second, burst: l.burst }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `adaptive-ttl`: the example cache policy (built-in default). Lengthens TTLs while the hit ratio is low and memory
 //! allows, shortens them under eviction pressure. The algorithm lives in `perf-policy-algorithms`; this crate only
-//! converts between the WIT types and it.
+//! connects the WIT types to it.
 
 // The export glue wit-bindgen generates takes one argument per flattened field.
 #![allow(clippy::too_many_arguments)]
@@ -9,7 +9,11 @@ use perf_policy_algorithms::{Slo, TtlSettings, ttl};
 
 wit_bindgen::generate!({ path: "../../wit", world: "cache-policy" });
 
-use perf::policy::types::{ClassDecision, MemoryAdvice};
+use perf::policy::types::{ClassDecision, MemoryAdvice, TtlClass};
+
+// Every call frees all it allocates, so a rewinding arena replaces dlmalloc (see `call-arena`).
+#[global_allocator]
+static ARENA: call_arena::CallArena = call_arena::CallArena::new();
 
 struct AdaptiveTtl;
 
@@ -20,11 +24,6 @@ impl Guest for AdaptiveTtl {
 
     fn evaluate(input: CacheInput) -> Result<CacheOutput, String> {
         let settings = TtlSettings::parse_cached(&input.settings)?;
-        let classes: Vec<ttl::TtlClass> = input
-            .classes
-            .into_iter()
-            .map(|c| ttl::TtlClass { name: c.name, ttl_seconds: c.ttl_seconds, spec_ttl_seconds: c.spec_ttl_seconds })
-            .collect();
         let s = input.stats;
         let stats = ttl::CacheStats {
             hits: s.hits,
@@ -35,18 +34,31 @@ impl Guest for AdaptiveTtl {
             keys: s.keys,
         };
         let slo = Slo { p99_latency_ms: input.slo.p99_latency_ms, error_rate_percent: input.slo.error_rate_percent };
-        let d = ttl::decide(&classes, &stats, &slo, &settings);
+        let d = ttl::decide(&input.classes, &stats, &slo, &settings);
         Ok(CacheOutput {
-            classes: d
-                .classes
-                .into_iter()
-                .map(|c| ClassDecision { ttl_seconds: c.ttl_seconds, admit: c.admit })
-                .collect(),
+            classes: d.classes,
             memory: d
                 .memory
                 .map(|m| MemoryAdvice { max_memory_bytes: m.max_memory_bytes, eviction_policy: m.eviction_policy }),
             reason: d.reason,
         })
+    }
+}
+
+/// The algorithm reads the WIT records in place.
+impl ttl::Class for TtlClass {
+    fn ttl_seconds(&self) -> u32 {
+        self.ttl_seconds
+    }
+
+    fn spec_ttl_seconds(&self) -> u32 {
+        self.spec_ttl_seconds
+    }
+}
+
+impl From<ttl::ClassDecision> for ClassDecision {
+    fn from(d: ttl::ClassDecision) -> Self {
+        Self { ttl_seconds: d.ttl_seconds, admit: d.admit }
     }
 }
 
