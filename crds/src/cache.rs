@@ -126,7 +126,7 @@ pub struct RedisExternal {
     /// Secret key holding the password, if the server needs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
-    /// `maxclients` of that server, to cap the Redis pools.
+    /// `maxclients` of that server, to cap the Redis pools; when unset, the `maxclients` the server reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100000))]
     pub max_clients: Option<u32>,

@@ -105,10 +105,7 @@ fn check_cache(c: &mut Check, cache: &CacheSpec) {
         c.range(p.max_clients, 1, 100_000, "spec.cache.redis.provision.maxClients");
     }
     if let Some(e) = &redis.external {
-        let ok = (e.address.starts_with("redis://") || e.address.starts_with("rediss://"))
-            && !e.address.contains('@')
-            && !e.address.chars().any(char::is_whitespace)
-            && e.address.len() <= 2048;
+        let ok = is_url(&e.address, &["redis://", "rediss://"]) && !e.address.contains('@') && e.address.len() <= 2048;
         c.pattern(
             ok,
             &e.address,
@@ -192,10 +189,16 @@ fn check_pools(c: &mut Check, pools: &PoolsSpec) {
     }
 }
 
+const HTTP: &[&str] = &["http://", "https://"];
+
+/// Starts with one of `schemes` and holds no whitespace: the part every URL field's pattern shares (each adds its own
+/// length and credential rules).
+fn is_url(value: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|scheme| value.starts_with(scheme)) && !value.chars().any(char::is_whitespace)
+}
+
 fn check_clickhouse(c: &mut Check, ch: &ClickHouseSpec) {
-    let ok = (ch.endpoint.starts_with("http://") || ch.endpoint.starts_with("https://"))
-        && !ch.endpoint.contains('@')
-        && !ch.endpoint.chars().any(char::is_whitespace);
+    let ok = is_url(&ch.endpoint, HTTP) && !ch.endpoint.contains('@');
     c.pattern(ok, &ch.endpoint, "spec.clickhouse.endpoint", "an http:// or https:// URL without credentials");
     c.pattern(is_identifier(&ch.database), &ch.database, "spec.clickhouse.database", "an identifier");
     if let Some(cred) = &ch.credentials_secret_ref {
@@ -298,8 +301,7 @@ fn check_rate_limit(c: &mut Check, rl: &RateLimitSpec) {
         check_policy(c, p, "spec.rateLimit.policy");
     }
     if let Some(url) = &rl.prometheus {
-        let ok = (url.starts_with("http://") || url.starts_with("https://")) && !url.chars().any(char::is_whitespace);
-        c.pattern(ok, url, "spec.rateLimit.prometheus", "an http:// or https:// URL");
+        c.pattern(is_url(url, HTTP), url, "spec.rateLimit.prometheus", "an http:// or https:// URL");
     }
 }
 
@@ -317,10 +319,7 @@ fn check_policy(c: &mut Check, p: &PolicyRef, field: &str) {
         sha256(c, &cm.sha256, &format!("{field}.configMap.sha256"));
     }
     if let Some(u) = &p.url {
-        let ok = u.url.starts_with("https://")
-            && u.url.len() > 8
-            && !u.url.chars().any(char::is_whitespace)
-            && u.url.len() <= 2048;
+        let ok = is_url(&u.url, &["https://"]) && u.url.len() > 8 && u.url.len() <= 2048;
         c.pattern(ok, &u.url, &format!("{field}.url.url"), "an https:// URL");
         sha256(c, &u.sha256, &format!("{field}.url.sha256"));
     }
@@ -355,9 +354,12 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
         }
     }
     let a = &canary.analysis;
-    let prom_ok = (a.prometheus.starts_with("http://") || a.prometheus.starts_with("https://"))
-        && !a.prometheus.chars().any(char::is_whitespace);
-    c.pattern(prom_ok, &a.prometheus, "spec.canary.analysis.prometheus", "an http:// or https:// URL");
+    c.pattern(
+        is_url(&a.prometheus, HTTP),
+        &a.prometheus,
+        "spec.canary.analysis.prometheus",
+        "an http:// or https:// URL",
+    );
     c.range(a.failure_limit, 1, 100, "spec.canary.analysis.failureLimit");
     c.range(a.min_requests, 0, 100_000_000, "spec.canary.analysis.minRequests");
     if let Some(p99) = a.max_p99_latency_ms {

@@ -26,7 +26,11 @@ fn profiles(n: usize) -> Vec<PerformanceProfile> {
 
 fn reconcile_compute(p: &PerformanceProfile) -> usize {
     let findings = validate::check_spec(p, "spec");
-    let desired = components::desired(p, &Observed { target_replicas: Some(4), redis_password: Some("x".into()) }, "y");
+    let desired = components::desired(
+        p,
+        &Observed { target_replicas: Some(4), redis_password: Some("x".into()), ..Observed::default() },
+        "y",
+    );
     let contract = app_config::Contract {
         cache: desired.cache.as_ref(),
         pools: desired.pools.as_ref(),

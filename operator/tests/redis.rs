@@ -105,11 +105,19 @@ async fn an_external_redis_is_ready_when_it_answers_and_degraded_when_it_does_no
     profile.spec.cache = Some(
         serde_json::from_value(json!({"redis": {"external": {"address": redis_url()}}, "ttlClasses": []})).unwrap(),
     );
+    // No maxClients declared: the Redis pools are capped by what the server reports, shared by the 4 pods.
+    profile.spec.pools = Some(
+        serde_json::from_value(json!({"appReplicas": 4, "redis": {"min": 1, "max": 10000, "reservedPercent": 10}}))
+            .unwrap(),
+    );
     let world = World::with(profile.clone(), None).await;
     world.reconcile().await.unwrap();
     let p = world.profile().await;
     assert_eq!(World::condition(&p, "CacheReady").1, "ExternalReachable");
     assert_eq!(World::condition(&p, "Ready").0, "True");
+    let reported = fetch_with_retry(&redis_url(), None).await.max_clients;
+    let redis_pool = &p.status.as_ref().unwrap().pools.as_ref().unwrap().sizes["redis"];
+    assert_eq!((redis_pool.max as u64, redis_pool.reason.as_str()), (reported * 90 / 100 / 4, "ServerCap"));
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     profile.spec.cache = Some(

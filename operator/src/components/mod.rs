@@ -18,6 +18,16 @@ pub struct Observed {
     pub target_replicas: Option<u32>,
     /// Password already in the provisioned Redis Secret, kept so a reconcile never rotates it by accident.
     pub redis_password: Option<String>,
+    /// What an external Redis answered this reconcile, read once for readiness, pool caps and cache policies;
+    /// `None` when the profile has no external Redis.
+    pub external_redis: Option<Result<crate::redis_stats::RedisStats, ExternalRedisFailure>>,
+}
+
+/// Why an external Redis could not be read: a reason for the `CacheReady` condition and a message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExternalRedisFailure {
+    pub reason: &'static str,
+    pub message: String,
 }
 
 /// The Kubernetes objects a profile owns.

@@ -14,11 +14,20 @@ pub struct PoolsPlan {
     pub sizes: BTreeMap<String, PoolSize>,
 }
 
-/// Plans every declared pool. Redis pools are capped by the Redis `maxclients` unless the pool names its own cap.
+/// Plans every declared pool. Redis pools are capped by the Redis `maxclients` unless the pool names its own cap:
+/// the one the operator configures, or for an external Redis the declared one, else the one the server reported.
 pub fn plan(spec: &PoolsSpec, cache: Option<&CacheSpec>, observed: &Observed) -> PoolsPlan {
     let app_replicas = spec.app_replicas.or(observed.target_replicas).unwrap_or(1).max(1);
-    let redis_cap = cache.and_then(|c| {
-        c.redis.provision.as_ref().map(|p| p.max_clients).or(c.redis.external.as_ref().and_then(|e| e.max_clients))
+    let reported = observed
+        .external_redis
+        .as_ref()
+        .and_then(|r| r.as_ref().ok())
+        .map(|s| u32::try_from(s.max_clients).unwrap_or(u32::MAX))
+        .filter(|m| *m > 0);
+    let redis_cap = cache.and_then(|c| match (&c.redis.provision, &c.redis.external) {
+        (Some(p), _) => Some(p.max_clients),
+        (None, Some(e)) => e.max_clients.or(reported),
+        (None, None) => None,
     });
     let mut sizes = BTreeMap::new();
     for (name, pool, fallback_cap) in
@@ -110,5 +119,33 @@ mod tests {
         .unwrap();
         let plan = plan(&spec, Some(&cache), &Observed::default());
         assert_eq!(plan.sizes["redis"], PoolSize { min: 1, max: 30, reason: "ServerCap".into() });
+    }
+
+    #[test]
+    fn external_redis_pools_take_the_declared_cap_else_the_reported_one() {
+        let spec = PoolsSpec { redis: Some(pool(1, 500)), app_replicas: Some(10), ..PoolsSpec::default() };
+        let external = |max_clients: Option<u32>| -> CacheSpec {
+            serde_json::from_value(serde_json::json!({
+                "redis": {"external": {"address": "redis://cache:6379", "maxClients": max_clients}}
+            }))
+            .unwrap()
+        };
+        let reported = |max_clients| Observed {
+            external_redis: Some(Ok(crate::redis_stats::RedisStats { max_clients, ..Default::default() })),
+            ..Observed::default()
+        };
+        // Reported 2000, 10 % reserved, 10 pods: 180 each.
+        assert_eq!(plan(&spec, Some(&external(None)), &reported(2000)).sizes["redis"].max, 180);
+        // A declared cap wins over the reported one (a proxy in front of Redis may allow fewer).
+        assert_eq!(plan(&spec, Some(&external(Some(100))), &reported(2000)).sizes["redis"].max, 9);
+        // Neither known (unreachable, nothing declared): the pool's own bounds.
+        let unreachable = Observed {
+            external_redis: Some(Err(crate::components::ExternalRedisFailure {
+                reason: "Unreachable",
+                message: "refused".into(),
+            })),
+            ..Observed::default()
+        };
+        assert_eq!(plan(&spec, Some(&external(None)), &unreachable).sizes["redis"].max, 500);
     }
 }

@@ -1,21 +1,23 @@
 //! Cache component, cluster side: apply the Redis objects, then judge readiness (the Deployment's available
-//! replicas for a provisioned Redis, a live answer for an external one).
+//! replicas for a provisioned Redis, a live answer for an external one, read once per reconcile in `observe`).
 
 use super::Context;
 use super::apply::apply_if_changed;
 use super::secrets::read_secret_key;
 use super::status::Report;
-use crate::components::{self, cache};
-use crate::{Result, redis_stats};
+use crate::Result;
+use crate::components::{self, ExternalRedisFailure, Observed, cache};
+use crate::redis_stats::{self, RedisStats};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use kube::api::Api;
-use perf_operator_api::{CacheStatus, PerformanceProfile, PerformanceProfileStatus, condition};
+use perf_operator_api::{CacheStatus, PerformanceProfile, PerformanceProfileStatus, RedisExternal, condition};
 
 pub async fn reconcile_cache(
     profile: &PerformanceProfile,
     ctx: &Context,
     desired: &components::Desired,
+    observed: &Observed,
     status: &mut PerformanceProfileStatus,
 ) -> Report {
     let Some(plan) = &desired.cache else { return Report::not_configured(condition::CACHE_READY) };
@@ -47,8 +49,8 @@ pub async fn reconcile_cache(
         ctx.metrics.errors.with_label_values(&["cache", e.category()]).inc();
         return Report::failed(condition::CACHE_READY, "ApplyFailed", e.to_string());
     }
-    if objects.deployments.is_empty() {
-        return probe_external(profile, ctx, &plan.address).await;
+    if let Some(answer) = &observed.external_redis {
+        return external_ready(ctx, answer, &plan.address);
     }
     match redis_available(profile, ctx).await {
         Ok(true) => Report::ok(condition::CACHE_READY, "RedisAvailable", format!("Redis serving at {}", plan.address)),
@@ -61,25 +63,40 @@ pub async fn reconcile_cache(
     }
 }
 
-/// An external Redis is ready when it answers; its password comes from the referenced Secret.
-async fn probe_external(profile: &PerformanceProfile, ctx: &Context, address: &str) -> Report {
-    let external = profile.spec.cache.as_ref().and_then(|c| c.redis.external.as_ref());
-    let password = match external.and_then(|e| e.password_secret_ref.as_ref()) {
-        Some(r) => match read_secret_key(ctx, profile, &r.name, &r.key).await {
-            Ok(p) => Some(p),
-            Err(e) => return Report::failed(condition::CACHE_READY, "PasswordUnavailable", e.to_string()),
-        },
+/// Reads an external Redis (`INFO`); its password comes from the referenced Secret.
+pub async fn read_external(
+    profile: &PerformanceProfile,
+    ctx: &Context,
+    external: &RedisExternal,
+) -> std::result::Result<RedisStats, ExternalRedisFailure> {
+    let password = match &external.password_secret_ref {
+        Some(r) => Some(
+            read_secret_key(ctx, profile, &r.name, &r.key)
+                .await
+                .map_err(|e| ExternalRedisFailure { reason: "PasswordUnavailable", message: e.to_string() })?,
+        ),
         None => None,
     };
-    match redis_stats::fetch(address, password.as_deref(), std::time::Duration::from_secs(3)).await {
+    redis_stats::fetch(&external.address, password.as_deref(), std::time::Duration::from_secs(3))
+        .await
+        .map_err(|e| ExternalRedisFailure { reason: "Unreachable", message: e.to_string() })
+}
+
+/// An external Redis is ready when it answered.
+fn external_ready(
+    ctx: &Context,
+    answer: &std::result::Result<RedisStats, ExternalRedisFailure>,
+    address: &str,
+) -> Report {
+    match answer {
         Ok(stats) => Report::ok(
             condition::CACHE_READY,
             "ExternalReachable",
             format!("using {address} (maxclients {})", stats.max_clients),
         ),
-        Err(e) => {
+        Err(failure) => {
             ctx.metrics.errors.with_label_values(&["cache", "redis"]).inc();
-            Report::failed(condition::CACHE_READY, "Unreachable", e.to_string())
+            Report::failed(condition::CACHE_READY, failure.reason, failure.message.clone())
         }
     }
 }

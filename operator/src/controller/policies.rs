@@ -4,8 +4,8 @@
 
 use super::Context;
 use super::status::Report;
-use crate::components::Desired;
 use crate::components::cache::PASSWORD_KEY;
+use crate::components::{Desired, Observed};
 use crate::redis_stats;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
@@ -185,6 +185,7 @@ async fn run<I: Clone + Send + 'static, O: Clone + Send + 'static, T: Clone>(
 pub async fn reconcile(
     profile: &PerformanceProfile,
     ctx: &Context,
+    observed: &Observed,
     desired: &mut Desired,
     status: &mut PerformanceProfileStatus,
 ) -> Report {
@@ -202,7 +203,7 @@ pub async fn reconcile(
 
     if let (Some((spec, r)), Some(plan)) = (cache_policy, desired.cache.as_mut()) {
         let last_good = previous.and_then(|s| s.cache.as_ref()).map(|c| c.ttl_seconds.clone());
-        let stats = cache_stats(profile, ctx, desired_password(&desired.objects)).await;
+        let stats = cache_stats(profile, observed, desired_password(&desired.objects)).await;
         let input = CacheInput::from_spec(
             &spec.ttl_classes,
             last_good.as_ref().unwrap_or(&plan.ttl_seconds),
@@ -313,27 +314,22 @@ fn desired_password(objects: &crate::components::OwnedObjects) -> Option<String>
         .and_then(|s| s.data.as_ref()?.get(PASSWORD_KEY).and_then(|b| String::from_utf8(b.0.clone()).ok()))
 }
 
-/// Redis statistics, or None when the Redis cannot be read (the policy then decides on zero observations).
+/// Redis statistics, or None when the Redis cannot be read (the policy then decides on zero observations). An
+/// external Redis was read once already, in `observe`; the provisioned one is read here, where it is needed.
 async fn cache_stats(
     profile: &PerformanceProfile,
-    ctx: &Context,
+    observed: &Observed,
     provisioned_password: Option<String>,
 ) -> Option<CacheStats> {
-    let cache = profile.spec.cache.as_ref()?;
-    let (url, password) = if let Some(e) = &cache.redis.external {
-        let password = match &e.password_secret_ref {
-            Some(r) => Some(super::secrets::read_secret_key(ctx, profile, &r.name, &r.key).await.ok()?),
-            None => None,
-        };
-        (e.address.clone(), password)
-    } else {
-        let namespace = profile.namespace().unwrap_or_else(|| "default".into());
-        (
-            format!("redis://{}.{namespace}.svc:6379", crate::components::cache::redis_name(profile)),
-            provisioned_password,
-        )
+    let s = match &observed.external_redis {
+        Some(answer) => answer.as_ref().ok()?.clone(),
+        None => {
+            profile.spec.cache.as_ref()?.redis.provision.as_ref()?;
+            let namespace = profile.namespace().unwrap_or_else(|| "default".into());
+            let url = format!("redis://{}.{namespace}.svc:6379", crate::components::cache::redis_name(profile));
+            redis_stats::fetch(&url, provisioned_password.as_deref(), Duration::from_secs(2)).await.ok()?
+        }
     };
-    let s = redis_stats::fetch(&url, password.as_deref(), Duration::from_secs(2)).await.ok()?;
     Some(CacheStats {
         hits: s.hits,
         misses: s.misses,

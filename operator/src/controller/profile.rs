@@ -88,7 +88,7 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
 
     let mut reports = Vec::new();
     let mut status = PerformanceProfileStatus { observed_generation: profile.meta().generation, ..Default::default() };
-    reports.push(super::cache::reconcile_cache(&profile, &ctx, &desired, &mut status).await);
+    reports.push(super::cache::reconcile_cache(&profile, &ctx, &desired, &observed, &mut status).await);
     reports.push(match &desired.pools {
         Some(p) => {
             status.pools = Some(PoolsStatus { app_replicas: p.app_replicas, sizes: p.sizes.clone() });
@@ -99,7 +99,7 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
     reports.push(super::clickhouse::reconcile(&profile, &ctx, &mut status).await);
     let (canary, canary_requeue) = super::canary::reconcile(&profile, &ctx, &mut status).await;
     reports.push(canary);
-    reports.push(super::policies::reconcile(&profile, &ctx, &mut desired, &mut status).await);
+    reports.push(super::policies::reconcile(&profile, &ctx, &observed, &mut desired, &mut status).await);
     // Publish what the policies decided, in status as in the contract.
     if let (Some(cache), Some(plan)) = (status.cache.as_mut(), desired.cache.as_ref()) {
         cache.ttl_seconds = plan.ttl_seconds.clone();
@@ -148,7 +148,11 @@ async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Result<Observed
                 .filter(|p| !p.is_empty());
         }
     }
-    Ok(Observed { target_replicas, redis_password })
+    let external_redis = match profile.spec.cache.as_ref().and_then(|c| c.redis.external.as_ref()) {
+        Some(external) => Some(super::cache::read_external(profile, ctx, external).await),
+        None => None,
+    };
+    Ok(Observed { target_replicas, redis_password, external_redis })
 }
 
 /// A new Redis password: 32 random bytes, hex.

@@ -29,45 +29,12 @@ fn mean_of(n: u32, mut f: impl FnMut() -> Duration) -> Duration {
     (0..n).map(|_| f()).sum::<Duration>() / n
 }
 
-fn slo(s: &perf_policy_host::Slo) -> Slo {
-    Slo { p99_latency_ms: s.p99_latency_ms, error_rate_percent: s.error_rate_percent }
-}
-
 fn native_ttl(input: &CacheInput) -> (Vec<ttl::TtlClass>, ttl::CacheStats, Slo) {
-    let classes = input
-        .classes
-        .iter()
-        .map(|c| ttl::TtlClass { ttl_seconds: c.ttl_seconds, spec_ttl_seconds: c.spec_ttl_seconds })
-        .collect();
-    let s = input.stats;
-    let stats = ttl::CacheStats {
-        hits: s.hits,
-        misses: s.misses,
-        evictions: s.evictions,
-        used_memory_bytes: s.used_memory_bytes,
-        max_memory_bytes: s.max_memory_bytes,
-        keys: s.keys,
-    };
-    (classes, stats, slo(&input.slo))
+    (input.classes.iter().map(Into::into).collect(), input.stats.into(), input.slo.into())
 }
 
 fn native_routes(input: &RateLimitInput) -> Vec<rate_limit::RouteState> {
-    input
-        .routes
-        .iter()
-        .map(|r| rate_limit::RouteState {
-            requests_per_second: r.requests_per_second,
-            burst: r.burst,
-            spec_requests_per_second: r.spec_requests_per_second,
-            spec_burst: r.spec_burst,
-            traffic: r.traffic.map(|t| rate_limit::RouteTraffic {
-                requests_per_second: t.requests_per_second,
-                p99_latency_ms: t.p99_latency_ms,
-                error_percent: t.error_percent,
-                rejected_per_second: t.rejected_per_second,
-            }),
-        })
-        .collect()
+    input.routes.iter().map(Into::into).collect()
 }
 
 /// The target for a warm evaluation of a realistic input: under 1 us, so over 1 M evaluations/s/core.
@@ -114,7 +81,7 @@ fn main() {
         black_box(rl_policy.evaluate_rate_limit(black_box(&limits)).expect("evaluate"));
     });
     let routes = native_routes(&limits);
-    let rl_slo = slo(&limits.slo);
+    let rl_slo: Slo = limits.slo.into();
     let native = ns_per_call(|| {
         let settings = RateLimitSettings::parse_cached(black_box(&limits.settings)).expect("settings");
         let decision: rate_limit::RateLimitDecision = rate_limit::decide(black_box(&routes), &rl_slo, &settings);

@@ -9,6 +9,7 @@
 //! - [`fallback::publish`]: what to publish when an evaluation fails, from the profile's `onFailure`.
 //! - [`cli`]: `perf-operator policy eval|validate`.
 
+mod abi;
 mod bindings;
 pub mod check;
 pub mod cli;
@@ -16,7 +17,7 @@ mod error;
 pub mod fallback;
 mod host;
 mod limits;
-mod lowering;
+mod native;
 mod policy;
 mod run;
 pub mod source;

@@ -17,7 +17,7 @@ pub struct Slo {
 }
 
 /// One TTL class: the value currently published and the value written in the spec.
-/// Its component type and lowering are in `lowering.rs` (the WIT record has no name).
+/// Its component type and lowering are in `abi.rs` (the WIT record has no name).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TtlClass {
@@ -56,7 +56,8 @@ pub struct CacheInput {
 }
 
 /// Decision for the class at the same position in the input.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+/// `Lift` is written by hand in `abi.rs`, for speed.
+#[derive(ComponentType, Lower, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 #[component(record)]
 #[serde(rename_all = "camelCase")]
 pub struct ClassDecision {
@@ -103,7 +104,7 @@ pub struct RouteTraffic {
 }
 
 /// One route: current limits, spec limits and what was observed.
-/// Its component type and lowering are in `lowering.rs` (the WIT record has no name).
+/// Its component type and lowering are in `abi.rs` (the WIT record has no name).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteState {
@@ -129,7 +130,8 @@ pub struct RateLimitInput {
 }
 
 /// Token bucket for the route at the same position in the input.
-#[derive(ComponentType, Lift, Lower, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+/// `Lift` is written by hand in `abi.rs`, for speed.
+#[derive(ComponentType, Lower, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 #[component(record)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteLimit {

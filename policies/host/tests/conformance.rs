@@ -182,22 +182,9 @@ fn wasm_decisions_equal_the_native_algorithm_on_varied_inputs() {
         let s = &mut cache.stats;
         (s.hits, s.misses, s.evictions) = (n.next() % 10_000, n.next() % 10_000, n.next() % 200);
         (s.max_memory_bytes, s.used_memory_bytes) = (n.next() % 1_000_000, n.next() % 1_000_000);
-        let s = cache.stats;
         let wasm = ttl_policy.evaluate_cache(&cache).unwrap();
-        let classes: Vec<ttl::TtlClass> = cache
-            .classes
-            .iter()
-            .map(|c| ttl::TtlClass { ttl_seconds: c.ttl_seconds, spec_ttl_seconds: c.spec_ttl_seconds })
-            .collect();
-        let stats = ttl::CacheStats {
-            hits: s.hits,
-            misses: s.misses,
-            evictions: s.evictions,
-            used_memory_bytes: s.used_memory_bytes,
-            max_memory_bytes: s.max_memory_bytes,
-            keys: s.keys,
-        };
-        let slo = Slo { p99_latency_ms: cache.slo.p99_latency_ms, error_rate_percent: cache.slo.error_rate_percent };
+        let classes: Vec<ttl::TtlClass> = cache.classes.iter().map(Into::into).collect();
+        let (stats, slo): (ttl::CacheStats, Slo) = (cache.stats.into(), cache.slo.into());
         let native: ttl::CacheDecision =
             ttl::decide(&classes, &stats, &slo, &TtlSettings::parse(&cache.settings).unwrap());
         let native_ttls: Vec<(u32, bool)> = native.classes.iter().map(|d| (d.ttl_seconds, d.admit)).collect();
@@ -220,23 +207,8 @@ fn wasm_decisions_equal_the_native_algorithm_on_varied_inputs() {
             });
         }
         let wasm = rl_policy.evaluate_rate_limit(&limits).unwrap();
-        let routes: Vec<rate_limit::RouteState> = limits
-            .routes
-            .iter()
-            .map(|r| rate_limit::RouteState {
-                requests_per_second: r.requests_per_second,
-                burst: r.burst,
-                spec_requests_per_second: r.spec_requests_per_second,
-                spec_burst: r.spec_burst,
-                traffic: r.traffic.map(|t| rate_limit::RouteTraffic {
-                    requests_per_second: t.requests_per_second,
-                    p99_latency_ms: t.p99_latency_ms,
-                    error_percent: t.error_percent,
-                    rejected_per_second: t.rejected_per_second,
-                }),
-            })
-            .collect();
-        let slo = Slo { p99_latency_ms: limits.slo.p99_latency_ms, error_rate_percent: limits.slo.error_rate_percent };
+        let routes: Vec<rate_limit::RouteState> = limits.routes.iter().map(Into::into).collect();
+        let slo: Slo = limits.slo.into();
         let native: rate_limit::RateLimitDecision =
             rate_limit::decide(&routes, &slo, &RateLimitSettings::parse(&limits.settings).unwrap());
         let native_limits: Vec<(u32, u32)> = native.routes.iter().map(|l| (l.requests_per_second, l.burst)).collect();
