@@ -19,7 +19,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        // 10 M fuel is a few ms of CPU; the example policies use about 10 k per call (see the benchmark).
+        // 10 M fuel is a few ms of CPU; the example policies use 3-8 k per call (see the benchmark).
         Self { fuel: 10_000_000, memory_bytes: 16 << 20, max_items: 1024, max_string_bytes: 1024 }
     }
 }
