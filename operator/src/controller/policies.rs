@@ -29,20 +29,32 @@ const MAX_COMPONENT_BYTES: usize = 16 << 20;
 /// Entries of inputs and outputs kept in status.
 const STATUS_ITEMS: usize = 20;
 
+/// Environment variable naming extra CA certificates (PEM) for policy URLs.
+pub const POLICY_CA_FILE_ENV: &str = "PERF_POLICY_CA_FILE";
+
 /// The WASM host shared by all reconciles, and the policies loaded from ConfigMaps and URLs, by sha256.
 pub struct PolicyRuntime {
     host: Arc<PolicyHost>,
     evaluator: Evaluator,
-    http: Option<reqwest::Client>,
+    http: reqwest::Client,
     pinned: Mutex<HashMap<(World, String), Arc<Policy>>>,
 }
 
 impl PolicyRuntime {
+    /// `PERF_POLICY_CA_FILE` names a PEM bundle of extra CA certificates to trust for policy URLs (a private CA);
+    /// without it the platform's roots are used.
     pub fn new() -> perf_policy_host::Result<Self> {
+        let extra_roots = match std::env::var_os(POLICY_CA_FILE_ENV) {
+            Some(path) => std::fs::read(&path).map_err(|e| perf_policy_host::Error::Input {
+                what: format!("{POLICY_CA_FILE_ENV}={}", path.to_string_lossy()),
+                detail: e.to_string(),
+            })?,
+            None => Vec::new(),
+        };
         Ok(Self {
             host: Arc::new(PolicyHost::new(HostConfig::default())?),
             evaluator: Evaluator::new(2),
-            http: source::http_client(Duration::from_secs(10)).ok(),
+            http: source::http_client_trusting(Duration::from_secs(10), &extra_roots)?,
             pinned: Mutex::new(HashMap::new()),
         })
     }
@@ -72,8 +84,10 @@ impl PolicyRuntime {
             if let Some(p) = self.cached(world, &u.sha256) {
                 return Ok(p);
             }
-            let http = self.http.as_ref().ok_or_else(|| Failure::source("no HTTPS client could be built".into()))?;
-            (u.sha256.clone(), source::fetch(http, &u.url, &u.sha256, MAX_COMPONENT_BYTES).await.map_err(unavailable)?)
+            (
+                u.sha256.clone(),
+                source::fetch(&self.http, &u.url, &u.sha256, MAX_COMPONENT_BYTES).await.map_err(unavailable)?,
+            )
         } else {
             return Err(Failure::source("policy names no source".into()));
         };

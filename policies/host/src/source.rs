@@ -73,9 +73,19 @@ fn check_pin(pin: &str) -> Result<()> {
     }
 }
 
-/// An HTTP client for [`fetch`]: HTTPS only (redirects included), rustls, bounded time.
+/// An HTTP client for [`fetch`]: HTTPS only (redirects included), rustls with the platform's roots, bounded time.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+    http_client_trusting(timeout, b"")
+}
+
+/// [`http_client`] that also trusts the CA certificates in `roots_pem` (a PEM bundle; empty for none), for
+/// policies served from behind a private CA.
+pub fn http_client_trusting(timeout: Duration, roots_pem: &[u8]) -> Result<reqwest::Client> {
+    let roots = reqwest::Certificate::from_pem_bundle(roots_pem)
+        .map_err(|e| Error::Input { what: "extra CA certificates".into(), detail: e.to_string() })?;
+    roots
+        .into_iter()
+        .fold(reqwest::Client::builder(), reqwest::ClientBuilder::add_root_certificate)
         .https_only(true)
         .timeout(timeout)
         .connect_timeout(timeout)
