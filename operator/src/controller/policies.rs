@@ -217,7 +217,7 @@ pub async fn reconcile(
 
     if let (Some((spec, r)), Some(plan)) = (cache_policy, desired.cache.as_mut()) {
         let last_good = previous.and_then(|s| s.cache.as_ref()).map(|c| c.ttl_seconds.clone());
-        let stats = cache_stats(profile, observed, desired_password(&desired.objects)).await;
+        let stats = cache_stats(observed, &plan.address, desired_password(&desired.objects)).await;
         let input = CacheInput::from_spec(
             &spec.ttl_classes,
             last_good.as_ref().unwrap_or(&plan.ttl_seconds),
@@ -331,16 +331,14 @@ fn desired_password(objects: &crate::components::OwnedObjects) -> Option<String>
 /// Redis statistics, or None when the Redis cannot be read (the policy then decides on zero observations). An
 /// external Redis was read once already, in `observe`; the provisioned one is read here, where it is needed.
 async fn cache_stats(
-    profile: &PerformanceProfile,
     observed: &Observed,
+    provisioned_address: &str,
     provisioned_password: Option<String>,
 ) -> Option<CacheStats> {
     let s = match &observed.external_redis {
         Some(answer) => answer.as_ref().ok()?.clone(),
         None => {
-            profile.spec.cache.as_ref()?.redis.provision.as_ref()?;
-            let namespace = profile.namespace().unwrap_or_else(|| "default".into());
-            let url = format!("redis://{}.{namespace}.svc:6379", crate::components::cache::redis_name(profile));
+            let url = format!("redis://{provisioned_address}");
             redis_stats::fetch(&url, provisioned_password.as_deref(), Duration::from_secs(2)).await.ok()?
         }
     };
