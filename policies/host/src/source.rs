@@ -81,8 +81,12 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
 /// [`http_client`] that also trusts the CA certificates in `roots_pem` (a PEM bundle; empty for none), for
 /// policies served from behind a private CA.
 pub fn http_client_trusting(timeout: Duration, roots_pem: &[u8]) -> Result<reqwest::Client> {
-    let roots = reqwest::Certificate::from_pem_bundle(roots_pem)
-        .map_err(|e| Error::Input { what: "extra CA certificates".into(), detail: e.to_string() })?;
+    let bad = |detail: String| Error::Input { what: "extra CA certificates".into(), detail };
+    let roots = reqwest::Certificate::from_pem_bundle(roots_pem).map_err(|e| bad(e.to_string()))?;
+    // A bundle that holds no certificate would silently trust nothing extra.
+    if roots.is_empty() && !roots_pem.trim_ascii().is_empty() {
+        return Err(bad("expected PEM certificates (-----BEGIN CERTIFICATE-----), found none".into()));
+    }
     roots
         .into_iter()
         .fold(reqwest::Client::builder(), reqwest::ClientBuilder::add_root_certificate)

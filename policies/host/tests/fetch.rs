@@ -85,3 +85,10 @@ async fn a_server_whose_certificate_is_not_trusted_is_refused() {
     let err = fetch(&client, &url, &sha256_hex(BUILTIN_ADAPTIVE_TTL), 1 << 20).await.unwrap_err();
     assert_eq!(err.category(), "fetch", "{err}");
 }
+
+#[test]
+fn an_extra_ca_bundle_without_a_certificate_is_refused() {
+    let err = http_client_trusting(Duration::from_secs(1), b"not a certificate").unwrap_err();
+    assert!(err.to_string().contains("extra CA certificates") && err.to_string().contains("PEM"), "{err}");
+    assert!(http_client_trusting(Duration::from_secs(1), b"\n").is_ok());
+}
