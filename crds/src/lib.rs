@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod canary;
 pub mod clickhouse;
+pub mod definition;
 pub mod duration;
 pub mod policy;
 pub mod pools;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use cache::*;
 pub use canary::*;
 pub use clickhouse::*;
+pub use definition::crd;
 pub use policy::*;
 pub use pools::*;
 pub use ratelimit::*;

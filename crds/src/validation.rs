@@ -391,11 +391,10 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
 /// The CRD's CEL rules evaluated client-side, as the API server would. The schema's rules are compiled once per
 /// process (compiling them is most of the cost of a check).
 pub fn validate_cel(profile: &PerformanceProfile) -> Result<(), kube::core::cel::ValidationErrors> {
-    use kube::CustomResourceExt;
     use kube::core::cel::{CompiledSchema, Validator, compile_schema};
     static COMPILED: std::sync::OnceLock<CompiledSchema> = std::sync::OnceLock::new();
     let compiled = COMPILED.get_or_init(|| {
-        let crd = serde_json::to_value(PerformanceProfile::crd()).unwrap_or_default();
+        let crd = serde_json::to_value(crate::crd()).unwrap_or_default();
         compile_schema(&crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
     });
     let object = serde_json::to_value(profile).unwrap_or_default();

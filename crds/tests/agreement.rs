@@ -2,51 +2,24 @@
 //! `validation` must agree: every bad input of the table is refused by both, naming the same field, and the good
 //! profiles pass both.
 
-use kube::CustomResourceExt;
 use kube::core::cel::Validator;
 use perf_operator_api::PerformanceProfile;
 use perf_operator_api::validation::validate_spec;
 use serde_json::{Value, json};
 
 fn schema() -> Value {
-    let crd = serde_json::to_value(PerformanceProfile::crd()).unwrap();
+    let crd = serde_json::to_value(perf_operator_api::crd()).unwrap();
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+/// The shared table of bad profiles (also run against a real API server by the end-to-end suite).
+fn table() -> Value {
+    serde_json::from_str(include_str!("bad_profiles.json")).unwrap()
 }
 
 /// A profile exercising every section, valid.
 fn base() -> Value {
-    json!({
-        "apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
-        "metadata": {"name": "risk-api", "namespace": "risk"},
-        "spec": {
-            "targetRef": {"name": "risk-api"},
-            "slo": {"p99LatencyMs": 150, "errorRatePercent": 0.1},
-            "cache": {
-                "redis": {"provision": {"maxMemory": "256Mi"}},
-                "ttlClasses": [{"name": "riskModel", "ttlSeconds": 3600}, {"name": "metrics", "ttlSeconds": 300}],
-                "policy": {"configMap": {"name": "ttl-policy", "key": "policy.wasm", "sha256": "a".repeat(64)}}
-            },
-            "pools": {"postgres": {"min": 5, "max": 20}, "clickhouse": {"min": 10, "max": 10}},
-            "clickhouse": {
-                "endpoint": "http://clickhouse:8123",
-                "tables": [{
-                    "name": "events",
-                    "projections": [{"name": "by_model", "query": "SELECT model, count() GROUP BY model"}],
-                    "indexes": [{"name": "idx_model", "expression": "model", "type": "bloom_filter(0.01)"}],
-                    "codecs": [{"column": "timestamp", "codec": "DoubleDelta, ZSTD(1)"}]
-                }]
-            },
-            "rateLimit": {
-                "routes": [{"route": "/api", "requestsPerSecond": 100, "burst": 200}],
-                "prometheus": "http://prometheus:9090",
-                "policy": {"url": {"url": "https://policies.example.com/rl.wasm", "sha256": "b".repeat(64)}}
-            },
-            "canary": {
-                "stages": [10, 25, 50, 100], "stepInterval": "1m",
-                "analysis": {"metrics": [{"name": "cpu", "query": "up", "max": 0.8}]}
-            }
-        }
-    })
+    table()["base"].clone()
 }
 
 /// Errors the API server would report: structural schema (JSON Schema keywords), list-map key uniqueness and CEL.
@@ -126,52 +99,9 @@ fn good_profiles_pass_both() {
 
 #[test]
 fn bad_inputs_are_refused_by_both_naming_the_field() {
-    let sha_short = json!({"name": "p", "key": "k", "sha256": "abc"});
-    let two_sources =
-        json!({"builtin": "adaptive-ttl", "url": {"url": "https://x.example/p.wasm", "sha256": "c".repeat(64)}});
-    let table: Vec<(&str, Value, &str)> = vec![
-        ("/spec/canary/stages", json!([10, 5, 100]), "spec.canary.stages"),
-        ("/spec/canary/stages", json!([10, 25, 50]), "spec.canary.stages"),
-        ("/spec/canary/stages", json!([10, 10, 100]), "spec.canary.stages"),
-        ("/spec/canary/stages", json!([0, 100]), "spec.canary.stages[0]"),
-        ("/spec/canary/stages", json!([50, 150]), "spec.canary.stages"),
-        ("/spec/canary/stages", json!([]), "spec.canary.stages"),
-        ("/spec/canary/stepInterval", json!("1d"), "spec.canary.stepInterval"),
-        ("/spec/canary/analysis/metrics/0", json!({"name": "cpu", "query": "up"}), "spec.canary.analysis.metrics[0]"),
-        (
-            "/spec/canary/analysis/metrics/0",
-            json!({"name": "cpu", "query": "up", "min": 2, "max": 1}),
-            "spec.canary.analysis.metrics[0]",
-        ),
-        ("/spec/pools/postgres", json!({"min": 30, "max": 20}), "spec.pools.postgres"),
-        ("/spec/cache/ttlClasses/0/ttlSeconds", json!(0), "spec.cache.ttlClasses[0].ttlSeconds"),
-        ("/spec/cache/ttlClasses/1/name", json!("riskModel"), "spec.cache.ttlClasses"),
-        ("/spec/cache/policy/configMap", sha_short, "spec.cache.policy.configMap.sha256"),
-        ("/spec/cache/policy", two_sources, "spec.cache.policy"),
-        ("/spec/cache/policy", json!({"onFailure": "UseSpec"}), "spec.cache.policy"),
-        ("/spec/cache/redis", json!({}), "spec.cache.redis"),
-        ("/spec/cache/redis", json!({"provision": {}, "external": {"address": "redis://r:6379"}}), "spec.cache.redis"),
-        ("/spec/cache/redis/provision/maxMemory", json!("0"), "spec.cache.redis.provision.maxMemory"),
-        ("/spec/slo/errorRatePercent", json!(0.0), "spec.slo.errorRatePercent"),
-        ("/spec/slo/errorRatePercent", json!(101.0), "spec.slo.errorRatePercent"),
-        ("/spec/slo/p99LatencyMs", json!(0), "spec.slo.p99LatencyMs"),
-        ("/spec/rateLimit/policy/url/url", json!("http://insecure.example/p.wasm"), "spec.rateLimit.policy.url.url"),
-        ("/spec/rateLimit/routes/0/burst", json!(50), "spec.rateLimit.routes[0]"),
-        ("/spec/rateLimit/prometheus", json!("prometheus:9090"), "spec.rateLimit.prometheus"),
-        ("/spec/clickhouse/endpoint", json!("ftp://clickhouse"), "spec.clickhouse.endpoint"),
-        ("/spec/clickhouse/tables/0/name", json!("events; DROP TABLE x"), "spec.clickhouse.tables[0].name"),
-        (
-            "/spec/clickhouse/tables/0/indexes/0/type",
-            json!("bloom filter"),
-            "spec.clickhouse.tables[0].indexes[0].type",
-        ),
-        (
-            "/spec/clickhouse/tables/0/codecs/0/codec",
-            json!("ZSTD(1); DROP"),
-            "spec.clickhouse.tables[0].codecs[0].codec",
-        ),
-        ("/spec/targetRef/name", json!(""), "spec.targetRef.name"),
-    ];
+    let cases = table()["cases"].as_array().unwrap().clone();
+    let table =
+        cases.iter().map(|c| (c["pointer"].as_str().unwrap(), c["value"].clone(), c["field"].as_str().unwrap()));
     let schema = schema();
     for (pointer, value, field) in table {
         let object = with(pointer, value.clone());
@@ -190,7 +120,7 @@ fn bad_inputs_are_refused_by_both_naming_the_field() {
 fn the_checked_in_crd_is_generated_from_the_types() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/performanceprofile.yaml");
     let checked_in = std::fs::read_to_string(path).unwrap_or_default();
-    let generated = serde_saphyr::to_string(&PerformanceProfile::crd()).unwrap();
+    let generated = serde_saphyr::to_string(&perf_operator_api::crd()).unwrap();
     let body = checked_in.split_once("---\n").map(|(_, b)| b).unwrap_or_default();
     assert!(
         body == generated,

@@ -1,5 +1,6 @@
 //! Leader election on a Lease, so two replicas never reconcile at once.
 
+use crate::telemetry::Replica;
 use crate::{Error, Result};
 use kube::Client;
 use kube_leader_election::{LeaseLock, LeaseLockParams, LeaseLockResult};
@@ -14,8 +15,10 @@ pub struct LeaseConfig {
     pub ttl: Duration,
 }
 
-/// Blocks until this replica holds the lease; returns the lock to keep renewing.
-pub async fn acquire(client: Client, config: &LeaseConfig) -> Result<LeaseLock> {
+/// Blocks until this replica holds the lease; returns the lock to keep renewing. While another replica holds it
+/// this one is a ready standby ([`Replica::standby`]); it turns ready only on the API server's answer, so a replica
+/// that never reached the lease (network, RBAC) is not ready and a rollout stops on it.
+pub async fn acquire(client: Client, config: &LeaseConfig, replica: &Replica) -> Result<LeaseLock> {
     let lock = LeaseLock::new(
         client,
         &config.namespace,
@@ -25,9 +28,13 @@ pub async fn acquire(client: Client, config: &LeaseConfig) -> Result<LeaseLock> 
         match lock.try_acquire_or_renew().await {
             Ok(LeaseLockResult::Acquired(_)) => {
                 tracing::info!(lease = %config.name, holder = %config.holder, "leadership acquired");
+                replica.leading();
                 return Ok(lock);
             }
-            Ok(LeaseLockResult::NotAcquired(_)) => tracing::debug!("another replica leads; waiting"),
+            Ok(LeaseLockResult::NotAcquired(_)) => {
+                tracing::debug!("another replica leads; waiting");
+                replica.standby();
+            }
             Err(e) => tracing::warn!(error = %e, "lease not reachable; retrying"),
         }
         tokio::time::sleep(config.ttl / 3).await;

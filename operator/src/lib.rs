@@ -10,7 +10,10 @@ pub mod manifest;
 pub mod plan;
 pub mod plan_policies;
 pub mod redis_stats;
+pub mod strict;
 pub mod telemetry;
+pub mod tls;
+pub mod tracked;
 pub mod validate;
 
 pub use error::{Error, Result};

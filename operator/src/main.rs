@@ -5,6 +5,7 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Cli::parse();
+    perf_operator::tls::install_crypto_provider();
     // The controller logs its work; the offline commands print results and only warn on stderr.
     let level = if matches!(args.command, Command::Run(_)) { "info" } else { "warn" };
     perf_operator::telemetry::init_logging(args.log_format, level);

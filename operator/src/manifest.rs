@@ -11,6 +11,15 @@ pub struct Document {
     /// 1-based index of the document in its file.
     pub index: usize,
     pub value: serde_json::Value,
+    /// Paths of keys given more than once (`value` holds the last); see [`load_documents`].
+    pub duplicates: Vec<String>,
+}
+
+impl Document {
+    /// `file:doc`, the location of the document's findings.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.path.display(), self.index)
+    }
 }
 
 /// A problem in a document, printed as `file:doc:field: message`.
@@ -51,18 +60,60 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Reads every YAML document of a file. Empty documents are skipped.
+/// Reads every YAML document of a file, refusing the file when a document repeats a key (`plan` acts on profiles,
+/// and must not guess which value was meant). Empty documents are skipped.
 pub fn read_documents(path: &Path) -> Result<Vec<Document>> {
+    let docs = load_documents(path)?;
+    if let Some(doc) = docs.iter().find(|d| !d.duplicates.is_empty()) {
+        let keys = doc.duplicates.join(", ");
+        return Err(Error::Manifest { path: doc.location(), message: format!("YAML: duplicate keys: {keys}") });
+    }
+    Ok(docs)
+}
+
+/// Reads every YAML document of a file, keeping documents with duplicate keys (noted in [`Document::duplicates`]) so
+/// that `validate` reports them with everything else. Empty documents are skipped.
+pub fn load_documents(path: &Path) -> Result<Vec<Document>> {
     let text =
         std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    let values: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
+    parse_documents(path, &text)
+}
+
+/// Parses the YAML documents of `text`, as read from `path`.
+pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>> {
+    let docs = crate::tracked::from_multiple(text)
         .map_err(|e| Error::Manifest { path: format!("{}", path.display()), message: format!("YAML: {e}") })?;
-    Ok(values
+    Ok(docs
         .into_iter()
         .enumerate()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(i, value)| Document { path: path.to_path_buf(), index: i + 1, value })
+        .filter(|(_, d)| !d.value.is_null())
+        .map(|(i, d)| Document { path: path.to_path_buf(), index: i + 1, value: d.value, duplicates: d.duplicates })
         .collect())
+}
+
+/// How `validate` treats a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// Names our kind or our group, even misspelt or in a version we do not serve: checked in full.
+    Profile,
+    /// Lacks `apiVersion` or `kind` (or is not an object): kubectl refuses it whatever it is.
+    Incomplete,
+    /// Another resource (a ConfigMap next to the profile): not ours to check.
+    Foreign,
+}
+
+/// Sorts a document for `validate`. Unlike [`is_profile`], a wrong version or kind is not a reason to skip.
+pub fn identify(value: &serde_json::Value) -> Identity {
+    let field = |name| value.get(name).and_then(|v| v.as_str()).filter(|v| !v.is_empty());
+    let (api_version, kind) = (field("apiVersion"), field("kind"));
+    let our_group = api_version.is_some_and(|v| v.split('/').next() == Some(perf_operator_api::GROUP));
+    if our_group || kind == Some("PerformanceProfile") {
+        Identity::Profile
+    } else if api_version.is_none() || kind.is_none() {
+        Identity::Incomplete
+    } else {
+        Identity::Foreign
+    }
 }
 
 /// True when a document is a PerformanceProfile (other kinds in the same file are ignored).
@@ -76,7 +127,7 @@ pub fn is_profile(value: &serde_json::Value) -> bool {
 
 /// Parses a profile document; a type error is reported with the path of the offending field.
 pub fn parse_profile(doc: &Document) -> std::result::Result<PerformanceProfile, Finding> {
-    let location = format!("{}:{}", doc.path.display(), doc.index);
+    let location = doc.location();
     let de = serde_json::Value::clone(&doc.value);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();

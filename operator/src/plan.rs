@@ -100,14 +100,16 @@ pub fn load_valid_profiles(path: &Path) -> Result<Vec<PerformanceProfile>> {
     let docs = manifest::read_documents(path)?;
     let mut profiles = Vec::new();
     let mut findings: Vec<Finding> = Vec::new();
-    for doc in docs.iter().filter(|d| manifest::is_profile(&d.value)) {
-        match manifest::parse_profile(doc) {
-            Ok(p) => {
-                findings.extend(validate::check_profile(&p, &format!("{}:{}", doc.path.display(), doc.index)));
-                profiles.push(p);
-            }
-            Err(f) => findings.push(f),
+    // The same checks as `validate` (unknown fields, apiVersion and kind included), so `plan` never shows a plan
+    // for a file that `kubectl apply` or `validate` refuses.
+    for doc in docs.iter().filter(|d| manifest::identify(&d.value) == manifest::Identity::Profile) {
+        let problems = validate::check_document(doc);
+        if problems.is_empty()
+            && let Ok(p) = manifest::parse_profile(doc)
+        {
+            profiles.push(p);
         }
+        findings.extend(problems);
     }
     if !findings.is_empty() {
         let message = findings.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");

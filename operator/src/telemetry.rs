@@ -4,7 +4,7 @@ use crate::Result;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +20,8 @@ pub struct Metrics {
     pub canary_events: IntCounterVec,
     pub policy_evaluations: IntCounterVec,
     pub policy_failures: IntCounterVec,
+    /// `perf_operator_leader`: 1 on the replica that holds the lease and reconciles, 0 on a standby.
+    pub leader: IntGauge,
 }
 
 impl Metrics {
@@ -50,6 +52,8 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(duration.clone()))?;
+        let leader = IntGauge::new("leader", "1 on the replica that holds the lease and reconciles, 0 otherwise")?;
+        registry.register(Box::new(leader.clone()))?;
         Ok(Self {
             registry,
             reconciles,
@@ -59,6 +63,7 @@ impl Metrics {
             canary_events,
             policy_evaluations,
             policy_failures,
+            leader,
         })
     }
 
@@ -90,34 +95,89 @@ impl Drop for Timer<'_> {
     }
 }
 
+/// What this replica tells the cluster: readiness (`/readyz`) and leadership (`perf_operator_leader`).
+///
+/// Readiness follows controller-runtime's manager: it says the process is up and able to serve as a replica,
+/// independent of leadership. A standby waiting for the lease is ready, so the replicas of a Deployment all become
+/// Ready and a rolling update completes; the leader is ready once its controller has started (a standby that wins
+/// the lease stays ready while its controller starts). Leadership is the gauge, never readiness: which replica
+/// leads is not the Deployment's business. A replica that stops (signal, lost lease) is not ready and not leader.
+#[derive(Clone)]
+pub struct Replica {
+    ready: Arc<AtomicBool>,
+    leader: IntGauge,
+}
+
+impl Replica {
+    /// Not ready and not leader, until the election or the controller says otherwise.
+    pub fn new(metrics: &Metrics) -> Self {
+        Self { ready: Arc::new(AtomicBool::new(false)), leader: metrics.leader.clone() }
+    }
+
+    /// Waiting for the lease, which the API server confirmed another replica holds: ready, not leader.
+    pub fn standby(&self) {
+        self.leader.set(0);
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// Holds the lease (or runs without election): leader; ready once [`Replica::started`].
+    pub fn leading(&self) {
+        self.leader.set(1);
+    }
+
+    /// The controller has started.
+    pub fn started(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// Shutting down or lost the lease: neither ready nor leader.
+    pub fn stopping(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        self.leader.set(0);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
 #[derive(Clone)]
 struct AdminState {
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    replica: Replica,
 }
 
-/// The admin router: `/metrics`, `/healthz` (the process is up), `/readyz` (this replica leads and reconciles).
-pub fn admin_router(metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> axum::Router {
+/// The admin router: `/metrics`, `/healthz` (the process is up) and `/readyz` (this replica can serve, leader or
+/// standby: see [`Replica`]; the leader is told by `perf_operator_leader` in `/metrics`).
+pub fn admin_router(metrics: Arc<Metrics>, replica: Replica) -> axum::Router {
     axum::Router::new()
         .route("/metrics", get(|State(s): State<AdminState>| async move { s.metrics.render() }))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
             get(|State(s): State<AdminState>| async move {
-                if s.ready.load(Ordering::SeqCst) {
+                if s.replica.is_ready() {
                     (StatusCode::OK, "ready")
                 } else {
                     (StatusCode::SERVICE_UNAVAILABLE, "not ready")
                 }
             }),
         )
-        .with_state(AdminState { metrics, ready })
+        .with_state(AdminState { metrics, replica })
 }
 
-/// Serves the admin router until the process ends.
-pub async fn serve_admin(addr: SocketAddr, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, admin_router(metrics, ready)).await
+/// Binds the admin address, so a taken port fails the start instead of leaving a replica that never turns ready.
+pub async fn bind_admin(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| crate::Error::Io { path: addr.to_string(), source })
+}
+
+/// Serves the admin router on a bound listener until the process ends.
+pub async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    replica: Replica,
+) -> std::io::Result<()> {
+    axum::serve(listener, admin_router(metrics, replica)).await
 }
 
 /// Log format.

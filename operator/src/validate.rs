@@ -1,7 +1,9 @@
-//! `perf-operator validate`: the CRD's rules (schema and CEL) and their Rust twins, on files, without a cluster.
+//! `perf-operator validate`: on files, without a cluster, what `kubectl apply` would refuse (strict field validation,
+//! see [`crate::strict`]) and the CRD's rules (schema and CEL) with their Rust twins.
 
 use crate::Result;
-use crate::manifest::{self, Finding};
+use crate::manifest::{self, Document, Finding, Identity};
+use crate::strict;
 use perf_operator_api::PerformanceProfile;
 use perf_operator_api::validation::validate_spec;
 use std::path::PathBuf;
@@ -44,30 +46,68 @@ pub struct Report {
     pub findings: Vec<Finding>,
 }
 
-/// Validates every PerformanceProfile document under `paths`.
+/// Validates every document under `paths` that is, or tries to be, a PerformanceProfile (see
+/// [`manifest::identify`]); other resources are skipped.
 pub fn validate_paths(paths: &[PathBuf]) -> Result<Report> {
     let mut report = Report::default();
     for path in manifest::expand(paths)? {
-        let docs = match manifest::read_documents(&path) {
-            Ok(docs) => docs,
-            Err(e) => {
-                report.findings.push(Finding {
-                    location: format!("{}:0", path.display()),
-                    field: "(file)".into(),
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
-        for doc in docs.iter().filter(|d| manifest::is_profile(&d.value)) {
-            report.profiles += 1;
-            match manifest::parse_profile(doc) {
-                Ok(profile) => {
-                    report.findings.extend(check_profile(&profile, &format!("{}:{}", doc.path.display(), doc.index)))
-                }
-                Err(finding) => report.findings.push(finding),
-            }
+        match manifest::load_documents(&path) {
+            Ok(docs) => report.add_documents(&docs),
+            Err(e) => report.findings.push(Finding {
+                location: format!("{}:0", path.display()),
+                field: "(file)".into(),
+                message: e.to_string(),
+            }),
         }
     }
     Ok(report)
 }
+
+impl Report {
+    /// Adds the findings of the documents of one file.
+    pub fn add_documents(&mut self, docs: &[Document]) {
+        for doc in docs {
+            match manifest::identify(&doc.value) {
+                Identity::Profile => {
+                    self.profiles += 1;
+                    self.findings.extend(check_document(doc));
+                }
+                Identity::Incomplete => self.findings.extend(check_incomplete(doc)),
+                Identity::Foreign => {}
+            }
+        }
+    }
+}
+
+/// Every problem of one profile document: what `kubectl apply` refuses (version and kind, unknown fields), repeated
+/// keys, then the schema's types and the CRD's rules. Unknown fields are looked for in the document itself because
+/// typed parsing drops them silently.
+pub fn check_document(doc: &Document) -> Vec<Finding> {
+    let location = doc.location();
+    let finding = |field: String, message: String| Finding { location: location.clone(), field, message };
+    let mut findings: Vec<Finding> =
+        strict::check(&doc.value).into_iter().map(|e| finding(e.field, e.message)).collect();
+    findings.extend(doc.duplicates.iter().map(|path| finding(path.clone(), DUPLICATE.into())));
+    match manifest::parse_profile(doc) {
+        Ok(profile) => findings.extend(check_profile(&profile, &location)),
+        Err(parse) => findings.push(parse),
+    }
+    findings
+}
+
+/// kubectl refuses a document without `apiVersion` or `kind` whatever else it holds; only that is reported, since
+/// nothing says what the document was meant to be.
+fn check_incomplete(doc: &Document) -> Vec<Finding> {
+    let finding =
+        |field: &str, message: &str| Finding { location: doc.location(), field: field.into(), message: message.into() };
+    if !doc.value.is_object() {
+        return vec![finding("(document)", "expected an object with apiVersion and kind")];
+    }
+    let missing = |name: &str| doc.value.get(name).and_then(|v| v.as_str()).is_none_or(str::is_empty);
+    ["apiVersion", "kind"].into_iter().filter(|name| missing(name)).map(|name| finding(name, "is required")).collect()
+}
+
+/// Message for a key given twice in one mapping. The API server never sees the repeat (kubectl converts YAML to
+/// JSON keeping the last value), so this is the one refusal stricter than `kubectl apply`: a repeated key silently
+/// drops a value, the very mistake `validate` is for.
+const DUPLICATE: &str = "duplicate field; only the last value would be applied (kubectl drops the others silently)";

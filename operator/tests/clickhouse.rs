@@ -5,7 +5,8 @@ mod fixtures;
 
 use fixtures::{NS, Profile, World};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
+use perf_operator_api::PerformanceProfile;
 use serde_json::json;
 use std::time::Duration;
 
@@ -89,6 +90,19 @@ async fn a_profile_tunes_its_table_reports_progress_and_prunes_on_deletion() {
     assert!(World::condition(&p, "ClickHouseReady").2.contains("missing"));
     assert!(status.managed.iter().any(|m| m.name == "by_model"), "ownership recorded: {:?}", status.managed);
     assert_eq!(projections(&admin, &db).await, vec!["by_model".to_string()]);
+
+    // A spec that turns invalid mid-life keeps the records: a status built from scratch would drop them under
+    // server-side apply, and with them the prune below.
+    let invalid = json!({"spec": {"canary": {"stages": [10, 5, 100]}}});
+    world
+        .api::<PerformanceProfile>()
+        .patch("risk-api", &PatchParams::default(), &Patch::Merge(&invalid))
+        .await
+        .unwrap();
+    world.reconcile().await.unwrap();
+    let p = world.profile().await;
+    assert_eq!(World::condition(&p, "Degraded").1, "InvalidSpec");
+    assert_eq!(p.status.as_ref().unwrap().clickhouse.as_ref().unwrap().managed, status.managed, "records kept");
 
     let mut deleting = world.profile().await;
     deleting.metadata.deletion_timestamp =

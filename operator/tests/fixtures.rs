@@ -2,17 +2,21 @@
 
 #![allow(dead_code)]
 
+#[path = "ssa.rs"]
+mod ssa;
+
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use kube_fake_client::ClientBuilder;
-use kube_fake_client::interceptor::Funcs;
+use kube_fake_client::interceptor::{Funcs, PatchStatusContext};
+use kube_fake_client::{ClientBuilder, PatchType};
 use perf_operator::controller::Context;
 use perf_operator::telemetry::Metrics;
 use perf_operator_api::*;
+use serde_json::Value;
 use serde_json::json;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub const NS: &str = "risk";
 pub const FOREIGN_FINALIZER: &str = "example.com/backup";
@@ -98,11 +102,14 @@ pub fn target_deployment(replicas: i32) -> Deployment {
     .unwrap()
 }
 
-/// An in-memory API server holding `objects`, counting every write (create, patch, replace, delete).
+/// An in-memory API server holding `objects`, counting every write (create, patch, replace, delete). A profile's
+/// status is applied as a real API server would (see `ssa.rs`), not merged; a profile given with a status is held
+/// as if the operator had applied it.
 pub struct World {
     pub client: Client,
     pub ctx: Arc<Context>,
     writes: Arc<AtomicUsize>,
+    failing: Arc<Mutex<Option<String>>>,
 }
 
 impl World {
@@ -119,6 +126,9 @@ impl World {
             }
         };
         let (c1, c2, c3, c4, c5) = (count(&writes), count(&writes), count(&writes), count(&writes), count(&writes));
+        let applied_status = Mutex::new(profile.status.as_ref().map(|s| serde_json::to_value(s).unwrap()));
+        let failing = Arc::new(Mutex::new(None::<String>));
+        let fail = failing.clone();
         let funcs = Funcs::new()
             .create(move |ctx| {
                 // Events are a record of transitions, not state the test counts as writes.
@@ -127,13 +137,16 @@ impl World {
                 }
                 Ok(None)
             })
-            .patch(move |_| {
+            .patch(move |ctx| {
                 c2();
-                Ok(None)
+                match fail.lock().unwrap().as_deref() == Some(ctx.name) {
+                    true => Err(kube_fake_client::Error::Internal(format!("injected failure patching {}", ctx.name))),
+                    false => Ok(None),
+                }
             })
-            .patch_status(move |_| {
+            .patch_status(move |ctx| {
                 c3();
-                Ok(None)
+                apply_profile_status(&ctx, &applied_status)
             })
             .replace(move |_| {
                 c4();
@@ -154,7 +167,12 @@ impl World {
         }
         let client = builder.build().await.unwrap();
         let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new().unwrap())).unwrap());
-        Self { client, ctx, writes }
+        Self { client, ctx, writes, failing }
+    }
+
+    /// Every later patch of an object named `name` fails, as an API server that refuses it would.
+    pub fn fail_patches_of(&self, name: &str) {
+        *self.failing.lock().unwrap() = Some(name.into());
     }
 
     pub fn writes(&self) -> usize {
@@ -206,4 +224,24 @@ impl World {
             .unwrap_or_else(|| panic!("no {type_} condition on {}", profile.name_any()));
         (c.status.clone(), c.reason.clone(), c.message.clone())
     }
+}
+
+/// A server-side apply of a profile's status as a real API server does it: what the operator applied before and
+/// leaves out now is removed (`ssa.rs`). Other status patches take the fake's own path.
+fn apply_profile_status(
+    ctx: &PatchStatusContext,
+    previous_apply: &Mutex<Option<Value>>,
+) -> kube_fake_client::Result<Option<Value>> {
+    let is_profile = ctx.patch.get("kind").and_then(Value::as_str) == Some("PerformanceProfile");
+    if !matches!(ctx.patch_type, PatchType::ApplyPatch) || !is_profile {
+        return Ok(None);
+    }
+    let mut live: PerformanceProfile = ctx.client.get(ctx.namespace, ctx.name)?;
+    let applied = ctx.patch.get("status").cloned().unwrap_or_default();
+    let mut owned = previous_apply.lock().unwrap();
+    let after = ssa::apply(&serde_json::to_value(&live.status)?, owned.as_ref(), &applied);
+    *owned = Some(applied);
+    live.status = serde_json::from_value(after)?;
+    let stored = ctx.client.update_status(ctx.namespace, &live, &PostParams::default())?;
+    Ok(Some(serde_json::to_value(stored)?))
 }

@@ -10,6 +10,9 @@ sudo_() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v prometheus >/dev/null || [[ -x /usr/bin/prometheus ]] || missing+=(prometheus)
+# The control plane's certificates and readiness checks.
+command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
 if ((${#missing[@]})); then
     log "apt-get install ${missing[*]}"
     sudo_ apt-get update -qq
@@ -26,5 +29,10 @@ if ! "$python" -c 'import chdb' 2>/dev/null; then
     log "pip install chdb-core"
     "$python" -m pip install --quiet "chdb-core==${CHDB_CORE_VERSION:-26.9.0}" >&2
 fi
+
+# The control plane and helm are built from the Go module proxy (tests/support/build-control-plane.sh); kubectl
+# drives the cluster as a user would. Both come with the machine: say so plainly when they do not.
+command -v go >/dev/null || { log "Go is missing: the control plane is built with it (Go 1.26, see README)"; exit 1; }
+command -v kubectl >/dev/null || { log "kubectl is missing: the end-to-end suite uses it"; exit 1; }
 
 log "ready"

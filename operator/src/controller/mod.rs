@@ -12,7 +12,7 @@ pub mod profile;
 pub mod secrets;
 pub mod status;
 
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, Replica};
 use crate::{Error, Result};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -27,12 +27,12 @@ use kube::{Client, Resource, ResourceExt};
 use perf_operator_api::{FIELD_MANAGER, PerformanceProfile};
 use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Shared state of the reconcilers.
 pub struct Context {
     pub client: Client,
+    pub scope: Scope,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub backoff: backoff::Backoff,
@@ -45,6 +45,7 @@ impl Context {
         let reporter = Reporter { controller: "perf-operator".into(), instance: std::env::var("POD_NAME").ok() };
         Ok(Self {
             recorder: Recorder::new(client.clone(), reporter),
+            scope: Scope::default(),
             client,
             metrics,
             backoff: backoff::Backoff::default(),
@@ -80,7 +81,9 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<PerformanceProfile>>, ctx: Ar
     }
 }
 
-/// A profile that does not even deserialize (e.g. stored before a CRD upgrade): say why in status, then wait.
+/// A profile that does not even deserialize (e.g. stored before a CRD upgrade): say why in status, then wait. The
+/// status is read raw and sent back whole with new conditions: under server-side apply anything left out would be
+/// removed, and the records in it (ClickHouse objects to prune, a canary run) must outlive a bad object.
 async fn report_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<()> {
     let name = invalid.metadata.name.clone().unwrap_or_default();
     let namespace = invalid.metadata.namespace.clone().unwrap_or_else(|| "default".into());
@@ -88,12 +91,14 @@ async fn report_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<()>
     ctx.metrics.errors.with_label_values(&["profile", "invalid_spec"]).inc();
     let resource = ApiResource::erase::<PerformanceProfile>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
+    let Some(live) = api.get_opt(&name).await? else { return Ok(()) };
+    let previous = live.data.get("status");
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
-    let conditions = status::invalid(&[], &invalid.error, invalid.metadata.generation, &now);
-    let patch = json!({
-        "apiVersion": resource.api_version, "kind": resource.kind,
-        "status": { "observedGeneration": invalid.metadata.generation, "phase": "Degraded", "conditions": conditions },
-    });
+    let status = status::for_unreadable(previous, &invalid.error, live.metadata.generation, &now);
+    if previous == Some(&status) {
+        return Ok(());
+    }
+    let patch = json!({ "apiVersion": resource.api_version, "kind": resource.kind, "status": status });
     api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
 }
@@ -107,23 +112,26 @@ pub fn error_policy(guard: Arc<DeserializeGuard<PerformanceProfile>>, error: &Er
     Action::requeue(delay)
 }
 
-/// Runs the controller until shutdown (SIGTERM/SIGINT) or until `stop` resolves (lost leadership).
+/// Runs the controller until shutdown (SIGTERM/SIGINT) or until `stop` resolves (lost leadership). The replica is
+/// ready once the controller has started, and neither ready nor leader once it stops.
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    replica: Replica,
+    scope: Scope,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
-    let profiles: Api<DeserializeGuard<PerformanceProfile>> = Api::all(client.clone());
+    let profiles: Api<DeserializeGuard<PerformanceProfile>> = scope.api(&client);
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=perf-operator");
-    let ctx = Arc::new(Context::new(client.clone(), metrics)?);
-    ready.store(true, Ordering::SeqCst);
+    let ctx = Arc::new(Context { scope: scope.clone(), ..Context::new(client.clone(), metrics)? });
+    replica.started();
+    let stopping = replica.clone();
     let controller = Controller::new(profiles, watcher::Config::default().any_semantic());
     let store = controller.store();
     controller
-        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
+        .owns(scope.api::<Deployment>(&client), owned.clone())
         // The target itself: a new pod template starts a canary run, a replica change resizes pools.
-        .watches(Api::<Deployment>::all(client.clone()), watcher::Config::default(), move |d| {
+        .watches(scope.api::<Deployment>(&client), watcher::Config::default(), move |d| {
             let (name, namespace) = (d.name_any(), d.namespace());
             store
                 .state()
@@ -132,14 +140,15 @@ pub async fn run(
                 .map(|g| ObjectRef::from_obj(&*g))
                 .collect::<Vec<_>>()
         })
-        .owns(Api::<Service>::all(client.clone()), owned.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
-        .owns(Api::<Secret>::all(client.clone()), owned)
+        .owns(scope.api::<Service>(&client), owned.clone())
+        .owns(scope.api::<ConfigMap>(&client), owned.clone())
+        .owns(scope.api::<Secret>(&client), owned)
         .graceful_shutdown_on(async move {
             tokio::select! {
                 () = stop => tracing::warn!("stopping: leadership lost"),
                 () = shutdown_signal() => tracing::info!("stopping: signal received"),
             }
+            stopping.stopping();
         })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -148,7 +157,7 @@ pub async fn run(
             }
         })
         .await;
-    ready.store(false, Ordering::SeqCst);
+    replica.stopping();
     Ok(())
 }
 
@@ -172,10 +181,37 @@ async fn shutdown_signal() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
-/// Requeue delay: short while something is in progress, a periodic resync otherwise (external systems such as
-/// ClickHouse can drift without any Kubernetes event).
-pub fn requeue_after(progressing: bool) -> Duration {
-    if progressing { Duration::from_secs(15) } else { Duration::from_secs(300) }
+/// What one operator process watches, and how often it resyncs.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// One namespace (a namespace-scoped install, as Flagger's `-namespace`), or every namespace.
+    pub namespace: Option<String>,
+    /// Periodic resync of a settled profile: external systems such as ClickHouse drift without any event.
+    pub resync: Duration,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Self { namespace: None, resync: Duration::from_secs(300) }
+    }
+}
+
+impl Scope {
+    /// An API of kind `K` over the watched namespaces.
+    pub fn api<K>(&self, client: &Client) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+
+    /// Requeue delay: short while something is in progress, the resync period otherwise.
+    pub fn requeue_after(&self, progressing: bool) -> Duration {
+        if progressing { Duration::from_secs(15).min(self.resync) } else { self.resync }
+    }
 }
 
 /// The name used in spans and logs.

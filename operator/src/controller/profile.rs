@@ -1,8 +1,9 @@
 //! Reconcile of one valid profile: validate -> observe -> desired (pure) -> apply (SSA) -> status and events.
 
 use super::status::{self as cond, Report};
-use super::{Context, apply::apply_if_changed, display_name, requeue_after};
+use super::{Context, apply::apply_if_changed, display_name};
 use crate::components::{self, Observed, app_config, cache, labels::CONFIG_CHECKSUM_ANNOTATION};
+use crate::manifest::Finding;
 use crate::{Error, Result, validate};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -72,12 +73,7 @@ async fn cleanup(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<
 async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Action> {
     let findings = validate::check_spec(&profile, "spec");
     if !findings.is_empty() {
-        let message = findings.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
-        let status = PerformanceProfileStatus { observed_generation: profile.meta().generation, ..Default::default() };
-        write_status(&profile, &ctx, status, Conditions::Invalid(&message)).await?;
-        ctx.metrics.errors.with_label_values(&["profile", "invalid_spec"]).inc();
-        // Nothing applied; a spec change triggers the next reconcile.
-        return Ok(Action::await_change());
+        return refuse(&profile, &ctx, &findings).await;
     }
     let observed = observe(&profile, &ctx).await?;
     let provisions_redis = profile.spec.cache.as_ref().is_some_and(|c| c.redis.provision.is_some());
@@ -85,10 +81,45 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
     let fresh_password =
         if provisions_redis && observed.redis_password.is_none() { new_password()? } else { String::new() };
     let mut desired = components::desired(&profile, &observed, &fresh_password);
+    let Round { mut status, reports, canary_requeue } = run_components(&profile, &ctx, &observed, &mut desired).await;
+    let (app_config, published) = publish_contract(&profile, &ctx, &desired).await;
+    status.app_config = app_config.or(status.app_config);
+    let progressing = reports.iter().any(|r| r.progressing);
+    // Written even when publishing failed: what the components did this round (ClickHouse objects created, a
+    // canary step) must be recorded before the error sends the profile to backoff.
+    write_status(&profile, &ctx, status, Conditions::Reports(&reports)).await?;
+    published?;
+    let requeue = ctx.scope.requeue_after(progressing);
+    Ok(Action::requeue(canary_requeue.map_or(requeue, |c| c.min(requeue))))
+}
 
+/// A spec the operator refuses: conditions say why; every record in status stays; nothing is applied.
+async fn refuse(profile: &PerformanceProfile, ctx: &Context, findings: &[Finding]) -> Result<Action> {
+    let message = findings.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
+    let status = cond::for_invalid_spec(profile.status.as_ref(), profile.meta().generation);
+    write_status(profile, ctx, status, Conditions::Invalid(&message)).await?;
+    ctx.metrics.errors.with_label_values(&["profile", "invalid_spec"]).inc();
+    // Nothing applied; a spec change triggers the next reconcile.
+    Ok(Action::await_change())
+}
+
+/// What the components did in one reconcile.
+struct Round {
+    status: PerformanceProfileStatus,
+    reports: Vec<Report>,
+    canary_requeue: Option<std::time::Duration>,
+}
+
+/// Runs every component on a status that starts from the records of the last one ([`cond::carried`]).
+async fn run_components(
+    profile: &PerformanceProfile,
+    ctx: &Context,
+    observed: &Observed,
+    desired: &mut components::Desired,
+) -> Round {
+    let mut status = cond::carried(profile.status.as_ref(), &profile.spec, profile.meta().generation);
     let mut reports = Vec::new();
-    let mut status = PerformanceProfileStatus { observed_generation: profile.meta().generation, ..Default::default() };
-    reports.push(super::cache::reconcile_cache(&profile, &ctx, &desired, &observed, &mut status).await);
+    reports.push(super::cache::reconcile_cache(profile, ctx, desired, observed, &mut status).await);
     reports.push(match &desired.pools {
         Some(p) => {
             status.pools = Some(PoolsStatus { app_replicas: p.app_replicas, sizes: p.sizes.clone() });
@@ -96,15 +127,24 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
         }
         None => Report::not_configured(condition::POOLS_READY),
     });
-    reports.push(super::clickhouse::reconcile(&profile, &ctx, &mut status).await);
-    let (canary, canary_requeue) = super::canary::reconcile(&profile, &ctx, &mut status).await;
+    reports.push(super::clickhouse::reconcile(profile, ctx, &mut status).await);
+    let (canary, canary_requeue) = super::canary::reconcile(profile, ctx, &mut status).await;
     reports.push(canary);
-    reports.push(super::policies::reconcile(&profile, &ctx, &observed, &mut desired, &mut status).await);
+    reports.push(super::policies::reconcile(profile, ctx, observed, desired, &mut status).await);
     // Publish what the policies decided, in status as in the contract.
     if let (Some(cache), Some(plan)) = (status.cache.as_mut(), desired.cache.as_ref()) {
         cache.ttl_seconds = plan.ttl_seconds.clone();
     }
+    Round { status, reports, canary_requeue }
+}
 
+/// Publishes the app contract, then rolls the target when asked. Returns the contract's status once the ConfigMap
+/// holds it (None when it could not be written: the previous contract is still the live one) and the outcome.
+async fn publish_contract(
+    profile: &PerformanceProfile,
+    ctx: &Context,
+    desired: &components::Desired,
+) -> (Option<AppConfigStatus>, Result<()>) {
     let contract = app_config::Contract {
         cache: desired.cache.as_ref(),
         pools: desired.pools.as_ref(),
@@ -112,16 +152,14 @@ async fn apply(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Ac
     };
     let data = app_config::data(&contract);
     let checksum = app_config::checksum(&data);
-    apply_if_changed(&ctx.client, &app_config::config_map(&profile, data)).await?;
-    if profile.spec.app_config.rollout_on_change {
-        roll_target_on_change(&profile, &ctx, &checksum).await?;
+    if let Err(e) = apply_if_changed(&ctx.client, &app_config::config_map(profile, data)).await {
+        return (None, Err(e));
     }
-    status.app_config = Some(AppConfigStatus { name: profile.app_config_name(), checksum });
-
-    let progressing = reports.iter().any(|r| r.progressing);
-    write_status(&profile, &ctx, status, Conditions::Reports(&reports)).await?;
-    let requeue = requeue_after(progressing);
-    Ok(Action::requeue(canary_requeue.map_or(requeue, |c| c.min(requeue))))
+    let rolled = match profile.spec.app_config.rollout_on_change {
+        true => roll_target_on_change(profile, ctx, &checksum).await,
+        false => Ok(()),
+    };
+    (Some(AppConfigStatus { name: profile.app_config_name(), checksum }), rolled)
 }
 
 /// Reads what the pure builders need.

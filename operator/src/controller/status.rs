@@ -1,8 +1,9 @@
 //! Conditions and phase, computed by pure functions; the status write is skipped when nothing changed.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use perf_operator_api::PerformanceProfileStatus;
 use perf_operator_api::condition;
+use perf_operator_api::{PerformanceProfileSpec, PerformanceProfileStatus};
+use serde_json::{Value, json};
 
 /// A condition before timestamps: what a component reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +86,64 @@ pub fn invalid(previous: &[Condition], message: &str, generation: Option<i64>, n
     reports.iter().map(|r| to_condition(previous, r, generation, now)).collect()
 }
 
+/// The status a reconcile of a valid spec starts from. Status is written with server-side apply, so every field
+/// the operator wrote before and leaves out now is removed from the object: records that a reconcile cannot always
+/// rebuild (ClickHouse objects the operator created, the canary run, the published TTLs and policy decisions, the
+/// published contract) are carried for every section the spec still has, and each component overwrites them only
+/// from what it did this round. Conditions and phase are recomputed. A section removed from the spec drops its
+/// sub-status.
+pub fn carried(
+    previous: Option<&PerformanceProfileStatus>,
+    spec: &PerformanceProfileSpec,
+    generation: Option<i64>,
+) -> PerformanceProfileStatus {
+    let Some(p) = previous else {
+        return PerformanceProfileStatus { observed_generation: generation, ..Default::default() };
+    };
+    let has_policy = spec.cache.as_ref().is_some_and(|c| c.policy.is_some())
+        || spec.rate_limit.as_ref().is_some_and(|r| r.policy.is_some());
+    // No `..`: a new status field must be placed here by whoever adds it.
+    PerformanceProfileStatus {
+        observed_generation: generation,
+        conditions: Vec::new(),
+        phase: None,
+        app_config: p.app_config.clone(),
+        cache: p.cache.clone().filter(|_| spec.cache.is_some()),
+        pools: p.pools.clone().filter(|_| spec.pools.is_some()),
+        clickhouse: p.clickhouse.clone().filter(|_| spec.clickhouse.is_some()),
+        canary: p.canary.clone().filter(|_| spec.canary.is_some()),
+        policies: p.policies.clone().filter(|_| has_policy),
+    }
+}
+
+/// The status of a spec the operator refuses: nothing is applied, so every component's records stay exactly as
+/// they were (whatever the invalid spec says) and fixing the spec resumes where it was. Only conditions, phase and
+/// observedGeneration change.
+pub fn for_invalid_spec(
+    previous: Option<&PerformanceProfileStatus>,
+    generation: Option<i64>,
+) -> PerformanceProfileStatus {
+    let previous = previous.cloned().unwrap_or_default();
+    PerformanceProfileStatus { observed_generation: generation, conditions: Vec::new(), phase: None, ..previous }
+}
+
+/// The status of a stored profile that does not deserialize, from its raw status: every other field is sent back
+/// as it was (it may be the status that no longer reads; it is not ours to drop), only conditions, phase and
+/// observedGeneration change.
+pub fn for_unreadable(previous: Option<&Value>, message: &str, generation: Option<i64>, now: &Time) -> Value {
+    let mut fields = previous.and_then(Value::as_object).cloned().unwrap_or_default();
+    let prev_conditions: Vec<Condition> =
+        fields.get("conditions").and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default();
+    let conditions = invalid(&prev_conditions, message, generation, now);
+    fields.insert("phase".into(), json!(phase(&conditions)));
+    fields.insert("conditions".into(), json!(conditions));
+    match generation {
+        Some(g) => fields.insert("observedGeneration".into(), json!(g)),
+        None => fields.remove("observedGeneration"),
+    };
+    Value::Object(fields)
+}
+
 /// `Ready`, `Progressing` or `Degraded`, from the conditions.
 pub fn phase(conditions: &[Condition]) -> String {
     let is_true = |t: &str| conditions.iter().any(|c| c.type_ == t && c.status == "True");
@@ -120,9 +179,15 @@ pub fn is_warning(c: &Condition) -> bool {
     }
 }
 
+/// The server-side apply model shared with the reconcile tests.
+#[cfg(test)]
+#[path = "../../tests/ssa.rs"]
+mod ssa;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ssa::status_after;
 
     fn t(s: &str) -> Time {
         Time(s.parse().unwrap())
@@ -161,5 +226,124 @@ mod tests {
         let first = conditions(&[], &reports, None, &t("2026-01-01T00:00:00Z"));
         let second = conditions(&first, &reports, None, &t("2026-01-02T00:00:00Z"));
         assert_eq!(first, second);
+    }
+
+    /// A status holding a record of every kind: ClickHouse objects to prune, a canary run at stage 2/4, the TTLs
+    /// and rate limits a policy decided, the published contract and pools.
+    fn full_status() -> PerformanceProfileStatus {
+        serde_json::from_value(json!({
+            "observedGeneration": 3,
+            "phase": "Progressing",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Progressing", "message": "",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 3}],
+            "appConfig": {"name": "risk-api-perf", "checksum": "abc"},
+            "cache": {"address": "risk-api-redis.risk.svc:6379", "ttlSeconds": {"riskModel": 1800}},
+            "pools": {"appReplicas": 4, "sizes": {"postgres": {"min": 5, "max": 20, "reason": "Fixed"}}},
+            "clickhouse": {
+                "tables": [{"name": "events", "state": "InSync", "applied": 1, "pending": 0}],
+                "managed": [{"table": "events", "kind": "Index", "name": "i_model", "definition": "model",
+                             "live": "model", "materialized": true}]
+            },
+            "canary": {"phase": "Progressing", "runId": "r2", "stableId": "r1", "stage": "2/4", "stageIndex": 1,
+                       "weight": 25, "failedChecks": 1, "startedAt": "2026-01-01T00:00:00Z"},
+            "policies": {"evaluations": {"rateLimit": {"routes": {"/api": {"requestsPerSecond": 42, "burst": 84}}}}}
+        }))
+        .unwrap()
+    }
+
+    fn spec_with_every_section() -> PerformanceProfileSpec {
+        serde_json::from_value(json!({
+            "targetRef": {"name": "risk-api"},
+            "cache": {"redis": {"provision": {}}, "ttlClasses": [{"name": "riskModel", "ttlSeconds": 3600}]},
+            "pools": {"postgres": {"min": 5, "max": 20}},
+            "clickhouse": {"endpoint": "http://127.0.0.1:9", "prune": true, "tables": []},
+            "rateLimit": {"routes": [{"route": "/api", "requestsPerSecond": 10, "burst": 20}],
+                          "policy": {"builtin": "adaptive-rate-limit"}},
+            "canary": {"stages": [10, 25, 50, 100]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn ssa_removes_what_the_manager_sent_before_and_leaves_out_now() {
+        let live = json!({"a": 1, "b": {"x": 1, "y": 2}, "theirs": 1,
+                          "conditions": [{"type": "Ready"}, {"type": "Other"}, {"type": "Theirs"}]});
+        let owned = json!({"a": 1, "b": {"x": 1, "y": 2}, "conditions": [{"type": "Ready"}, {"type": "Other"}]});
+        let applied = json!({"b": {"x": 3}, "conditions": [{"type": "Ready", "status": "True"}]});
+        let after = ssa::apply(&live, Some(&owned), &applied);
+        assert_eq!(
+            after,
+            json!({"b": {"x": 3}, "theirs": 1, "conditions": [{"type": "Ready", "status": "True"}, {"type": "Theirs"}]})
+        );
+    }
+
+    #[test]
+    fn a_status_built_from_scratch_loses_the_records_under_ssa() {
+        // The defect this module guards against: a merge patch would keep them, a real API server does not.
+        let previous = full_status();
+        let scratch = PerformanceProfileStatus { observed_generation: Some(4), ..Default::default() };
+        let after = status_after(&previous, &scratch);
+        assert!(after.clickhouse.is_none() && after.canary.is_none() && after.policies.is_none());
+    }
+
+    #[test]
+    fn an_invalid_spec_keeps_every_record_and_changes_only_conditions_phase_and_generation() {
+        let previous = full_status();
+        let mut applied = for_invalid_spec(Some(&previous), Some(4));
+        applied.conditions =
+            invalid(&previous.conditions, "spec.canary.stages: bad", Some(4), &t("2026-01-02T00:00:00Z"));
+        applied.phase = Some(phase(&applied.conditions));
+        let after = status_after(&previous, &applied);
+        let unchanged = PerformanceProfileStatus {
+            observed_generation: previous.observed_generation,
+            conditions: previous.conditions.clone(),
+            phase: previous.phase.clone(),
+            ..after.clone()
+        };
+        assert_eq!(unchanged, previous, "every component record survives");
+        assert_eq!((after.observed_generation, after.phase.as_deref()), (Some(4), Some("Degraded")));
+        assert_eq!(
+            for_invalid_spec(None, Some(1)),
+            PerformanceProfileStatus { observed_generation: Some(1), ..Default::default() }
+        );
+    }
+
+    #[test]
+    fn a_reconcile_starts_from_the_records_of_the_sections_the_spec_still_has() {
+        let previous = full_status();
+        let kept = status_after(&previous, &carried(Some(&previous), &spec_with_every_section(), Some(4)));
+        assert_eq!(kept.clickhouse, previous.clickhouse, "records survive a round that cannot rebuild them");
+        assert_eq!(kept.canary, previous.canary);
+        assert_eq!(kept.policies, previous.policies, "the last good rate limits");
+        assert_eq!(
+            (kept.cache, kept.pools, kept.app_config),
+            (previous.cache.clone(), previous.pools.clone(), previous.app_config.clone())
+        );
+        assert_eq!(kept.observed_generation, Some(4));
+
+        let mut without = spec_with_every_section();
+        (without.clickhouse, without.canary, without.rate_limit) = (None, None, None);
+        let dropped = carried(Some(&previous), &without, Some(5));
+        assert!(dropped.clickhouse.is_none() && dropped.canary.is_none() && dropped.policies.is_none());
+        assert!(dropped.cache.is_some(), "sections still there keep theirs");
+    }
+
+    #[test]
+    fn an_unreadable_profile_keeps_its_raw_status() {
+        // A canary phase this version does not know: the status does not deserialize, and is still not ours to drop.
+        let mut raw = serde_json::to_value(full_status()).unwrap();
+        raw["canary"]["phase"] = json!("FromTheFuture");
+        raw["somethingNew"] = json!({"kept": true});
+        let now = t("2026-01-02T00:00:00Z");
+        let applied = for_unreadable(Some(&raw), "unknown variant", Some(7), &now);
+        let after = ssa::apply(&raw, Some(&raw), &applied);
+        for key in ["clickhouse", "canary", "policies", "cache", "pools", "appConfig", "somethingNew"] {
+            assert_eq!(after[key], raw[key], "{key}");
+        }
+        assert_eq!((after["observedGeneration"].clone(), after["phase"].clone()), (json!(7), json!("Degraded")));
+        let degraded: Vec<Condition> = serde_json::from_value(after["conditions"].clone()).unwrap();
+        assert_eq!(degraded.iter().find(|c| c.type_ == "Degraded").unwrap().reason, "InvalidSpec");
+        let again = for_unreadable(Some(&after), "unknown variant", Some(7), &t("2026-01-03T00:00:00Z"));
+        assert_eq!(again, after, "an unchanged object is not written again");
     }
 }

@@ -1,0 +1,67 @@
+//! A stand-in for the kubelet: the test cluster has no nodes, so pods stay Pending. Tests that need a Deployment
+//! to become available mark its pods Running and Ready through the status subresource, as a kubelet would.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::json;
+
+/// Marks every pod of the namespace that is not Ready yet as Running and Ready; returns how many it marked.
+pub async fn mark_pods_ready(pods: &Api<Pod>) -> usize {
+    let Ok(list) = pods.list(&ListParams::default()).await else { return 0 };
+    let now = jiff::Timestamp::now().to_string();
+    let mut marked = 0;
+    for pod in list.items {
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if ready || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(name) = pod.metadata.name.clone() else { continue };
+        let containers: Vec<_> = pod.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
+        let statuses: Vec<_> = containers
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name, "image": c.image.clone().unwrap_or_default(), "imageID": "", "ready": true,
+                    "restartCount": 0, "started": true, "state": {"running": {"startedAt": now}}
+                })
+            })
+            .collect();
+        let status = json!({"status": {
+            "phase": "Running", "podIP": "10.244.0.10", "startTime": now,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": "True", "lastTransitionTime": now}
+            ],
+            "containerStatuses": statuses
+        }});
+        if pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await.is_ok() {
+            marked += 1;
+        }
+    }
+    marked
+}
+
+/// Marks the namespace's pods Ready every half second while the returned guard lives.
+pub fn run(pods: Api<Pod>) -> Kubelet {
+    Kubelet(tokio::spawn(async move {
+        loop {
+            mark_pods_ready(&pods).await;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }))
+}
+
+/// The running stand-in; stops on drop.
+pub struct Kubelet(tokio::task::JoinHandle<()>);
+
+impl Drop for Kubelet {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
