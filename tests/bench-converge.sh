@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 state="$(mktemp -d /tmp/perf-operator-bench.XXXXXX)"
 trap 'tests/support/control-plane.sh stop "$state/control-plane"; rm -rf "$state"' EXIT
-eval "$(tests/support/control-plane.sh start "$state/control-plane")"
+cp_env="$(tests/support/control-plane.sh start "$state/control-plane")"
+eval "$cp_env"
 cargo build --release -p perf-operator --locked
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 export PERF_OPERATOR_BIN="$target_dir/release/perf-operator"
-eval "$(tests/e2e/setup.sh "$state/e2e" "$PERF_CP_BIN/helm")"
+e2e_env="$(tests/e2e/setup.sh "$state/e2e" "$PERF_CP_BIN/helm")"
+eval "$e2e_env"
 cargo bench -p perf-e2e --bench converge --locked

@@ -33,7 +33,9 @@ export REDIS_SERVER_BIN="$(command -v redis-server)"
 
 # ClickHouse: the real engine (chdb-core) behind the HTTP adapter, unless CLICKHOUSE_URL points at a real server.
 if [[ -z "${CLICKHOUSE_URL:-}" ]]; then
-    eval "$(CHDB_STATE_DIR="$state/chdb" tests/support/start-clickhouse.sh start)"
+    ch_env="$(CHDB_STATE_DIR="$state/chdb" tests/support/start-clickhouse.sh start)" \
+        || { echo "the ClickHouse engine did not start (see above)" >&2; exit 1; }
+    eval "$ch_env"
 fi
 export CLICKHOUSE_URL
 
@@ -46,13 +48,19 @@ cargo test --workspace --locked
 # started here. Either way it runs; a control plane that cannot be built or started fails the run.
 if [[ -n "${KUBECONFIG:-}" ]]; then
     echo "KUBECONFIG is set: running the end-to-end suite against that cluster" >&2
-    export PERF_CP_BIN="$(tests/support/build-control-plane.sh)"
+    PERF_CP_BIN="$(tests/support/build-control-plane.sh)" || { echo "building helm failed (see above)" >&2; exit 1; }
+    export PERF_CP_BIN
 else
     control_plane="$state/control-plane"
-    eval "$(tests/support/control-plane.sh start "$control_plane")"
+    # Assigned first: `eval "$(cmd)"` alone would hide a failed start behind eval's own success.
+    cp_env="$(tests/support/control-plane.sh start "$control_plane")" \
+        || { echo "the Kubernetes control plane did not start (its log is above)" >&2; exit 1; }
+    eval "$cp_env"
 fi
 cargo build -p perf-operator --locked
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 export PERF_OPERATOR_BIN="$target_dir/debug/perf-operator"
-eval "$(tests/e2e/setup.sh "$state/e2e" "$PERF_CP_BIN/helm")"
+e2e_env="$(tests/e2e/setup.sh "$state/e2e" "$PERF_CP_BIN/helm")" \
+    || { echo "preparing the cluster for the end-to-end suite failed (see above)" >&2; exit 1; }
+eval "$e2e_env"
 cargo test -p perf-e2e --locked -- --ignored --test-threads=2

@@ -7,8 +7,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
-# The versions are the ones the committed go.mod files pin.
-required() { grep -v -e '=>' -e '^//' "$2" | awk -v m="$1" '{for (i = 1; i < NF; i++) if ($i == m) {print $(i + 1); exit}}'; }
+# The versions are the ones the committed go.mod files pin (one awk, no pipe: an early exit would SIGPIPE it).
+required() { awk -v m="$1" '!/=>/ && !/^\/\// && !found {for (i = 1; i < NF; i++) if ($i == m) {print $(i + 1); found = 1}}' "$2"; }
 k8s_version="$(required k8s.io/kubernetes "$here/control-plane/go.mod")"
 helm_version="$(required helm.sh/helm/v3 "$here/helm/go.mod")"
 [[ -n "$k8s_version" && -n "$helm_version" ]] || { echo "cannot read the pinned versions from the go.mod files" >&2; exit 1; }

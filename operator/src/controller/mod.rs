@@ -18,7 +18,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
+use kube::core::{DeserializeGuard, PartialObjectMeta, error_boundary::InvalidObject};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -128,6 +128,7 @@ pub async fn run(
     let stopping = replica.clone();
     let controller = Controller::new(profiles, watcher::Config::default().any_semantic());
     let store = controller.store();
+    let policy_store = store.clone();
     controller
         .owns(scope.api::<Deployment>(&client), owned.clone())
         // The target itself: a new pod template starts a canary run, a replica change resizes pools.
@@ -139,6 +140,11 @@ pub async fn run(
                 .filter(|g| g.0.as_ref().is_ok_and(|p| p.spec.target_ref.name == name && p.namespace() == namespace))
                 .map(|g| ObjectRef::from_obj(&*g))
                 .collect::<Vec<_>>()
+        })
+        // Policy components in ConfigMaps, metadata only (the bytes are read when reconciling): an edit in place is
+        // checked against the profile's pin without a restart.
+        .watches(scope.api::<PartialObjectMeta<ConfigMap>>(&client), watcher::Config::default(), move |cm| {
+            policies::profiles_using_config_map(policy_store.state(), cm.namespace().as_deref(), &cm.name_any())
         })
         .owns(scope.api::<Service>(&client), owned.clone())
         .owns(scope.api::<ConfigMap>(&client), owned.clone())

@@ -10,9 +10,12 @@ use crate::redis_stats;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::ObjectRef;
 use perf_canary::MetricsSource;
 use perf_operator_api::{
-    self as api, PerformanceProfile, PerformanceProfileStatus, PoliciesStatus, PolicyRef, condition,
+    self as api, ConfigMapPolicySource, PerformanceProfile, PerformanceProfileStatus, PoliciesStatus, PolicyRef,
+    condition,
 };
 use perf_policy_host::fallback::{self, Publish};
 use perf_policy_host::{
@@ -32,7 +35,7 @@ const STATUS_ITEMS: usize = 20;
 /// Environment variable naming extra CA certificates (PEM) for policy URLs.
 pub const POLICY_CA_FILE_ENV: &str = "PERF_POLICY_CA_FILE";
 
-/// The WASM host shared by all reconciles, and the policies loaded from ConfigMaps and URLs, by sha256.
+/// The WASM host shared by all reconciles, and the policies loaded from ConfigMaps and URLs, by verified sha256.
 pub struct PolicyRuntime {
     host: Arc<PolicyHost>,
     evaluator: Evaluator,
@@ -63,7 +66,9 @@ impl PolicyRuntime {
         self.pinned.lock().unwrap_or_else(|p| p.into_inner()).get(&(world, sha256.to_string())).cloned()
     }
 
-    /// Loads the referenced policy; a changed pin is a new key, so a new source is picked up without a restart.
+    /// Loads the referenced policy. Loaded components are keyed by their verified digest, so a changed pin is a new
+    /// key and the new component is loaded without a restart. A ConfigMap is read on every call, since it may have
+    /// been edited in place since its pin was loaded; a URL is fetched once per pin.
     async fn load(
         &self,
         ctx: &Context,
@@ -71,22 +76,30 @@ impl PolicyRuntime {
         world: World,
         r: &PolicyRef,
     ) -> Result<Arc<Policy>, Failure> {
-        let unavailable = |e| Failure::host("Unavailable", e);
         if let Some(name) = &r.builtin {
-            return self.evaluator.load_builtin(self.host.clone(), world, name.clone()).await.map_err(unavailable);
+            return self
+                .evaluator
+                .load_builtin(self.host.clone(), world, name.clone())
+                .await
+                .map_err(Failure::unavailable);
         }
         let (sha256, bytes) = if let Some(cm) = &r.config_map {
-            if let Some(p) = self.cached(world, &cm.sha256) {
+            let namespace = profile.namespace().unwrap_or_else(|| "default".into());
+            let bytes = config_map_bytes(ctx, &namespace, &cm.name, &cm.key).await.map_err(Failure::source)?;
+            let sha256 = check_config_map_pin(&namespace, cm, &bytes)?;
+            if let Some(p) = self.cached(world, &sha256) {
                 return Ok(p);
             }
-            (cm.sha256.clone(), config_map_bytes(ctx, profile, &cm.name, &cm.key).await.map_err(Failure::source)?)
+            (sha256, bytes)
         } else if let Some(u) = &r.url {
             if let Some(p) = self.cached(world, &u.sha256) {
                 return Ok(p);
             }
             (
                 u.sha256.clone(),
-                source::fetch(&self.http, &u.url, &u.sha256, MAX_COMPONENT_BYTES).await.map_err(unavailable)?,
+                source::fetch(&self.http, &u.url, &u.sha256, MAX_COMPONENT_BYTES)
+                    .await
+                    .map_err(Failure::unavailable)?,
             )
         } else {
             return Err(Failure::source("policy names no source".into()));
@@ -95,10 +108,56 @@ impl PolicyRuntime {
             .evaluator
             .load_pinned(self.host.clone(), world, bytes.into(), sha256.clone())
             .await
-            .map_err(unavailable)?;
+            .map_err(Failure::unavailable)?;
         self.pinned.lock().unwrap_or_else(|p| p.into_inner()).insert((world, sha256), policy.clone());
         Ok(policy)
     }
+}
+
+/// Checks the bytes read from a ConfigMap against the profile's pin; returns their digest. A mismatch (the
+/// ConfigMap edited in place, or a wrong pin) is refused with reason `PinMismatch`, naming the ConfigMap, the key and
+/// both digests.
+fn check_config_map_pin(namespace: &str, cm: &ConfigMapPolicySource, bytes: &[u8]) -> Result<String, Failure> {
+    source::verify_sha256(bytes, &cm.sha256).map_err(|e| match &e {
+        perf_policy_host::Error::DigestMismatch { expected, actual } => Failure {
+            reason: PIN_MISMATCH,
+            category: e.category(),
+            message: format!(
+                "ConfigMap {namespace}/{} key {:?} holds a component with sha256 {actual}, but the profile pins \
+                 {expected}: refused ({})",
+                cm.name,
+                cm.key,
+                e.category()
+            ),
+        },
+        _ => Failure::unavailable(e),
+    })
+}
+
+/// Condition reason of a component whose digest is not its pin.
+pub const PIN_MISMATCH: &str = "PinMismatch";
+
+/// Whether `profile` takes a policy from the ConfigMap `namespace/name`, so that an edit of that ConfigMap must
+/// reconcile it.
+pub fn uses_config_map(profile: &PerformanceProfile, namespace: Option<&str>, name: &str) -> bool {
+    let cache = profile.spec.cache.as_ref().and_then(|c| c.policy.as_ref());
+    let rate_limit = profile.spec.rate_limit.as_ref().and_then(|r| r.policy.as_ref());
+    profile.namespace().as_deref() == namespace
+        && cache.into_iter().chain(rate_limit).any(|r| r.config_map.as_ref().is_some_and(|cm| cm.name == name))
+}
+
+/// The profiles to reconcile when the ConfigMap `namespace/name` changes: those taking a policy from it. Profiles
+/// that do not deserialize are left to their own watch events.
+pub fn profiles_using_config_map(
+    profiles: impl IntoIterator<Item = Arc<DeserializeGuard<PerformanceProfile>>>,
+    namespace: Option<&str>,
+    name: &str,
+) -> Vec<ObjectRef<DeserializeGuard<PerformanceProfile>>> {
+    profiles
+        .into_iter()
+        .filter(|g| g.0.as_ref().is_ok_and(|p| uses_config_map(p, namespace, name)))
+        .map(|g| ObjectRef::from_obj(&*g))
+        .collect()
 }
 
 /// Why a policy gave no decision: condition reason, metric category (a fixed set), message.
@@ -116,16 +175,16 @@ impl Failure {
     fn source(message: String) -> Self {
         Self { reason: "Unavailable", category: "source", message }
     }
+    /// A component that could not be had: `PinMismatch` when its digest is not the pin, `Unavailable` otherwise.
+    fn unavailable(e: perf_policy_host::Error) -> Self {
+        let reason =
+            if matches!(e, perf_policy_host::Error::DigestMismatch { .. }) { PIN_MISMATCH } else { "Unavailable" };
+        Self::host(reason, e)
+    }
 }
 
-async fn config_map_bytes(
-    ctx: &Context,
-    profile: &PerformanceProfile,
-    name: &str,
-    key: &str,
-) -> Result<Vec<u8>, String> {
-    let namespace = profile.namespace().unwrap_or_else(|| "default".into());
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+async fn config_map_bytes(ctx: &Context, namespace: &str, name: &str, key: &str) -> Result<Vec<u8>, String> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
     let cm =
         api.get_opt(name).await.map_err(|e| e.to_string())?.ok_or(format!("ConfigMap {namespace}/{name} not found"))?;
     cm.binary_data
@@ -395,4 +454,82 @@ async fn route_traffic(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A profile `name` in `namespace` whose cache and rate-limit policies come from `cache` and `rate_limit`.
+    fn profile(
+        namespace: &str,
+        name: &str,
+        cache: Value,
+        rate_limit: Value,
+    ) -> Arc<DeserializeGuard<PerformanceProfile>> {
+        // `null` means no policy.
+        let p: PerformanceProfile = serde_json::from_value(json!({
+            "apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "targetRef": {"name": name},
+                "cache": {"redis": {"external": {"address": "redis://127.0.0.1:6379"}}, "ttlClasses": [], "policy": cache},
+                "rateLimit": {"routes": [], "policy": rate_limit}
+            }
+        }))
+        .unwrap();
+        Arc::new(DeserializeGuard(Ok(p)))
+    }
+
+    fn from_config_map(name: &str) -> Value {
+        json!({"configMap": {"name": name, "key": "policy.wasm", "sha256": "0".repeat(64)}})
+    }
+
+    fn names(refs: Vec<ObjectRef<DeserializeGuard<PerformanceProfile>>>) -> Vec<String> {
+        refs.into_iter().map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name)).collect()
+    }
+
+    #[test]
+    fn a_config_map_maps_to_the_profiles_taking_a_policy_from_it_in_its_namespace() {
+        let profiles = vec![
+            profile("shop", "cache-user", from_config_map("policies"), Value::Null),
+            profile("shop", "rate-limit-user", json!({"builtin": "adaptive-rate-limit"}), from_config_map("policies")),
+            profile("shop", "other-config-map", from_config_map("other"), Value::Null),
+            profile("shop", "builtin-only", json!({"builtin": "adaptive-ttl"}), Value::Null),
+            profile("billing", "same-name-elsewhere", from_config_map("policies"), Value::Null),
+        ];
+        assert_eq!(
+            names(profiles_using_config_map(profiles.clone(), Some("shop"), "policies")),
+            ["shop/cache-user", "shop/rate-limit-user"]
+        );
+        assert_eq!(
+            names(profiles_using_config_map(profiles.clone(), Some("billing"), "policies")),
+            ["billing/same-name-elsewhere"]
+        );
+        // The contract ConfigMap the operator writes, or any other ConfigMap, reconciles nothing.
+        assert!(profiles_using_config_map(profiles.clone(), Some("shop"), "cache-user-perf").is_empty());
+        assert!(profiles_using_config_map(profiles, None, "policies").is_empty());
+    }
+
+    #[test]
+    fn config_map_bytes_are_checked_against_the_pin_naming_the_source_and_both_digests() {
+        let bytes = b"component B".as_slice();
+        let digest = source::sha256_hex(bytes);
+        let pinned = |sha256: &str| ConfigMapPolicySource {
+            name: "policies".into(),
+            key: "ttl.wasm".into(),
+            sha256: sha256.into(),
+        };
+        assert_eq!(check_config_map_pin("shop", &pinned(&digest), bytes).unwrap(), digest);
+
+        let old = source::sha256_hex(b"component A");
+        let f = check_config_map_pin("shop", &pinned(&old), bytes).unwrap_err();
+        assert_eq!((f.reason, f.category), (PIN_MISMATCH, "digest_mismatch"));
+        for part in ["ConfigMap shop/policies", "\"ttl.wasm\"", &digest, &old] {
+            assert!(f.message.contains(part), "{part} missing from: {}", f.message);
+        }
+
+        let f = check_config_map_pin("shop", &pinned("not-a-digest"), bytes).unwrap_err();
+        assert_eq!((f.reason, f.category), ("Unavailable", "bad_source"));
+    }
 }

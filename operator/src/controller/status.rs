@@ -158,12 +158,16 @@ pub fn phase(conditions: &[Condition]) -> String {
 }
 
 /// Conditions whose status changed between two statuses: (type, new status, reason, message), for events.
+///
+/// A condition seen for the first time is an event only when it is `Ready` or a warning: a new profile would
+/// otherwise write one event per condition (eight, most of them "not configured"), which on a cluster of
+/// thousands of profiles is most of the operator's API writes (measured by `tests/e2e/benches/converge.rs`).
 pub fn transitions(old: Option<&PerformanceProfileStatus>, new: &PerformanceProfileStatus) -> Vec<Condition> {
     new.conditions
         .iter()
-        .filter(|c| {
-            let before = old.and_then(|o| o.conditions.iter().find(|p| p.type_ == c.type_));
-            before.is_none_or(|p| p.status != c.status || p.reason != c.reason)
+        .filter(|c| match old.and_then(|o| o.conditions.iter().find(|p| p.type_ == c.type_)) {
+            Some(before) => before.status != c.status || before.reason != c.reason,
+            None => c.type_ == condition::READY || is_warning(c),
         })
         .cloned()
         .collect()
@@ -345,5 +349,38 @@ mod tests {
         assert_eq!(degraded.iter().find(|c| c.type_ == "Degraded").unwrap().reason, "InvalidSpec");
         let again = for_unreadable(Some(&after), "unknown variant", Some(7), &t("2026-01-03T00:00:00Z"));
         assert_eq!(again, after, "an unchanged object is not written again");
+    }
+
+    fn cond(type_: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: t("2026-01-01T00:00:00Z"),
+            observed_generation: None,
+        }
+    }
+
+    #[test]
+    fn a_new_profile_is_one_event_unless_something_is_wrong() {
+        let new = PerformanceProfileStatus {
+            conditions: vec![
+                cond(condition::READY, "True", "AllComponentsReady"),
+                cond(condition::PROGRESSING, "False", "Idle"),
+                cond(condition::DEGRADED, "False", "Healthy"),
+                cond(condition::CLICKHOUSE_READY, "True", "NotConfigured"),
+                cond(condition::CACHE_READY, "False", "ApplyFailed"),
+            ],
+            ..Default::default()
+        };
+        let types: Vec<String> = transitions(None, &new).into_iter().map(|c| c.type_).collect();
+        assert_eq!(types, vec![condition::READY.to_string(), condition::CACHE_READY.to_string()]);
+        // Once known, every change of status or reason is an event, and nothing else is.
+        let mut later = new.clone();
+        later.conditions[3] = cond(condition::CLICKHOUSE_READY, "False", "Unreachable");
+        let types: Vec<String> = transitions(Some(&new), &later).into_iter().map(|c| c.type_).collect();
+        assert_eq!(types, vec![condition::CLICKHOUSE_READY.to_string()]);
+        assert!(transitions(Some(&later), &later).is_empty());
     }
 }

@@ -101,13 +101,23 @@ async fn measure(n: usize) -> Measure {
     }
     let converge = started.elapsed();
     let requests = window.requests(perf_e2e::OPERATOR_USER).len();
-    // Two quiet resyncs (every 20 s here): every profile reconciled twice more, nothing written.
+    // Convergence ends with the last write (events trail the Ready status): let one full resync pass, then count
+    // the writes of two more (every 20 s here), in which every profile is reconciled twice and nothing changes.
+    let wait_reconciles = |count: f64| {
+        let op = &op;
+        async move {
+            let start = op.reconciles().await;
+            let mut peak = 0;
+            while op.reconciles().await < start + count {
+                peak = peak.max(op.peak_rss_kib());
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            peak
+        }
+    };
+    peak = peak.max(wait_reconciles(n as f64).await);
     let quiet = audit::Window::open().expect("audit log");
-    let start = op.reconciles().await;
-    while op.reconciles().await < start + 2.0 * n as f64 {
-        peak = peak.max(op.peak_rss_kib());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    peak = peak.max(wait_reconciles(2.0 * n as f64).await);
     let quiet_writes = quiet.writes(perf_e2e::OPERATOR_USER, &c.namespace).len();
     let namespaces: Api<Namespace> = Api::all(c.client.clone());
     drop(op);
