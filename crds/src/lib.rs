@@ -12,6 +12,7 @@ pub mod duration;
 pub mod policy;
 pub mod pools;
 pub mod ratelimit;
+pub mod ssa;
 pub mod status;
 pub mod validation;
 

@@ -4,6 +4,7 @@
 #
 #   control-plane.sh start DIR   starts everything with its state in DIR, waits for /readyz, and prints
 #                                `export NAME=value` lines: KUBECONFIG (admin), PERF_AUDIT_LOG, PERF_CP_DIR
+#                                (the audit log is never rotated: tests read it from an offset)
 #   control-plane.sh stop DIR    stops what `start` started, by PID
 #
 # No kubelet and no scheduler: pods stay Pending. Tests that need available pods act as the kubelet and set pod
@@ -82,11 +83,17 @@ start() {
     token="$(openssl rand -hex 24)"
     echo "$token,admin,admin-uid,\"system:masters\"" >"$dir/tokens.csv"
     etcd_port="$(free_port)"; peer_port="$(free_port)"; api_port="$(free_port)"; kcm_port="$(free_port)"
+    # Every request of the operator and the tests, none of the control plane's own chatter (the controller
+    # manager alone would fill the log).
     cat >"$dir/audit-policy.yaml" <<'EOF'
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
+  - level: None
+    users: ["system:kube-controller-manager", "system:apiserver", "system:kube-scheduler"]
+  - level: None
+    userGroups: ["system:serviceaccounts:kube-system", "system:nodes"]
   - level: Metadata
 EOF
 
@@ -105,7 +112,7 @@ EOF
         --service-account-key-file "$dir/pki/sa.pub" --service-account-signing-key-file "$dir/pki/sa.key" \
         --service-cluster-ip-range 10.0.0.0/24 --authorization-mode RBAC --allow-privileged=true \
         --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log" --audit-log-format json \
-        --audit-log-mode blocking \
+        --audit-log-mode blocking --audit-log-maxsize 100000 \
         >"$dir/kube-apiserver.log" 2>&1 &
     echo $! >"$dir/kube-apiserver.pid"
     wait_ready kube-apiserver "https://127.0.0.1:$api_port/readyz" "$token" "$dir/pki/ca.crt" \

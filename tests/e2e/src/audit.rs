@@ -94,6 +94,11 @@ impl Window {
     /// Completed requests since the window opened.
     pub fn events(&self) -> Vec<Event> {
         let mut file = std::fs::File::open(&self.path).expect("audit log");
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        assert!(
+            len >= self.start,
+            "the audit log was rotated under the window: start it with a larger --audit-log-maxsize"
+        );
         file.seek(SeekFrom::Start(self.start)).expect("seek audit log");
         let mut text = String::new();
         file.read_to_string(&mut text).expect("read audit log");

@@ -85,3 +85,51 @@ pub async fn clickhouse_indexes(db: &str) -> Vec<String> {
     .await;
     body.lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
 }
+
+/// Gives the app Deployment's container `image`: a new pod template, as a Git change would.
+pub async fn set_image(api: &Api<Deployment>, name: &str, image: &str) {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(&patch))
+        .await
+        .expect("set the app's image");
+}
+
+/// A Deployment's `spec.replicas` and its first container's image, None when it does not exist.
+pub async fn replicas_and_image(api: &Api<Deployment>, name: &str) -> Option<(i32, String)> {
+    let spec = api.get_opt(name).await.expect("get Deployment")?.spec?;
+    let image = spec.template.spec?.containers.first()?.image.clone().unwrap_or_default();
+    Some((spec.replicas.unwrap_or(1), image))
+}
+
+/// The Gateway API HTTPRoutes of `namespace`, as dynamic objects (the suite has no Gateway API types).
+pub fn http_routes(client: kube::Client, namespace: &str) -> Api<kube::api::DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    Api::namespaced_with(client, namespace, &kube::api::ApiResource::from_gvk_with_plural(&gvk, "httproutes"))
+}
+
+/// An HTTPRoute `name` attached to Gateway `public` whose one rule sends `/` to the Services `backends` on `port`,
+/// with no weights set (Gateway API then weighs each backend 1).
+pub fn http_route(name: &str, backends: &[&str], port: u16) -> kube::api::DynamicObject {
+    let refs: Vec<Value> = backends.iter().map(|b| json!({"name": b, "port": port})).collect();
+    serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {
+            "parentRefs": [{"name": "public"}],
+            "hostnames": [format!("{name}.example")],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": refs}]
+        }
+    }))
+    .expect("HTTPRoute")
+}
+
+/// The weight of each backendRef of an HTTPRoute's rules, by Service name (Gateway API's default 1 when unset).
+pub fn route_weights(route: &kube::api::DynamicObject) -> std::collections::BTreeMap<String, u64> {
+    let rules = route.data["spec"]["rules"].as_array().cloned().unwrap_or_default();
+    rules
+        .iter()
+        .filter_map(|r| r["backendRefs"].as_array())
+        .flatten()
+        .filter_map(|b| Some((b["name"].as_str()?.to_string(), b["weight"].as_u64().unwrap_or(1))))
+        .collect()
+}

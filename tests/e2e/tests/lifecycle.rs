@@ -37,7 +37,9 @@ async fn create_converges_writes_nothing_when_steady_and_puts_back_drift() {
     create_app(&c.api(), "shop", "registry.example/shop:1", 2).await;
     let _kubelet = kubelet::run(c.api::<Pod>());
     let op = c.operator("replica-a");
-    let created = c.profiles().create(&PostParams::default(), &profile(&c.namespace, "shop", json!({}))).await;
+    // Every component that writes to Kubernetes: Redis objects, the contract, and a canary primary at rest.
+    let spec = json!({"canary": {"stages": [10, 25, 50, 100], "stepInterval": "5s"}});
+    let created = c.profiles().create(&PostParams::default(), &profile(&c.namespace, "shop", spec)).await;
     let uid = created.expect("create profile").uid().expect("uid");
     c.wait_condition("shop", "Ready", "True", 120).await;
 
