@@ -104,10 +104,10 @@ async fn a_profile_tunes_its_table_reports_progress_and_prunes_on_deletion() {
     assert_eq!(World::condition(&p, "Degraded").1, "InvalidSpec");
     assert_eq!(p.status.as_ref().unwrap().clickhouse.as_ref().unwrap().managed, status.managed, "records kept");
 
-    let mut deleting = world.profile().await;
-    deleting.metadata.deletion_timestamp =
-        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
-    perf_operator::controller::profile::reconcile(std::sync::Arc::new(deleting), world.ctx.clone()).await.unwrap();
+    // The finalizer's clean-up step, called directly: the in-memory API deletes at once, ignoring finalizers, and
+    // the reconcile reads the profile back from the API. tests/e2e deletes through the real finalizer.
+    let profile = std::sync::Arc::new(world.profile().await);
+    perf_operator::controller::profile::cleanup(profile, world.ctx.clone()).await.unwrap();
     assert!(projections(&admin, &db).await.is_empty(), "prune: what the operator created is dropped on deletion");
     admin.query(&format!("DROP DATABASE IF EXISTS {db}")).execute().await.unwrap();
 }

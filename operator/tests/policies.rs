@@ -6,7 +6,7 @@ mod fixtures;
 use fixtures::{Profile, World};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use perf_operator_api::PerformanceProfile;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -96,9 +96,9 @@ async fn a_pin_mismatch_is_refused_and_fail_closed_publishes_nothing() {
 
     // The right pin is picked up without a restart.
     let sha = perf_policy_host::source::sha256_hex(perf_policy_host::BUILTIN_ADAPTIVE_TTL);
-    let mut fixed = world.profile().await;
-    fixed.spec.cache.as_mut().unwrap().policy.as_mut().unwrap().config_map.as_mut().unwrap().sha256 = sha;
-    perf_operator::controller::profile::reconcile(std::sync::Arc::new(fixed), world.ctx.clone()).await.unwrap();
+    let pin = json!({"spec": {"cache": {"policy": {"configMap": {"sha256": sha}}}}});
+    world.api::<PerformanceProfile>().patch("risk-api", &PatchParams::default(), &Patch::Merge(&pin)).await.unwrap();
+    world.reconcile().await.unwrap();
     let p = world.profile().await;
     assert_eq!(World::condition(&p, "PoliciesReady").0, "True");
     assert!(contract(&world).await.contains_key("cache.ttl.riskModel"));

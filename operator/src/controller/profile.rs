@@ -34,6 +34,12 @@ pub async fn reconcile(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> R
         let namespace = profile.namespace().unwrap_or_else(|| "default".into());
         let api: Api<PerformanceProfile> = Api::namespaced(ctx.client.clone(), &namespace);
         let key = ObjectRef::from_obj(&*profile).erase();
+        // The controller's cache can lag this operator's own last write by a moment (seen on a real API server:
+        // a canary stepped twice, a finalizer patch refused with 422). Acting on the profile as the server holds
+        // it now keeps a round from carrying older records over newer ones.
+        let Some(profile) = api.get_opt(&profile.name_any()).await?.map(Arc::new) else {
+            return Ok(Action::await_change());
+        };
         let action = if needs_finalizer(&profile) || profile.finalizers().iter().any(|f| f == FINALIZER) {
             finalizer(&api, FINALIZER, profile, |event| async {
                 match event {
@@ -62,7 +68,8 @@ pub fn needs_finalizer(profile: &PerformanceProfile) -> bool {
     profile.spec.clickhouse.as_ref().is_some_and(|c| c.prune) || profile.spec.canary.is_some()
 }
 
-async fn cleanup(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Action> {
+/// The finalizer's clean-up: gives a canary's target back and prunes ClickHouse objects (`prune: true`).
+pub async fn cleanup(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Action> {
     super::canary::cleanup(&profile, &ctx).await?;
     super::clickhouse::cleanup(&profile, &ctx).await?;
     ctx.event(&profile, false, "CleanedUp", "removed what the profile created outside Kubernetes".into()).await;

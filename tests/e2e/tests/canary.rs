@@ -241,22 +241,14 @@ fn told(counts: &BTreeMap<String, i32>, reason: &str) -> i32 {
 }
 
 /// Every write the operator made in the namespace since `writes` opened was accepted (no RBAC refusal, no
-/// conflict), listing the refused ones otherwise. One refusal is known and tolerated: adding the finalizer right
-/// after the profile is created can race a second reconcile whose cached profile has no finalizer yet; kube's
-/// finalizer helper guards its JSON patch with a `test` operation, which the API server refuses (422), and the
-/// reconcile is retried.
+/// conflict, no 422 from acting on a stale cached profile), listing the refused ones otherwise.
 fn assert_writes_accepted(writes: Option<&audit::Window>, namespace: &str) {
     let Some(audit) = writes else { return };
     let writes = audit.writes(OPERATOR_USER, namespace);
     assert!(!writes.is_empty(), "the audit log saw no write of the operator in {namespace}");
-    let finalizer_race = |e: &audit::Event| {
-        let o = e.object_ref.clone().unwrap_or_default();
-        e.verb == "patch" && o.resource == "performanceprofiles" && o.subresource.is_empty()
-    };
     let refused: Vec<String> = writes
         .iter()
         .filter(|e| e.response_status.as_ref().is_none_or(|s| s.code >= 300))
-        .filter(|e| !(finalizer_race(e) && e.response_status.as_ref().is_some_and(|s| s.code == 422)))
         .map(|e| e.describe())
         .collect();
     assert!(refused.is_empty(), "the API server refused writes of the operator: {refused:?}");

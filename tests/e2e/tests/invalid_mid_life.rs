@@ -27,7 +27,9 @@ fn strip_cel(schema: &mut Value) {
 }
 
 async fn apply_crd(crds: &Api<CustomResourceDefinition>, crd: &Value) {
-    let params = PatchParams::apply("perf-e2e-crd").force();
+    // As `kubectl apply --server-side` (tests/e2e/setup.sh): the same field manager, so the CRD's fields are not
+    // left owned by this test and a user's next `kubectl apply --server-side -f crds/` meets no conflict.
+    let params = PatchParams::apply("kubectl").force();
     crds.patch("performanceprofiles.perf.operator.dev", &params, &Patch::Apply(crd)).await.expect("apply CRD");
 }
 
