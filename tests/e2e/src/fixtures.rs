@@ -133,3 +133,21 @@ pub fn route_weights(route: &kube::api::DynamicObject) -> std::collections::BTre
         .filter_map(|b| Some((b["name"].as_str()?.to_string(), b["weight"].as_u64().unwrap_or(1))))
         .collect()
 }
+
+/// A ClickHouse database of the test's own (named after its namespace) with the `events` table; returns its name.
+pub async fn clickhouse_database(namespace: &str) -> String {
+    let db = format!("e2e_{}", namespace.replace('-', "_"));
+    clickhouse_table(&db).await;
+    db
+}
+
+/// Spec sections that leave records outside Kubernetes: an index the operator adds to `db.events` and prunes on
+/// deletion, and a canary (which takes the target over).
+pub fn pruned_index_and_canary(db: &str) -> Value {
+    json!({
+        "clickhouse": {"endpoint": clickhouse_url(), "database": db, "prune": true, "tables": [{
+            "name": "events", "indexes": [{"name": "i_model", "expression": "model", "type": "bloom_filter(0.01)"}]
+        }]},
+        "canary": {"stages": [10, 25, 50, 100], "stepInterval": "5s"}
+    })
+}

@@ -272,20 +272,36 @@ fn ratio(primary: i32, canary: i32) -> u32 {
     if p + c == 0 { 0 } else { (200 * c + (p + c)) / (2 * (p + c)) }
 }
 
+/// What every run needs, at Idle: Prometheus scraping the simulated app (the new version behaving as `canary`),
+/// the target with `replicas` pods, the kubelet stand-in, the operator, an audit window, and the profile with
+/// `extra` canary settings.
+struct Run {
+    prom: PrometheusFixture,
+    idle: CanaryStatus,
+    writes: Option<audit::Window>,
+    _kubelet: kubelet::Kubelet,
+    _op: perf_e2e::Operator,
+}
+
+async fn start(c: &Cluster, canary: Behaviour, replicas: i32, extra: Value) -> Run {
+    let prom = PrometheusFixture::start().await;
+    prom.serve(&c.namespace, TARGET, canary).await;
+    create_app(&c.api(), TARGET, OLD, replicas).await;
+    let kubelet = kubelet::run(c.api::<Pod>());
+    let op = c.operator("replica-a");
+    let writes = audit::Window::open();
+    let spec = canary_spec(&prom.url, extra);
+    c.profiles().create(&PostParams::default(), &profile(&c.namespace, TARGET, spec)).await.expect("create");
+    let idle = wait_idle(c).await;
+    Run { prom, idle, writes, _kubelet: kubelet, _op: op }
+}
+
 #[tokio::test]
 #[ignore = "needs a cluster: run through tests/run.sh"]
 async fn a_run_walks_every_stage_by_replica_ratio_and_promotes() {
     let c = cluster().await;
-    let prom = PrometheusFixture::start().await;
-    prom.serve(&c.namespace, TARGET, Behaviour::healthy()).await;
-    create_app(&c.api(), TARGET, OLD, 9).await;
-    let _kubelet = kubelet::run(c.api::<Pod>());
-    let _op = c.operator("replica-a");
-    let writes = audit::Window::open();
-    let spec = canary_spec(&prom.url, json!({}));
-    c.profiles().create(&PostParams::default(), &profile(&c.namespace, TARGET, spec)).await.expect("create");
-
-    let idle = wait_idle(&c).await;
+    // Bound by name, not `..`: what is not bound would be dropped (and stopped) at once.
+    let Run { prom: _prom, idle, writes, _kubelet, _op } = start(&c, Behaviour::healthy(), 9, json!({})).await;
     let deployments = c.api::<Deployment>();
     assert_eq!(replicas_and_image(&deployments, PRIMARY).await, Some((9, OLD.into())), "primary at Idle");
     assert_eq!(replicas_and_image(&deployments, CANARY).await.map(|(n, _)| n), Some(0), "canary at Idle");
@@ -353,16 +369,8 @@ async fn a_run_walks_every_stage_by_replica_ratio_and_promotes() {
 #[ignore = "needs a cluster: run through tests/run.sh"]
 async fn a_run_with_failing_checks_rolls_back_and_stays_rolled_back() {
     let c = cluster().await;
-    let prom = PrometheusFixture::start().await;
     // Every fifth request of the new version fails.
-    prom.serve(&c.namespace, TARGET, Behaviour::erroring(0.2)).await;
-    create_app(&c.api(), TARGET, OLD, 4).await;
-    let _kubelet = kubelet::run(c.api::<Pod>());
-    let _op = c.operator("replica-a");
-    let writes = audit::Window::open();
-    let spec = canary_spec(&prom.url, json!({}));
-    c.profiles().create(&PostParams::default(), &profile(&c.namespace, TARGET, spec)).await.expect("create");
-    wait_idle(&c).await;
+    let Run { prom, idle: _, writes, _kubelet, _op } = start(&c, Behaviour::erroring(0.2), 4, json!({})).await;
 
     let deployments = c.api::<Deployment>();
     set_image(&deployments, TARGET, NEW).await;
@@ -421,15 +429,7 @@ async fn a_run_with_failing_checks_rolls_back_and_stays_rolled_back() {
 #[ignore = "needs a cluster: run through tests/run.sh"]
 async fn the_cli_pauses_a_live_run_resumes_it_and_aborts_it() {
     let c = cluster().await;
-    let prom = PrometheusFixture::start().await;
-    prom.serve(&c.namespace, TARGET, Behaviour::healthy()).await;
-    create_app(&c.api(), TARGET, OLD, 4).await;
-    let _kubelet = kubelet::run(c.api::<Pod>());
-    let _op = c.operator("replica-a");
-    let writes = audit::Window::open();
-    let spec = canary_spec(&prom.url, json!({}));
-    c.profiles().create(&PostParams::default(), &profile(&c.namespace, TARGET, spec)).await.expect("create");
-    wait_idle(&c).await;
+    let Run { prom: _prom, idle: _, writes, _kubelet, _op } = start(&c, Behaviour::healthy(), 4, json!({})).await;
 
     let deployments = c.api::<Deployment>();
     set_image(&deployments, TARGET, NEW).await;
@@ -502,10 +502,6 @@ fn rules_without_weights(route: &DynamicObject) -> Value {
 #[ignore = "needs a cluster: run through tests/run.sh"]
 async fn an_httproute_gets_each_stage_weight_and_goes_back_to_the_primary() {
     let c = cluster().await;
-    let prom = PrometheusFixture::start().await;
-    prom.serve(&c.namespace, TARGET, Behaviour::healthy()).await;
-    create_app(&c.api(), TARGET, OLD, 4).await;
-    let _kubelet = kubelet::run(c.api::<Pod>());
     let routes = http_routes(c.client.clone(), &c.namespace);
     // As Git holds it: both backends, no weights (Gateway API weighs them 1:1).
     let created = routes
@@ -513,11 +509,8 @@ async fn an_httproute_gets_each_stage_weight_and_goes_back_to_the_primary() {
         .await
         .expect("create HTTPRoute (are the Gateway API CRDs installed?)");
     assert_eq!(weights(&created), (1, 1));
-    let _op = c.operator("replica-a");
-    let writes = audit::Window::open();
-    let spec = canary_spec(&prom.url, json!({"routing": {"httpRoute": {"name": TARGET, "port": 80}}}));
-    c.profiles().create(&PostParams::default(), &profile(&c.namespace, TARGET, spec)).await.expect("create");
-    wait_idle(&c).await;
+    let routing = json!({"routing": {"httpRoute": {"name": TARGET, "port": 80}}});
+    let Run { prom: _prom, idle: _, writes, _kubelet, _op } = start(&c, Behaviour::healthy(), 4, routing).await;
     c.eventually(30, "all traffic on the primary at Idle", || async {
         (weights(&routes.get(TARGET).await.ok()?) == (100, 0)).then_some(())
     })

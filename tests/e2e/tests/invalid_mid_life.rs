@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use perf_e2e::fixtures::{clickhouse_indexes, clickhouse_table, clickhouse_url, create_app, profile};
+use perf_e2e::fixtures::{clickhouse_database, clickhouse_indexes, create_app, profile, pruned_index_and_canary};
 use perf_e2e::{cluster, kubelet};
 use serde_json::{Value, json};
 
@@ -37,17 +37,11 @@ async fn apply_crd(crds: &Api<CustomResourceDefinition>, crd: &Value) {
 #[ignore = "needs a cluster: run through tests/run.sh"]
 async fn an_invalid_spec_keeps_other_components_records_and_a_fix_resumes() {
     let c = cluster().await;
-    let db = format!("e2e_{}", c.namespace.replace('-', "_"));
-    clickhouse_table(&db).await;
+    let db = clickhouse_database(&c.namespace).await;
     create_app(&c.api(), "shop", "registry.example/shop:1", 2).await;
     let _kubelet = kubelet::run(c.api::<Pod>());
     let _op = c.operator("replica-a");
-    let spec = json!({
-        "clickhouse": {"endpoint": clickhouse_url(), "database": db, "prune": true, "tables": [{
-            "name": "events", "indexes": [{"name": "i_model", "expression": "model", "type": "bloom_filter(0.01)"}]
-        }]},
-        "canary": {"stages": [10, 25, 50, 100], "stepInterval": "5s"}
-    });
+    let spec = pruned_index_and_canary(&db);
     c.profiles().create(&PostParams::default(), &profile(&c.namespace, "shop", spec)).await.expect("create");
     c.wait_condition("shop", "Ready", "True", 120).await;
     let before = c

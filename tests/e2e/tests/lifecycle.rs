@@ -6,7 +6,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use perf_e2e::fixtures::{clickhouse_indexes, clickhouse_table, clickhouse_url, create_app, profile};
+use perf_e2e::fixtures::{
+    clickhouse_database, clickhouse_indexes, clickhouse_url, create_app, profile, pruned_index_and_canary,
+};
 use perf_e2e::{OPERATOR_USER, audit, cluster, kubelet};
 use serde_json::json;
 
@@ -84,17 +86,11 @@ async fn create_converges_writes_nothing_when_steady_and_puts_back_drift() {
 #[ignore = "needs a cluster: run through tests/run.sh"]
 async fn deletion_runs_the_finalizer_then_the_garbage_collector_and_namespaces_go() {
     let c = cluster().await;
-    let db = format!("e2e_{}", c.namespace.replace('-', "_"));
-    clickhouse_table(&db).await;
+    let db = clickhouse_database(&c.namespace).await;
     create_app(&c.api(), "shop", "registry.example/shop:1", 3).await;
     let _kubelet = kubelet::run(c.api::<Pod>());
     let _op = c.operator("replica-a");
-    let spec = json!({
-        "clickhouse": {"endpoint": clickhouse_url(), "database": db, "prune": true, "tables": [{
-            "name": "events", "indexes": [{"name": "i_model", "expression": "model", "type": "bloom_filter(0.01)"}]
-        }]},
-        "canary": {"stages": [10, 25, 50, 100], "stepInterval": "5s"}
-    });
+    let spec = pruned_index_and_canary(&db);
     c.profiles().create(&PostParams::default(), &profile(&c.namespace, "shop", spec)).await.expect("create");
     c.eventually(120, "the index on the live table", || async {
         clickhouse_indexes(&db).await.contains(&"i_model".to_string()).then_some(())
