@@ -1,5 +1,6 @@
 //! Status of a profile: conditions, phase, and one sub-status per component.
 
+use crate::PoliciesStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -283,14 +284,4 @@ pub enum CheckVerdict {
     /// No value, too few requests, or Prometheus unreachable; never a pass.
     #[default]
     NoData,
-}
-
-/// Policies component state.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PoliciesStatus {
-    /// Last evaluation per policy use (`cache`, `rateLimit`): digest, inputs and outputs, trimmed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::policy::free_form_object")]
-    pub evaluations: Option<serde_json::Value>,
 }

@@ -1,8 +1,9 @@
-//! Cost of the pure part of a reconcile (the Rust validation rules, build the desired objects and the
-//! app contract), of `plan` and of `validate` (CEL rules too), per profile, at 1,000 and 10,000 profiles. Prints us per profile and the 10k/1k ratio
+//! Cost of the pure part of a reconcile (the Rust validation rules and `decide`: desired objects, policy
+//! decisions on the built-in policies, the app contract), of `plan` and of `validate` (CEL rules too), per profile,
+//! at 1,000 and 10,000 profiles. Prints us per profile and the 10k/1k ratio
 //! of total time (linear scaling is ~10). Run: `cargo bench -p perf-operator --bench plan`.
 
-use perf_operator::components::{self, Observed, app_config};
+use perf_operator::decide::decide;
 use perf_operator::{plan, validate};
 use perf_operator_api::PerformanceProfile;
 use std::hint::black_box;
@@ -26,18 +27,9 @@ fn profiles(n: usize) -> Vec<PerformanceProfile> {
 
 fn reconcile_compute(p: &PerformanceProfile) -> usize {
     let findings = validate::check_spec(p, "spec");
-    let desired = components::desired(
-        p,
-        &Observed { target_replicas: Some(4), redis_password: Some("x".into()), ..Observed::default() },
-        "y",
-    );
-    let contract = app_config::Contract {
-        cache: desired.cache.as_ref(),
-        pools: desired.pools.as_ref(),
-        rate_limits: desired.rate_limits.as_ref(),
-    };
-    let data = app_config::data(&contract);
-    findings.len() + app_config::checksum(&data).len() + desired.objects.deployments.len()
+    let observed = plan::Observations { replicas: Some(4), ..Default::default() }.observed(p);
+    let decision = decide(p, &observed, jiff::Timestamp::UNIX_EPOCH);
+    findings.len() + decision.checksum.len() + decision.objects.deployments.len()
 }
 
 fn time(profiles: &[PerformanceProfile], f: impl Fn(&PerformanceProfile) -> usize) -> Duration {
@@ -59,7 +51,7 @@ fn main() {
     let large = profiles(10_000);
     for (name, f) in [
         ("reconcile-compute", reconcile_compute as fn(&PerformanceProfile) -> usize),
-        ("plan", |p: &PerformanceProfile| plan::plan_profile(p).objects.len()),
+        ("plan", |p: &PerformanceProfile| plan::plan_profile(p, &plan::Observations::default()).objects.len()),
         ("validate (CEL+Rust)", |p: &PerformanceProfile| validate::check_profile(p, "spec").len()),
     ] {
         let t1 = time(&small, f);

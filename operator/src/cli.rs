@@ -89,6 +89,10 @@ pub struct PlanArgs {
     /// Diff the ClickHouse section against this live server (HTTP URL) instead of an empty schema.
     #[arg(long)]
     pub clickhouse: Option<String>,
+    /// Decide on these observations (YAML or JSON: `replicas`, `redis` over one interval, `traffic` per route)
+    /// instead of the example values.
+    #[arg(long, value_name = "FILE")]
+    pub observations: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -135,7 +139,11 @@ pub fn run_validate(files: &[PathBuf]) -> Result<i32> {
 /// `plan`: the plan of every profile in the file, as one YAML document each (or a JSON array).
 pub async fn run_plan(args: &PlanArgs) -> Result<String> {
     let profiles = plan::load_valid_profiles(&args.file)?;
-    let mut plans: Vec<plan::Plan> = profiles.iter().map(plan::plan_profile).collect();
+    let observations = match &args.observations {
+        Some(path) => plan::Observations::read(path)?,
+        None => plan::Observations::default(),
+    };
+    let mut plans: Vec<plan::Plan> = profiles.iter().map(|p| plan::plan_profile(p, &observations)).collect();
     if let Some(url) = &args.clickhouse {
         for (profile, plan) in profiles.iter().zip(plans.iter_mut()) {
             let Some(spec) = &profile.spec.clickhouse else { continue };

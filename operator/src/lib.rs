@@ -3,12 +3,13 @@
 
 pub mod cli;
 pub mod components;
+pub mod conditions;
 pub mod controller;
+pub mod decide;
 pub mod error;
 pub mod leader;
 pub mod manifest;
 pub mod plan;
-pub mod plan_policies;
 pub mod redis_stats;
 pub mod strict;
 pub mod telemetry;

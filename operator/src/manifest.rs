@@ -74,9 +74,26 @@ pub fn read_documents(path: &Path) -> Result<Vec<Document>> {
 /// Reads every YAML document of a file, keeping documents with duplicate keys (noted in [`Document::duplicates`]) so
 /// that `validate` reports them with everything else. Empty documents are skipped.
 pub fn load_documents(path: &Path) -> Result<Vec<Document>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let text = read_capped(path)?;
     parse_documents(path, &text)
+}
+
+/// Largest input file read (profiles, observations): a device or a runaway file must not grow the process.
+pub const MAX_INPUT_BYTES: u64 = 8 << 20;
+
+/// Reads a UTF-8 file of at most [`MAX_INPUT_BYTES`].
+pub fn read_capped(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        let message = format!("larger than {} MiB, refused", MAX_INPUT_BYTES >> 20);
+        return Err(Error::Manifest { path: path.display().to_string(), message });
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::Manifest { path: path.display().to_string(), message: "not UTF-8".into() })
 }
 
 /// Parses the YAML documents of `text`, as read from `path`.

@@ -107,7 +107,7 @@ async fn a_profile_tunes_its_table_reports_progress_and_prunes_on_deletion() {
     // The finalizer's clean-up step, called directly: the in-memory API deletes at once, ignoring finalizers, and
     // the reconcile reads the profile back from the API. tests/e2e deletes through the real finalizer.
     let profile = std::sync::Arc::new(world.profile().await);
-    perf_operator::controller::profile::cleanup(profile, world.ctx.clone()).await.unwrap();
+    perf_operator::controller::cleanup::cleanup(profile, world.ctx.clone()).await.unwrap();
     assert!(projections(&admin, &db).await.is_empty(), "prune: what the operator created is dropped on deletion");
     admin.query(&format!("DROP DATABASE IF EXISTS {db}")).execute().await.unwrap();
 }

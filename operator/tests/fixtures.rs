@@ -197,7 +197,7 @@ impl World {
     /// One reconcile of the stored profile, as the controller would run it.
     pub async fn reconcile(&self) -> perf_operator::Result<kube::runtime::controller::Action> {
         let p = self.profile().await;
-        perf_operator::controller::profile::reconcile(Arc::new(p), self.ctx.clone()).await
+        perf_operator::controller::converge::reconcile(Arc::new(p), self.ctx.clone()).await
     }
 
     pub fn api<K>(&self) -> Api<K>

@@ -30,8 +30,8 @@ fn with_cache_policy(policy: Value) -> PerformanceProfile {
 }
 
 fn evaluation(p: &PerformanceProfile, world: &str) -> Value {
-    p.status.as_ref().and_then(|s| s.policies.as_ref()).and_then(|s| s.evaluations.clone()).unwrap_or_default()[world]
-        .clone()
+    let policies = p.status.as_ref().and_then(|s| s.policies.as_ref());
+    serde_json::to_value(policies).unwrap_or_default()[world].clone()
 }
 
 async fn contract(world: &World) -> BTreeMap<String, String> {
@@ -45,14 +45,15 @@ async fn a_builtin_cache_policy_decides_the_published_ttls() {
     let p = world.profile().await;
     assert_eq!(World::condition(&p, "PoliciesReady").1, "Evaluated", "{:?}", World::condition(&p, "PoliciesReady"));
     let eval = evaluation(&p, "cache");
-    assert_eq!(eval["published"], "policy");
+    assert_eq!(eval["published"], "Policy");
     assert_eq!(eval["policy"], "builtin:adaptive-ttl");
-    assert!(eval["observed"]["redis"]["maxMemoryBytes"].is_u64(), "Redis stats were the input: {eval}");
+    assert!(eval["observed"]["maxMemoryBytes"].is_u64(), "Redis stats were the input: {eval}");
+    assert!(eval["counters"]["hits"].is_u64(), "the counters are kept for the next interval: {eval}");
     let published = &p.status.as_ref().unwrap().cache.as_ref().unwrap().ttl_seconds;
     let c = contract(&world).await;
     for (class, ttl) in published {
         assert_eq!(c[&format!("cache.ttl.{class}")], ttl.to_string(), "contract and status agree");
-        assert_eq!(eval["ttlSeconds"][class], *ttl);
+        assert_eq!(eval["classes"][class]["ttlSeconds"], *ttl);
     }
 }
 
@@ -65,13 +66,13 @@ async fn bad_settings_are_reported_and_the_spec_values_published() {
     let (status, reason, message) = World::condition(&p, "PoliciesReady");
     assert_eq!((status.as_str(), reason.as_str()), ("False", "BadSettings"));
     assert!(message.contains("growFactor"), "{message}");
-    assert_eq!(evaluation(&p, "cache")["published"], "spec");
+    assert_eq!(evaluation(&p, "cache")["published"], "Spec");
     let c = contract(&world).await;
     assert_eq!((c["cache.ttl.riskModel"].as_str(), c["cache.ttl.metrics"].as_str()), ("3600", "300"));
 }
 
 #[tokio::test]
-async fn a_pin_mismatch_is_refused_and_fail_closed_publishes_nothing() {
+async fn a_pin_mismatch_is_refused_and_fail_closed_admits_nothing() {
     let profile = with_cache_policy(json!({
         "configMap": {"name": "ttl-policy", "key": "policy.wasm", "sha256": "0".repeat(64)},
         "onFailure": "FailClosed"
@@ -92,7 +93,9 @@ async fn a_pin_mismatch_is_refused_and_fail_closed_publishes_nothing() {
     let (status, _, message) = World::condition(&p, "PoliciesReady");
     assert_eq!(status, "False");
     assert!(message.contains("digest_mismatch") && message.contains("FailClosed"), "{message}");
-    assert!(!contract(&world).await.keys().any(|k| k.starts_with("cache.ttl.")), "fail closed: no TTL published");
+    let closed = contract(&world).await;
+    assert_eq!((closed["cache.admit.riskModel"].as_str(), closed["cache.admit.metrics"].as_str()), ("false", "false"));
+    assert_eq!(evaluation(&p, "cache")["published"], "Closed");
 
     // The right pin is picked up without a restart.
     let sha = perf_policy_host::source::sha256_hex(perf_policy_host::BUILTIN_ADAPTIVE_TTL);
@@ -101,7 +104,9 @@ async fn a_pin_mismatch_is_refused_and_fail_closed_publishes_nothing() {
     world.reconcile().await.unwrap();
     let p = world.profile().await;
     assert_eq!(World::condition(&p, "PoliciesReady").0, "True");
-    assert!(contract(&world).await.contains_key("cache.ttl.riskModel"));
+    let decided = contract(&world).await;
+    assert!(decided.contains_key("cache.ttl.riskModel"));
+    assert_eq!(evaluation(&world.profile().await, "cache")["published"], "Policy");
 }
 
 #[tokio::test]

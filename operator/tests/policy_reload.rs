@@ -9,7 +9,7 @@ use fixtures::{NS, Profile, World};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams, PostParams};
-use perf_operator::controller::policies::PIN_MISMATCH;
+use perf_operator::decide::policy::PIN_MISMATCH;
 use perf_operator_api::PerformanceProfile;
 use perf_policy_host::source::sha256_hex;
 use serde_json::{Value, json};
@@ -48,8 +48,7 @@ fn policy_config_map(component: &[u8]) -> ConfigMap {
 }
 
 fn cache_evaluation(p: &PerformanceProfile) -> Value {
-    p.status.as_ref().and_then(|s| s.policies.as_ref()).and_then(|s| s.evaluations.clone()).unwrap_or_default()["cache"]
-        .clone()
+    serde_json::to_value(p.status.as_ref().and_then(|s| s.policies.as_ref())).unwrap_or_default()["cache"].clone()
 }
 
 async fn contract(world: &World) -> BTreeMap<String, String> {
@@ -67,7 +66,7 @@ async fn an_edited_config_map_is_refused_by_its_pin_until_the_pin_follows() {
     let p = world.profile().await;
     assert_eq!(World::condition(&p, "PoliciesReady").0, "True", "{:?}", World::condition(&p, "PoliciesReady"));
     let eval = cache_evaluation(&p);
-    assert_eq!(eval["published"], "policy");
+    assert_eq!(eval["published"], "Policy");
     assert_ne!(eval["reason"], "{}", "A decided, not B: {eval}");
     let decided_by_a = contract(&world).await;
     assert!(decided_by_a.contains_key("cache.ttl.riskModel"));
@@ -81,7 +80,7 @@ async fn an_edited_config_map_is_refused_by_its_pin_until_the_pin_follows() {
     for part in [&format!("ConfigMap {NS}/ttl-policy"), "\"policy.wasm\"", &sha_a, &sha_b] {
         assert!(message.contains(part), "{part} missing from: {message}");
     }
-    assert_eq!(cache_evaluation(&p)["published"], "last_good", "KeepLastGood is the default");
+    assert_eq!(cache_evaluation(&p)["published"], "LastGood", "KeepLastGood is the default");
     assert_eq!(contract(&world).await, decided_by_a, "the last good decision stays published");
 
     // The pin follows the edit: B is loaded and decides, in the same operator context.
@@ -93,7 +92,7 @@ async fn an_edited_config_map_is_refused_by_its_pin_until_the_pin_follows() {
     let eval = cache_evaluation(&p);
     assert_eq!(
         (eval["published"].as_str(), eval["reason"].as_str()),
-        (Some("policy"), Some("{}")),
+        (Some("Policy"), Some("{}")),
         "B decided: {eval}"
     );
     assert_eq!(eval["policy"], format!("configMap:ttl-policy/policy.wasm@{}", &sha_b[..12]));

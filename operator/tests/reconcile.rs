@@ -144,7 +144,7 @@ async fn deletion_runs_the_finalizer_when_the_profile_asks_for_cleanup() {
     // API, so the finalizer's clean-up step is called directly here; tests/e2e deletes through the real finalizer
     // and checks the finalizer is removed and the profile gone.
     let profile = std::sync::Arc::new(world.profile().await);
-    let action = perf_operator::controller::profile::cleanup(profile, world.ctx.clone()).await.unwrap();
+    let action = perf_operator::controller::cleanup::cleanup(profile, world.ctx.clone()).await.unwrap();
     assert_eq!(action, kube::runtime::controller::Action::await_change());
 }
 
@@ -181,7 +181,7 @@ async fn a_canary_profile_creates_the_primary_and_hands_the_target_back_on_delet
 
     // The finalizer's clean-up step (see the test above for why it is called directly).
     let profile = std::sync::Arc::new(world.profile().await);
-    perf_operator::controller::profile::cleanup(profile, world.ctx.clone()).await.unwrap();
+    perf_operator::controller::cleanup::cleanup(profile, world.ctx.clone()).await.unwrap();
     let target = world.api::<Deployment>().get("risk-api").await.unwrap();
     assert_eq!(target.spec.unwrap().replicas, Some(3), "the target serves again before the primary goes");
 }

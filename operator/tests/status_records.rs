@@ -98,7 +98,7 @@ async fn an_invalid_spec_keeps_the_canary_run_and_the_clickhouse_records_and_a_f
     world.reconcile().await.unwrap();
     let fixed = world.profile().await;
     let (_, reason, message) = World::condition(&fixed, "Degraded");
-    assert_eq!(reason, "Failed", "only the unreachable ClickHouse degrades it now: {message}");
+    assert_eq!(reason, "Unreachable", "only the unreachable ClickHouse degrades it now: {message}");
     let resumed = canary(&fixed);
     assert_eq!((resumed.run_id, resumed.started_at), (run.run_id, run.started_at), "same run, not a new one");
     assert_eq!(clickhouse(&fixed).managed, clickhouse(&running).managed);
@@ -148,13 +148,13 @@ async fn a_failing_rate_limit_policy_keeps_the_last_good_limits() {
         .unwrap(),
     );
     let decided = json!({"/api": {"requestsPerSecond": 42, "burst": 84}});
-    let status = json!({"policies": {"evaluations": {"rateLimit": {"published": "policy", "routes": decided}}}});
+    let status = json!({"policies": {"rateLimit": {"policy": "builtin:x", "published": "Policy", "routes": decided}}});
     let world = World::with(with_status(profile, status), None).await;
     world.reconcile().await.unwrap();
     let p = world.profile().await;
     assert_eq!(World::condition(&p, "PoliciesReady").0, "False");
-    let evaluation = p.status.unwrap().policies.unwrap().evaluations.unwrap()["rateLimit"].clone();
-    assert_eq!((&evaluation["published"], &evaluation["routes"]), (&json!("last_good"), &decided));
+    let evaluation = serde_json::to_value(p.status.unwrap().policies.unwrap().rate_limit).unwrap();
+    assert_eq!((&evaluation["published"], &evaluation["routes"]), (&json!("LastGood"), &decided));
     let contract = world.api::<ConfigMap>().get("risk-api-perf").await.unwrap().data.unwrap();
     let published: Value = serde_json::from_str(&contract["ratelimit.json"]).unwrap();
     assert_eq!(published, json!([{"route": "/api", "requestsPerSecond": 42, "burst": 84}]));

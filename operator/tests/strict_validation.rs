@@ -44,7 +44,8 @@ fn base() -> Value {
         "status": {
             "phase": "Ready",
             "pools": {"appReplicas": 2, "sizes": {"clickhouse": {"min": 1, "max": 2, "reason": "fixed"}}},
-            "policies": {"evaluations": {"cache": {"free": {"form": 1}}}}
+            "policies": {"rateLimit": {"policy": "builtin:adaptive-rate-limit", "published": "Policy",
+                                       "routes": {"/a": {"requestsPerSecond": 1, "burst": 2}}}}
         }
     })
 }
@@ -201,7 +202,12 @@ fn unknown_fields_are_refused_with_their_path() {
 fn declared_open_fields_accept_anything() {
     run(vec![
         case("policy settings", with("/spec/cache/policy/settings", "new", json!({"deep": [{"x": 1}]})), &[], ""),
-        case("status policy evaluations", with("/status/policies/evaluations", "rateLimit", json!({"a": 1})), &[], ""),
+        case(
+            "status policy routes map",
+            with("/status/policies/rateLimit/routes", "/b", json!({"requestsPerSecond": 3, "burst": 4})),
+            &[],
+            "",
+        ),
         case("labels", with("/metadata/labels", "any-label", json!("v")), &[], ""),
         case("annotations", with("/metadata/annotations", "example.com/any", json!("v")), &[], ""),
         case("metadata read-only fields", with("/metadata", "resourceVersion", json!("12")), &[], ""),

@@ -29,8 +29,8 @@ async fn one_run(prom: &PrometheusFixture, target: &str, step: Duration) -> Dura
     cluster.deploy("shop/app:2").await;
     let mut turned_bad = false;
     loop {
-        let outcome = cluster.reconcile_at(prom.metrics(), jiff::Timestamp::now()).await;
-        match outcome.status.phase {
+        let reconciled = cluster.reconcile_at(prom.metrics(), jiff::Timestamp::now()).await;
+        match reconciled.status.phase {
             CanaryPhase::Progressing if !turned_bad => {
                 prom.set_canary(target, Behaviour::erroring(0.05));
                 turned_bad = true;
@@ -41,11 +41,11 @@ async fn one_run(prom: &PrometheusFixture, target: &str, step: Duration) -> Dura
                 return decided.duration_since(first_bad);
             }
             CanaryPhase::Succeeded | CanaryPhase::Failed => {
-                panic!("run ended {:?}, expected a rollback", outcome.status)
+                panic!("run ended {:?}, expected a rollback", reconciled.status)
             }
             _ => {}
         }
-        tokio::time::sleep(outcome.requeue_after.min(Duration::from_millis(100))).await;
+        tokio::time::sleep(reconciled.requeue_after.min(Duration::from_millis(100))).await;
     }
 }
 

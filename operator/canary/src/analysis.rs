@@ -1,119 +1,13 @@
-//! Analysis of a stage on Prometheus: the checks (built-in gates from the SLO plus custom metrics), a client for
-//! the HTTP API (`/api/v1/query`), and the verdict. No data, too few requests and an unreachable Prometheus are
-//! never a pass.
+//! Analysis of a stage on Prometheus: the checks (built-in gates from the SLO plus custom metrics) and the verdict.
+//! No data, too few requests and an unreachable Prometheus are never a pass. The HTTP client is `perf_prometheus`
+//! (shared with the operator), re-exported here so `perf_canary::Prometheus` keeps working.
 
-use crate::{Error, Result};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use perf_operator_api::{AnalysisRecord, CanarySpec, CheckRecord, CheckVerdict, NoDataPolicy, Slo};
 use serde::Serialize;
-use serde_json::Value;
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Duration;
 
-/// Future returned by [`MetricsSource::query`]: `Ok(None)` is an empty result or NaN.
-pub type QueryFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<f64>, QueryError>> + Send + 'a>>;
-
-/// Where values come from; [`Prometheus`] in production.
-pub trait MetricsSource: Send + Sync {
-    /// Runs an instant query that returns one value.
-    fn query<'a>(&'a self, promql: &'a str) -> QueryFuture<'a>;
-}
-
-/// Why a query gave no value.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryError {
-    #[error("prometheus unreachable at {url}: {message}")]
-    Unreachable { url: String, message: String },
-    #[error("prometheus answered HTTP {status}: {body}")]
-    Http { status: u16, body: String },
-    #[error("prometheus rejected the query: {0}")]
-    Rejected(String),
-    #[error("query returned {0} series, expected one (aggregate it, e.g. with sum())")]
-    ManySeries(usize),
-    #[error("unexpected answer from prometheus: {0}")]
-    Decode(String),
-}
-
-impl QueryError {
-    /// Prometheus itself is down or failing: hold, whatever `onNoData` says.
-    pub fn is_outage(&self) -> bool {
-        matches!(self, QueryError::Unreachable { .. })
-            || matches!(self, QueryError::Http { status, .. } if *status >= 500)
-    }
-}
-
-/// Client of the Prometheus HTTP API.
-#[derive(Clone, Debug)]
-pub struct Prometheus {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Prometheus {
-    /// `base` is e.g. `http://prometheus:9090`; every request is bounded by `timeout`.
-    pub fn new(base: &str, timeout: Duration) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
-            .build()
-            .map_err(Error::HttpClient)?;
-        Ok(Self { client, base: base.trim_end_matches('/').to_string() })
-    }
-
-    async fn instant(&self, promql: &str) -> Result<Option<f64>, QueryError> {
-        let url = format!("{}/api/v1/query", self.base);
-        let unreachable =
-            |e: reqwest::Error| QueryError::Unreachable { url: self.base.clone(), message: e.to_string() };
-        let response = self.client.get(&url).query(&[("query", promql)]).send().await.map_err(unreachable)?;
-        let status = response.status().as_u16();
-        let body = response.text().await.map_err(unreachable)?;
-        let json: Value = match serde_json::from_str(&body) {
-            Ok(json) => json,
-            Err(_) if status >= 400 => return Err(QueryError::Http { status, body: truncate(&body) }),
-            Err(e) => return Err(QueryError::Decode(e.to_string())),
-        };
-        if json["status"] != "success" {
-            let error = json["error"].as_str().unwrap_or("no error text");
-            return Err(if status >= 500 {
-                QueryError::Http { status, body: error.into() }
-            } else {
-                QueryError::Rejected(error.into())
-            });
-        }
-        decode(&json["data"])
-    }
-}
-
-impl MetricsSource for Prometheus {
-    fn query<'a>(&'a self, promql: &'a str) -> QueryFuture<'a> {
-        Box::pin(self.instant(promql))
-    }
-}
-
-fn truncate(text: &str) -> String {
-    text.chars().take(200).collect()
-}
-
-/// Decodes `data` of an instant query: a scalar or a vector of at most one sample.
-fn decode(data: &Value) -> Result<Option<f64>, QueryError> {
-    let sample = match data["resultType"].as_str() {
-        Some("scalar") => &data["result"],
-        Some("vector") => {
-            let result = data["result"].as_array().ok_or_else(|| QueryError::Decode("vector without result".into()))?;
-            match result.as_slice() {
-                [] => return Ok(None),
-                [one] => &one["value"],
-                many => return Err(QueryError::ManySeries(many.len())),
-            }
-        }
-        other => return Err(QueryError::Decode(format!("result type {other:?}, expected vector or scalar"))),
-    };
-    let text = sample[1].as_str().ok_or_else(|| QueryError::Decode(format!("sample {sample} has no value")))?;
-    let value: f64 = text.parse().map_err(|_| QueryError::Decode(format!("value {text:?} is not a number")))?;
-    Ok(value.is_finite().then_some(value))
-}
+pub use perf_prometheus::{MetricsSource, Prometheus, QueryError, QueryFuture};
 
 /// What the query placeholders stand for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -423,15 +317,5 @@ mod tests {
         let all = checks(&CanarySpec::default(), &Slo::default(), &ctx());
         assert!(all[1].query.contains(r#"namespace="shop", pod=~"web-canary-.*""#), "{}", all[1].query);
         assert!(all[1].query.contains("[1m]"));
-    }
-
-    #[test]
-    fn decodes_vectors_scalars_and_nan() {
-        let v = serde_json::json!({"resultType": "vector", "result": [{"metric": {}, "value": [1.0, "0.25"]}]});
-        assert_eq!(decode(&v).ok(), Some(Some(0.25)));
-        let s = serde_json::json!({"resultType": "scalar", "result": [1.0, "NaN"]});
-        assert_eq!(decode(&s).ok(), Some(None));
-        let two = serde_json::json!({"resultType": "vector", "result": [{"value": [1, "1"]}, {"value": [1, "2"]}]});
-        assert!(matches!(decode(&two), Err(QueryError::ManySeries(2))));
     }
 }

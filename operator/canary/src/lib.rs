@@ -2,8 +2,10 @@
 //!
 //! Model (as in Flagger): the operator keeps `<target>-primary`, which serves the stable template, and
 //! `<target>-canary`, which runs the target's current template; the target Deployment itself is scaled to zero and
-//! only carries the template (and keeps any HPA on it inert, see [`objects`]). The pipeline is
-//! observe ([`reconcile`]) -> decide ([`machine`], pure, clock passed in) -> build ([`objects`], pure) -> apply.
+//! only carries the template (and keeps any HPA on it inert, see [`objects`]). One step is
+//! [`observe`] (cluster, and Prometheus when an analysis is due) -> [`decide`] (pure, clock passed in: the
+//! [`machine`] step and the [`objects`] to write) -> [`apply`] (server-side apply of what differs); the caller
+//! writes the [`Step`]'s status and condition and emits its events. The Prometheus client is `perf_prometheus`.
 
 pub mod analysis;
 pub mod cli;
@@ -11,10 +13,10 @@ pub mod machine;
 pub mod objects;
 pub mod reconcile;
 
-pub use analysis::{Analysis, MetricsSource, Prometheus, QueryContext, QueryError};
+pub use analysis::{Analysis, MetricsSource, Prometheus, QueryContext, QueryError, QueryFuture};
 pub use cli::{CanaryCommand, Schedule, plan_schedule, run};
-pub use machine::{CanaryCondition, CanaryEvent, EventKind};
-pub use reconcile::{CanaryOutcome, finalize, reconcile};
+pub use machine::{CanaryCondition, CanaryEvent, EventKind, Health};
+pub use reconcile::{Observation, Step, apply, decide, finalize, observe};
 
 /// Errors of the canary component.
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +35,9 @@ pub enum Error {
     },
     #[error("HTTPRoute {route}: {message}")]
     Route { route: String, message: String },
-    #[error("cannot build the Prometheus client")]
-    HttpClient(#[source] reqwest::Error),
+    /// Transparent: the client's own error already says what failed and keeps the cause as its source.
+    #[error(transparent)]
+    Prometheus(#[from] perf_prometheus::Error),
     #[error("cannot read {path}")]
     ReadFile {
         path: String,
@@ -64,7 +67,7 @@ impl Error {
             Error::TargetNotFound { .. } => "target",
             Error::Kube { .. } => "kube",
             Error::Route { .. } => "route",
-            Error::HttpClient(_) => "prometheus",
+            Error::Prometheus(_) => "prometheus",
             Error::ReadFile { .. } | Error::ParseProfile { .. } => "input",
             Error::Encode { .. } | Error::Output(_) => "internal",
         }

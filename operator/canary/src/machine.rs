@@ -137,13 +137,25 @@ pub struct CanaryEvent {
     pub message: String,
 }
 
+/// Health of the canary, typed so the operator never matches on reason strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// No run, or the last one promoted (condition `True`).
+    Ready,
+    /// A run is under way, paused or setting up.
+    Progressing,
+    /// The last run was rolled back or missed its deadline: someone should look.
+    Failed,
+}
+
 /// The `CanaryReady` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CanaryCondition {
-    /// `True` or `False`.
+    /// `True` (exactly when `health` is [`Health::Ready`]) or `False`.
     pub status: &'static str,
     pub reason: &'static str,
     pub message: String,
+    pub health: Health,
 }
 
 /// Output of a step.
@@ -184,17 +196,18 @@ pub fn requeue_after(timing: &Timing, status: &CanaryStatus, now: Timestamp) -> 
 /// The condition for a status.
 pub fn condition(status: &CanaryStatus) -> CanaryCondition {
     let message = status.message.clone().unwrap_or_default();
-    let (ok, reason) = match status.phase {
-        _ if status.paused && is_active(status.phase) => (false, "Paused"),
-        CanaryPhase::Idle => (true, "Stable"),
-        CanaryPhase::Succeeded => (true, "Promoted"),
-        CanaryPhase::Initializing => (false, "Initializing"),
-        CanaryPhase::WaitingForPods | CanaryPhase::Progressing => (false, "Progressing"),
-        CanaryPhase::Promoting => (false, "Promoting"),
-        CanaryPhase::RolledBack => (false, "RolledBack"),
-        CanaryPhase::Failed => (false, "DeadlineExceeded"),
+    let (health, reason) = match status.phase {
+        _ if status.paused && is_active(status.phase) => (Health::Progressing, "Paused"),
+        CanaryPhase::Idle => (Health::Ready, "Stable"),
+        CanaryPhase::Succeeded => (Health::Ready, "Promoted"),
+        CanaryPhase::Initializing => (Health::Progressing, "Initializing"),
+        CanaryPhase::WaitingForPods | CanaryPhase::Progressing => (Health::Progressing, "Progressing"),
+        CanaryPhase::Promoting => (Health::Progressing, "Promoting"),
+        CanaryPhase::RolledBack => (Health::Failed, "RolledBack"),
+        CanaryPhase::Failed => (Health::Failed, "DeadlineExceeded"),
     };
-    CanaryCondition { status: if ok { "True" } else { "False" }, reason, message }
+    let ok = health == Health::Ready;
+    CanaryCondition { status: if ok { "True" } else { "False" }, reason, message, health }
 }
 
 /// One step of the machine.

@@ -320,3 +320,20 @@ fn bad_spec_names_the_field() {
     spec.stages = vec![50, 10, 100];
     assert!(Timing::from_spec(&spec).unwrap_err().to_string().starts_with("spec.canary.stages"));
 }
+
+#[test]
+fn health_is_ready_when_true_failed_after_a_rollback_or_deadline_else_progressing() {
+    let health = |phase, paused| {
+        let c = condition(&CanaryStatus { phase, paused, ..CanaryStatus::default() });
+        assert_eq!(c.status == "True", c.health == Health::Ready, "{c:?}");
+        (c.reason, c.health)
+    };
+    assert_eq!(health(CanaryPhase::Idle, false), ("Stable", Health::Ready));
+    assert_eq!(health(CanaryPhase::Succeeded, false), ("Promoted", Health::Ready));
+    assert_eq!(health(CanaryPhase::Progressing, true), ("Paused", Health::Progressing));
+    assert_eq!(health(CanaryPhase::WaitingForPods, false), ("Progressing", Health::Progressing));
+    assert_eq!(health(CanaryPhase::Initializing, false), ("Initializing", Health::Progressing));
+    assert_eq!(health(CanaryPhase::Promoting, false), ("Promoting", Health::Progressing));
+    assert_eq!(health(CanaryPhase::RolledBack, false), ("RolledBack", Health::Failed));
+    assert_eq!(health(CanaryPhase::Failed, false), ("DeadlineExceeded", Health::Failed));
+}

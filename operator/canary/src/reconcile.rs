@@ -1,8 +1,11 @@
-//! One reconcile of the canary section: observe -> analyse if due -> step the machine -> apply objects.
-//! The caller (the operator's controller) writes the returned status, condition and events.
+//! One step of the canary section in three parts, so the decision can be tested and printed without a cluster:
+//! [`observe`] reads the cluster (and Prometheus when an analysis is due), [`decide`] is pure (clock passed in): it
+//! steps the [`machine`] and builds every object ([`objects`]), and [`apply`] writes what differs from the live
+//! objects. The caller (the operator's controller) passes the profile fresh from the API server, then writes the
+//! step's status and condition and emits its events.
 
 use crate::analysis::{Analysis, MetricsSource, QueryContext, analyse, checks};
-use crate::machine::{self, CanaryCondition, CanaryEvent, Observed, PrimaryAction, Timing, Workload};
+use crate::machine::{self, CanaryCondition, CanaryEvent, CommandRequest, Observed, PrimaryAction, Timing, Workload};
 use crate::objects::{self, Role, Split};
 use crate::{Error, Result};
 use jiff::Timestamp;
@@ -15,24 +18,30 @@ use kube::{Client, ResourceExt};
 use perf_operator_api::ssa::is_subset;
 use perf_operator_api::{CanaryPhase, CanarySpec, CanaryStatus, FIELD_MANAGER, PerformanceProfile};
 use serde::Serialize;
+use serde_json::Value;
 use std::time::Duration;
 
-/// What the controller does with a reconcile's result.
+/// Everything a step needs, read from the cluster and Prometheus.
 #[derive(Clone, Debug)]
-pub struct CanaryOutcome {
-    /// Write to `.status.canary`.
-    pub status: CanaryStatus,
-    /// Write as the `CanaryReady` condition.
-    pub condition: CanaryCondition,
-    /// Emit (transitions only).
-    pub events: Vec<CanaryEvent>,
-    /// Reconcile again after this long.
-    pub requeue_after: Duration,
-    /// The analysis run in this reconcile, if one was due (for metrics).
-    pub analysis: Option<Analysis>,
+pub struct Observation {
+    world: World,
+    /// The run's state: the profile's `.status.canary`.
+    prev: CanaryStatus,
+    /// The command annotation, if set.
+    command: Option<CommandRequest>,
+    /// Run only when one was due, so a step never queries Prometheus for nothing.
+    analysis: Option<Analysis>,
+}
+
+impl Observation {
+    /// The analysis run while observing, if one was due.
+    pub fn analysis(&self) -> Option<&Analysis> {
+        self.analysis.as_ref()
+    }
 }
 
 /// What exists in the cluster.
+#[derive(Clone, Debug)]
 struct World {
     target: Deployment,
     template: PodTemplateSpec,
@@ -42,67 +51,123 @@ struct World {
     hpa: Option<HorizontalPodAutoscaler>,
 }
 
-/// Reconciles the canary of `profile` (read from the API server, so it has a uid and its status).
+/// Pure: the machine step, the pod split, achieved weight, and the writes to make.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// Write to `.status.canary`.
+    pub status: CanaryStatus,
+    /// Write as the `CanaryReady` condition.
+    pub condition: CanaryCondition,
+    /// Emit (transitions only).
+    pub events: Vec<CanaryEvent>,
+    /// Reconcile again after this long.
+    pub requeue_after: Duration,
+    /// The analysis run for this step, if one was due (for metrics).
+    pub analysis: Option<Analysis>,
+    writes: Writes,
+}
+
+/// The objects a step writes, in the order [`apply`] writes them (the primary before the target loses its pods).
+#[derive(Clone, Debug, Default)]
+struct Writes {
+    /// `<target>-primary` HPA, the clone of the target's.
+    hpa: Option<HorizontalPodAutoscaler>,
+    /// The primary, when created or promoted.
+    primary: Option<Deployment>,
+    /// The canary sized for the stage; none while the primary is being set up.
+    canary: Option<Deployment>,
+    /// Name and apply body (`spec.replicas: 0` only) of the target, while it still runs pods the primary now serves.
+    target_to_zero: Option<(String, Value)>,
+    /// Backend Services of the HTTPRoute.
+    services: Vec<Service>,
+    route: Option<RouteWeight>,
+}
+
+/// The canary's share of an HTTPRoute; the rest of the body comes from the live route at apply time.
+#[derive(Clone, Debug)]
+struct RouteWeight {
+    route: String,
+    target: String,
+    canary_weight: u32,
+}
+
+/// Reads the target, primary, canary and HPA of `profile` (fresh from the API server, so it has a uid and its
+/// status), and runs the analysis if one is due at `now`.
 #[tracing::instrument(skip_all, fields(profile = %profile.name_any()))]
-pub async fn reconcile(
-    client: Client,
+pub async fn observe(
+    client: &Client,
     profile: &PerformanceProfile,
     prom: &dyn MetricsSource,
     now: Timestamp,
-) -> Result<CanaryOutcome> {
-    let spec = profile.spec.canary.as_ref().ok_or(Error::NotConfigured)?;
+) -> Result<Observation> {
+    let spec = canary_spec(profile)?;
     let timing = Timing::from_spec(spec)?;
-    let ns = profile.namespace().ok_or_else(|| Error::InvalidSpec {
-        field: "metadata.namespace".into(),
-        message: "profile has no namespace".into(),
-    })?;
-    let target = profile.spec.target_ref.name.clone();
-    let owner = objects::owner(profile)?;
-    let live = live_profile(&client, &ns, profile).await?;
-    let prev = live.status.as_ref().and_then(|s| s.canary.clone()).unwrap_or_default();
-    let world = observe(&client, &ns, &target).await?;
-    let routed = spec.routing.http_route.is_some();
-    let total = world.primary.as_ref().map_or_else(|| objects::replicas(&world.target).max(1), objects::replicas);
-    let current = objects::split(total, prev.weight, routed);
-    let canary_ready = world.canary.as_ref().is_some_and(|c| {
-        objects::annotated_hash(c).as_deref() == Some(world.hash.as_str())
-            && objects::replicas(c) == current.canary
-            && objects::rollout_complete(c)
-    });
-    let analysis = if machine::analysis_due(&timing, &prev, now) && prev.run_id.as_deref() == Some(world.hash.as_str())
-    {
-        let ctx = QueryContext { namespace: ns.clone(), target: target.clone() };
+    let ns = namespace(profile)?;
+    let target = &profile.spec.target_ref.name;
+    let prev = profile.status.as_ref().and_then(|s| s.canary.clone()).unwrap_or_default();
+    let world = read_world(client, &ns, target).await?;
+    // Only the run of the current template is judged: a new template restarts the run before any analysis.
+    let due = machine::analysis_due(&timing, &prev, now) && prev.run_id.as_deref() == Some(world.hash.as_str());
+    let analysis = if due {
+        let ctx = QueryContext { namespace: ns, target: target.clone() };
         Some(analyse(prom, &checks(spec, &profile.spec.slo, &ctx)).await)
     } else {
         None
     };
-    let observed = Observed {
-        target_hash: world.hash.clone(),
-        primary: world
-            .primary
-            .as_ref()
-            .map(|p| Workload { hash: objects::annotated_hash(p), ready: objects::rollout_complete(p) }),
-        canary_ready,
-        analysis: analysis.as_ref().map(|a| a.record(prev.stage_index.unwrap_or(0), prev.weight, now)),
-        command: live.annotations().get(objects::COMMAND_ANNOTATION).map(|v| machine::parse_command(v)),
-    };
-    let decision = machine::step(&timing, &prev, &observed, now);
+    let command = profile.annotations().get(objects::COMMAND_ANNOTATION).map(|v| machine::parse_command(v));
+    Ok(Observation { world, prev, command, analysis })
+}
+
+/// Steps the machine on `observation` and builds the objects the new status asks for.
+pub fn decide(profile: &PerformanceProfile, observation: &Observation, now: Timestamp) -> Result<Step> {
+    let spec = canary_spec(profile)?;
+    let timing = Timing::from_spec(spec)?;
+    let owner = objects::owner(profile)?;
+    let w = &observation.world;
+    // The primary's replicas (people or its HPA set them) size the run; before it exists, the target's.
+    let total = w.primary.as_ref().map_or_else(|| objects::replicas(&w.target).max(1), objects::replicas);
+    let decision = machine::step(&timing, &observation.prev, &observed(spec, observation, total, now), now);
     let mut status = decision.status;
-    let applier = Applier { client: &client, ns: &ns, owner: &owner, world: &world };
-    let split = applier.apply(spec, &status, decision.primary, total).await?;
+    let (writes, split) = writes(spec, w, &owner, &status, decision.primary, total)?;
     status.primary_replicas = split.primary;
     status.canary_replicas = split.canary;
     status.achieved_weight = achieved_weight(spec, &status, &split);
-    for event in &decision.events {
-        tracing::info!(reason = event.reason, "{}", event.message);
-    }
-    Ok(CanaryOutcome {
+    Ok(Step {
         condition: machine::condition(&status),
         requeue_after: machine::requeue_after(&timing, &status, now),
         status,
         events: decision.events,
-        analysis,
+        analysis: observation.analysis.clone(),
+        writes,
     })
+}
+
+/// Writes the step's objects with server-side apply, skipping those the live object already matches.
+#[tracing::instrument(skip_all, fields(profile = %profile.name_any()))]
+pub async fn apply(client: &Client, profile: &PerformanceProfile, step: &Step) -> Result<()> {
+    let ns = namespace(profile)?;
+    let applier = Applier { client, ns: &ns };
+    let w = &step.writes;
+    if let Some(hpa) = &w.hpa {
+        applier.put(hpa).await?;
+    }
+    for deployment in w.primary.iter().chain(&w.canary) {
+        applier.put(deployment).await?;
+    }
+    if let Some((name, body)) = &w.target_to_zero {
+        let api: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+        api.patch(name, &params(), &Patch::Apply(body)).await.map_err(Error::kube("scale the target to zero"))?;
+    }
+    for service in &w.services {
+        applier.put(service).await?;
+    }
+    if let Some(route) = &w.route {
+        applier.route(route).await?;
+    }
+    for event in &step.events {
+        tracing::info!(reason = event.reason, "{}", event.message);
+    }
+    Ok(())
 }
 
 /// Before the profile goes away (its finalizer): give the target back its pods, as many as the primary runs, since
@@ -121,17 +186,18 @@ pub async fn finalize(client: Client, profile: &PerformanceProfile) -> Result<()
     Ok(())
 }
 
-/// The profile as the API server holds it now: the run's state is its status there. The controller's cache can lag
-/// behind the status the previous reconcile wrote, since that reconcile's own writes (the canary Deployment it
-/// scaled) trigger the next one at once; stepped from the cached status, a run would analyse a stage and step again,
-/// or go back a stage.
-async fn live_profile(client: &Client, ns: &str, profile: &PerformanceProfile) -> Result<PerformanceProfile> {
-    let name = profile.name_any();
-    let api: Api<PerformanceProfile> = Api::namespaced(client.clone(), ns);
-    api.get(&name).await.map_err(Error::kube(format!("get PerformanceProfile {name}")))
+fn canary_spec(profile: &PerformanceProfile) -> Result<&CanarySpec> {
+    profile.spec.canary.as_ref().ok_or(Error::NotConfigured)
 }
 
-async fn observe(client: &Client, ns: &str, target: &str) -> Result<World> {
+fn namespace(profile: &PerformanceProfile) -> Result<String> {
+    profile.namespace().ok_or_else(|| Error::InvalidSpec {
+        field: "metadata.namespace".into(),
+        message: "profile has no namespace".into(),
+    })
+}
+
+async fn read_world(client: &Client, ns: &str, target: &str) -> Result<World> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let get = |name: String| {
         let api = deployments.clone();
@@ -156,6 +222,62 @@ async fn observe(client: &Client, ns: &str, target: &str) -> Result<World> {
     })
 }
 
+/// What the machine sees of the world; the canary counts as ready only at the current stage's size.
+fn observed(spec: &CanarySpec, o: &Observation, total: u32, now: Timestamp) -> Observed {
+    let w = &o.world;
+    let current = objects::split(total, o.prev.weight, spec.routing.http_route.is_some());
+    let canary_ready = w.canary.as_ref().is_some_and(|c| {
+        objects::annotated_hash(c).as_deref() == Some(w.hash.as_str())
+            && objects::replicas(c) == current.canary
+            && objects::rollout_complete(c)
+    });
+    Observed {
+        target_hash: w.hash.clone(),
+        primary: w
+            .primary
+            .as_ref()
+            .map(|p| Workload { hash: objects::annotated_hash(p), ready: objects::rollout_complete(p) }),
+        canary_ready,
+        analysis: o.analysis.as_ref().map(|a| a.record(o.prev.stage_index.unwrap_or(0), o.prev.weight, now)),
+        command: o.command.clone(),
+    }
+}
+
+/// The objects the status asks for, and the pod split in effect.
+fn writes(
+    spec: &CanarySpec,
+    w: &World,
+    owner: &OwnerReference,
+    status: &CanaryStatus,
+    primary: PrimaryAction,
+    total: u32,
+) -> Result<(Writes, Split)> {
+    let routed = spec.routing.http_route.is_some();
+    let mut writes =
+        Writes { hpa: w.hpa.as_ref().map(|hpa| objects::primary_hpa(hpa, &w.target, owner)), ..Writes::default() };
+    let promote = primary == PrimaryAction::Promote && status.run_id.as_deref() == Some(w.hash.as_str());
+    if (primary == PrimaryAction::Create && w.primary.is_none()) || promote {
+        let replicas = if promote { total } else { objects::replicas(&w.target).max(1) };
+        writes.primary = Some(objects::workload(&w.target, Role::Primary, &w.template, &w.hash, replicas, owner)?);
+    }
+    // Until the primary is ready the target keeps serving, and there is no canary yet.
+    if status.phase == CanaryPhase::Initializing {
+        return Ok((writes, objects::split(total, 0, routed)));
+    }
+    let split = objects::split(total, status.weight, routed);
+    writes.canary = Some(objects::workload(&w.target, Role::Canary, &w.template, &w.hash, split.canary, owner)?);
+    if objects::replicas(&w.target) != 0 {
+        let name = w.target.name_any();
+        writes.target_to_zero = Some((name.clone(), objects::target_replicas(&name, 0)));
+    }
+    if let Some(route) = &spec.routing.http_route {
+        writes.services = objects::route_services(&w.target, route.port, owner);
+        let (route, target) = (route.name.clone(), w.target.name_any());
+        writes.route = Some(RouteWeight { route, target, canary_weight: routed_weight(spec, status) });
+    }
+    Ok((writes, split))
+}
+
 fn params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
@@ -163,52 +285,9 @@ fn params() -> PatchParams {
 struct Applier<'a> {
     client: &'a Client,
     ns: &'a str,
-    owner: &'a OwnerReference,
-    world: &'a World,
 }
 
 impl Applier<'_> {
-    /// Applies what the status asks for; returns the pod split in effect.
-    async fn apply(
-        &self,
-        spec: &CanarySpec,
-        status: &CanaryStatus,
-        primary: PrimaryAction,
-        total: u32,
-    ) -> Result<Split> {
-        let w = self.world;
-        let routed = spec.routing.http_route.is_some();
-        if let Some(hpa) = &w.hpa {
-            let desired = objects::primary_hpa(hpa, &w.target, self.owner);
-            self.put::<HorizontalPodAutoscaler>(&desired).await?;
-        }
-        let promote = primary == PrimaryAction::Promote && status.run_id.as_deref() == Some(w.hash.as_str());
-        if (primary == PrimaryAction::Create && w.primary.is_none()) || promote {
-            let replicas = if promote { total } else { objects::replicas(&w.target).max(1) };
-            let desired = objects::workload(&w.target, Role::Primary, &w.template, &w.hash, replicas, self.owner)?;
-            self.put::<Deployment>(&desired).await?;
-        }
-        let split = objects::split(total, status.weight, routed);
-        if status.phase == CanaryPhase::Initializing {
-            return Ok(objects::split(total, 0, routed));
-        }
-        let canary = objects::workload(&w.target, Role::Canary, &w.template, &w.hash, split.canary, self.owner)?;
-        self.put::<Deployment>(&canary).await?;
-        if objects::replicas(&w.target) != 0 {
-            let name = w.target.name_any();
-            let api: Api<Deployment> = Api::namespaced(self.client.clone(), self.ns);
-            let body = objects::target_replicas(&name, 0);
-            api.patch(&name, &params(), &Patch::Apply(&body)).await.map_err(Error::kube("scale the target to zero"))?;
-        }
-        if let Some(route) = &spec.routing.http_route {
-            for service in objects::route_services(&w.target, route.port, self.owner) {
-                self.put::<Service>(&service).await?;
-            }
-            self.route(&route.name, routed_weight(spec, status)).await?;
-        }
-        Ok(split)
-    }
-
     async fn put<K>(&self, object: &K) -> Result<()>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -234,13 +313,15 @@ impl Applier<'_> {
         Ok(())
     }
 
-    async fn route(&self, name: &str, canary_weight: u32) -> Result<()> {
+    /// Sets the backend weights; `spec.rules` is atomic, so the body is the live rules with new weights.
+    async fn route(&self, weight: &RouteWeight) -> Result<()> {
+        let name = &weight.route;
         let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
         let resource = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), self.ns, &resource);
         let live = api.get(name).await.map_err(Error::kube(format!("get HTTPRoute {name}")))?;
-        let live = serde_json::to_value(&live).map_err(|source| Error::Encode { what: "HTTPRoute", source })?;
-        let body = objects::route_weights(&live, &self.world.target.name_any(), canary_weight)?;
+        let live: Value = serde_json::to_value(&live).map_err(|source| Error::Encode { what: "HTTPRoute", source })?;
+        let body = objects::route_weights(&live, &weight.target, weight.canary_weight)?;
         if is_subset(&body, &live) {
             return Ok(());
         }
@@ -271,131 +352,5 @@ fn routed_weight(spec: &CanarySpec, status: &CanaryStatus) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analysis::QueryFuture;
-    use jiff::SignedDuration;
-    use kube::api::PostParams;
-    use perf_operator_api::{HttpRouteRef, PerformanceProfileSpec, RoutingSpec, TargetRef};
-    use serde_json::json;
-
-    const NS: &str = "shop";
-
-    /// Prometheus answering as for a healthy canary: plenty of requests, 50 ms p99, no errors.
-    struct Healthy;
-
-    impl MetricsSource for Healthy {
-        fn query<'a>(&'a self, promql: &'a str) -> QueryFuture<'a> {
-            let value = match promql {
-                q if q.contains("increase(") => 1000.0,
-                q if q.contains("histogram_quantile") => 0.05,
-                _ => 0.0,
-            };
-            Box::pin(std::future::ready(Ok(Some(value))))
-        }
-    }
-
-    /// An in-memory API server holding profile `checkout` (1m steps) and its target `web` (3 pods of `shop/web:1`).
-    async fn cluster() -> Client {
-        let spec = PerformanceProfileSpec {
-            target_ref: TargetRef { name: "web".into(), ..TargetRef::default() },
-            canary: Some(CanarySpec { step_interval: "1m".into(), ..CanarySpec::default() }),
-            ..PerformanceProfileSpec::default()
-        };
-        let mut profile = PerformanceProfile::new("checkout", spec);
-        profile.metadata.namespace = Some(NS.into());
-        let target: Deployment = serde_json::from_value(json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": { "name": "web", "namespace": NS, "labels": { "app": "web" } },
-            "spec": { "replicas": 3, "selector": { "matchLabels": { "app": "web" } },
-                      "template": { "metadata": { "labels": { "app": "web" } },
-                                    "spec": { "containers": [{ "name": "app", "image": "shop/web:1" }] } } }
-        }))
-        .unwrap();
-        kube_fake_client::ClientBuilder::new()
-            .with_resource::<PerformanceProfile>()
-            .with_status_subresource::<PerformanceProfile>()
-            .with_status_subresource::<Deployment>()
-            .with_object(profile)
-            .with_object(target)
-            .build()
-            .await
-            .unwrap()
-    }
-
-    /// One reconcile of `profile` as the controller passes it (possibly from its cache), status written back, then
-    /// every Deployment's pods ready.
-    async fn step(client: &Client, profile: &PerformanceProfile, now: Timestamp) -> CanaryOutcome {
-        let profiles: Api<PerformanceProfile> = Api::namespaced(client.clone(), NS);
-        let outcome = reconcile(client.clone(), profile, &Healthy, now).await.unwrap();
-        let mut written = profiles.get("checkout").await.unwrap();
-        written.status.get_or_insert_with(Default::default).canary = Some(outcome.status.clone());
-        written.metadata.managed_fields = None;
-        profiles.replace_status("checkout", &PostParams::default(), &written).await.unwrap();
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-        for d in deployments.list(&ListParams::default()).await.unwrap().items {
-            let n = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let status = json!({ "status": { "replicas": n, "readyReplicas": n, "updatedReplicas": n,
-                                             "observedGeneration": d.metadata.generation } });
-            let name = d.name_any();
-            deployments.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
-        }
-        outcome
-    }
-
-    #[tokio::test]
-    async fn a_cached_profile_older_than_the_last_step_does_not_step_the_run_again() {
-        let client = cluster().await;
-        let profiles: Api<PerformanceProfile> = Api::namespaced(client.clone(), NS);
-        let at = |s: i64| Timestamp::from_second(1_700_000_000).unwrap() + SignedDuration::from_secs(s);
-        for t in 0..2 {
-            step(&client, &profiles.get("checkout").await.unwrap(), at(t)).await;
-        }
-        let image =
-            json!({ "spec": { "template": { "spec": { "containers": [{ "name": "app", "image": "shop/web:2" }] } } } });
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-        deployments.patch("web", &PatchParams::default(), &Patch::Merge(&image)).await.unwrap();
-        for t in 2..4 {
-            step(&client, &profiles.get("checkout").await.unwrap(), at(t)).await;
-        }
-        let cached = profiles.get("checkout").await.unwrap();
-        assert_eq!(cached.status.as_ref().unwrap().canary.as_ref().unwrap().phase, CanaryPhase::Progressing);
-
-        let advanced = step(&client, &cached, at(63)).await;
-        assert_eq!((advanced.status.stage_index, advanced.events[0].reason), (Some(1), "StageAdvanced"));
-        // The canary Deployment that step scaled triggers the next reconcile at once, while the controller's cache
-        // still holds the profile from before the step's status write.
-        let again = step(&client, &cached, at(63) + SignedDuration::from_millis(200)).await;
-        assert!(again.analysis.is_none(), "analysed stage 1 twice");
-        assert!(again.events.is_empty(), "stepped twice: {:?}", again.events);
-        assert_eq!(again.status.stage_index, Some(1), "went back a stage");
-        assert_eq!(again.status.analyses, advanced.status.analyses);
-    }
-
-    #[test]
-    fn with_a_route_the_achieved_weight_is_the_one_on_the_route() {
-        let routed = CanarySpec {
-            routing: RoutingSpec { http_route: Some(HttpRouteRef { name: "web".into(), port: 80 }) },
-            ..CanarySpec::default()
-        };
-        let status = |phase, stage_index: u32| CanaryStatus {
-            phase,
-            stage_index: Some(stage_index),
-            weight: routed.stages[stage_index as usize],
-            ..CanaryStatus::default()
-        };
-        let pods = objects::split(4, 50, true);
-        // Stage 3 (50 %) starting: its pods are not ready, the route still sends the previous stage's 25 %.
-        assert_eq!(achieved_weight(&routed, &status(CanaryPhase::WaitingForPods, 2), &pods), Some(25));
-        assert_eq!(achieved_weight(&routed, &status(CanaryPhase::WaitingForPods, 0), &pods), Some(0));
-        assert_eq!(achieved_weight(&routed, &status(CanaryPhase::Progressing, 2), &pods), Some(50));
-        let idle = CanaryStatus { weight: 0, ..status(CanaryPhase::Succeeded, 3) };
-        assert_eq!(achieved_weight(&routed, &idle, &pods), None);
-        // By replica ratio it is the canary's share of the pods.
-        let by_pods = objects::split(9, 25, false);
-        assert_eq!(
-            achieved_weight(&CanarySpec::default(), &status(CanaryPhase::WaitingForPods, 1), &by_pods),
-            Some(25)
-        );
-    }
-}
+#[path = "reconcile_tests.rs"]
+mod tests;

@@ -1,13 +1,13 @@
-//! reconcile() against an in-memory API server (kube-fake-client, with server-side apply and status), on a test
-//! clock. Prometheus here is a real client pointed at a closed port: Prometheus is down. Runs judged on a real
-//! Prometheus are in tests/prometheus.rs.
+//! observe -> decide -> apply against an in-memory API server (kube-fake-client, with server-side apply and
+//! status), on a test clock. Prometheus here is a real client pointed at a closed port: Prometheus is down. Runs
+//! judged on a real Prometheus are in tests/prometheus.rs.
 
 mod support;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Api, Patch, PatchParams};
 use perf_canary::cli::send_command;
-use perf_canary::{Prometheus, finalize};
+use perf_canary::{Health, Prometheus, finalize};
 use perf_operator_api::{CanaryPhase, CheckVerdict};
 use serde_json::json;
 use std::time::Duration;
@@ -50,7 +50,10 @@ async fn first_sight_copies_the_target_into_the_primary_then_scales_the_target_t
     assert_eq!(c.replicas("web").await, 3, "the target serves until the primary is ready");
 
     let idle = c.after(1, &prometheus_down()).await;
-    assert_eq!((idle.status.phase, idle.condition.status), (CanaryPhase::Idle, "True"));
+    assert_eq!(
+        (idle.status.phase, idle.condition.status, idle.condition.health),
+        (CanaryPhase::Idle, "True", Health::Ready)
+    );
     assert_eq!(idle.events[0].reason, "Initialized");
     assert_eq!((c.replicas("web").await, c.replicas("web-canary").await), (0, 0));
 
@@ -122,6 +125,7 @@ async fn prometheus_down_holds_the_first_stage_then_the_deadline_scales_the_cana
 
     let failed = c.after(60, &prometheus_down()).await;
     assert_eq!((failed.status.phase, failed.condition.reason), (CanaryPhase::Failed, "DeadlineExceeded"));
+    assert_eq!(failed.condition.health, Health::Failed);
     assert_eq!((c.replicas("web-canary").await, c.image("web-primary").await), (0, "shop/web:1".to_string()));
     assert!(failed.events.iter().any(|e| e.reason == "DeadlineExceeded"));
 }

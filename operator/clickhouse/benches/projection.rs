@@ -1,11 +1,12 @@
 //! Projection speed-up on the real engine: 10 million generated rows, the declared projection applied through
-//! `perf_clickhouse::reconcile`, then the query it serves timed with and without the projection in one run.
+//! rounds of `perf_clickhouse` (observe_live, decide, apply), then the query it serves timed with and without the projection in one run.
 //!
 //! Run: `eval "$(tests/support/start-clickhouse.sh start)"; cargo bench -p perf-clickhouse --bench projection`
 
 use clickhouse::Client;
-use perf_clickhouse::{outcome, reconcile};
+use perf_clickhouse::{apply, decide, observe_live, outcome};
 use perf_operator_api::clickhouse::{ClickHouseSpec, ProjectionSpec, TableSpec};
+use perf_operator_api::status::ClickHouseStatus;
 use std::time::{Duration, Instant};
 
 const ROWS: u64 = 10_000_000;
@@ -52,13 +53,13 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     };
     let t = Instant::now();
-    let mut status = reconcile(&spec, None, None).await?;
+    let mut status = round(&spec, None).await?;
     while !outcome(&status).ready {
         anyhow::ensure!(t.elapsed() < Duration::from_secs(600), "not in sync: {}", outcome(&status).message);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        status = reconcile(&spec, None, Some(&status)).await?;
+        status = round(&spec, Some(&status)).await?;
     }
-    println!("projection added and materialised by reconcile in {:.2} s", t.elapsed().as_secs_f64());
+    println!("projection added and materialised by the operator's rounds in {:.2} s", t.elapsed().as_secs_f64());
 
     let plan: Vec<String> = client.query(&format!("EXPLAIN {QUERY}")).fetch_all().await?;
     let read_from = plan.iter().find(|l| l.contains("ReadFrom")).map_or("?", |l| l.trim());
@@ -113,4 +114,10 @@ fn median(v: &mut [Duration]) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// One round as the controller runs it.
+async fn round(spec: &ClickHouseSpec, previous: Option<&ClickHouseStatus>) -> anyhow::Result<ClickHouseStatus> {
+    let live = observe_live(spec, None).await?;
+    Ok(apply(spec, None, decide(spec, &live, previous)?).await)
 }

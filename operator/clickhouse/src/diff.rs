@@ -15,6 +15,7 @@ pub enum Action {
     /// Stop an unfinished mutation of an object about to be dropped (a failed one would block the table).
     KillMutation {
         mutation_id: String,
+        object: ObjectKey,
     },
     DropProjection {
         name: String,
@@ -31,6 +32,31 @@ pub enum Action {
     MaterializeIndex {
         name: String,
     },
+}
+
+/// The object an action belongs to. An object's actions depend on its earlier ones (MATERIALIZE on ADD, ADD on
+/// the DROP that makes room for it, DROP on the KILL of its mutation); actions of different objects do not.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// [`PROJECTION`], [`INDEX`] or [`CODEC`].
+    pub kind: &'static str,
+    /// Projection or index name, or column name for a codec.
+    pub name: String,
+}
+
+impl Action {
+    /// The object this action changes.
+    pub fn object(&self) -> ObjectKey {
+        let (kind, name) = match self {
+            Action::KillMutation { object, .. } => return object.clone(),
+            Action::DropProjection { name } | Action::MaterializeProjection { name } => (PROJECTION, name),
+            Action::AddProjection(p) => (PROJECTION, &p.name),
+            Action::DropIndex { name } | Action::MaterializeIndex { name } => (INDEX, name),
+            Action::AddIndex(x) => (INDEX, &x.name),
+            Action::ModifyCodec(c) => (CODEC, &c.column),
+        };
+        ObjectKey { kind, name: name.clone() }
+    }
 }
 
 /// What a table needs and how far it is.
@@ -206,8 +232,10 @@ fn materialize(kind: &str, name: &str) -> Action {
 }
 
 fn drop_object(live: &LiveTable, kind: &str, name: &str, b: &mut Buckets) {
+    let kind = if kind == PROJECTION { PROJECTION } else { INDEX };
     for m in live.materialize_mutations(&kind.to_ascii_uppercase(), name) {
-        b.kill.push(Action::KillMutation { mutation_id: m.id.clone() });
+        let object = ObjectKey { kind, name: name.to_string() };
+        b.kill.push(Action::KillMutation { mutation_id: m.id.clone(), object });
     }
     b.drop.push(match kind {
         PROJECTION => Action::DropProjection { name: name.to_string() },

@@ -133,6 +133,8 @@ fn changed_projection_it_created_is_replaced_after_killing_its_mutation() {
             "ALTER TABLE `db`.`events` MATERIALIZE PROJECTION `p_model`",
         ]
     );
+    let p_model = ObjectKey { kind: PROJECTION, name: "p_model".into() };
+    assert!(plan.actions.iter().all(|a| a.object() == p_model), "one chain, kill included: {:?}", plan.actions);
 }
 
 #[test]

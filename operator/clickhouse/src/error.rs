@@ -32,6 +32,12 @@ impl Error {
         }
     }
 
+    /// Whether every later statement would fail the same way (server gone, credentials refused, no answer in
+    /// time): sending stops there instead of waiting out each statement. A refused statement does not stop it.
+    pub fn stops_round(&self) -> bool {
+        matches!(self, Error::Unreachable { .. } | Error::Unauthorized { .. } | Error::Timeout { .. })
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Invalid { field: field.into(), message: message.into() }
     }

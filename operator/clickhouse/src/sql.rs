@@ -14,7 +14,7 @@ pub fn quote(name: &str) -> String {
 pub fn render(database: &str, table: &str, action: &Action) -> String {
     let alter = format!("ALTER TABLE {}.{}", quote(database), quote(table));
     match action {
-        Action::KillMutation { mutation_id } => format!(
+        Action::KillMutation { mutation_id, .. } => format!(
             "KILL MUTATION WHERE database = '{database}' AND table = '{table}' AND mutation_id = '{mutation_id}' SYNC"
         ),
         Action::DropProjection { name } => format!("{alter} DROP PROJECTION IF EXISTS {}", quote(name)),

@@ -2,7 +2,9 @@
 //! Each test has its own database so they run in parallel.
 
 use clickhouse::{Client, Row};
-use perf_clickhouse::{Credentials, cleanup, observe_live, outcome, plan_ddl, reconcile};
+use perf_clickhouse::{
+    Credentials, Health, LiveSchema, apply, cleanup, decide, observe_live, outcome, plan_ddl, unreachable_status,
+};
 use perf_operator_api::clickhouse::{ClickHouseSpec, CodecSpec, IndexSpec, ProjectionSpec, TableSpec};
 use perf_operator_api::status::ClickHouseStatus;
 use serde::Deserialize;
@@ -67,16 +69,39 @@ fn spec(db: &str, tables: Vec<TableSpec>) -> ClickHouseSpec {
     ClickHouseSpec { endpoint: url(), database: db.into(), tables, ..Default::default() }
 }
 
-/// Reconciles until every table is in sync (materialisation runs in the background).
-async fn until_in_sync(spec: &ClickHouseSpec, previous: Option<ClickHouseStatus>) -> ClickHouseStatus {
-    let start = Instant::now();
-    let mut status = reconcile(spec, None, previous.as_ref()).await.unwrap();
-    while !outcome(&status).ready {
-        assert!(start.elapsed() < Duration::from_secs(120), "not in sync: {status:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        status = reconcile(spec, None, Some(&status)).await.unwrap();
+/// One round as the controller runs it: observe, decide, apply; a server that cannot be read fails every table.
+async fn round(
+    spec: &ClickHouseSpec,
+    creds: Option<Credentials>,
+    previous: Option<&ClickHouseStatus>,
+) -> ClickHouseStatus {
+    match observe_live(spec, creds.clone()).await {
+        Ok(live) => apply(spec, creds, decide(spec, &live, previous).unwrap()).await,
+        Err(e) => unreachable_status(spec, previous, &e),
     }
-    status
+}
+
+/// Rounds until `done` (materialisation runs in the background); the status and how many rounds it took.
+async fn until(
+    spec: &ClickHouseSpec,
+    previous: Option<ClickHouseStatus>,
+    done: impl Fn(&ClickHouseStatus) -> bool,
+) -> (ClickHouseStatus, usize) {
+    let start = Instant::now();
+    let mut status = round(spec, None, previous.as_ref()).await;
+    let mut rounds = 1;
+    while !done(&status) {
+        assert!(start.elapsed() < Duration::from_secs(120), "not there after {rounds} rounds: {status:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = round(spec, None, Some(&status)).await;
+        rounds += 1;
+    }
+    (status, rounds)
+}
+
+/// Rounds until every table is in sync.
+async fn until_in_sync(spec: &ClickHouseSpec, previous: Option<ClickHouseStatus>) -> ClickHouseStatus {
+    until(spec, previous, |s| outcome(s).ready).await.0
 }
 
 #[derive(Row, Deserialize, Debug, PartialEq)]
@@ -138,8 +163,9 @@ async fn seed_table_gets_projection_indexes_and_codecs_and_reapplying_is_a_no_op
     // Reapplying: nothing to send, nothing sent.
     let live = observe_live(&spec, None).await.unwrap();
     assert_eq!(plan_ddl(&spec, Some(&live)).unwrap(), Vec::<String>::new());
+    assert_eq!(decide(&spec, &live, Some(&status)).unwrap().statements(), 0);
     let mutations = mutation_count(&c, &db).await;
-    let again = reconcile(&spec, None, Some(&status)).await.unwrap();
+    let again = round(&spec, None, Some(&status)).await;
     assert_eq!(again, status);
     assert_eq!(mutation_count(&c, &db).await, mutations);
 }
@@ -155,7 +181,7 @@ async fn changed_projection_is_replaced() {
     // The server's spelling differs from ours (lower-case keywords); still no statement on the next round.
     let live = observe_live(&spec, None).await.unwrap();
     assert_eq!(plan_ddl(&spec, Some(&live)).unwrap(), Vec::<String>::new());
-    assert_eq!(reconcile(&spec, None, Some(&status)).await.unwrap(), status);
+    assert_eq!(round(&spec, None, Some(&status)).await, status);
 }
 
 #[tokio::test]
@@ -191,9 +217,10 @@ async fn bad_expressions_are_rejected_before_any_ddl() {
     bad.name = "other".into();
     bad.indexes.push(index("i_evil", "latency_ms TYPE minmax GRANULARITY 1, DROP COLUMN score", "minmax", 1));
     let spec = spec(&db, vec![events(), bad]);
-    let err = reconcile(&spec, None, None).await.unwrap_err();
+    let err = observe_live(&spec, None).await.unwrap_err();
     assert_eq!(err.category(), "InvalidSpec");
     assert!(err.to_string().starts_with("spec.clickhouse.tables[1].indexes[2].expression: "), "{err}");
+    assert!(decide(&spec, &LiveSchema::default(), None).is_err());
     assert!(plan_ddl(&spec, None).is_err());
     assert!(projections(&c, &db).await.is_empty());
     assert!(indexes(&c, &db).await.is_empty());
@@ -211,17 +238,11 @@ async fn failing_mutation_is_reported_and_a_fixed_spec_recovers() {
         ..Default::default()
     };
     let mut spec = spec(&db, vec![table]);
-    let start = Instant::now();
-    let mut status = reconcile(&spec, None, None).await.unwrap();
-    while status.tables[0].state != "Failed" {
-        assert!(start.elapsed() < Duration::from_secs(60), "mutation failure not reported: {status:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        status = reconcile(&spec, None, Some(&status)).await.unwrap();
-    }
+    let (status, _) = until(&spec, None, |s| s.tables[0].state == "Failed").await;
     let message = status.tables[0].message.clone().unwrap();
     assert!(message.contains("MATERIALIZE INDEX") && message.contains("throwIf"), "{message}");
     let o = outcome(&status);
-    assert_eq!((o.ready, o.reason), (false, "Failed"));
+    assert_eq!((o.ready, o.health, o.reason), (false, Health::Failed, "Failed"));
     assert!(o.message.starts_with("events: mutation "), "{}", o.message);
 
     // Fixing the expression kills the stuck mutation, drops and re-adds the index.
@@ -235,13 +256,7 @@ async fn missing_table_and_unreachable_server_are_reported_per_table() {
     let (c, db) = seed("missing").await;
     let missing = TableSpec { name: "nope".into(), ..events() };
     let spec = spec(&db, vec![missing, events()]);
-    let start = Instant::now();
-    let mut status = reconcile(&spec, None, None).await.unwrap();
-    while status.tables[1].state != "InSync" {
-        assert!(start.elapsed() < Duration::from_secs(120), "{status:#?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        status = reconcile(&spec, None, Some(&status)).await.unwrap();
-    }
+    let (status, _) = until(&spec, None, |s| s.tables[1].state == "InSync").await;
     assert_eq!(status.tables[0].state, "Failed");
     assert_eq!(status.tables[0].message.as_deref(), Some(format!("table `{db}`.`nope` does not exist").as_str()));
     assert_eq!(projections(&c, &db).await.len(), 1, "the existing table went ahead");
@@ -250,7 +265,7 @@ async fn missing_table_and_unreachable_server_are_reported_per_table() {
     let down = ClickHouseSpec { endpoint: "http://127.0.0.1:1".into(), ..spec.clone() };
     let creds = Credentials { user: "ops".into(), password: "s3cret".into() };
     assert!(!format!("{creds:?}").contains("s3cret"));
-    let failed = reconcile(&down, Some(creds), Some(&status)).await.unwrap();
+    let failed = round(&down, Some(creds), Some(&status)).await;
     assert!(failed.tables.iter().all(|t| t.state == "Failed"), "{failed:#?}");
     let message = failed.tables[1].message.as_deref().unwrap();
     assert!(message.contains("unreachable") && message.contains("127.0.0.1:1"), "{message}");
@@ -262,11 +277,96 @@ async fn rejected_statement_is_reported_with_the_server_message() {
     let (_c, db) = seed("rejected").await;
     // Valid to our checks, rejected by the server: Gorilla does not apply to strings.
     let table = TableSpec { name: "events".into(), codecs: vec![codec("model", "Gorilla")], ..Default::default() };
-    let status = reconcile(&spec(&db, vec![table]), None, None).await.unwrap();
+    let status = round(&spec(&db, vec![table]), None, None).await;
     let message = status.tables[0].message.as_deref().unwrap();
     assert_eq!(status.tables[0].state, "Failed");
     assert!(message.starts_with("statement `ALTER TABLE "), "{message}");
     assert!(message.contains("Code: "), "{message}");
+}
+
+#[derive(Row, Deserialize, Debug, PartialEq)]
+struct Materialised {
+    name: String,
+    on_disk: bool,
+}
+
+/// Indexes of `events` and whether their data is written in the parts (what MATERIALIZE INDEX does).
+async fn materialised_indexes(c: &Client, db: &str) -> Vec<Materialised> {
+    let sql = "SELECT name, data_compressed_bytes > 0 AS on_disk FROM system.data_skipping_indices \
+               WHERE database = ? AND table = 'events' ORDER BY name";
+    c.query(sql).bind(db).fetch_all().await.unwrap()
+}
+
+/// Materialisations of `events` the server finished without a failure.
+async fn finished_materialisations(c: &Client, db: &str) -> Vec<String> {
+    let sql = "SELECT command FROM system.mutations WHERE database = ? AND table = 'events' \
+               AND is_done = 1 AND latest_fail_reason = '' ORDER BY command";
+    let commands: Vec<String> = c.query(sql).bind(db).fetch_all().await.unwrap();
+    commands.into_iter().map(|c| c.trim_matches(|c| c == '(' || c == ')').to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_refused_codec_blocks_no_index() {
+    let (c, db) = seed("alone").await;
+    // The codec comes before the materialisations in a round; the server refuses Gorilla on a String.
+    let table = TableSpec {
+        name: "events".into(),
+        indexes: vec![
+            index("i_latency", "latency_ms", "minmax", 1),
+            index("i_model", "model", "bloom_filter(0.01)", 4),
+        ],
+        codecs: vec![codec("model", "Gorilla")],
+        ..Default::default()
+    };
+    let spec = spec(&db, vec![table]);
+    let (status, rounds) = until(&spec, None, |s| s.tables[0].applied == 2 && s.tables[0].running_mutations == 0).await;
+    eprintln!("settled after {rounds} round(s): {:#?}", status.tables[0]);
+
+    assert_eq!(
+        materialised_indexes(&c, &db).await,
+        [
+            Materialised { name: "i_latency".into(), on_disk: true },
+            Materialised { name: "i_model".into(), on_disk: true }
+        ]
+    );
+    assert_eq!(finished_materialisations(&c, &db).await, ["MATERIALIZE INDEX i_latency", "MATERIALIZE INDEX i_model"]);
+    assert!(status.managed.iter().filter(|m| m.kind == "Index").all(|m| m.materialized), "{:?}", status.managed);
+
+    let t = &status.tables[0];
+    assert_eq!((t.state.as_str(), t.applied, t.pending), ("Failed", 2, 1));
+    let message = t.message.as_deref().unwrap();
+    let refused =
+        format!("statement `ALTER TABLE `{db}`.`events` MODIFY COLUMN `model` CODEC(Gorilla)` failed: Code: ");
+    assert!(message.starts_with(&refused), "{message}");
+    assert!(!message.contains("; "), "one failed statement: {message}");
+    assert_eq!(outcome(&status).health, Health::Failed);
+    assert!(codecs(&c, &db).await.iter().all(|n| n.definition.is_empty()), "the codec was not changed");
+}
+
+#[tokio::test]
+async fn a_refused_add_skips_only_its_materialise_and_every_failure_is_listed() {
+    let (c, db) = seed("chain").await;
+    let table = TableSpec {
+        name: "events".into(),
+        indexes: vec![index("i_bad", "no_such_column", "minmax", 1), index("i_latency", "latency_ms", "minmax", 1)],
+        codecs: vec![codec("model", "Delta"), codec("latency_ms", "T64, ZSTD(1)")],
+        ..Default::default()
+    };
+    let spec = spec(&db, vec![table]);
+    let (status, rounds) = until(&spec, None, |s| s.tables[0].applied == 2 && s.tables[0].running_mutations == 0).await;
+    eprintln!("settled after {rounds} round(s): {:#?}", status.tables[0]);
+
+    assert_eq!(materialised_indexes(&c, &db).await, [Materialised { name: "i_latency".into(), on_disk: true }]);
+    assert_eq!(finished_materialisations(&c, &db).await, ["MATERIALIZE INDEX i_latency"], "none for i_bad");
+    assert_eq!(codecs(&c, &db).await[0], Named { name: "latency_ms".into(), definition: "CODEC(T64, ZSTD(1))".into() });
+
+    let t = &status.tables[0];
+    assert_eq!((t.state.as_str(), t.applied, t.pending), ("Failed", 2, 2));
+    let message = t.message.as_deref().unwrap();
+    let failed: Vec<&str> = message.split("; statement ").collect();
+    assert_eq!(failed.len(), 2, "{message}");
+    assert!(failed[0].contains("ADD INDEX `i_bad` no_such_column") && failed[0].contains("Code: "), "{message}");
+    assert!(failed[1].contains("MODIFY COLUMN `model` CODEC(Delta)` failed: Code: "), "{message}");
 }
 
 #[derive(Row, serde::Serialize, Deserialize, Debug, PartialEq)]
@@ -316,5 +416,5 @@ async fn question_marks_in_expressions_are_sent_verbatim() {
     assert_eq!(live.len(), 1);
     assert!(live[0].definition.contains("'slow?'"), "{live:?}");
     // The server stores the ternary as if(); the record keeps that from looking like a change.
-    assert_eq!(reconcile(&spec, None, Some(&status)).await.unwrap(), status);
+    assert_eq!(round(&spec, None, Some(&status)).await, status);
 }

@@ -2,7 +2,8 @@
 //!
 //! Keys (format version 1, documented in README):
 //! - `perf.json`: everything below as one JSON document (`version`, `cache`, `pools`, `rateLimits`).
-//! - `cache.redis.address`, `cache.redis.passwordSecret` (`name/key`), `cache.ttl.<class>` (seconds).
+//! - `cache.redis.address`, `cache.redis.passwordSecret` (`name/key`), `cache.ttl.<class>` (seconds);
+//!   `cache.admit.<class>` (`true`/`false`) only when a cache policy decides admission (absent: admitted).
 //! - `pools.<pool>.min`, `pools.<pool>.max` for `clickhouse`, `postgres`, `redis`.
 //! - `ratelimit.json`: `[{route, requestsPerSecond, burst}]`.
 
@@ -39,10 +40,16 @@ pub fn data(contract: &Contract<'_>) -> BTreeMap<String, String> {
         for (class, ttl) in &cache.ttl_seconds {
             data.insert(format!("cache.ttl.{class}"), ttl.to_string());
         }
+        for (class, admit) in &cache.admit {
+            data.insert(format!("cache.admit.{class}"), admit.to_string());
+        }
         doc["cache"] = json!({
             "redis": { "address": cache.address, "passwordSecret": cache.password_secret.as_ref().map(|(n, k)| json!({"name": n, "key": k})) },
             "ttlSeconds": cache.ttl_seconds,
         });
+        if !cache.admit.is_empty() {
+            doc["cache"]["admit"] = json!(cache.admit);
+        }
     }
     if let Some(pools) = contract.pools {
         for (name, size) in &pools.sizes {
@@ -98,6 +105,7 @@ mod tests {
             address: "shop-redis.prod.svc:6379".into(),
             password_secret: Some(("shop-redis".into(), "password".into())),
             ttl_seconds: BTreeMap::from([("riskModel".into(), 3600), ("metrics".into(), 300)]),
+            admit: BTreeMap::from([("metrics".into(), false)]),
             max_clients: Some(10_000),
         };
         let pools = PoolsPlan {
@@ -109,6 +117,7 @@ mod tests {
         let d = data(&Contract { cache: Some(&cache), pools: Some(&pools), rate_limits: Some(&limits) });
         assert_eq!(d["cache.ttl.riskModel"], "3600");
         assert_eq!(d["cache.redis.passwordSecret"], "shop-redis/password");
+        assert_eq!(d["cache.admit.metrics"], "false");
         assert_eq!(d["pools.postgres.max"], "20");
         let doc: serde_json::Value = serde_json::from_str(&d["perf.json"]).unwrap();
         assert_eq!(doc["cache"]["ttlSeconds"]["metrics"], 300);

@@ -33,6 +33,8 @@ pub struct CachePlan {
     pub password_secret: Option<(String, String)>,
     /// TTL in seconds per class, from the spec (a policy may change them later).
     pub ttl_seconds: BTreeMap<String, u32>,
+    /// Whether the app caches each class at all, as a cache policy decided; empty without a policy (all admitted).
+    pub admit: BTreeMap<String, bool>,
     /// `maxclients` of the server, to cap Redis pools.
     pub max_clients: Option<u32>,
 }
@@ -40,6 +42,12 @@ pub struct CachePlan {
 /// Name of the provisioned Redis objects.
 pub fn redis_name(profile: &PerformanceProfile) -> String {
     format!("{}-redis", profile.name_any())
+}
+
+/// `host:port` of the provisioned Redis's Service, as published to the app.
+pub fn provisioned_address(profile: &PerformanceProfile) -> String {
+    let namespace = profile.namespace().unwrap_or_else(|| "default".into());
+    format!("{}.{namespace}.svc:{REDIS_PORT}", redis_name(profile))
 }
 
 /// Builds the cache plan, adding the Redis objects to `objects` when the profile provisions one.
@@ -50,6 +58,7 @@ pub fn build(profile: &PerformanceProfile, spec: &CacheSpec, password: &str, obj
             address: external.address.clone(),
             password_secret: external.password_secret_ref.as_ref().map(|s| (s.name.clone(), s.key.clone())),
             ttl_seconds,
+            admit: BTreeMap::new(),
             max_clients: external.max_clients,
         };
     }
@@ -60,11 +69,11 @@ pub fn build(profile: &PerformanceProfile, spec: &CacheSpec, password: &str, obj
     objects.config_maps.push(config_map(profile, &name, &config));
     objects.services.push(service(profile, &name));
     objects.deployments.push(deployment(profile, &name, &provision, &config));
-    let namespace = profile.namespace().unwrap_or_else(|| "default".into());
     CachePlan {
-        address: format!("{name}.{namespace}.svc:{REDIS_PORT}"),
+        address: provisioned_address(profile),
         password_secret: Some((name, PASSWORD_KEY.to_string())),
         ttl_seconds,
+        admit: BTreeMap::new(),
         max_clients: Some(provision.max_clients),
     }
 }

@@ -1,6 +1,5 @@
 //! Pools component: connection pool sizes per app pod, from declared bounds or load, capped by the servers.
 
-use super::Observed;
 use perf_operator_api::{CacheSpec, PoolSize, PoolSpec, PoolsSpec};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,14 +15,9 @@ pub struct PoolsPlan {
 
 /// Plans every declared pool. Redis pools are capped by the Redis `maxclients` unless the pool names its own cap:
 /// the one the operator configures, or for an external Redis the declared one, else the one the server reported.
-pub fn plan(spec: &PoolsSpec, cache: Option<&CacheSpec>, observed: &Observed) -> PoolsPlan {
-    let app_replicas = spec.app_replicas.or(observed.target_replicas).unwrap_or(1).max(1);
-    let reported = observed
-        .external_redis
-        .as_ref()
-        .and_then(|r| r.as_ref().ok())
-        .map(|s| u32::try_from(s.max_clients).unwrap_or(u32::MAX))
-        .filter(|m| *m > 0);
+/// `replicas`: the app pods (declared or counted), 1 when unknown; `reported`: the `maxclients` the Redis reported.
+pub fn plan(spec: &PoolsSpec, cache: Option<&CacheSpec>, replicas: Option<u32>, reported: Option<u32>) -> PoolsPlan {
+    let app_replicas = spec.app_replicas.or(replicas).unwrap_or(1).max(1);
     let redis_cap = cache.and_then(|c| match (&c.redis.provision, &c.redis.external) {
         (Some(p), _) => Some(p.max_clients),
         (None, Some(e)) => e.max_clients.or(reported),
@@ -117,7 +111,7 @@ mod tests {
             "redis": {"provision": {"maxClients": 1000}}
         }))
         .unwrap();
-        let plan = plan(&spec, Some(&cache), &Observed::default());
+        let plan = plan(&spec, Some(&cache), None, None);
         assert_eq!(plan.sizes["redis"], PoolSize { min: 1, max: 30, reason: "ServerCap".into() });
     }
 
@@ -130,22 +124,11 @@ mod tests {
             }))
             .unwrap()
         };
-        let reported = |max_clients| Observed {
-            external_redis: Some(Ok(crate::redis_stats::RedisStats { max_clients, ..Default::default() })),
-            ..Observed::default()
-        };
         // Reported 2000, 10 % reserved, 10 pods: 180 each.
-        assert_eq!(plan(&spec, Some(&external(None)), &reported(2000)).sizes["redis"].max, 180);
+        assert_eq!(plan(&spec, Some(&external(None)), None, Some(2000)).sizes["redis"].max, 180);
         // A declared cap wins over the reported one (a proxy in front of Redis may allow fewer).
-        assert_eq!(plan(&spec, Some(&external(Some(100))), &reported(2000)).sizes["redis"].max, 9);
+        assert_eq!(plan(&spec, Some(&external(Some(100))), None, Some(2000)).sizes["redis"].max, 9);
         // Neither known (unreachable, nothing declared): the pool's own bounds.
-        let unreachable = Observed {
-            external_redis: Some(Err(crate::components::ExternalRedisFailure {
-                reason: "Unreachable",
-                message: "refused".into(),
-            })),
-            ..Observed::default()
-        };
-        assert_eq!(plan(&spec, Some(&external(None)), &unreachable).sizes["redis"].max, 500);
+        assert_eq!(plan(&spec, Some(&external(None)), None, None).sizes["redis"].max, 500);
     }
 }

@@ -1,10 +1,15 @@
-//! Server-side apply of owned objects, skipped when the live object already holds every desired field.
+//! Apply: server-side apply of a decision's objects (skipped when the live object already holds every desired
+//! field), its ClickHouse statements and its canary step; returns what each part did.
 
-use crate::Result;
+use super::Context;
+use crate::components::OwnedObjects;
+use crate::decide::Decision;
+use crate::{Error, Result};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use perf_operator_api::FIELD_MANAGER;
+use perf_operator_api::{ClickHouseStatus, PerformanceProfile};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -28,4 +33,73 @@ where
     // force: we are the only manager of these fields; another manager's conflicting change is drift to undo.
     api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&want)).await?;
     Ok(true)
+}
+
+/// What applying a decision did, per part.
+pub struct Outcomes {
+    /// The provisioned Redis's objects.
+    pub objects: Result<()>,
+    /// The contract ConfigMap, then the target's roll when `rolloutOnChange` asks for one.
+    pub contract: Result<(), ContractFailure>,
+    /// ClickHouse's status after its statements, when a round was decided.
+    pub clickhouse: Option<ClickHouseStatus>,
+    /// The canary step's writes, when a step was decided.
+    pub canary: Option<std::result::Result<(), perf_canary::Error>>,
+}
+
+/// Where publishing the contract failed: before the ConfigMap holds it, or when rolling the target after.
+pub enum ContractFailure {
+    NotPublished(Error),
+    NotRolled(Error),
+}
+
+/// Applies a decision. Independent parts run concurrently, so a slow ClickHouse statement never holds back a
+/// canary's rollback; the Redis objects go before the contract that points the app at them.
+pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decision) -> Outcomes {
+    let objects_then_contract = async {
+        let objects = apply_objects(&ctx.client, &decision.objects).await;
+        let contract = match apply_if_changed(&ctx.client, &decision.contract).await {
+            Err(e) => Err(ContractFailure::NotPublished(e)),
+            Ok(_) if profile.spec.app_config.rollout_on_change => {
+                super::rollout::roll_target_on_change(profile, ctx, &decision.checksum)
+                    .await
+                    .map_err(ContractFailure::NotRolled)
+            }
+            Ok(_) => Ok(()),
+        };
+        (objects, contract)
+    };
+    let clickhouse = async {
+        match &decision.clickhouse {
+            Some(round) => {
+                Some(perf_clickhouse::apply(&round.spec, round.credentials.clone(), round.plan.clone()).await)
+            }
+            None => None,
+        }
+    };
+    let canary = async {
+        match &decision.canary {
+            Some(step) => Some(perf_canary::apply(&ctx.client, profile, step).await),
+            None => None,
+        }
+    };
+    let ((objects, contract), clickhouse, canary) =
+        tokio::join!(Box::pin(objects_then_contract), Box::pin(clickhouse), Box::pin(canary));
+    Outcomes { objects, contract, clickhouse, canary }
+}
+
+async fn apply_objects(client: &Client, objects: &OwnedObjects) -> Result<()> {
+    for o in &objects.secrets {
+        apply_if_changed(client, o).await?;
+    }
+    for o in &objects.config_maps {
+        apply_if_changed(client, o).await?;
+    }
+    for o in &objects.services {
+        apply_if_changed(client, o).await?;
+    }
+    for o in &objects.deployments {
+        apply_if_changed(client, o).await?;
+    }
+    Ok(())
 }

@@ -1,16 +1,16 @@
 //! The controller: watches profiles and what they own, and reconciles each profile through the pipeline in
-//! [`profile`]. One bad object never poisons the loop: objects that do not deserialize are reported and wait for
+//! [`converge`]: [`observe`] -> [`crate::decide`] -> [`apply`] -> [`report`]. One bad object never poisons the loop: objects that do not deserialize are reported and wait for
 //! a change; transient errors back off exponentially per object.
 
 pub mod apply;
 pub mod backoff;
-pub mod cache;
-pub mod canary;
-pub mod clickhouse;
-pub mod policies;
-pub mod profile;
-pub mod secrets;
-pub mod status;
+pub mod cleanup;
+pub mod converge;
+pub mod observe;
+pub mod policy_runtime;
+pub mod report;
+pub mod rollout;
+pub mod traffic;
 
 use crate::telemetry::{Metrics, Replica};
 use crate::{Error, Result};
@@ -36,8 +36,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub backoff: backoff::Backoff,
-    pub prometheus: canary::PrometheusClients,
-    pub policies: policies::PolicyRuntime,
+    pub prometheus: perf_prometheus::Clients,
+    pub policies: policy_runtime::PolicyRuntime,
 }
 
 impl Context {
@@ -49,9 +49,8 @@ impl Context {
             client,
             metrics,
             backoff: backoff::Backoff::default(),
-            prometheus: canary::PrometheusClients::default(),
-            policies: policies::PolicyRuntime::new()
-                .map_err(|e| Error::Component { component: "policies", message: e.to_string() })?,
+            prometheus: perf_prometheus::Clients::default(),
+            policies: policy_runtime::PolicyRuntime::new()?,
         })
     }
 
@@ -73,7 +72,7 @@ impl Context {
 /// Reconciles one watched object.
 pub async fn reconcile(guard: Arc<DeserializeGuard<PerformanceProfile>>, ctx: Arc<Context>) -> Result<Action> {
     match &guard.0 {
-        Ok(profile) => profile::reconcile(Arc::new(profile.clone()), ctx).await,
+        Ok(profile) => converge::reconcile(Arc::new(profile.clone()), ctx).await,
         Err(invalid) => {
             report_unreadable(invalid, &ctx).await?;
             Ok(Action::await_change())
@@ -94,7 +93,7 @@ async fn report_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<()>
     let Some(live) = api.get_opt(&name).await? else { return Ok(()) };
     let previous = live.data.get("status");
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now());
-    let status = status::for_unreadable(previous, &invalid.error, live.metadata.generation, &now);
+    let status = crate::conditions::for_unreadable(previous, &invalid.error, live.metadata.generation, &now);
     if previous == Some(&status) {
         return Ok(());
     }
@@ -108,7 +107,7 @@ pub fn error_policy(guard: Arc<DeserializeGuard<PerformanceProfile>>, error: &Er
     ctx.metrics.errors.with_label_values(&["profile", error.category()]).inc();
     let key = ObjectRef::from_obj(&*guard).erase();
     let delay = ctx.backoff.next_delay(&key);
-    tracing::warn!(error = %error, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(error = %crate::error::chain(error), retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
@@ -144,7 +143,7 @@ pub async fn run(
         // Policy components in ConfigMaps, metadata only (the bytes are read when reconciling): an edit in place is
         // checked against the profile's pin without a restart.
         .watches(scope.api::<PartialObjectMeta<ConfigMap>>(&client), watcher::Config::default(), move |cm| {
-            policies::profiles_using_config_map(policy_store.state(), cm.namespace().as_deref(), &cm.name_any())
+            policy_runtime::profiles_using_config_map(policy_store.state(), cm.namespace().as_deref(), &cm.name_any())
         })
         .owns(scope.api::<Service>(&client), owned.clone())
         .owns(scope.api::<ConfigMap>(&client), owned.clone())

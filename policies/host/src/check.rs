@@ -1,9 +1,12 @@
-//! Pure checks of policy inputs and outputs. Outputs are positional (one entry per input class or route, in input
+//! Checks of what crosses the sandbox: a component's imports at load, and (pure) policy inputs and outputs. Outputs are positional (one entry per input class or route, in input
 //! order); an output is published only if it has exactly that many entries, values the API accepts, and strings
 //! within the caps.
 
-use crate::Limits;
 use crate::types::{CacheInput, CacheOutput, RateLimitInput, RateLimitOutput};
+use crate::{Error, Limits};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
 
 /// Bounds of the API (`TtlClass.ttlSeconds`, `RouteLimit.requestsPerSecond` / `burst`).
 pub const MAX_TTL_SECONDS: u32 = 31_536_000;
@@ -91,6 +94,30 @@ fn one_per_input(what: &str, expected: usize, got: usize) -> Result<(), String> 
         Ok(())
     } else {
         Err(format!("{what}: expected {expected} entries (one per input, in input order), got {got}"))
+    }
+}
+
+/// Checks that the component imports no capability and returns the names of the instances it imports for types
+/// only (the worlds `use` the `perf:policy/types` interface, which has no functions). Anything that could be called
+/// (a function, a resource, a module, a component, an instance exporting any of these) is refused, naming it.
+pub(crate) fn type_only_imports(engine: &Engine, component: &Component, sha256: &str) -> crate::Result<Vec<String>> {
+    let mut type_only = Vec::new();
+    let mut forbidden = Vec::new();
+    for (name, item) in component.component_type().imports(engine) {
+        match item.ty {
+            ComponentItem::Type(_) => {}
+            ComponentItem::ComponentInstance(instance)
+                if instance.exports(engine).all(|(_, export)| matches!(export.ty, ComponentItem::Type(_))) =>
+            {
+                type_only.push(name.to_string());
+            }
+            _ => forbidden.push(name.to_string()),
+        }
+    }
+    if forbidden.is_empty() {
+        Ok(type_only)
+    } else {
+        Err(Error::ForbiddenImports { sha256: sha256.to_string(), imports: forbidden })
     }
 }
 

@@ -3,32 +3,15 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use wasmtime::component::Component;
-use wasmtime::component::types::ComponentItem;
 use wasmtime::{Config, Engine, OptLevel};
 
+use crate::config::{HostConfig, lock};
 use crate::policy::Policy;
 use crate::source::Source;
-use crate::{Error, Limits, Result, World};
-
-/// Configuration of a [`PolicyHost`].
-#[derive(Clone, Debug)]
-pub struct HostConfig {
-    pub limits: Limits,
-    /// Directory for precompiled components (`<sha256>.cwasm`). It must be writable only by the operator: its files
-    /// are loaded as native code.
-    pub cache_dir: Option<PathBuf>,
-    /// Warm instances kept per policy (about the number of concurrent evaluations).
-    pub max_warm_instances: usize,
-}
-
-impl Default for HostConfig {
-    fn default() -> Self {
-        Self { limits: Limits::default(), cache_dir: None, max_warm_instances: 4 }
-    }
-}
+use crate::{Error, Result, World};
 
 /// Loads and caches policy components. One per process; share it with `Arc`.
 pub struct PolicyHost {
@@ -141,34 +124,5 @@ impl PolicyHost {
     fn disk_path(&self, sha256: &str) -> Option<PathBuf> {
         // The digest is 64 hex characters (checked in `Source::verified`), so it is a safe file name.
         self.config.cache_dir.as_ref().map(|dir| dir.join(format!("{sha256}.cwasm")))
-    }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks cannot leave the maps inconsistent (single insert/remove), so poison is moot.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Checks that the component imports no capability and returns the names of the instances it imports for types
-/// only (the worlds `use` the `perf:policy/types` interface, which has no functions). Anything that could be called
-/// (a function, a resource, a module, a component, an instance exporting any of these) is refused, naming it.
-pub(crate) fn type_only_imports(engine: &Engine, component: &Component, sha256: &str) -> Result<Vec<String>> {
-    let mut type_only = Vec::new();
-    let mut forbidden = Vec::new();
-    for (name, item) in component.component_type().imports(engine) {
-        match item.ty {
-            ComponentItem::Type(_) => {}
-            ComponentItem::ComponentInstance(instance)
-                if instance.exports(engine).all(|(_, export)| matches!(export.ty, ComponentItem::Type(_))) =>
-            {
-                type_only.push(name.to_string());
-            }
-            _ => forbidden.push(name.to_string()),
-        }
-    }
-    if forbidden.is_empty() {
-        Ok(type_only)
-    } else {
-        Err(Error::ForbiddenImports { sha256: sha256.to_string(), imports: forbidden })
     }
 }

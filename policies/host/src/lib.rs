@@ -6,26 +6,27 @@
 //! - [`Policy`]: a loaded policy; every call runs under a fuel (CPU) budget, a memory cap and an output cap, on a warm
 //!   instance that is thrown away after any trap.
 //! - [`Evaluator`]: the async wrapper (calls run on `spawn_blocking` under a semaphore).
-//! - [`fallback::publish`]: what to publish when an evaluation fails, from the profile's `onFailure`.
+//! - [`positional`]: outputs named by their input's classes and routes; the spec values as an output.
 //! - [`cli`]: `perf-operator policy eval|validate`.
 
 mod abi;
 mod bindings;
 pub mod check;
 pub mod cli;
+mod config;
 mod error;
-pub mod fallback;
 mod host;
 mod limits;
 mod native;
 mod policy;
+pub mod positional;
 mod run;
 pub mod source;
-pub mod spec;
 pub mod types;
 
+pub use config::HostConfig;
 pub use error::{Error, Result};
-pub use host::{HostConfig, PolicyHost};
+pub use host::PolicyHost;
 pub use limits::Limits;
 pub use policy::Policy;
 pub use run::Evaluator;

@@ -119,10 +119,10 @@ async fn policies_ready(c: &Cluster) -> Option<(String, String, String)> {
     Some((cond.status, cond.reason, cond.message))
 }
 
-/// `status.policies.evaluations.cache`.
+/// `status.policies.cache`.
 async fn cache_evaluation(c: &Cluster) -> Value {
     let p = c.profiles().get("shop").await.expect("profile");
-    p.status.and_then(|s| s.policies?.evaluations).map(|e| e["cache"].clone()).unwrap_or_default()
+    serde_json::to_value(p.status.and_then(|s| s.policies?.cache)).unwrap_or_default()
 }
 
 /// The published TTL of class `pages` in the contract ConfigMap, and the ConfigMap's resourceVersion.
@@ -168,7 +168,7 @@ async fn a_policy_config_map_edited_in_place_is_refused_by_its_pin_until_the_pin
     let eval = cache_evaluation(&c).await;
     assert_eq!(
         (eval["published"].as_str(), eval["reason"].as_str()),
-        (Some("policy"), Some("{}")),
+        (Some("Policy"), Some("{}")),
         "A decided: {eval}"
     );
     let (ttl, contract_version) = contract_ttl(&c).await.expect("the contract publishes cache.ttl.pages");
@@ -188,7 +188,7 @@ async fn a_policy_config_map_edited_in_place_is_refused_by_its_pin_until_the_pin
     for part in [&format!("ConfigMap {}/ttl-policy", c.namespace), "\"policy.wasm\"", &sha_a, &sha_b] {
         assert!(message.contains(part), "{part} missing from: {message}");
     }
-    assert_eq!(cache_evaluation(&c).await["published"], "last_good");
+    assert_eq!(cache_evaluation(&c).await["published"], "LastGood");
     let (ttl, version) = contract_ttl(&c).await.expect("contract");
     assert_eq!((ttl, version), (60, contract_version), "the contract changed although B was refused");
     let reconciles = same_process(&mut op, reconciles).await;

@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube_fake_client::ClientBuilder;
-use perf_canary::{CanaryOutcome, MetricsSource, reconcile};
+use perf_canary::{MetricsSource, Step, apply, decide, observe};
 use perf_operator_api::{CanaryPhase, CanarySpec, CanaryStatus, PerformanceProfile, PerformanceProfileSpec, TargetRef};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -91,19 +91,20 @@ impl Cluster {
         Api::namespaced(self.client.clone(), NS)
     }
 
-    /// One reconcile at `now`, writing status back as the controller does, then the kubelet.
-    pub async fn reconcile_at(&self, prom: &dyn MetricsSource, now: Timestamp) -> CanaryOutcome {
+    /// One reconcile at `now` of the profile read fresh, writing status back as the controller does, then the
+    /// kubelet.
+    pub async fn reconcile_at(&self, prom: &dyn MetricsSource, now: Timestamp) -> Step {
         let mut profile = self.profiles().get(PROFILE).await.unwrap();
-        let outcome = reconcile(self.client.clone(), &profile, prom, now).await.unwrap();
-        profile.status.get_or_insert_with(Default::default).canary = Some(outcome.status.clone());
+        let step = run_once(&self.client, &profile, prom, now).await.unwrap();
+        profile.status.get_or_insert_with(Default::default).canary = Some(step.status.clone());
         profile.metadata.managed_fields = None;
         self.profiles().replace_status(PROFILE, &PostParams::default(), &profile).await.unwrap();
         self.kubelet().await;
-        outcome
+        step
     }
 
     /// Moves the test clock by `seconds`, then reconciles.
-    pub async fn after(&mut self, seconds: i64, prom: &dyn MetricsSource) -> CanaryOutcome {
+    pub async fn after(&mut self, seconds: i64, prom: &dyn MetricsSource) -> Step {
         self.now = self.now.checked_add(SignedDuration::from_secs(seconds)).unwrap();
         self.reconcile_at(prom, self.now).await
     }
@@ -113,15 +114,15 @@ impl Cluster {
         let started = Instant::now();
         let mut history: Vec<CanaryStatus> = Vec::new();
         loop {
-            let outcome = self.reconcile_at(prom, Timestamp::now()).await;
+            let step = self.reconcile_at(prom, Timestamp::now()).await;
             let over =
-                matches!(outcome.status.phase, CanaryPhase::Succeeded | CanaryPhase::RolledBack | CanaryPhase::Failed);
-            history.push(outcome.status);
+                matches!(step.status.phase, CanaryPhase::Succeeded | CanaryPhase::RolledBack | CanaryPhase::Failed);
+            history.push(step.status);
             if over {
                 return history;
             }
             assert!(started.elapsed() < guard, "run still going after {guard:?} (hang guard): {:#?}", history.last());
-            tokio::time::sleep(outcome.requeue_after.min(Duration::from_millis(500))).await;
+            tokio::time::sleep(step.requeue_after.min(Duration::from_millis(500))).await;
         }
     }
 
@@ -161,6 +162,19 @@ impl Cluster {
         let d = self.deployment(name).await;
         d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap()
     }
+}
+
+/// One step as the operator's controller runs it: observe -> decide -> apply; returns the step (status unwritten).
+pub async fn run_once(
+    client: &Client,
+    profile: &PerformanceProfile,
+    prom: &dyn MetricsSource,
+    now: Timestamp,
+) -> perf_canary::Result<Step> {
+    let observation = observe(client, profile, prom, now).await?;
+    let step = decide(profile, &observation, now)?;
+    apply(client, profile, &step).await?;
+    Ok(step)
 }
 
 /// Distinct canary weights in the order a run showed them.

@@ -1,6 +1,12 @@
-//! `perf-operator plan`: everything the operator would do for a profile, computed offline with no cluster.
+//! `perf-operator plan`: everything the operator would do for a profile, computed with no cluster by the same
+//! [`decide`] a reconcile runs, on observations from a file or example values ([`Observations`]).
 
-use crate::components::{self, Observed, app_config};
+pub mod observations;
+
+pub use observations::Observations;
+
+use crate::components;
+use crate::decide::decide;
 use crate::manifest::{self, Finding};
 use crate::{Error, Result, validate};
 use perf_operator_api::PerformanceProfile;
@@ -34,25 +40,18 @@ pub struct AppConfigPlan {
     pub data: BTreeMap<String, String>,
 }
 
-/// Offline assumptions: no cluster, so the Redis password is a placeholder and replicas come from the spec (or 1).
-const PLAN_PASSWORD: &str = "<generated-at-apply>";
-
-/// Plans a validated profile. Pure.
-pub fn plan_profile(profile: &PerformanceProfile) -> Plan {
+/// Plans a validated profile: [`decide`] on `observations` (offline, example values or a file). Pure.
+pub fn plan_profile(profile: &PerformanceProfile, observations: &Observations) -> Plan {
     let mut profile = profile.clone();
     if profile.metadata.namespace.is_none() {
         profile.metadata.namespace = Some("default".into());
     }
-    let desired = components::desired(&profile, &Observed::default(), PLAN_PASSWORD);
-    let contract = app_config::Contract {
-        cache: desired.cache.as_ref(),
-        pools: desired.pools.as_ref(),
-        rate_limits: desired.rate_limits.as_ref(),
-    };
-    let data = app_config::data(&contract);
-    let checksum = app_config::checksum(&data);
-    let mut objects = desired.objects.clone();
-    objects.config_maps.push(app_config::config_map(&profile, data.clone()));
+    // A round after a first one: policies are given the observations' interval counters.
+    profile.status = Some(observations.previous_status());
+    let observed = observations.observed(&profile);
+    let decision = decide(&profile, &observed, jiff::Timestamp::now());
+    let mut objects = decision.objects.clone();
+    objects.config_maps.push(decision.contract.clone());
     let mut extra = BTreeMap::new();
     if let Some(ch) = &profile.spec.clickhouse {
         extra.insert("clickhouse".to_string(), clickhouse_section(ch, None));
@@ -62,13 +61,20 @@ pub fn plan_profile(profile: &PerformanceProfile) -> Plan {
             namespace: profile.metadata.namespace.clone().unwrap_or_default(),
             target: profile.spec.target_ref.name.clone(),
         };
-        let replicas = desired.pools.as_ref().map_or(1, |p| p.app_replicas);
+        let replicas = decision.status.pools.as_ref().map_or(1, |p| p.app_replicas);
         let schedule = perf_canary::plan_schedule(canary, &profile.spec.slo, &ctx, replicas);
         extra.insert("canary".to_string(), serde_json::to_value(schedule).unwrap_or_default());
     }
-    if let Some(policies) = crate::plan_policies::section(&profile) {
-        extra.insert("policies".to_string(), policies);
+    if let Some(policies) = &decision.status.policies {
+        let section =
+            serde_json::json!({ "observations": observations.policy_inputs(&profile), "decisions": policies });
+        extra.insert("policies".to_string(), section);
     }
+    let pools = decision
+        .status
+        .pools
+        .as_ref()
+        .map(|p| components::pools::PoolsPlan { app_replicas: p.app_replicas, sizes: p.sizes.clone() });
     Plan {
         profile: format!(
             "{}/{}",
@@ -76,8 +82,12 @@ pub fn plan_profile(profile: &PerformanceProfile) -> Plan {
             profile.metadata.name.clone().unwrap_or_default()
         ),
         objects: objects.to_values(),
-        app_config: AppConfigPlan { name: profile.app_config_name(), checksum, data },
-        pools: desired.pools,
+        app_config: AppConfigPlan {
+            name: profile.app_config_name(),
+            checksum: decision.checksum.clone(),
+            data: decision.contract.data.clone().unwrap_or_default(),
+        },
+        pools,
         extra,
     }
 }

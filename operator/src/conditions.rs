@@ -185,7 +185,7 @@ pub fn is_warning(c: &Condition) -> bool {
 
 /// The server-side apply model shared with the reconcile tests.
 #[cfg(test)]
-#[path = "../../tests/ssa.rs"]
+#[path = "../tests/ssa.rs"]
 mod ssa;
 
 #[cfg(test)]
@@ -250,7 +250,8 @@ mod tests {
             },
             "canary": {"phase": "Progressing", "runId": "r2", "stableId": "r1", "stage": "2/4", "stageIndex": 1,
                        "weight": 25, "failedChecks": 1, "startedAt": "2026-01-01T00:00:00Z"},
-            "policies": {"evaluations": {"rateLimit": {"routes": {"/api": {"requestsPerSecond": 42, "burst": 84}}}}}
+            "policies": {"rateLimit": {"policy": "builtin:adaptive-rate-limit", "published": "Policy",
+                                      "routes": {"/api": {"requestsPerSecond": 42, "burst": 84}}}}
         }))
         .unwrap()
     }

@@ -1,0 +1,201 @@
+//! [`decide`] without a cluster, and observe -> decide -> apply on an in-memory API server with a test clock.
+
+use super::*;
+use crate::analysis::QueryFuture;
+use jiff::SignedDuration;
+use kube::api::PostParams;
+use perf_operator_api::{HttpRouteRef, PerformanceProfileSpec, RoutingSpec, TargetRef};
+use serde_json::json;
+
+const NS: &str = "shop";
+
+/// Prometheus answering as for a healthy canary: plenty of requests, 50 ms p99, no errors.
+struct Healthy;
+
+impl MetricsSource for Healthy {
+    fn query<'a>(&'a self, promql: &'a str) -> QueryFuture<'a> {
+        let value = match promql {
+            q if q.contains("increase(") => 1000.0,
+            q if q.contains("histogram_quantile") => 0.05,
+            _ => 0.0,
+        };
+        Box::pin(std::future::ready(Ok(Some(value))))
+    }
+}
+
+/// Profile `checkout` (1m steps) for target `web`.
+fn profile() -> PerformanceProfile {
+    let spec = PerformanceProfileSpec {
+        target_ref: TargetRef { name: "web".into(), ..TargetRef::default() },
+        canary: Some(CanarySpec { step_interval: "1m".into(), ..CanarySpec::default() }),
+        ..PerformanceProfileSpec::default()
+    };
+    let mut profile = PerformanceProfile::new("checkout", spec);
+    profile.metadata.namespace = Some(NS.into());
+    profile
+}
+
+/// Target `web`: `replicas` pods of `shop/web:1`.
+fn target(replicas: i32) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": "web", "namespace": NS, "labels": { "app": "web" } },
+        "spec": { "replicas": replicas, "selector": { "matchLabels": { "app": "web" } },
+                  "template": { "metadata": { "labels": { "app": "web" } },
+                                "spec": { "containers": [{ "name": "app", "image": "shop/web:1" }] } } }
+    }))
+    .unwrap()
+}
+
+/// What observe would read: `target`, and a ready primary running its template when `with_primary`.
+fn observation(target: Deployment, with_primary: bool, prev: CanaryStatus) -> Observation {
+    let template = target.spec.as_ref().unwrap().template.clone();
+    let hash = objects::template_hash(&template).unwrap();
+    let owner = objects::owner(&with_uid(profile())).unwrap();
+    let primary = with_primary.then(|| {
+        let mut p = objects::workload(&target, Role::Primary, &template, &hash, 3, &owner).unwrap();
+        p.status =
+            Some(serde_json::from_value(json!({ "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3 })).unwrap());
+        p
+    });
+    let world = World { target, template, hash, primary, canary: None, hpa: None };
+    Observation { world, prev, command: None, analysis: None }
+}
+
+fn with_uid(mut profile: PerformanceProfile) -> PerformanceProfile {
+    profile.metadata.uid = Some("0000-1".into());
+    profile
+}
+
+fn t0() -> Timestamp {
+    Timestamp::from_second(1_700_000_000).unwrap()
+}
+
+#[test]
+fn first_sight_creates_only_the_primary_and_the_target_keeps_serving() {
+    let step = decide(&with_uid(profile()), &observation(target(3), false, CanaryStatus::default()), t0()).unwrap();
+    assert_eq!(step.status.phase, CanaryPhase::Initializing);
+    let primary = step.writes.primary.as_ref().expect("primary written");
+    assert_eq!((primary.metadata.name.as_deref(), objects::replicas(primary)), (Some("web-primary"), 3));
+    assert!(step.writes.canary.is_none() && step.writes.target_to_zero.is_none());
+    assert_eq!((step.status.primary_replicas, step.status.canary_replicas), (3, 0));
+}
+
+#[test]
+fn once_the_primary_is_ready_the_target_goes_to_zero_and_the_canary_waits_at_zero() {
+    let prev = CanaryStatus { phase: CanaryPhase::Initializing, ..CanaryStatus::default() };
+    let step = decide(&with_uid(profile()), &observation(target(3), true, prev), t0()).unwrap();
+    assert_eq!((step.status.phase, step.condition.health), (CanaryPhase::Idle, machine::Health::Ready));
+    assert!(step.writes.primary.is_none(), "a ready primary is left alone");
+    assert_eq!(step.writes.canary.as_ref().map(objects::replicas), Some(0));
+    let (name, body) = step.writes.target_to_zero.as_ref().expect("target scaled to zero");
+    assert_eq!((name.as_str(), &body["spec"]), ("web", &json!({ "replicas": 0 })));
+    // Settled: the target already runs no pods, so nothing is asked of it.
+    let settled = decide(&with_uid(profile()), &observation(target(0), true, step.status), t0()).unwrap();
+    assert!(settled.writes.target_to_zero.is_none() && settled.events.is_empty());
+}
+
+#[test]
+fn decide_without_a_uid_is_an_error_naming_the_field() {
+    let err = decide(&profile(), &observation(target(3), false, CanaryStatus::default()), t0()).unwrap_err();
+    assert!(matches!(&err, Error::InvalidSpec { field, .. } if field == "metadata.uid"), "{err}");
+}
+
+/// An in-memory API server holding `profile()` and its target (3 pods).
+async fn cluster() -> Client {
+    kube_fake_client::ClientBuilder::new()
+        .with_resource::<PerformanceProfile>()
+        .with_status_subresource::<PerformanceProfile>()
+        .with_status_subresource::<Deployment>()
+        .with_object(profile())
+        .with_object(target(3))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// One reconcile as the controller does it (profile read fresh, observe -> decide -> apply, status written back),
+/// then every Deployment's pods ready.
+async fn step(client: &Client, now: Timestamp) -> Step {
+    let profiles: Api<PerformanceProfile> = Api::namespaced(client.clone(), NS);
+    let profile = profiles.get("checkout").await.unwrap();
+    let observation = observe(client, &profile, &Healthy, now).await.unwrap();
+    let step = decide(&profile, &observation, now).unwrap();
+    apply(client, &profile, &step).await.unwrap();
+    let mut written = profile;
+    written.status.get_or_insert_with(Default::default).canary = Some(step.status.clone());
+    written.metadata.managed_fields = None;
+    profiles.replace_status("checkout", &PostParams::default(), &written).await.unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    for d in deployments.list(&ListParams::default()).await.unwrap().items {
+        let n = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let status = json!({ "status": { "replicas": n, "readyReplicas": n, "updatedReplicas": n,
+                                         "observedGeneration": d.metadata.generation } });
+        let name = d.name_any();
+        deployments.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    }
+    step
+}
+
+#[tokio::test]
+async fn a_run_advances_stage_by_stage_and_a_reconcile_right_after_a_step_does_not_step_again() {
+    let client = cluster().await;
+    let at = |s: i64| t0() + SignedDuration::from_secs(s);
+    step(&client, at(0)).await;
+    assert_eq!(step(&client, at(1)).await.status.phase, CanaryPhase::Idle);
+    let image =
+        json!({ "spec": { "template": { "spec": { "containers": [{ "name": "app", "image": "shop/web:2" }] } } } });
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    deployments.patch("web", &PatchParams::default(), &Patch::Merge(&image)).await.unwrap();
+
+    let (mut events, mut stages, mut analysed) = (Vec::new(), Vec::new(), 0);
+    let mut t = at(2);
+    while stages.last() != Some(&(CanaryPhase::Succeeded, None)) {
+        assert!(t < at(600), "run still going: {stages:?}");
+        // Each step's own writes trigger the next reconcile at once: that one must not step the run again.
+        for again in [t, t + SignedDuration::from_millis(200)] {
+            let s = step(&client, again).await;
+            analysed += usize::from(s.analysis.is_some());
+            events.extend(s.events.iter().map(|e| e.reason));
+            stages.push((s.status.phase, s.status.stage_index.filter(|_| machine::is_active(s.status.phase))));
+        }
+        t += SignedDuration::from_secs(31);
+    }
+    let advanced: Vec<u32> = stages.iter().filter_map(|s| s.1).fold(Vec::new(), |mut walked, i| {
+        if walked.last() != Some(&i) {
+            walked.push(i);
+        }
+        walked
+    });
+    assert_eq!(advanced, [0, 1, 2, 3], "stage by stage, never back: {stages:?}");
+    assert_eq!(events, ["RunStarted", "StageAdvanced", "StageAdvanced", "StageAdvanced", "Promoting", "Promoted"]);
+    assert_eq!(analysed, 4, "one analysis per stage");
+    let profiles: Api<PerformanceProfile> = Api::namespaced(client.clone(), NS);
+    let status = profiles.get("checkout").await.unwrap().status.unwrap().canary.unwrap();
+    let judged: Vec<u32> = status.analyses.iter().map(|a| a.stage_index).collect();
+    assert_eq!(judged, [3, 2, 1, 0]);
+}
+
+#[test]
+fn with_a_route_the_achieved_weight_is_the_one_on_the_route() {
+    let routed = CanarySpec {
+        routing: RoutingSpec { http_route: Some(HttpRouteRef { name: "web".into(), port: 80 }) },
+        ..CanarySpec::default()
+    };
+    let status = |phase, stage_index: u32| CanaryStatus {
+        phase,
+        stage_index: Some(stage_index),
+        weight: routed.stages[stage_index as usize],
+        ..CanaryStatus::default()
+    };
+    let pods = objects::split(4, 50, true);
+    // Stage 3 (50 %) starting: its pods are not ready, the route still sends the previous stage's 25 %.
+    assert_eq!(achieved_weight(&routed, &status(CanaryPhase::WaitingForPods, 2), &pods), Some(25));
+    assert_eq!(achieved_weight(&routed, &status(CanaryPhase::WaitingForPods, 0), &pods), Some(0));
+    assert_eq!(achieved_weight(&routed, &status(CanaryPhase::Progressing, 2), &pods), Some(50));
+    let idle = CanaryStatus { weight: 0, ..status(CanaryPhase::Succeeded, 3) };
+    assert_eq!(achieved_weight(&routed, &idle, &pods), None);
+    // By replica ratio it is the canary's share of the pods.
+    let by_pods = objects::split(9, 25, false);
+    assert_eq!(achieved_weight(&CanarySpec::default(), &status(CanaryPhase::WaitingForPods, 1), &by_pods), Some(25));
+}

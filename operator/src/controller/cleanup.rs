@@ -1,0 +1,28 @@
+//! The finalizer's clean-up: gives a canary's target back its pods and prunes ClickHouse objects (`prune: true`).
+//! An error keeps the finalizer, so the clean-up is retried with backoff.
+
+use super::Context;
+use super::observe::secret_key;
+use crate::{Error, Result};
+use kube::runtime::controller::Action;
+use perf_operator_api::PerformanceProfile;
+use std::sync::Arc;
+
+pub async fn cleanup(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Action> {
+    if profile.spec.canary.is_some() {
+        perf_canary::finalize(ctx.client.clone(), &profile).await.map_err(|e| Error::Canary(Box::new(e)))?;
+    }
+    if let Some(spec) = &profile.spec.clickhouse {
+        let credentials = match &spec.credentials_secret_ref {
+            Some(r) => Some(perf_clickhouse::Credentials {
+                user: secret_key(&profile, &ctx, &r.name, &r.user_key).await?,
+                password: secret_key(&profile, &ctx, &r.name, &r.password_key).await?,
+            }),
+            None => None,
+        };
+        let previous = profile.status.as_ref().and_then(|s| s.clickhouse.as_ref());
+        perf_clickhouse::cleanup(spec, credentials, previous).await.map_err(|e| Error::ClickHouse(Box::new(e)))?;
+    }
+    ctx.event(&profile, false, "CleanedUp", "removed what the profile created outside Kubernetes".into()).await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,264 @@
+//! Observe: every read a decision needs, run concurrently, each under its own deadline, each failure kept as data
+//! in [`Observed`] so that one slow or broken source never starves the other components.
+
+use super::Context;
+use super::policy_runtime::Loading;
+use crate::components::cache::{self as cache_objects, PASSWORD_KEY};
+use crate::decide::{ClickHouseObserved, Observed, ProvisionedRedis, Read, SecretProblem, Unread};
+use crate::redis_stats::{self, RedisStats};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use perf_canary::MetricsSource;
+use perf_operator_api::{PerformanceProfile, PolicyRef, duration::parse_duration};
+use perf_policy_host::{Policy, RouteTraffic, World};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long each source may take. With a canary, no read may take longer than its step interval: a hung
+/// ClickHouse or Prometheus must never hold back the next analysis or a rollback by more than one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    pub kube: Duration,
+    pub redis: Duration,
+    pub policy: Duration,
+    pub traffic: Duration,
+    pub clickhouse: Duration,
+    pub canary: Duration,
+}
+
+impl Deadlines {
+    pub fn for_profile(profile: &PerformanceProfile) -> Self {
+        let defaults = Self {
+            kube: Duration::from_secs(10),
+            redis: Duration::from_secs(3),
+            policy: Duration::from_secs(30),
+            traffic: Duration::from_secs(10),
+            clickhouse: Duration::from_secs(10),
+            canary: Duration::from_secs(30),
+        };
+        let step = profile.spec.canary.as_ref().and_then(|c| parse_duration(&c.step_interval).ok());
+        let Some(step) = step.filter(|s| !s.is_zero()) else { return defaults };
+        let cap = |d: Duration| d.min(step);
+        Self {
+            kube: defaults.kube,
+            redis: cap(defaults.redis),
+            policy: cap(defaults.policy),
+            traffic: cap(defaults.traffic),
+            clickhouse: cap(defaults.clickhouse),
+            canary: defaults.canary,
+        }
+    }
+}
+
+/// Runs `read` under `after`; a read that does not finish in time is recorded as a timeout of `what`.
+async fn bounded<T>(what: &'static str, after: Duration, read: impl Future<Output = Read<T>>) -> Read<T> {
+    tokio::time::timeout(after, read).await.unwrap_or(Err(Unread::Timeout { what, after }))
+}
+
+fn kube_error(what: String) -> impl FnOnce(kube::Error) -> Unread {
+    move |source| Unread::Kube { what, source: Box::new(source) }
+}
+
+/// Reads everything `profile` needs, concurrently.
+pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
+    let d = Deadlines::for_profile(profile);
+    let spec = &profile.spec;
+    let cache = spec.cache.as_ref();
+    let provisioned = cache.is_some_and(|c| c.redis.provision.is_some());
+    let cache_policy = cache.and_then(|c| c.policy.as_ref());
+    let rate_limit_policy = spec.rate_limit.as_ref().and_then(|r| r.policy.as_ref());
+    // Boxed: joined in place, these futures make a stack frame too large for a test thread in debug builds.
+    let (serving, provisioned_redis, redis, (cache_policy, rate_limit_policy), traffic, clickhouse, canary) = tokio::join!(
+        Box::pin(optional(spec.pools.is_some(), bounded("target Deployment", d.kube, serving(profile, ctx)))),
+        Box::pin(optional(
+            provisioned,
+            bounded("Redis Secret and Deployment", d.kube, provisioned_redis(profile, ctx))
+        )),
+        Box::pin(optional(reads_redis(profile), bounded("Redis", d.redis, redis_stats(profile, ctx, d.redis)))),
+        Box::pin(async {
+            tokio::join!(
+                optional_ref(cache_policy, |r| load(ctx, profile, World::Cache, r, d.policy)),
+                optional_ref(rate_limit_policy, |r| load(ctx, profile, World::RateLimit, r, d.policy)),
+            )
+        }),
+        Box::pin(optional(
+            rate_limit_policy.is_some(),
+            bounded("Prometheus traffic", d.traffic, traffic(profile, ctx))
+        )),
+        Box::pin(optional(spec.clickhouse.is_some(), bounded("ClickHouse", d.clickhouse, clickhouse(profile, ctx)))),
+        Box::pin(optional(
+            spec.canary.is_some(),
+            bounded("canary workloads and analysis", d.canary, canary(profile, ctx))
+        )),
+    );
+    let new_password = match &provisioned_redis {
+        Some(Ok(ProvisionedRedis { password: None, .. })) => Some(new_password()),
+        _ => None,
+    };
+    Observed {
+        serving,
+        provisioned_redis,
+        new_password,
+        redis,
+        cache_policy,
+        rate_limit_policy,
+        traffic,
+        clickhouse,
+        canary,
+    }
+}
+
+/// An external Redis is read for readiness and pool caps; a provisioned one only for its cache policy (its
+/// readiness is its Deployment's).
+fn reads_redis(profile: &PerformanceProfile) -> bool {
+    profile.spec.cache.as_ref().is_some_and(|c| c.redis.external.is_some() || c.policy.is_some())
+}
+
+async fn optional<T>(wanted: bool, read: impl Future<Output = T>) -> Option<T> {
+    if wanted { Some(read.await) } else { None }
+}
+
+async fn optional_ref<'a, R, T, F: Future<Output = T>>(r: Option<&'a R>, read: impl FnOnce(&'a R) -> F) -> Option<T> {
+    match r {
+        Some(r) => Some(read(r).await),
+        None => None,
+    }
+}
+
+fn namespace(profile: &PerformanceProfile) -> String {
+    profile.namespace().unwrap_or_else(|| "default".into())
+}
+
+/// Replicas of the pods serving the app: the primary's with a canary (the target is scaled to zero), else the
+/// target's; None when neither exists.
+async fn serving(profile: &PerformanceProfile, ctx: &Context) -> Read<Option<u32>> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace(profile));
+    let target = &profile.spec.target_ref.name;
+    let mut names = vec![target.clone()];
+    if profile.spec.canary.is_some() {
+        names.insert(0, perf_canary::objects::primary_name(target));
+    }
+    for name in names {
+        let found = deployments.get_opt(&name).await.map_err(kube_error(format!("get Deployment {name}")))?;
+        if let Some(d) = found {
+            return Ok(d.spec.and_then(|s| s.replicas).map(|r| r.max(0) as u32));
+        }
+    }
+    Ok(None)
+}
+
+async fn provisioned_redis(profile: &PerformanceProfile, ctx: &Context) -> Read<ProvisionedRedis> {
+    let ns = namespace(profile);
+    let name = cache_objects::redis_name(profile);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let (secret, deployment) = tokio::join!(secrets.get_opt(&name), deployments.get_opt(&name));
+    let secret = secret.map_err(kube_error(format!("get Secret {name}")))?;
+    let deployment = deployment.map_err(kube_error(format!("get Deployment {name}")))?;
+    let password = secret
+        .and_then(|s| s.data)
+        .and_then(|d| d.get(PASSWORD_KEY).cloned())
+        .and_then(|b| String::from_utf8(b.0).ok())
+        .filter(|p| !p.is_empty());
+    let available = deployment.and_then(|d| d.status).and_then(|s| s.available_replicas).unwrap_or(0) >= 1;
+    Ok(ProvisionedRedis { password, available })
+}
+
+/// `INFO` of the profile's Redis: the external one with its Secret's password, or the provisioned one.
+async fn redis_stats(profile: &PerformanceProfile, ctx: &Context, timeout: Duration) -> Read<RedisStats> {
+    let Some(cache) = &profile.spec.cache else { return Err(Unread::NotObserved("no cache section")) };
+    let (address, password) = match &cache.redis.external {
+        Some(external) => {
+            let password = match &external.password_secret_ref {
+                Some(r) => Some(secret_key(profile, ctx, &r.name, &r.key).await?),
+                None => None,
+            };
+            (external.address.clone(), password)
+        }
+        None => {
+            let name = cache_objects::redis_name(profile);
+            let password = secret_key(profile, ctx, &name, PASSWORD_KEY).await?;
+            let address = format!("redis://{}", cache_objects::provisioned_address(profile));
+            (address, Some(password))
+        }
+    };
+    Ok(redis_stats::fetch(&address, password.as_deref(), timeout).await?)
+}
+
+/// One key of a Secret in the profile's namespace, as UTF-8.
+pub async fn secret_key(profile: &PerformanceProfile, ctx: &Context, name: &str, key: &str) -> Read<String> {
+    let ns = namespace(profile);
+    let problem = |problem| Unread::Secret { namespace: ns.clone(), name: name.to_string(), problem };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret = secrets.get_opt(name).await.map_err(kube_error(format!("get Secret {name}")))?;
+    let secret = secret.ok_or_else(|| problem(SecretProblem::NotFound))?;
+    let value = secret
+        .data
+        .and_then(|d| d.get(key).cloned())
+        .ok_or_else(|| problem(SecretProblem::MissingKey(key.to_string())))?;
+    String::from_utf8(value.0).map_err(|_| problem(SecretProblem::NotUtf8(key.to_string())))
+}
+
+async fn load(
+    ctx: &Context,
+    profile: &PerformanceProfile,
+    world: World,
+    r: &PolicyRef,
+    after: Duration,
+) -> Read<Arc<Policy>> {
+    bounded("policy component", after, async {
+        ctx.policies
+            .load(&ctx.client, Loading { namespace: &namespace(profile), world, policy: r })
+            .await
+            .map_err(Unread::from)
+    })
+    .await
+}
+
+/// Per-route traffic from Prometheus (label `route`) over the last minute; a route whose queries fail is absent.
+async fn traffic(profile: &PerformanceProfile, ctx: &Context) -> Read<BTreeMap<String, RouteTraffic>> {
+    let Some(spec) = &profile.spec.rate_limit else { return Ok(BTreeMap::new()) };
+    let Some(url) = &spec.prometheus else { return Ok(BTreeMap::new()) };
+    let prometheus = ctx.prometheus.get(url).map_err(Unread::Prometheus)?;
+    let ns = namespace(profile);
+    let routes = spec.routes.iter().map(|r| async {
+        let queries = super::traffic::queries(&ns, &r.route);
+        let answers = futures::future::join_all(queries.iter().map(|q| prometheus.query(q))).await;
+        let values: Option<Vec<f64>> =
+            answers.into_iter().map(|a| a.ok().flatten().filter(|v| v.is_finite())).collect();
+        values.map(|v: Vec<f64>| (r.route.clone(), super::traffic::from_values(v.as_slice())))
+    });
+    Ok(futures::future::join_all(routes).await.into_iter().flatten().collect())
+}
+
+async fn clickhouse(profile: &PerformanceProfile, ctx: &Context) -> Read<ClickHouseObserved> {
+    let Some(spec) = &profile.spec.clickhouse else { return Err(Unread::NotObserved("no clickhouse section")) };
+    let credentials = match &spec.credentials_secret_ref {
+        Some(r) => Some(perf_clickhouse::Credentials {
+            user: secret_key(profile, ctx, &r.name, &r.user_key).await?,
+            password: secret_key(profile, ctx, &r.name, &r.password_key).await?,
+        }),
+        None => None,
+    };
+    let live = perf_clickhouse::observe_live(spec, credentials.clone()).await.map_err(Unread::ClickHouse)?;
+    Ok(ClickHouseObserved { credentials, live })
+}
+
+async fn canary(profile: &PerformanceProfile, ctx: &Context) -> Read<perf_canary::Observation> {
+    let Some(spec) = &profile.spec.canary else { return Err(Unread::NotObserved("no canary section")) };
+    let prometheus = ctx.prometheus.get(&spec.analysis.prometheus).map_err(Unread::Prometheus)?;
+    perf_canary::observe(&ctx.client, profile, prometheus.as_ref(), jiff::Timestamp::now())
+        .await
+        .map_err(Unread::Canary)
+}
+
+/// A new Redis password: 32 random bytes, hex.
+fn new_password() -> Read<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(Unread::Randomness)?;
+    Ok(hex::encode(bytes))
+}

@@ -1,0 +1,243 @@
+//! Loading the profiles' WASM policies: built-in, from a ConfigMap or over HTTPS, pinned by sha256 and kept by
+//! verified digest. Evaluation is part of the pure decision ([`crate::decide::policy`]).
+
+use crate::decide::PolicyUnavailable;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, ResourceExt};
+use perf_operator_api::{ConfigMapPolicySource, PerformanceProfile, PolicyRef};
+use perf_policy_host::{Evaluator, HostConfig, Policy, PolicyHost, World, source};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Largest component fetched over HTTPS.
+const MAX_COMPONENT_BYTES: usize = 16 << 20;
+
+/// Environment variable naming extra CA certificates (PEM) for policy URLs.
+pub const POLICY_CA_FILE_ENV: &str = "PERF_POLICY_CA_FILE";
+
+/// The WASM host shared by all reconciles, and the policies loaded from ConfigMaps and URLs, by verified sha256.
+pub struct PolicyRuntime {
+    host: Arc<PolicyHost>,
+    /// Runs compilation and decisions with policies off the async workers, a bounded number at a time.
+    pub evaluator: Evaluator,
+    http: reqwest::Client,
+    pinned: Mutex<HashMap<(World, String), Arc<Policy>>>,
+}
+
+/// What to load: the profile's namespace (for a ConfigMap source), the world and the reference.
+pub struct Loading<'a> {
+    pub namespace: &'a str,
+    pub world: World,
+    pub policy: &'a PolicyRef,
+}
+
+impl PolicyRuntime {
+    /// `PERF_POLICY_CA_FILE` names a PEM bundle of extra CA certificates to trust for policy URLs (a private CA);
+    /// without it the platform's roots are used.
+    pub fn new() -> perf_policy_host::Result<Self> {
+        let extra_roots = match std::env::var_os(POLICY_CA_FILE_ENV) {
+            Some(path) => std::fs::read(&path).map_err(|e| perf_policy_host::Error::Input {
+                what: format!("{POLICY_CA_FILE_ENV}={}", path.to_string_lossy()),
+                detail: e.to_string(),
+            })?,
+            None => Vec::new(),
+        };
+        Ok(Self {
+            host: Arc::new(PolicyHost::new(HostConfig::default())?),
+            evaluator: Evaluator::new(2),
+            http: source::http_client_trusting(Duration::from_secs(10), &extra_roots)?,
+            pinned: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn cached(&self, world: World, sha256: &str) -> Option<Arc<Policy>> {
+        self.pinned.lock().unwrap_or_else(|p| p.into_inner()).get(&(world, sha256.to_string())).cloned()
+    }
+
+    /// Loads the referenced policy. Loaded components are keyed by their verified digest, so a changed pin is a new
+    /// key and the new component is loaded without a restart. A ConfigMap is read on every call, since it may have
+    /// been edited in place since its pin was loaded; a URL is fetched once per pin.
+    pub async fn load(&self, client: &Client, what: Loading<'_>) -> Result<Arc<Policy>, PolicyUnavailable> {
+        let Loading { namespace, world, policy: r } = what;
+        if let Some(name) = &r.builtin {
+            return self.evaluator.load_builtin(self.host.clone(), world, name.clone()).await.map_err(unavailable);
+        }
+        let (sha256, bytes) = if let Some(cm) = &r.config_map {
+            let bytes = config_map_bytes(client, namespace, &cm.name, &cm.key).await?;
+            let sha256 = check_config_map_pin(namespace, cm, &bytes)?;
+            if let Some(p) = self.cached(world, &sha256) {
+                return Ok(p);
+            }
+            (sha256, bytes)
+        } else if let Some(u) = &r.url {
+            if let Some(p) = self.cached(world, &u.sha256) {
+                return Ok(p);
+            }
+            let bytes = source::fetch(&self.http, &u.url, &u.sha256, MAX_COMPONENT_BYTES).await.map_err(unavailable)?;
+            (u.sha256.clone(), bytes)
+        } else {
+            return Err(PolicyUnavailable::Source { message: "policy names no source".into() });
+        };
+        let policy = self
+            .evaluator
+            .load_pinned(self.host.clone(), world, bytes.into(), sha256.clone())
+            .await
+            .map_err(unavailable)?;
+        self.pinned.lock().unwrap_or_else(|p| p.into_inner()).insert((world, sha256), policy.clone());
+        Ok(policy)
+    }
+}
+
+/// A component that could not be had: a pin mismatch when its digest is not the pin.
+fn unavailable(e: perf_policy_host::Error) -> PolicyUnavailable {
+    match &e {
+        perf_policy_host::Error::DigestMismatch { .. } => PolicyUnavailable::PinMismatch { message: e.to_string() },
+        _ => PolicyUnavailable::Host(e),
+    }
+}
+
+/// Checks the bytes read from a ConfigMap against the profile's pin; returns their digest. A mismatch (the
+/// ConfigMap edited in place, or a wrong pin) names the ConfigMap, the key and both digests.
+fn check_config_map_pin(
+    namespace: &str,
+    cm: &ConfigMapPolicySource,
+    bytes: &[u8],
+) -> Result<String, PolicyUnavailable> {
+    source::verify_sha256(bytes, &cm.sha256).map_err(|e| match &e {
+        perf_policy_host::Error::DigestMismatch { expected, actual } => PolicyUnavailable::PinMismatch {
+            message: format!(
+                "ConfigMap {namespace}/{} key {:?} holds a component with sha256 {actual}, but the profile pins \
+                 {expected}: refused ({})",
+                cm.name,
+                cm.key,
+                e.category()
+            ),
+        },
+        _ => PolicyUnavailable::Host(e),
+    })
+}
+
+async fn config_map_bytes(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<Vec<u8>, PolicyUnavailable> {
+    let source = |message: String| PolicyUnavailable::Source { message };
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let cm = api
+        .get_opt(name)
+        .await
+        .map_err(|e| source(format!("ConfigMap {namespace}/{name}: {e}")))?
+        .ok_or_else(|| source(format!("ConfigMap {namespace}/{name} not found")))?;
+    cm.binary_data
+        .and_then(|d| d.get(key).cloned())
+        .map(|b| b.0)
+        .ok_or_else(|| source(format!("ConfigMap {namespace}/{name} has no binaryData key {key:?}")))
+}
+
+/// Whether `profile` takes a policy from the ConfigMap `namespace/name`, so that an edit of that ConfigMap must
+/// reconcile it.
+pub fn uses_config_map(profile: &PerformanceProfile, namespace: Option<&str>, name: &str) -> bool {
+    let cache = profile.spec.cache.as_ref().and_then(|c| c.policy.as_ref());
+    let rate_limit = profile.spec.rate_limit.as_ref().and_then(|r| r.policy.as_ref());
+    profile.namespace().as_deref() == namespace
+        && cache.into_iter().chain(rate_limit).any(|r| r.config_map.as_ref().is_some_and(|cm| cm.name == name))
+}
+
+/// The profiles to reconcile when the ConfigMap `namespace/name` changes: those taking a policy from it. Profiles
+/// that do not deserialize are left to their own watch events.
+pub fn profiles_using_config_map(
+    profiles: impl IntoIterator<Item = Arc<DeserializeGuard<PerformanceProfile>>>,
+    namespace: Option<&str>,
+    name: &str,
+) -> Vec<ObjectRef<DeserializeGuard<PerformanceProfile>>> {
+    profiles
+        .into_iter()
+        .filter(|g| g.0.as_ref().is_ok_and(|p| uses_config_map(p, namespace, name)))
+        .map(|g| ObjectRef::from_obj(&*g))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// A profile `name` in `namespace` whose cache and rate-limit policies come from `cache` and `rate_limit`.
+    fn profile(
+        namespace: &str,
+        name: &str,
+        cache: Value,
+        rate_limit: Value,
+    ) -> Arc<DeserializeGuard<PerformanceProfile>> {
+        // `null` means no policy.
+        let p: PerformanceProfile = serde_json::from_value(json!({
+            "apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "targetRef": {"name": name},
+                "cache": {"redis": {"external": {"address": "redis://127.0.0.1:6379"}}, "ttlClasses": [], "policy": cache},
+                "rateLimit": {"routes": [], "policy": rate_limit}
+            }
+        }))
+        .unwrap();
+        Arc::new(DeserializeGuard(Ok(p)))
+    }
+
+    fn from_config_map(name: &str) -> Value {
+        json!({"configMap": {"name": name, "key": "policy.wasm", "sha256": "0".repeat(64)}})
+    }
+
+    fn names(refs: Vec<ObjectRef<DeserializeGuard<PerformanceProfile>>>) -> Vec<String> {
+        refs.into_iter().map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name)).collect()
+    }
+
+    #[test]
+    fn a_config_map_maps_to_the_profiles_taking_a_policy_from_it_in_its_namespace() {
+        let profiles = vec![
+            profile("shop", "cache-user", from_config_map("policies"), Value::Null),
+            profile("shop", "rate-limit-user", json!({"builtin": "adaptive-rate-limit"}), from_config_map("policies")),
+            profile("shop", "other-config-map", from_config_map("other"), Value::Null),
+            profile("shop", "builtin-only", json!({"builtin": "adaptive-ttl"}), Value::Null),
+            profile("billing", "same-name-elsewhere", from_config_map("policies"), Value::Null),
+        ];
+        assert_eq!(
+            names(profiles_using_config_map(profiles.clone(), Some("shop"), "policies")),
+            ["shop/cache-user", "shop/rate-limit-user"]
+        );
+        assert_eq!(
+            names(profiles_using_config_map(profiles.clone(), Some("billing"), "policies")),
+            ["billing/same-name-elsewhere"]
+        );
+        // The contract ConfigMap the operator writes, or any other ConfigMap, reconciles nothing.
+        assert!(profiles_using_config_map(profiles.clone(), Some("shop"), "cache-user-perf").is_empty());
+        assert!(profiles_using_config_map(profiles, None, "policies").is_empty());
+    }
+
+    #[test]
+    fn config_map_bytes_are_checked_against_the_pin_naming_the_source_and_both_digests() {
+        let bytes = b"component B".as_slice();
+        let digest = source::sha256_hex(bytes);
+        let pinned = |sha256: &str| ConfigMapPolicySource {
+            name: "policies".into(),
+            key: "ttl.wasm".into(),
+            sha256: sha256.into(),
+        };
+        assert_eq!(check_config_map_pin("shop", &pinned(&digest), bytes).unwrap(), digest);
+
+        let old = source::sha256_hex(b"component A");
+        let f = check_config_map_pin("shop", &pinned(&old), bytes).unwrap_err();
+        let PolicyUnavailable::PinMismatch { message } = &f else { panic!("{f:?}") };
+        for part in ["ConfigMap shop/policies", "\"ttl.wasm\"", &digest, &old] {
+            assert!(message.contains(part), "{part} missing from: {message}");
+        }
+
+        let f = check_config_map_pin("shop", &pinned("not-a-digest"), bytes).unwrap_err();
+        assert!(matches!(&f, PolicyUnavailable::Host(e) if e.category() == "bad_source"), "{f:?}");
+    }
+}

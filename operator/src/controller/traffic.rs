@@ -1,0 +1,37 @@
+//! The Prometheus queries that give a rate-limit policy its per-route traffic (label `route`, last minute).
+
+use perf_policy_host::RouteTraffic;
+
+/// Requests/s, p99 latency (ms), error percent and rejected requests/s of `route` in `namespace`.
+pub fn queries(namespace: &str, route: &str) -> [String; 4] {
+    let route = route.replace('\\', "\\\\").replace('"', "\\\"");
+    let sel = format!(r#"namespace="{namespace}", route="{route}""#);
+    [
+        format!("sum(rate(http_requests_total{{{sel}}}[1m]))"),
+        format!(
+            "1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[1m])))"
+        ),
+        format!(
+            r#"100 * sum(rate(http_requests_total{{{sel}, code=~"5.."}}[1m])) / sum(rate(http_requests_total{{{sel}}}[1m]))"#
+        ),
+        format!(r#"sum(rate(http_requests_total{{{sel}, code="429"}}[1m])) or vector(0)"#),
+    ]
+}
+
+/// The answers of [`queries`], in order.
+pub fn from_values(values: &[f64]) -> RouteTraffic {
+    let at = |i: usize| values.get(i).copied().unwrap_or(0.0);
+    RouteTraffic { requests_per_second: at(0), p99_latency_ms: at(1), error_percent: at(2), rejected_per_second: at(3) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_names_are_escaped_inside_the_selector() {
+        let q = queries("shop", r#"/a"b\c"#);
+        assert!(q[0].contains(r#"route="/a\"b\\c""#), "{}", q[0]);
+        assert!(q.iter().all(|q| q.contains(r#"namespace="shop""#)));
+    }
+}

@@ -1,0 +1,246 @@
+//! The decision of one reconcile, from the profile and what was observed: the objects to apply, the app contract,
+//! policy decisions with their fallbacks, ClickHouse statements, the canary step and a report per component.
+//! Pure: the controller's reconcile and `plan` both call [`decide`], so they cannot disagree.
+
+mod fallback;
+pub mod inputs;
+mod observed;
+pub mod policy;
+
+pub use observed::{ClickHouseObserved, Observed, PolicyUnavailable, ProvisionedRedis, Read, SecretProblem, Unread};
+
+use crate::components::{OwnedObjects, app_config, cache, pools, rate_limit};
+use crate::conditions::{self, Report};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Resource;
+use perf_operator_api::{
+    CacheStatus, ClickHouseSpec, PerformanceProfile, PerformanceProfileStatus, PoolsStatus, condition,
+};
+use std::time::Duration;
+
+/// What one reconcile will do.
+pub struct Decision {
+    /// Objects owned by the profile (the provisioned Redis), applied before the contract.
+    pub objects: OwnedObjects,
+    /// The app contract ConfigMap and its checksum.
+    pub contract: ConfigMap,
+    pub checksum: String,
+    /// Status of every component as decided (ClickHouse and the canary are completed by their apply).
+    pub status: PerformanceProfileStatus,
+    /// One per component, in [`condition::COMPONENTS`] order.
+    pub reports: Vec<Report>,
+    pub clickhouse: Option<ClickHouseRound>,
+    pub canary: Option<perf_canary::Step>,
+    /// Policy evaluations of this round, for the metrics: world and failure category.
+    pub policy_runs: Vec<policy::Run>,
+}
+
+/// ClickHouse statements to send, with the credentials they were planned with.
+pub struct ClickHouseRound {
+    pub spec: ClickHouseSpec,
+    pub credentials: Option<perf_clickhouse::Credentials>,
+    pub plan: perf_clickhouse::RoundPlan,
+}
+
+impl Decision {
+    /// When to look again: the canary's own cadence, bounded by the resync.
+    pub fn canary_requeue(&self) -> Option<Duration> {
+        self.canary.as_ref().map(|s| s.requeue_after)
+    }
+}
+
+/// Decides everything for a valid profile. `now` is the canary's clock.
+pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp) -> Decision {
+    let previous = profile.status.as_ref();
+    let mut status = conditions::carried(previous, &profile.spec, profile.meta().generation);
+    let mut objects = OwnedObjects::default();
+
+    let (mut cache_plan, cache_report) = decide_cache(profile, observed, &mut objects);
+    let mut rate_limits = profile.spec.rate_limit.as_ref().map(rate_limit::plan);
+    let policies = policy::decide(profile, observed, cache_plan.as_mut(), rate_limits.as_mut());
+    if let Some(plan) = &cache_plan {
+        status.cache = Some(CacheStatus {
+            address: plan.address.clone(),
+            password_secret: plan.password_secret.as_ref().map(|(n, _)| n.clone()),
+            ttl_seconds: plan.ttl_seconds.clone(),
+        });
+    }
+    let (pools_plan, pools_report) = decide_pools(profile, observed, &mut status);
+    let contract_data = app_config::data(&app_config::Contract {
+        cache: cache_plan.as_ref(),
+        pools: pools_plan.as_ref(),
+        rate_limits: rate_limits.as_ref(),
+    });
+    let checksum = app_config::checksum(&contract_data);
+    let contract = app_config::config_map(profile, contract_data);
+
+    let (clickhouse, clickhouse_report) = decide_clickhouse(profile, observed);
+    let (canary, canary_report) = decide_canary(profile, observed, now);
+    if let Some(step) = &canary {
+        status.canary = Some(step.status.clone());
+    }
+    let (policies_status, policies_report, policy_runs) = policies;
+    if policies_status.is_some() {
+        status.policies = policies_status;
+    }
+    Decision {
+        objects,
+        contract,
+        checksum,
+        status,
+        reports: vec![cache_report, pools_report, clickhouse_report, canary_report, policies_report],
+        clickhouse,
+        canary,
+        policy_runs,
+    }
+}
+
+/// The cache plan and its readiness. A provisioned Redis's objects are built only when its password is known (read
+/// from its Secret, or drawn for a new one): never with a password that would rotate the live one.
+fn decide_cache(
+    profile: &PerformanceProfile,
+    observed: &Observed,
+    objects: &mut OwnedObjects,
+) -> (Option<cache::CachePlan>, Report) {
+    let Some(spec) = &profile.spec.cache else { return (None, Report::not_configured(condition::CACHE_READY)) };
+    if spec.redis.external.is_some() {
+        let plan = cache::build(profile, spec, "", &mut OwnedObjects::default());
+        let report = match &observed.redis {
+            Some(Ok(stats)) => Report::ok(
+                condition::CACHE_READY,
+                "ExternalReachable",
+                format!("using {} (maxclients {})", plan.address, stats.max_clients),
+            ),
+            Some(Err(e)) => Report::failed(condition::CACHE_READY, redis_reason(e), e.chain()),
+            None => Report::failed(condition::CACHE_READY, "NotObserved", "the external Redis was not read"),
+        };
+        return (Some(plan), report);
+    }
+    let provisioned = observed.provisioned_redis.as_ref();
+    let password = match (provisioned, &observed.new_password) {
+        (Some(Ok(ProvisionedRedis { password: Some(p), .. })), _) => Ok(p.as_str()),
+        (Some(Ok(_)), Some(Ok(fresh))) => Ok(fresh.as_str()),
+        (Some(Ok(_)), Some(Err(e))) | (Some(Err(e)), _) => Err(e),
+        (Some(Ok(_)), None) | (None, _) => {
+            let plan = cache::build(profile, spec, "", &mut OwnedObjects::default());
+            return (Some(plan), Report::failed(condition::CACHE_READY, "NotObserved", "Redis Secret not read"));
+        }
+    };
+    let plan = match password {
+        Ok(password) => cache::build(profile, spec, password, objects),
+        Err(e) => {
+            let plan = cache::build(profile, spec, "", &mut OwnedObjects::default());
+            let reason = if matches!(e, Unread::Randomness(_)) { "NoRandomness" } else { "ObserveFailed" };
+            return (Some(plan), Report::failed(condition::CACHE_READY, reason, e.chain()));
+        }
+    };
+    let report = match provisioned {
+        Some(Ok(ProvisionedRedis { available: true, .. })) => {
+            Report::ok(condition::CACHE_READY, "RedisAvailable", format!("Redis serving at {}", plan.address))
+        }
+        _ => Report::progressing(
+            condition::CACHE_READY,
+            "WaitingForRedis",
+            "Redis Deployment has no available replica yet",
+        ),
+    };
+    (Some(plan), report)
+}
+
+/// `CacheReady` reason for a Redis that could not be read.
+fn redis_reason(e: &Unread) -> &'static str {
+    match e {
+        Unread::Secret { .. } => "PasswordUnavailable",
+        _ => "Unreachable",
+    }
+}
+
+/// Pool sizes for the pods that serve the app. When they cannot be counted, the published sizes stay as they were.
+fn decide_pools(
+    profile: &PerformanceProfile,
+    observed: &Observed,
+    status: &mut PerformanceProfileStatus,
+) -> (Option<pools::PoolsPlan>, Report) {
+    let Some(spec) = &profile.spec.pools else { return (None, Report::not_configured(condition::POOLS_READY)) };
+    let replicas = match (&observed.serving, spec.app_replicas) {
+        (_, Some(declared)) => Some(declared),
+        (Some(Ok(serving)), None) => *serving,
+        (None, None) => None,
+        (Some(Err(e)), None) => {
+            let kept = status
+                .pools
+                .as_ref()
+                .map(|p| pools::PoolsPlan { app_replicas: p.app_replicas, sizes: p.sizes.clone() });
+            return (kept, Report::failed(condition::POOLS_READY, "ObserveFailed", e.chain()));
+        }
+    };
+    let reported = match &observed.redis {
+        Some(Ok(stats)) => u32::try_from(stats.max_clients).ok().filter(|m| *m > 0),
+        _ => None,
+    };
+    let plan = pools::plan(spec, profile.spec.cache.as_ref(), replicas, reported);
+    status.pools = Some(PoolsStatus { app_replicas: plan.app_replicas, sizes: plan.sizes.clone() });
+    let report = Report::ok(condition::POOLS_READY, "Published", format!("sized for {} app pod(s)", plan.app_replicas));
+    (Some(plan), report)
+}
+
+/// The ClickHouse round to apply, or why there is none.
+fn decide_clickhouse(profile: &PerformanceProfile, observed: &Observed) -> (Option<ClickHouseRound>, Report) {
+    let Some(spec) = &profile.spec.clickhouse else {
+        return (None, Report::not_configured(condition::CLICKHOUSE_READY));
+    };
+    let previous = profile.status.as_ref().and_then(|s| s.clickhouse.as_ref());
+    match &observed.clickhouse {
+        Some(Ok(seen)) => match perf_clickhouse::decide(spec, &seen.live, previous) {
+            Ok(plan) => {
+                let pending = format!("{} statement(s) to send", plan.statements());
+                let round = ClickHouseRound { spec: spec.clone(), credentials: seen.credentials.clone(), plan };
+                (Some(round), Report::progressing(condition::CLICKHOUSE_READY, "Applying", pending))
+            }
+            Err(e) => (None, Report::failed(condition::CLICKHOUSE_READY, "InvalidSpec", crate::error::chain(&e))),
+        },
+        Some(Err(e)) => {
+            let reason = if matches!(e, Unread::Secret { .. }) { "CredentialsUnavailable" } else { "Unreachable" };
+            (None, Report::failed(condition::CLICKHOUSE_READY, reason, e.chain()))
+        }
+        None => (None, Report::failed(condition::CLICKHOUSE_READY, "NotObserved", "ClickHouse was not read")),
+    }
+}
+
+/// The canary step, or why there is none.
+fn decide_canary(
+    profile: &PerformanceProfile,
+    observed: &Observed,
+    now: Timestamp,
+) -> (Option<perf_canary::Step>, Report) {
+    if profile.spec.canary.is_none() {
+        return (None, Report::not_configured(condition::CANARY_READY));
+    }
+    let step = match &observed.canary {
+        Some(Ok(seen)) => perf_canary::decide(profile, seen, now).map_err(|e| crate::error::chain(&e)),
+        Some(Err(e)) => Err(e.chain()),
+        None => Err("the canary's workloads were not read".to_string()),
+    };
+    match step {
+        Ok(step) => {
+            let report = canary_report(&step.condition);
+            (Some(step), report)
+        }
+        Err(message) => (None, Report::failed(condition::CANARY_READY, "Error", message)),
+    }
+}
+
+/// `CanaryReady` from the machine's condition.
+pub fn canary_report(c: &perf_canary::CanaryCondition) -> Report {
+    match c.health {
+        perf_canary::Health::Ready => Report::ok(condition::CANARY_READY, c.reason, c.message.clone()),
+        perf_canary::Health::Failed => Report::failed(condition::CANARY_READY, c.reason, c.message.clone()),
+        perf_canary::Health::Progressing => Report::progressing(condition::CANARY_READY, c.reason, c.message.clone()),
+    }
+}
+
+/// Whether the decision leaves work in progress (requeue sooner).
+pub fn progressing(reports: &[Report]) -> bool {
+    reports.iter().any(|r| r.progressing)
+}

@@ -1,0 +1,342 @@
+//! Policy decisions: settings checked, the loaded component evaluated on the observed input, and what `onFailure`
+//! says when any of that fails. One generic path serves the cache and the rate-limit policy ([`PolicyUse`]).
+
+use super::fallback::{self, Fallbacks};
+use super::inputs;
+use super::{Observed, PolicyUnavailable, Read, Unread};
+use crate::components::{cache::CachePlan, rate_limit::RateLimitPlan};
+use crate::conditions::Report;
+use perf_operator_api::{
+    self as api, CacheObservation, CachePolicyStatus, MemoryAdviceStatus, PerformanceProfile, PoliciesStatus,
+    PolicyEvaluation, PolicyRef, PublishedClass, PublishedFrom, PublishedLimit, RateLimitPolicyStatus,
+    RouteObservation, condition,
+};
+use perf_policy_host::positional::settings_text;
+use perf_policy_host::{CacheInput, CacheOutput, ClassDecision, Policy, RateLimitInput, RateLimitOutput, RouteLimit};
+use perf_policy_host::{CacheStats, World};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Condition reason of a component whose digest is not its pin.
+pub const PIN_MISMATCH: &str = "PinMismatch";
+
+/// One evaluation, for the metrics: the world and the failure category, if it failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub world: World,
+    pub failure: Option<&'static str>,
+}
+
+/// Why a policy gave no decision.
+#[derive(Clone, Debug)]
+struct Failure {
+    reason: &'static str,
+    category: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn host(reason: &'static str, e: &perf_policy_host::Error) -> Self {
+        Self { reason, category: e.category(), message: format!("{e} ({})", e.category()) }
+    }
+    fn unread(e: &Unread) -> Self {
+        let reason = match e {
+            Unread::Policy(PolicyUnavailable::PinMismatch { .. }) => PIN_MISMATCH,
+            _ => "Unavailable",
+        };
+        Self { reason, category: e.category(), message: e.chain() }
+    }
+}
+
+/// A use of a policy: its world's input, output and what it publishes.
+trait PolicyUse {
+    type Input;
+    type Output;
+    /// Published value, by class or route name.
+    type Published: Clone;
+    const WORLD: World;
+    fn evaluate(policy: &Policy, input: &Self::Input) -> perf_policy_host::Result<Self::Output>;
+    fn decode(output: &Self::Output, input: &Self::Input) -> Self::Published;
+    fn spec(input: &Self::Input) -> Self::Published;
+    /// What `FailClosed` publishes before any decision.
+    fn closed(input: &Self::Input) -> Self::Published;
+    fn reason(output: &Self::Output) -> &str;
+}
+
+struct CacheUse;
+
+impl PolicyUse for CacheUse {
+    type Input = CacheInput;
+    type Output = CacheOutput;
+    type Published = BTreeMap<String, ClassDecision>;
+    const WORLD: World = World::Cache;
+    fn evaluate(policy: &Policy, input: &CacheInput) -> perf_policy_host::Result<CacheOutput> {
+        policy.evaluate_cache(input)
+    }
+    fn decode(output: &CacheOutput, input: &CacheInput) -> Self::Published {
+        output.by_class(input)
+    }
+    fn spec(input: &CacheInput) -> Self::Published {
+        input.spec_output().by_class(input)
+    }
+    fn closed(input: &CacheInput) -> Self::Published {
+        let closed = |ttl_seconds| ClassDecision { ttl_seconds, admit: false };
+        input.classes.iter().map(|c| (c.name.clone(), closed(c.ttl_seconds))).collect()
+    }
+    fn reason(output: &CacheOutput) -> &str {
+        &output.reason
+    }
+}
+
+struct RateLimitUse;
+
+impl PolicyUse for RateLimitUse {
+    type Input = RateLimitInput;
+    type Output = RateLimitOutput;
+    type Published = BTreeMap<String, RouteLimit>;
+    const WORLD: World = World::RateLimit;
+    fn evaluate(policy: &Policy, input: &RateLimitInput) -> perf_policy_host::Result<RateLimitOutput> {
+        policy.evaluate_rate_limit(input)
+    }
+    fn decode(output: &RateLimitOutput, input: &RateLimitInput) -> Self::Published {
+        output.by_route(input)
+    }
+    fn spec(input: &RateLimitInput) -> Self::Published {
+        input.spec_output().by_route(input)
+    }
+    fn closed(input: &RateLimitInput) -> Self::Published {
+        let closed = RouteLimit { requests_per_second: 0, burst: 0 };
+        input.routes.iter().map(|r| (r.route.clone(), closed)).collect()
+    }
+    fn reason(output: &RateLimitOutput) -> &str {
+        &output.reason
+    }
+}
+
+/// What one policy use published and how it went.
+struct Evaluated<U: PolicyUse> {
+    published: U::Published,
+    evaluation: PolicyEvaluation,
+    output: Option<U::Output>,
+    failure: Option<Failure>,
+}
+
+fn evaluate<U: PolicyUse>(
+    r: &PolicyRef,
+    loaded: Option<&Read<Arc<Policy>>>,
+    input: &U::Input,
+    last_good: Option<U::Published>,
+) -> Evaluated<U> {
+    let result = match loaded {
+        Some(Ok(policy)) => policy
+            .validate_settings(&settings_text(r.settings.as_ref()))
+            .map_err(|e| Failure::host("BadSettings", &e))
+            .and_then(|()| U::evaluate(policy, input).map_err(|e| Failure::host("PolicyFailed", &e))),
+        Some(Err(e)) => Err(Failure::unread(e)),
+        None => Err(Failure::unread(&Unread::NotObserved("the policy was not loaded"))),
+    };
+    let decoded = result.as_ref().map(|o| U::decode(o, input));
+    let fallbacks = Fallbacks { last_good, spec: U::spec(input), closed: U::closed(input) };
+    let (published, from) = fallback::publish(decoded, r.on_failure, fallbacks);
+    let (output, failure) = match result {
+        Ok(o) => (Some(o), None),
+        Err(f) => (None, Some(f)),
+    };
+    let evaluation = PolicyEvaluation {
+        policy: label(r),
+        published: from,
+        reason: output.as_ref().map(|o| sanitize(U::reason(o))),
+        error: failure.as_ref().map(|f| sanitize(&f.message)),
+    };
+    Evaluated { published, evaluation, output, failure }
+}
+
+/// The policies' decisions, written into the cache and rate-limit plans: their status, report and runs.
+pub fn decide(
+    profile: &PerformanceProfile,
+    observed: &Observed,
+    cache: Option<&mut CachePlan>,
+    rate_limits: Option<&mut RateLimitPlan>,
+) -> (Option<PoliciesStatus>, Report, Vec<Run>) {
+    let previous = profile.status.as_ref().and_then(|s| s.policies.as_ref());
+    let mut status = PoliciesStatus::default();
+    let mut failures = Vec::new();
+    let mut runs = Vec::new();
+    let cache_use = profile.spec.cache.as_ref().and_then(|c| c.policy.as_ref().map(|r| (c, r)));
+    if let (Some((spec, r)), Some(plan)) = (cache_use, cache) {
+        let (entry, failure) = decide_cache(profile, observed, previous.and_then(|p| p.cache.as_ref()), spec, r, plan);
+        runs.push(Run { world: CacheUse::WORLD, failure: failure.as_ref().map(|f| f.category) });
+        failures.extend(failure.map(|f| ("cache", f, entry.evaluation.published)));
+        status.cache = Some(entry);
+    }
+    let rate_use = profile.spec.rate_limit.as_ref().and_then(|s| s.policy.as_ref().map(|r| (s, r)));
+    if let (Some((spec, r)), Some(plan)) = (rate_use, rate_limits) {
+        let previous = previous.and_then(|p| p.rate_limit.as_ref());
+        let (entry, failure) = decide_rate_limit(profile, observed, previous, spec, r, plan);
+        runs.push(Run { world: RateLimitUse::WORLD, failure: failure.as_ref().map(|f| f.category) });
+        failures.extend(failure.map(|f| ("rateLimit", f, entry.evaluation.published)));
+        status.rate_limit = Some(entry);
+    }
+    if runs.is_empty() {
+        return (None, Report::not_configured(condition::POLICIES_READY), runs);
+    }
+    let report = match failures.first() {
+        None => Report::ok(condition::POLICIES_READY, "Evaluated", "policy decisions published"),
+        Some((world, f, from)) => {
+            let published = match from {
+                PublishedFrom::Policy => "the decision",
+                PublishedFrom::LastGood => "the last good decision kept",
+                PublishedFrom::Spec => "the spec's values published",
+                PublishedFrom::Closed => "closed values published (nothing admitted, 0 requests/s: FailClosed)",
+            };
+            Report::failed(condition::POLICIES_READY, f.reason, format!("{world} policy: {}; {published}", f.message))
+        }
+    };
+    (Some(status), report, runs)
+}
+
+fn decide_cache(
+    profile: &PerformanceProfile,
+    observed: &Observed,
+    previous: Option<&CachePolicyStatus>,
+    spec: &api::CacheSpec,
+    r: &PolicyRef,
+    plan: &mut CachePlan,
+) -> (CachePolicyStatus, Option<Failure>) {
+    let published_ttls = profile.status.as_ref().and_then(|s| s.cache.as_ref()).map(|c| c.ttl_seconds.clone());
+    let last_counters = previous.and_then(|p| p.counters);
+    let (stats, counters) = match &observed.redis {
+        Some(Ok(now)) => (Some(inputs::interval_stats(now, last_counters)), Some(inputs::counters(now))),
+        _ => (None, last_counters),
+    };
+    let input = inputs::cache_input(
+        &spec.ttl_classes,
+        published_ttls.as_ref().unwrap_or(&plan.ttl_seconds),
+        stats.unwrap_or_default(),
+        &profile.spec.slo,
+        r.settings.as_ref(),
+    );
+    let last_good = previous.filter(|p| p.evaluation.published.is_decision()).map(|p| {
+        let decided = |c: &PublishedClass| ClassDecision { ttl_seconds: c.ttl_seconds, admit: c.admit };
+        p.classes.iter().map(|(name, c)| (name.clone(), decided(c))).collect()
+    });
+    let done = evaluate::<CacheUse>(r, observed.cache_policy.as_ref(), &input, last_good);
+    plan.ttl_seconds = done.published.iter().map(|(n, d)| (n.clone(), d.ttl_seconds)).collect();
+    plan.admit = done.published.iter().map(|(n, d)| (n.clone(), d.admit)).collect();
+    let advice = done.output.as_ref().and_then(|o| o.memory.as_ref()).map(|m| MemoryAdviceStatus {
+        max_memory_bytes: m.max_memory_bytes,
+        eviction_policy: m.eviction_policy.as_deref().map(sanitize),
+    });
+    let entry = CachePolicyStatus {
+        counters,
+        observed: stats.map(observation),
+        classes: done
+            .published
+            .iter()
+            .map(|(n, d)| (n.clone(), PublishedClass { ttl_seconds: d.ttl_seconds, admit: d.admit }))
+            .collect(),
+        memory_advice_applied: advice.as_ref().map(|_| MEMORY_ADVICE_NOT_APPLIED.to_string()),
+        memory_advice: advice,
+        evaluation: done.evaluation,
+    };
+    (entry, done.failure)
+}
+
+/// Why memory advice is reported and not applied.
+pub const MEMORY_ADVICE_NOT_APPLIED: &str = "reported only: the operator changes a provisioned Redis's memory only \
+     through its spec (applying advice would restart Redis and empty the cache)";
+
+fn observation(s: CacheStats) -> CacheObservation {
+    CacheObservation {
+        hits: s.hits,
+        misses: s.misses,
+        evictions: s.evictions,
+        used_memory_bytes: s.used_memory_bytes,
+        max_memory_bytes: s.max_memory_bytes,
+        keys: s.keys,
+    }
+}
+
+fn decide_rate_limit(
+    profile: &PerformanceProfile,
+    observed: &Observed,
+    previous: Option<&RateLimitPolicyStatus>,
+    spec: &api::RateLimitSpec,
+    r: &PolicyRef,
+    plan: &mut RateLimitPlan,
+) -> (RateLimitPolicyStatus, Option<Failure>) {
+    // Closed limits are not a level to adapt from: the policy starts again from the spec's.
+    let published = previous.filter(|p| p.evaluation.published != PublishedFrom::Closed).map(|p| p.routes.clone());
+    let traffic = match &observed.traffic {
+        Some(Ok(traffic)) => traffic.clone(),
+        _ => BTreeMap::new(),
+    };
+    let input = inputs::rate_limit_input(
+        &spec.routes,
+        &published.unwrap_or_default(),
+        &traffic,
+        &profile.spec.slo,
+        r.settings.as_ref(),
+    );
+    let last_good = previous.filter(|p| p.evaluation.published.is_decision()).map(|p| {
+        let limit = |l: &PublishedLimit| RouteLimit { requests_per_second: l.requests_per_second, burst: l.burst };
+        p.routes.iter().map(|(route, l)| (route.clone(), limit(l))).collect()
+    });
+    let done = evaluate::<RateLimitUse>(r, observed.rate_limit_policy.as_ref(), &input, last_good);
+    plan.routes = spec
+        .routes
+        .iter()
+        .filter_map(|r| {
+            let l = done.published.get(&r.route)?;
+            Some(api::RouteLimit { route: r.route.clone(), requests_per_second: l.requests_per_second, burst: l.burst })
+        })
+        .collect();
+    let entry = RateLimitPolicyStatus {
+        observed: traffic
+            .iter()
+            .map(|(route, t)| {
+                let seen = RouteObservation {
+                    requests_per_second: t.requests_per_second,
+                    p99_latency_ms: t.p99_latency_ms,
+                    error_percent: t.error_percent,
+                    rejected_per_second: t.rejected_per_second,
+                };
+                (route.clone(), seen)
+            })
+            .collect(),
+        routes: done
+            .published
+            .iter()
+            .map(|(route, l)| {
+                (route.clone(), PublishedLimit { requests_per_second: l.requests_per_second, burst: l.burst })
+            })
+            .collect(),
+        evaluation: done.evaluation,
+    };
+    (entry, done.failure)
+}
+
+/// How a policy reference is shown in status and events.
+pub fn label(r: &PolicyRef) -> String {
+    let short = |sha256: &str| sha256.chars().take(12).collect::<String>();
+    match (&r.builtin, &r.config_map, &r.url) {
+        (Some(b), _, _) => format!("builtin:{b}"),
+        (_, Some(cm), _) => format!("configMap:{}/{}@{}", cm.name, cm.key, short(&cm.sha256)),
+        (_, _, Some(u)) => format!("url:{}@{}", u.url, short(&u.sha256)),
+        _ => "none".into(),
+    }
+}
+
+/// Text from a policy, safe for status, events, logs and terminals: no control, bidi or line-separator characters,
+/// at most 256 characters.
+pub fn sanitize(text: &str) -> String {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    text.chars().map(|c| if unsafe_char(c) { ' ' } else { c }).take(256).collect()
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

@@ -1,0 +1,108 @@
+use super::*;
+use crate::components::{OwnedObjects, cache, rate_limit};
+use crate::redis_stats::RedisStats;
+use perf_policy_host::{HostConfig, PolicyHost};
+use serde_json::json;
+
+fn profile(on_failure: &str, status: serde_json::Value) -> PerformanceProfile {
+    serde_json::from_value(json!({
+        "apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
+        "metadata": {"name": "shop", "namespace": "prod"},
+        "spec": {
+            "targetRef": {"name": "shop"},
+            "cache": {"redis": {"external": {"address": "redis://cache:6379"}},
+                      "ttlClasses": [{"name": "query", "ttlSeconds": 1800}, {"name": "metrics", "ttlSeconds": 300}],
+                      "policy": {"builtin": "adaptive-ttl", "onFailure": on_failure}},
+            "rateLimit": {"routes": [{"route": "/api", "requestsPerSecond": 100, "burst": 200}],
+                          "policy": {"builtin": "adaptive-rate-limit", "onFailure": on_failure}}
+        },
+        "status": status
+    }))
+    .unwrap()
+}
+
+fn plans(p: &PerformanceProfile) -> (CachePlan, RateLimitPlan) {
+    let cache = cache::build(p, p.spec.cache.as_ref().unwrap(), "", &mut OwnedObjects::default());
+    (cache, rate_limit::plan(p.spec.rate_limit.as_ref().unwrap()))
+}
+
+fn unavailable() -> Observed {
+    let missing = || Some(Err(Unread::Policy(PolicyUnavailable::Source { message: "ConfigMap gone".into() })));
+    Observed { cache_policy: missing(), rate_limit_policy: missing(), ..Observed::default() }
+}
+
+fn loaded(hits: u64, misses: u64) -> Observed {
+    let host = PolicyHost::new(HostConfig::default()).unwrap();
+    Observed {
+        cache_policy: Some(Ok(host.load_builtin(World::Cache, "adaptive-ttl").unwrap())),
+        rate_limit_policy: Some(Ok(host.load_builtin(World::RateLimit, "adaptive-rate-limit").unwrap())),
+        redis: Some(Ok(RedisStats {
+            hits,
+            misses,
+            used_memory_bytes: 10,
+            max_memory_bytes: 100,
+            ..Default::default()
+        })),
+        ..Observed::default()
+    }
+}
+
+#[test]
+fn fail_closed_before_any_decision_publishes_closed_values_never_nothing() {
+    let p = profile("FailClosed", serde_json::Value::Null);
+    let (mut cache, mut limits) = plans(&p);
+    let (status, report, runs) = decide(&p, &unavailable(), Some(&mut cache), Some(&mut limits));
+    assert!(cache.admit.values().all(|admit| !admit) && cache.admit.len() == 2, "{:?}", cache.admit);
+    assert_eq!(cache.ttl_seconds["query"], 1800, "TTLs stay at the spec's");
+    assert_eq!((limits.routes[0].requests_per_second, limits.routes[0].burst), (0, 0));
+    let status = status.unwrap();
+    assert_eq!(status.rate_limit.unwrap().evaluation.published, PublishedFrom::Closed);
+    assert!(!report.ok && report.reason == "Unavailable", "{report:?}");
+    assert!(report.message.contains("FailClosed"), "{}", report.message);
+    assert_eq!(runs.iter().map(|r| r.failure).collect::<Vec<_>>(), [Some("source"), Some("source")]);
+}
+
+#[test]
+fn failures_fall_back_to_the_last_decision_whatever_was_published_since() {
+    let decided = json!({"policies": {
+        "cache": {"policy": "builtin:adaptive-ttl", "published": "Policy",
+                  "classes": {"query": {"ttlSeconds": 2400, "admit": true}, "metrics": {"ttlSeconds": 120, "admit": false}}},
+        "rateLimit": {"policy": "builtin:adaptive-rate-limit", "published": "LastGood",
+                      "routes": {"/api": {"requestsPerSecond": 70, "burst": 140}}}}});
+    for mode in ["KeepLastGood", "FailClosed"] {
+        let p = profile(mode, decided.clone());
+        let (mut cache, mut limits) = plans(&p);
+        decide(&p, &unavailable(), Some(&mut cache), Some(&mut limits));
+        assert_eq!((cache.ttl_seconds["query"], cache.admit["metrics"]), (2400, false), "{mode}");
+        assert_eq!(limits.routes[0].requests_per_second, 70, "{mode}");
+    }
+    let p = profile("UseSpec", decided);
+    let (mut cache, mut limits) = plans(&p);
+    decide(&p, &unavailable(), Some(&mut cache), Some(&mut limits));
+    assert_eq!((cache.ttl_seconds["query"], limits.routes[0].requests_per_second), (1800, 100));
+}
+
+#[test]
+fn the_cache_policy_is_given_the_counters_of_the_interval() {
+    let p = profile("KeepLastGood", serde_json::Value::Null);
+    let (mut cache, mut limits) = plans(&p);
+    let (status, report, _) = decide(&p, &loaded(5_000, 1_000), Some(&mut cache), Some(&mut limits));
+    assert!(report.ok, "{report:?}");
+    let first = status.unwrap().cache.unwrap();
+    assert_eq!(first.observed.map(|o| (o.hits, o.misses)), Some((0, 0)), "no interval before the first reading");
+    assert_eq!(first.counters.map(|c| (c.hits, c.misses)), Some((5_000, 1_000)));
+
+    let p = profile("KeepLastGood", json!({"policies": {"cache": first}}));
+    let (mut cache, mut limits) = plans(&p);
+    let (status, _, _) = decide(&p, &loaded(5_900, 1_100), Some(&mut cache), Some(&mut limits));
+    let second = status.unwrap().cache.unwrap();
+    assert_eq!(second.observed.map(|o| (o.hits, o.misses)), Some((900, 100)));
+    assert_eq!(second.counters.map(|c| (c.hits, c.misses)), Some((5_900, 1_100)));
+}
+
+#[test]
+fn policy_text_is_sanitised() {
+    let text = "ok\u{202e}evil\nnext\u{2028}\u{1b}[31m";
+    assert_eq!(sanitize(text), "ok evil next  [31m");
+    assert_eq!(sanitize(&"x".repeat(1000)).len(), 256);
+}

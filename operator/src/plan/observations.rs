@@ -1,0 +1,167 @@
+//! What `plan` decides on instead of live servers: a file (`--observations`) or example values. Built-in policies
+//! are loaded and evaluated for real; components from a ConfigMap or a URL are loaded only by the running operator.
+
+use crate::decide::{Observed, ProvisionedRedis, Read, Unread};
+use crate::redis_stats::RedisStats;
+use perf_operator_api::{CachePolicyStatus, PerformanceProfile, PerformanceProfileStatus, PoliciesStatus, PolicyRef};
+use perf_operator_api::{RedisCounters, RouteObservation};
+use perf_policy_host::{HostConfig, Policy, PolicyHost, RouteTraffic, World};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+/// Password shown for a Redis the operator would provision (it draws a random one).
+pub const PLAN_PASSWORD: &str = "<generated-at-apply>";
+
+/// Observations for a plan. Every field is optional; an absent one takes the example value.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Observations {
+    /// Pods serving the app (default: `pools.appReplicas`, else 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Redis over one policy interval: counters of the interval, gauges now (default: 70 % hits, 40 % memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisInterval>,
+    /// Traffic per route (default: each route at 60 % of its spec rate, well within the SLO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<BTreeMap<String, RouteObservation>>,
+}
+
+/// Redis as a cache policy sees it over one interval.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisInterval {
+    pub hits: u64,
+    pub misses: u64,
+    #[serde(default)]
+    pub evictions: u64,
+    pub used_memory_bytes: u64,
+    /// 0 means unlimited.
+    #[serde(default)]
+    pub max_memory_bytes: u64,
+    #[serde(default)]
+    pub keys: u64,
+    #[serde(default)]
+    pub max_clients: u64,
+}
+
+impl Default for RedisInterval {
+    fn default() -> Self {
+        Self {
+            hits: 7_000,
+            misses: 3_000,
+            evictions: 0,
+            used_memory_bytes: 100 << 20,
+            max_memory_bytes: 256 << 20,
+            keys: 20_000,
+            max_clients: 10_000,
+        }
+    }
+}
+
+fn host() -> Result<&'static PolicyHost, String> {
+    static HOST: OnceLock<Result<PolicyHost, String>> = OnceLock::new();
+    HOST.get_or_init(|| PolicyHost::new(HostConfig::default()).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn load(world: World, r: &PolicyRef) -> Read<Arc<Policy>> {
+    let Some(name) = &r.builtin else {
+        return Err(Unread::NotObserved("a component from a ConfigMap or URL is loaded by the running operator"));
+    };
+    let host = host().map_err(|_| Unread::NotObserved("the WASM engine could not start"))?;
+    host.load_builtin(world, name).map_err(|e| Unread::Policy(crate::decide::PolicyUnavailable::Host(e)))
+}
+
+impl Observations {
+    /// Reads a YAML or JSON file.
+    pub fn read(path: &std::path::Path) -> crate::Result<Self> {
+        let text = crate::manifest::read_capped(path)?;
+        serde_saphyr::from_str(&text)
+            .map_err(|e| crate::Error::Manifest { path: path.display().to_string(), message: e.to_string() })
+    }
+
+    fn redis(&self) -> RedisInterval {
+        self.redis.unwrap_or_default()
+    }
+
+    fn traffic(&self, profile: &PerformanceProfile) -> BTreeMap<String, RouteObservation> {
+        if let Some(t) = &self.traffic {
+            return t.clone();
+        }
+        let Some(rl) = &profile.spec.rate_limit else { return BTreeMap::new() };
+        let slo = &profile.spec.slo;
+        let example = |rps: u32| RouteObservation {
+            requests_per_second: f64::from(rps) * 0.6,
+            p99_latency_ms: f64::from(slo.p99_latency_ms) * 0.5,
+            error_percent: slo.error_rate_percent * 0.1,
+            rejected_per_second: 0.0,
+        };
+        rl.routes.iter().map(|r| (r.route.clone(), example(r.requests_per_second))).collect()
+    }
+
+    /// The observations a policy of `profile` decides on, as the plan shows them.
+    pub fn policy_inputs(&self, profile: &PerformanceProfile) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        if profile.spec.cache.as_ref().is_some_and(|c| c.policy.is_some()) {
+            out.insert("redis".into(), serde_json::json!(self.redis()));
+        }
+        if profile.spec.rate_limit.as_ref().is_some_and(|r| r.policy.is_some()) {
+            out.insert("traffic".into(), serde_json::json!(self.traffic(profile)));
+        }
+        serde_json::Value::Object(out)
+    }
+
+    /// A previous round whose Redis counters were zero, so the decision is given the file's interval counters.
+    pub fn previous_status(&self) -> PerformanceProfileStatus {
+        let cache = CachePolicyStatus { counters: Some(RedisCounters::default()), ..Default::default() };
+        let policies = PoliciesStatus { cache: Some(cache), rate_limit: None };
+        PerformanceProfileStatus { policies: Some(policies), ..Default::default() }
+    }
+
+    /// What the decision reads.
+    pub fn observed(&self, profile: &PerformanceProfile) -> Observed {
+        let spec = &profile.spec;
+        let cache = spec.cache.as_ref();
+        let r = self.redis();
+        let redis = RedisStats {
+            hits: r.hits,
+            misses: r.misses,
+            evicted_keys: r.evictions,
+            used_memory_bytes: r.used_memory_bytes,
+            max_memory_bytes: r.max_memory_bytes,
+            keys: r.keys,
+            max_clients: r.max_clients,
+            ..RedisStats::default()
+        };
+        let traffic = self.traffic(profile).into_iter().map(|(route, t)| (route, traffic(t))).collect();
+        let provisioned = cache.is_some_and(|c| c.redis.provision.is_some());
+        Observed {
+            serving: spec.pools.as_ref().map(|_| Ok(self.replicas)),
+            provisioned_redis: provisioned
+                .then(|| Ok(ProvisionedRedis { password: Some(PLAN_PASSWORD.into()), available: true })),
+            new_password: None,
+            redis: cache.map(|_| Ok(redis)),
+            cache_policy: cache.and_then(|c| c.policy.as_ref()).map(|r| load(World::Cache, r)),
+            rate_limit_policy: spec
+                .rate_limit
+                .as_ref()
+                .and_then(|s| s.policy.as_ref())
+                .map(|r| load(World::RateLimit, r)),
+            traffic: spec.rate_limit.as_ref().map(|_| Ok(traffic)),
+            clickhouse: spec.clickhouse.as_ref().map(|_| Err(Unread::NotObserved("plan shows the DDL separately"))),
+            canary: spec.canary.as_ref().map(|_| Err(Unread::NotObserved("plan shows the canary's schedule"))),
+        }
+    }
+}
+
+fn traffic(t: RouteObservation) -> RouteTraffic {
+    RouteTraffic {
+        requests_per_second: t.requests_per_second,
+        p99_latency_ms: t.p99_latency_ms,
+        error_percent: t.error_percent,
+        rejected_per_second: t.rejected_per_second,
+    }
+}
