@@ -3,10 +3,13 @@
 //! at 1,000 and 10,000 profiles. Prints us per profile and the 10k/1k ratio
 //! of total time (linear scaling is ~10). Run: `cargo bench -p perf-operator --bench plan`.
 
-use perf_operator::decide::decide;
+use perf_operator::decide::{Observed, ProvisionedRedis, decide};
+use perf_operator::redis_stats::RedisStats;
 use perf_operator::{plan, validate};
 use perf_operator_api::PerformanceProfile;
+use perf_policy_host::{HostConfig, Policy, PolicyHost, World};
 use std::hint::black_box;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 fn profiles(n: usize) -> Vec<PerformanceProfile> {
@@ -25,10 +28,50 @@ fn profiles(n: usize) -> Vec<PerformanceProfile> {
         .collect()
 }
 
+/// What a reconcile observes for the example, the policies loaded once (as the operator keeps them by digest).
+fn observed() -> Observed {
+    static POLICIES: OnceLock<(Arc<Policy>, Arc<Policy>)> = OnceLock::new();
+    let (cache, rate_limit) = POLICIES.get_or_init(|| {
+        let host = PolicyHost::new(HostConfig::default()).expect("host");
+        let cache = host.load_builtin(World::Cache, "adaptive-ttl").expect("built-in");
+        (cache, host.load_builtin(World::RateLimit, "adaptive-rate-limit").expect("built-in"))
+    });
+    let redis = RedisStats {
+        hits: 7_000,
+        misses: 3_000,
+        used_memory_bytes: 100 << 20,
+        max_memory_bytes: 256 << 20,
+        ..Default::default()
+    };
+    Observed {
+        serving: Some(Ok(Some(4))),
+        provisioned_redis: Some(Ok(ProvisionedRedis { password: Some("x".into()), available: true })),
+        redis: Some(Ok(redis)),
+        cache_policy: Some(Ok(cache.clone())),
+        rate_limit_policy: Some(Ok(rate_limit.clone())),
+        traffic: Some(Ok(Default::default())),
+        ..Observed::default()
+    }
+}
+
 fn reconcile_compute(p: &PerformanceProfile) -> usize {
     let findings = validate::check_spec(p, "spec");
-    let observed = plan::Observations { replicas: Some(4), ..Default::default() }.observed(p);
-    let decision = decide(p, &observed, jiff::Timestamp::UNIX_EPOCH);
+    let decision = decide(p, &observed(), jiff::Timestamp::UNIX_EPOCH);
+    findings.len() + decision.checksum.len() + decision.objects.deployments.len()
+}
+
+/// The same without the policies, as the bench measured before policy decisions moved into `decide`.
+fn reconcile_compute_without_policies(p: &PerformanceProfile) -> usize {
+    let mut p = p.clone();
+    if let Some(c) = p.spec.cache.as_mut() {
+        c.policy = None;
+    }
+    if let Some(r) = p.spec.rate_limit.as_mut() {
+        r.policy = None;
+    }
+    let findings = validate::check_spec(&p, "spec");
+    let observed = Observed { cache_policy: None, rate_limit_policy: None, ..observed() };
+    let decision = decide(&p, &observed, jiff::Timestamp::UNIX_EPOCH);
     findings.len() + decision.checksum.len() + decision.objects.deployments.len()
 }
 
@@ -51,6 +94,7 @@ fn main() {
     let large = profiles(10_000);
     for (name, f) in [
         ("reconcile-compute", reconcile_compute as fn(&PerformanceProfile) -> usize),
+        ("  without policies", reconcile_compute_without_policies),
         ("plan", |p: &PerformanceProfile| plan::plan_profile(p, &plan::Observations::default()).objects.len()),
         ("validate (CEL+Rust)", |p: &PerformanceProfile| validate::check_profile(p, "spec").len()),
     ] {

@@ -42,7 +42,7 @@ pub fn conditions(previous: &[Condition], reports: &[Report], generation: Option
     let ready = if !degraded.is_empty() {
         Report::failed(condition::READY, "ComponentsDegraded", summary(&degraded))
     } else if !progressing.is_empty() {
-        Report::failed(condition::READY, "Progressing", summary(&progressing))
+        Report::progressing(condition::READY, "Progressing", summary(&progressing))
     } else {
         Report::ok(condition::READY, "AllComponentsReady", "all components are ready")
     };
@@ -162,24 +162,41 @@ pub fn phase(conditions: &[Condition]) -> String {
 /// A condition seen for the first time is an event only when it is `Ready` or a warning: a new profile would
 /// otherwise write one event per condition (eight, most of them "not configured"), which on a cluster of
 /// thousands of profiles is most of the operator's API writes (measured by `tests/e2e/benches/converge.rs`).
-pub fn transitions(old: Option<&PerformanceProfileStatus>, new: &PerformanceProfileStatus) -> Vec<Condition> {
+pub fn transitions(
+    old: Option<&PerformanceProfileStatus>,
+    new: &PerformanceProfileStatus,
+    warnings: &Warnings<'_>,
+) -> Vec<Condition> {
     new.conditions
         .iter()
         .filter(|c| match old.and_then(|o| o.conditions.iter().find(|p| p.type_ == c.type_)) {
             Some(before) => before.status != c.status || before.reason != c.reason,
-            None => c.type_ == condition::READY || is_warning(c),
+            None => c.type_ == condition::READY || warnings.is_warning(c),
         })
         .cloned()
         .collect()
 }
 
-/// Whether a transition is worth a Warning event: degraded, or a component/readiness condition turning False for
-/// a reason other than work in progress.
-pub fn is_warning(c: &Condition) -> bool {
-    match c.type_.as_str() {
-        condition::DEGRADED => c.status == "True",
-        condition::PROGRESSING => false,
-        _ => c.status == "False" && c.reason != "Progressing" && !c.reason.starts_with("Waiting"),
+/// What the conditions were built from, to tell warnings apart without reading reasons.
+pub enum Warnings<'a> {
+    /// Component reports: a warning is a component that failed (not one with work in progress).
+    Reports(&'a [Report]),
+    /// A refused spec: every condition that is not fine is a warning.
+    InvalidSpec,
+}
+
+impl Warnings<'_> {
+    /// Whether a transition is worth a Warning event: degraded, not ready because something failed, or a
+    /// component that failed.
+    pub fn is_warning(&self, c: &Condition) -> bool {
+        let failed = |r: &Report| !r.ok && !r.progressing;
+        match (c.type_.as_str(), self) {
+            (condition::DEGRADED, _) => c.status == "True",
+            (condition::PROGRESSING, _) => false,
+            (_, Warnings::InvalidSpec) => c.status == "False",
+            (condition::READY, Warnings::Reports(reports)) => c.status == "False" && reports.iter().any(failed),
+            (_, Warnings::Reports(reports)) => reports.iter().any(|r| r.type_ == c.type_ && failed(r)),
+        }
     }
 }
 
@@ -375,13 +392,23 @@ mod tests {
             ],
             ..Default::default()
         };
-        let types: Vec<String> = transitions(None, &new).into_iter().map(|c| c.type_).collect();
+        let reports = [
+            Report::not_configured(condition::CLICKHOUSE_READY),
+            Report::failed(condition::CACHE_READY, "ApplyFailed", "refused"),
+        ];
+        let warnings = Warnings::Reports(&reports);
+        let types: Vec<String> = transitions(None, &new, &warnings).into_iter().map(|c| c.type_).collect();
         assert_eq!(types, vec![condition::READY.to_string(), condition::CACHE_READY.to_string()]);
+        // Work in progress is no warning, whatever its reason says.
+        let waiting = [Report::progressing(condition::CACHE_READY, "ApplyFailed", "starting")];
+        assert!(!Warnings::Reports(&waiting).is_warning(&new.conditions[4]));
+        assert!(!Warnings::Reports(&waiting).is_warning(&cond(condition::READY, "False", "ComponentsDegraded")));
+        assert!(Warnings::InvalidSpec.is_warning(&cond(condition::READY, "False", "InvalidSpec")));
         // Once known, every change of status or reason is an event, and nothing else is.
         let mut later = new.clone();
         later.conditions[3] = cond(condition::CLICKHOUSE_READY, "False", "Unreachable");
-        let types: Vec<String> = transitions(Some(&new), &later).into_iter().map(|c| c.type_).collect();
+        let types: Vec<String> = transitions(Some(&new), &later, &warnings).into_iter().map(|c| c.type_).collect();
         assert_eq!(types, vec![condition::CLICKHOUSE_READY.to_string()]);
-        assert!(transitions(Some(&later), &later).is_empty());
+        assert!(transitions(Some(&later), &later, &warnings).is_empty());
     }
 }

@@ -85,6 +85,42 @@ pub async fn fetch(address: &str, password: Option<&str>, timeout: Duration) -> 
         .map_err(|_| RedisError::Timeout { address: address.to_string(), timeout })?
 }
 
+/// Holds `settings` live (`CONFIG GET`, then `CONFIG SET` only what differs), within `timeout`. Returns how many
+/// were set: 0 when Redis already held them all. The password never appears in errors.
+pub async fn configure(
+    address: &str,
+    password: Option<&str>,
+    settings: &[(String, String)],
+    timeout: Duration,
+) -> Result<usize, RedisError> {
+    let unreachable =
+        |e: redis::RedisError| RedisError::Unreachable { address: address.to_string(), message: e.to_string() };
+    let mut info = redis::IntoConnectionInfo::into_connection_info(address).map_err(unreachable)?;
+    if let Some(p) = password {
+        let with_password = info.redis_settings().clone().set_password(p);
+        info = info.set_redis_settings(with_password);
+    }
+    let work = async {
+        let client = redis::Client::open(info).map_err(unreachable)?;
+        let mut con = client.get_multiplexed_async_connection().await.map_err(unreachable)?;
+        let mut set = 0;
+        for (key, value) in settings {
+            let live: Vec<String> =
+                redis::cmd("CONFIG").arg("GET").arg(key).query_async(&mut con).await.map_err(unreachable)?;
+            if live.get(1) == Some(value) {
+                continue;
+            }
+            let () =
+                redis::cmd("CONFIG").arg("SET").arg(key).arg(value).query_async(&mut con).await.map_err(unreachable)?;
+            set += 1;
+        }
+        Ok(set)
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| RedisError::Timeout { address: address.to_string(), timeout })?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,3 +134,45 @@ async fn an_external_redis_is_ready_when_it_answers_and_degraded_when_it_does_no
     assert_eq!(World::condition(&p, "PoolsReady").0, "True", "one component failing does not stop the others");
     assert_eq!(World::condition(&p, "Degraded").0, "True");
 }
+
+#[tokio::test]
+async fn memory_advice_is_held_live_without_a_restart_and_a_second_round_sets_nothing() {
+    let provision =
+        RedisProvision { max_memory: "64Mi".into(), eviction_policy: EvictionPolicy::AllkeysLru, ..Default::default() };
+    let redis = OwnRedis::start(&redis_conf(&provision), "s3cret");
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let before = fetch_with_retry(&url, Some("s3cret")).await;
+    let client = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}", redis.1)).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET").arg("perf-test:kept").arg("v").query_async(&mut con).await.unwrap();
+    let run_id = |con: &mut redis::aio::MultiplexedConnection| {
+        let mut con = con.clone();
+        async move {
+            let info: String = redis::cmd("INFO").arg("server").query_async(&mut con).await.unwrap();
+            info.lines().find_map(|l| l.strip_prefix("run_id:")).unwrap_or_default().trim().to_string()
+        }
+    };
+    let process = run_id(&mut con).await;
+
+    // The policy advises 200 MiB (above the spec's 64 Mi) and LFU: applied within the profile's bounds.
+    let advice = perf_policy_host::MemoryAdvice {
+        max_memory_bytes: Some(200 << 20),
+        eviction_policy: Some("allkeys-lfu".into()),
+    };
+    let live = perf_operator::decide::memory::live_settings(&provision, Some(&advice));
+    let set = redis_stats::configure(&url, Some("s3cret"), &live.settings, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(set, 1, "maxmemory already at the bound; only the policy changes: {}", live.summary);
+    let after = fetch_with_retry(&url, Some("s3cret")).await;
+    assert_eq!((before.max_memory_bytes, after.max_memory_bytes), (64 << 20, 64 << 20));
+    let policy: Vec<String> =
+        redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(&mut con).await.unwrap();
+    assert_eq!(policy[1], "allkeys-lfu");
+    let kept: Option<String> = redis::cmd("GET").arg("perf-test:kept").query_async(&mut con).await.unwrap();
+    assert_eq!((kept.as_deref(), run_id(&mut con).await), (Some("v"), process), "same process, keys kept");
+
+    let again = redis_stats::configure(&url, Some("s3cret"), &live.settings, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(again, 0, "a second round sets nothing");
+    let denied = redis_stats::configure(&url, Some("wrong"), &live.settings, Duration::from_secs(3)).await;
+    let message = denied.expect_err("a wrong password is refused").to_string();
+    assert!(!message.contains("wrong"), "the password never appears in errors: {message}");
+}

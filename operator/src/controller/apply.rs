@@ -45,6 +45,8 @@ pub struct Outcomes {
     pub clickhouse: Option<ClickHouseStatus>,
     /// The canary step's writes, when a step was decided.
     pub canary: Option<std::result::Result<(), perf_canary::Error>>,
+    /// The provisioned Redis's live settings, when a cache policy decided them: how many were set.
+    pub redis_live: Option<std::result::Result<usize, crate::redis_stats::RedisError>>,
 }
 
 /// Where publishing the contract failed: before the ConfigMap holds it, or when rolling the target after.
@@ -83,9 +85,14 @@ pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decis
             None => None,
         }
     };
-    let ((objects, contract), clickhouse, canary) =
-        tokio::join!(Box::pin(objects_then_contract), Box::pin(clickhouse), Box::pin(canary));
-    Outcomes { objects, contract, clickhouse, canary }
+    let redis_live = async {
+        let live = decision.redis_live.as_ref()?;
+        let timeout = std::time::Duration::from_secs(3);
+        Some(crate::redis_stats::configure(&live.address, Some(&live.password), &live.settings.settings, timeout).await)
+    };
+    let ((objects, contract), clickhouse, canary, redis_live) =
+        tokio::join!(Box::pin(objects_then_contract), Box::pin(clickhouse), Box::pin(canary), Box::pin(redis_live));
+    Outcomes { objects, contract, clickhouse, canary, redis_live }
 }
 
 async fn apply_objects(client: &Client, objects: &OwnedObjects) -> Result<()> {

@@ -41,6 +41,10 @@ pub async fn report(
         // The previous contract is still the live one (status keeps its checksum, carried over).
         Err(ContractFailure::NotPublished(e)) => failed = Some(e),
     }
+    if let (Some(Err(e)), Some(cache)) = (outcomes.redis_live, status.policies.as_mut().and_then(|p| p.cache.as_mut()))
+    {
+        cache.memory_advice_applied = Some(format!("not applied: {}", chain(&e)));
+    }
     if let Some(ch) = outcomes.clickhouse {
         let outcome = perf_clickhouse::outcome(&ch);
         set(&mut reports, clickhouse_report(&outcome));
@@ -143,10 +147,15 @@ pub async fn write(
     let now = Time(jiff::Timestamp::now());
     let prev_conditions = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let generation = profile.meta().generation;
-    status.conditions = match conditions {
-        Conditions::Reports(reports) => cond::conditions(prev_conditions, reports, generation, &now),
-        Conditions::Invalid(message) => cond::invalid(prev_conditions, message, generation, &now),
+    let (built, warnings) = match conditions {
+        Conditions::Reports(reports) => {
+            (cond::conditions(prev_conditions, reports, generation, &now), cond::Warnings::Reports(reports))
+        }
+        Conditions::Invalid(message) => {
+            (cond::invalid(prev_conditions, message, generation, &now), cond::Warnings::InvalidSpec)
+        }
     };
+    status.conditions = built;
     status.phase = Some(cond::phase(&status.conditions));
     if previous == Some(&status) {
         return Ok(());
@@ -159,8 +168,8 @@ pub async fn write(
     api.patch_status(&profile.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::Kube)?;
-    for c in cond::transitions(previous, &status) {
-        let warning = cond::is_warning(&c);
+    for c in cond::transitions(previous, &status, &warnings) {
+        let warning = warnings.is_warning(&c);
         ctx.event(profile, warning, &format!("{}{}", c.type_, c.status), format!("{}: {}", c.reason, c.message)).await;
     }
     Ok(())

@@ -4,6 +4,7 @@
 
 mod fallback;
 pub mod inputs;
+pub mod memory;
 mod observed;
 pub mod policy;
 
@@ -32,8 +33,18 @@ pub struct Decision {
     pub reports: Vec<Report>,
     pub clickhouse: Option<ClickHouseRound>,
     pub canary: Option<perf_canary::Step>,
+    /// Settings to hold live on the provisioned Redis (`CONFIG SET`), from the cache policy's memory advice.
+    pub redis_live: Option<RedisLive>,
     /// Policy evaluations of this round, for the metrics: world and failure category.
     pub policy_runs: Vec<policy::Run>,
+}
+
+/// A provisioned Redis to configure live.
+pub struct RedisLive {
+    /// `redis://host:port` of its Service.
+    pub address: String,
+    pub password: String,
+    pub settings: memory::LiveSettings,
 }
 
 /// ClickHouse statements to send, with the credentials they were planned with.
@@ -59,6 +70,14 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     let (mut cache_plan, cache_report) = decide_cache(profile, observed, &mut objects);
     let mut rate_limits = profile.spec.rate_limit.as_ref().map(rate_limit::plan);
     let policies = policy::decide(profile, observed, cache_plan.as_mut(), rate_limits.as_mut());
+    let redis_live = policies.redis_live.clone().and_then(|settings| {
+        let password = match observed.provisioned_redis.as_ref() {
+            Some(Ok(ProvisionedRedis { password: Some(p), .. })) => p.clone(),
+            // No Redis running yet with a password: nothing to configure live this round.
+            _ => return None,
+        };
+        Some(RedisLive { address: format!("redis://{}", cache::provisioned_address(profile)), password, settings })
+    });
     if let Some(plan) = &cache_plan {
         status.cache = Some(CacheStatus {
             address: plan.address.clone(),
@@ -80,7 +99,7 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     if let Some(step) = &canary {
         status.canary = Some(step.status.clone());
     }
-    let (policies_status, policies_report, policy_runs) = policies;
+    let policy::Decided { status: policies_status, report: policies_report, runs: policy_runs, .. } = policies;
     if policies_status.is_some() {
         status.policies = policies_status;
     }
@@ -92,6 +111,7 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
         reports: vec![cache_report, pools_report, clickhouse_report, canary_report, policies_report],
         clickhouse,
         canary,
+        redis_live,
         policy_runs,
     }
 }

@@ -3,6 +3,7 @@
 
 use super::fallback::{self, Fallbacks};
 use super::inputs;
+use super::memory::{self, LiveSettings};
 use super::{Observed, PolicyUnavailable, Read, Unread};
 use crate::components::{cache::CachePlan, rate_limit::RateLimitPlan};
 use crate::conditions::Report;
@@ -151,20 +152,32 @@ fn evaluate<U: PolicyUse>(
     Evaluated { published, evaluation, output, failure }
 }
 
-/// The policies' decisions, written into the cache and rate-limit plans: their status, report and runs.
+/// What the policies decided, besides the values written into the cache and rate-limit plans.
+pub struct Decided {
+    pub status: Option<PoliciesStatus>,
+    pub report: Report,
+    pub runs: Vec<Run>,
+    /// Settings to hold live on the provisioned Redis: the cache policy's memory advice within bounds.
+    pub redis_live: Option<LiveSettings>,
+}
+
+/// The policies' decisions, written into the cache and rate-limit plans.
 pub fn decide(
     profile: &PerformanceProfile,
     observed: &Observed,
     cache: Option<&mut CachePlan>,
     rate_limits: Option<&mut RateLimitPlan>,
-) -> (Option<PoliciesStatus>, Report, Vec<Run>) {
+) -> Decided {
     let previous = profile.status.as_ref().and_then(|s| s.policies.as_ref());
     let mut status = PoliciesStatus::default();
     let mut failures = Vec::new();
     let mut runs = Vec::new();
+    let mut redis_live = None;
     let cache_use = profile.spec.cache.as_ref().and_then(|c| c.policy.as_ref().map(|r| (c, r)));
     if let (Some((spec, r)), Some(plan)) = (cache_use, cache) {
-        let (entry, failure) = decide_cache(profile, observed, previous.and_then(|p| p.cache.as_ref()), spec, r, plan);
+        let (entry, failure, live) =
+            decide_cache(profile, observed, previous.and_then(|p| p.cache.as_ref()), spec, r, plan);
+        redis_live = live;
         runs.push(Run { world: CacheUse::WORLD, failure: failure.as_ref().map(|f| f.category) });
         failures.extend(failure.map(|f| ("cache", f, entry.evaluation.published)));
         status.cache = Some(entry);
@@ -178,7 +191,7 @@ pub fn decide(
         status.rate_limit = Some(entry);
     }
     if runs.is_empty() {
-        return (None, Report::not_configured(condition::POLICIES_READY), runs);
+        return Decided { status: None, report: Report::not_configured(condition::POLICIES_READY), runs, redis_live };
     }
     let report = match failures.first() {
         None => Report::ok(condition::POLICIES_READY, "Evaluated", "policy decisions published"),
@@ -192,7 +205,7 @@ pub fn decide(
             Report::failed(condition::POLICIES_READY, f.reason, format!("{world} policy: {}; {published}", f.message))
         }
     };
-    (Some(status), report, runs)
+    Decided { status: Some(status), report, runs, redis_live }
 }
 
 fn decide_cache(
@@ -202,7 +215,7 @@ fn decide_cache(
     spec: &api::CacheSpec,
     r: &PolicyRef,
     plan: &mut CachePlan,
-) -> (CachePolicyStatus, Option<Failure>) {
+) -> (CachePolicyStatus, Option<Failure>, Option<LiveSettings>) {
     let published_ttls = profile.status.as_ref().and_then(|s| s.cache.as_ref()).map(|c| c.ttl_seconds.clone());
     let last_counters = previous.and_then(|p| p.counters);
     let (stats, counters) = match &observed.redis {
@@ -223,7 +236,18 @@ fn decide_cache(
     let done = evaluate::<CacheUse>(r, observed.cache_policy.as_ref(), &input, last_good);
     plan.ttl_seconds = done.published.iter().map(|(n, d)| (n.clone(), d.ttl_seconds)).collect();
     plan.admit = done.published.iter().map(|(n, d)| (n.clone(), d.admit)).collect();
-    let advice = done.output.as_ref().and_then(|o| o.memory.as_ref()).map(|m| MemoryAdviceStatus {
+    let advice = done.output.as_ref().and_then(|o| o.memory.as_ref());
+    // Only a decision of this round moves the live settings; after a failure they stay as they are.
+    let live = match (&spec.redis.provision, &done.output) {
+        (Some(provision), Some(output)) => Some(memory::live_settings(provision, output.memory.as_ref())),
+        _ => None,
+    };
+    let applied = match (&live, advice) {
+        (Some(live), _) => Some(live.summary.clone()),
+        (None, Some(_)) if spec.redis.external.is_some() => Some(memory::EXTERNAL_NOT_APPLIED.to_string()),
+        (None, _) => None,
+    };
+    let advice = advice.map(|m| MemoryAdviceStatus {
         max_memory_bytes: m.max_memory_bytes,
         eviction_policy: m.eviction_policy.as_deref().map(sanitize),
     });
@@ -235,16 +259,12 @@ fn decide_cache(
             .iter()
             .map(|(n, d)| (n.clone(), PublishedClass { ttl_seconds: d.ttl_seconds, admit: d.admit }))
             .collect(),
-        memory_advice_applied: advice.as_ref().map(|_| MEMORY_ADVICE_NOT_APPLIED.to_string()),
+        memory_advice_applied: applied,
         memory_advice: advice,
         evaluation: done.evaluation,
     };
-    (entry, done.failure)
+    (entry, done.failure, live)
 }
-
-/// Why memory advice is reported and not applied.
-pub const MEMORY_ADVICE_NOT_APPLIED: &str = "reported only: the operator changes a provisioned Redis's memory only \
-     through its spec (applying advice would restart Redis and empty the cache)";
 
 fn observation(s: CacheStats) -> CacheObservation {
     CacheObservation {

@@ -51,7 +51,7 @@ fn loaded(hits: u64, misses: u64) -> Observed {
 fn fail_closed_before_any_decision_publishes_closed_values_never_nothing() {
     let p = profile("FailClosed", serde_json::Value::Null);
     let (mut cache, mut limits) = plans(&p);
-    let (status, report, runs) = decide(&p, &unavailable(), Some(&mut cache), Some(&mut limits));
+    let Decided { status, report, runs, .. } = decide(&p, &unavailable(), Some(&mut cache), Some(&mut limits));
     assert!(cache.admit.values().all(|admit| !admit) && cache.admit.len() == 2, "{:?}", cache.admit);
     assert_eq!(cache.ttl_seconds["query"], 1800, "TTLs stay at the spec's");
     assert_eq!((limits.routes[0].requests_per_second, limits.routes[0].burst), (0, 0));
@@ -86,7 +86,7 @@ fn failures_fall_back_to_the_last_decision_whatever_was_published_since() {
 fn the_cache_policy_is_given_the_counters_of_the_interval() {
     let p = profile("KeepLastGood", serde_json::Value::Null);
     let (mut cache, mut limits) = plans(&p);
-    let (status, report, _) = decide(&p, &loaded(5_000, 1_000), Some(&mut cache), Some(&mut limits));
+    let Decided { status, report, .. } = decide(&p, &loaded(5_000, 1_000), Some(&mut cache), Some(&mut limits));
     assert!(report.ok, "{report:?}");
     let first = status.unwrap().cache.unwrap();
     assert_eq!(first.observed.map(|o| (o.hits, o.misses)), Some((0, 0)), "no interval before the first reading");
@@ -94,7 +94,7 @@ fn the_cache_policy_is_given_the_counters_of_the_interval() {
 
     let p = profile("KeepLastGood", json!({"policies": {"cache": first}}));
     let (mut cache, mut limits) = plans(&p);
-    let (status, _, _) = decide(&p, &loaded(5_900, 1_100), Some(&mut cache), Some(&mut limits));
+    let Decided { status, .. } = decide(&p, &loaded(5_900, 1_100), Some(&mut cache), Some(&mut limits));
     let second = status.unwrap().cache.unwrap();
     assert_eq!(second.observed.map(|o| (o.hits, o.misses)), Some((900, 100)));
     assert_eq!(second.counters.map(|c| (c.hits, c.misses)), Some((5_900, 1_100)));
