@@ -112,6 +112,10 @@ async fn an_unreachable_clickhouse_keeps_the_records() {
     let p = world.profile().await;
     assert_eq!(World::condition(&p, "ClickHouseReady").0, "False");
     assert_eq!(clickhouse(&p).managed, typed::<ClickHouseStatus>(clickhouse_records()).managed);
+    // Each declared table says why it was not looked at this round, rather than its state from the last one.
+    let tables = clickhouse(&p).tables;
+    assert!(!tables.is_empty() && tables.iter().all(|t| t.state == "Failed"), "{tables:?}");
+    assert!(tables.iter().all(|t| t.message.as_deref().is_some_and(|m| m.contains("unreachable"))), "{tables:?}");
 }
 
 #[tokio::test]

@@ -94,7 +94,7 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     let checksum = app_config::checksum(&contract_data);
     let contract = app_config::config_map(profile, contract_data);
 
-    let (clickhouse, clickhouse_report) = decide_clickhouse(profile, observed);
+    let (clickhouse, clickhouse_report) = decide_clickhouse(profile, observed, &mut status);
     let (canary, canary_report) = decide_canary(profile, observed, now);
     if let Some(step) = &canary {
         status.canary = Some(step.status.clone());
@@ -206,7 +206,11 @@ fn decide_pools(
 }
 
 /// The ClickHouse round to apply, or why there is none.
-fn decide_clickhouse(profile: &PerformanceProfile, observed: &Observed) -> (Option<ClickHouseRound>, Report) {
+fn decide_clickhouse(
+    profile: &PerformanceProfile,
+    observed: &Observed,
+    status: &mut PerformanceProfileStatus,
+) -> (Option<ClickHouseRound>, Report) {
     let Some(spec) = &profile.spec.clickhouse else {
         return (None, Report::not_configured(condition::CLICKHOUSE_READY));
     };
@@ -221,6 +225,10 @@ fn decide_clickhouse(profile: &PerformanceProfile, observed: &Observed) -> (Opti
             Err(e) => (None, Report::failed(condition::CLICKHOUSE_READY, "InvalidSpec", crate::error::chain(&e))),
         },
         Some(Err(e)) => {
+            // Every declared table says why this round could not look at it; the records are kept.
+            if let Unread::ClickHouse(error) = e {
+                status.clickhouse = Some(perf_clickhouse::unreachable_status(spec, previous, error));
+            }
             let reason = if matches!(e, Unread::Secret { .. }) { "CredentialsUnavailable" } else { "Unreachable" };
             (None, Report::failed(condition::CLICKHOUSE_READY, reason, e.chain()))
         }
