@@ -63,26 +63,21 @@ pub fn parse_info(text: &str) -> RedisStats {
 
 /// Connects, reads `INFO` and `maxclients`, within `timeout`. The password never appears in errors.
 pub async fn fetch(address: &str, password: Option<&str>, timeout: Duration) -> Result<RedisStats, RedisError> {
-    let unreachable =
-        |e: redis::RedisError| RedisError::Unreachable { address: address.to_string(), message: e.to_string() };
-    let mut info = redis::IntoConnectionInfo::into_connection_info(address).map_err(unreachable)?;
-    if let Some(p) = password {
-        let settings = info.redis_settings().clone().set_password(p);
-        info = info.set_redis_settings(settings);
-    }
-    let work = async {
-        let client = redis::Client::open(info).map_err(unreachable)?;
-        let mut con = client.get_multiplexed_async_connection().await.map_err(unreachable)?;
-        let text: String = redis::cmd("INFO").arg("everything").query_async(&mut con).await.map_err(unreachable)?;
-        let max_clients: Vec<String> =
-            redis::cmd("CONFIG").arg("GET").arg("maxclients").query_async(&mut con).await.map_err(unreachable)?;
+    within(address, timeout, async {
+        let mut con = connect(address, password).await?;
+        let text: String =
+            redis::cmd("INFO").arg("everything").query_async(&mut con).await.map_err(unreachable(address))?;
+        let max_clients: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxclients")
+            .query_async(&mut con)
+            .await
+            .map_err(unreachable(address))?;
         let mut stats = parse_info(&text);
         stats.max_clients = max_clients.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok(stats)
-    };
-    tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| RedisError::Timeout { address: address.to_string(), timeout })?
+    })
+    .await
 }
 
 /// Holds `settings` live (`CONFIG GET`, then `CONFIG SET` only what differs), within `timeout`. Returns how many
@@ -93,29 +88,50 @@ pub async fn configure(
     settings: &[(String, String)],
     timeout: Duration,
 ) -> Result<usize, RedisError> {
-    let unreachable =
-        |e: redis::RedisError| RedisError::Unreachable { address: address.to_string(), message: e.to_string() };
-    let mut info = redis::IntoConnectionInfo::into_connection_info(address).map_err(unreachable)?;
+    within(address, timeout, async {
+        let mut con = connect(address, password).await?;
+        let mut set = 0;
+        for (key, value) in settings {
+            let live: Vec<String> =
+                redis::cmd("CONFIG").arg("GET").arg(key).query_async(&mut con).await.map_err(unreachable(address))?;
+            if live.get(1) == Some(value) {
+                continue;
+            }
+            let () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(key)
+                .arg(value)
+                .query_async(&mut con)
+                .await
+                .map_err(unreachable(address))?;
+            set += 1;
+        }
+        Ok(set)
+    })
+    .await
+}
+
+fn unreachable(address: &str) -> impl Fn(redis::RedisError) -> RedisError + '_ {
+    move |e| RedisError::Unreachable { address: address.to_string(), message: e.to_string() }
+}
+
+/// A connection authenticated with `password`, if any.
+async fn connect(address: &str, password: Option<&str>) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+    let mut info = redis::IntoConnectionInfo::into_connection_info(address).map_err(unreachable(address))?;
     if let Some(p) = password {
         let with_password = info.redis_settings().clone().set_password(p);
         info = info.set_redis_settings(with_password);
     }
-    let work = async {
-        let client = redis::Client::open(info).map_err(unreachable)?;
-        let mut con = client.get_multiplexed_async_connection().await.map_err(unreachable)?;
-        let mut set = 0;
-        for (key, value) in settings {
-            let live: Vec<String> =
-                redis::cmd("CONFIG").arg("GET").arg(key).query_async(&mut con).await.map_err(unreachable)?;
-            if live.get(1) == Some(value) {
-                continue;
-            }
-            let () =
-                redis::cmd("CONFIG").arg("SET").arg(key).arg(value).query_async(&mut con).await.map_err(unreachable)?;
-            set += 1;
-        }
-        Ok(set)
-    };
+    let client = redis::Client::open(info).map_err(unreachable(address))?;
+    client.get_multiplexed_async_connection().await.map_err(unreachable(address))
+}
+
+/// `work` bounded by `timeout`.
+async fn within<T>(
+    address: &str,
+    timeout: Duration,
+    work: impl std::future::Future<Output = Result<T, RedisError>>,
+) -> Result<T, RedisError> {
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| RedisError::Timeout { address: address.to_string(), timeout })?

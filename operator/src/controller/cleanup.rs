@@ -2,7 +2,7 @@
 //! An error keeps the finalizer, so the clean-up is retried with backoff.
 
 use super::Context;
-use super::observe::secret_key;
+use super::observe::clickhouse_credentials;
 use crate::{Error, Result};
 use kube::runtime::controller::Action;
 use perf_operator_api::PerformanceProfile;
@@ -13,13 +13,7 @@ pub async fn cleanup(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Res
         perf_canary::finalize(ctx.client.clone(), &profile).await.map_err(|e| Error::Canary(Box::new(e)))?;
     }
     if let Some(spec) = &profile.spec.clickhouse {
-        let credentials = match &spec.credentials_secret_ref {
-            Some(r) => Some(perf_clickhouse::Credentials {
-                user: secret_key(&profile, &ctx, &r.name, &r.user_key).await?,
-                password: secret_key(&profile, &ctx, &r.name, &r.password_key).await?,
-            }),
-            None => None,
-        };
+        let credentials = clickhouse_credentials(&profile, &ctx, spec).await?;
         let previous = profile.status.as_ref().and_then(|s| s.clickhouse.as_ref());
         perf_clickhouse::cleanup(spec, credentials, previous).await.map_err(|e| Error::ClickHouse(Box::new(e)))?;
     }

@@ -237,15 +237,22 @@ async fn traffic(profile: &PerformanceProfile, ctx: &Context) -> Read<BTreeMap<S
 
 async fn clickhouse(profile: &PerformanceProfile, ctx: &Context) -> Read<ClickHouseObserved> {
     let Some(spec) = &profile.spec.clickhouse else { return Err(Unread::NotObserved("no clickhouse section")) };
-    let credentials = match &spec.credentials_secret_ref {
-        Some(r) => Some(perf_clickhouse::Credentials {
-            user: secret_key(profile, ctx, &r.name, &r.user_key).await?,
-            password: secret_key(profile, ctx, &r.name, &r.password_key).await?,
-        }),
-        None => None,
-    };
+    let credentials = clickhouse_credentials(profile, ctx, spec).await?;
     let live = perf_clickhouse::observe_live(spec, credentials.clone()).await.map_err(Unread::ClickHouse)?;
     Ok(ClickHouseObserved { credentials, live })
+}
+
+/// ClickHouse's user and password from the profile's Secret, if it names one.
+pub async fn clickhouse_credentials(
+    profile: &PerformanceProfile,
+    ctx: &Context,
+    spec: &perf_operator_api::ClickHouseSpec,
+) -> Read<Option<perf_clickhouse::Credentials>> {
+    let Some(r) = &spec.credentials_secret_ref else { return Ok(None) };
+    Ok(Some(perf_clickhouse::Credentials {
+        user: secret_key(profile, ctx, &r.name, &r.user_key).await?,
+        password: secret_key(profile, ctx, &r.name, &r.password_key).await?,
+    }))
 }
 
 async fn canary(profile: &PerformanceProfile, ctx: &Context) -> Read<perf_canary::Observation> {

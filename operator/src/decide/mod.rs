@@ -124,8 +124,10 @@ fn decide_cache(
     objects: &mut OwnedObjects,
 ) -> (Option<cache::CachePlan>, Report) {
     let Some(spec) = &profile.spec.cache else { return (None, Report::not_configured(condition::CACHE_READY)) };
+    // The plan without any object: what the contract publishes whatever the Redis objects' fate this round.
+    let plan_only = || cache::build(profile, spec, "", &mut OwnedObjects::default());
     if spec.redis.external.is_some() {
-        let plan = cache::build(profile, spec, "", &mut OwnedObjects::default());
+        let plan = plan_only();
         let report = match &observed.redis {
             Some(Ok(stats)) => Report::ok(
                 condition::CACHE_READY,
@@ -143,16 +145,14 @@ fn decide_cache(
         (Some(Ok(_)), Some(Ok(fresh))) => Ok(fresh.as_str()),
         (Some(Ok(_)), Some(Err(e))) | (Some(Err(e)), _) => Err(e),
         (Some(Ok(_)), None) | (None, _) => {
-            let plan = cache::build(profile, spec, "", &mut OwnedObjects::default());
-            return (Some(plan), Report::failed(condition::CACHE_READY, "NotObserved", "Redis Secret not read"));
+            return (Some(plan_only()), Report::failed(condition::CACHE_READY, "NotObserved", "Redis Secret not read"));
         }
     };
     let plan = match password {
         Ok(password) => cache::build(profile, spec, password, objects),
         Err(e) => {
-            let plan = cache::build(profile, spec, "", &mut OwnedObjects::default());
             let reason = if matches!(e, Unread::Randomness(_)) { "NoRandomness" } else { "ObserveFailed" };
-            return (Some(plan), Report::failed(condition::CACHE_READY, reason, e.chain()));
+            return (Some(plan_only()), Report::failed(condition::CACHE_READY, reason, e.chain()));
         }
     };
     let report = match provisioned {
