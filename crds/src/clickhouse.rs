@@ -87,6 +87,28 @@ pub struct TableSpec {
     #[serde(default)]
     #[schemars(length(max = 512), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["column"]))]
     pub codecs: Vec<CodecSpec>,
+    /// Representative queries of this table: the operator runs `EXPLAIN indexes = 1, projections = 1` on each
+    /// (never the query itself) and reports which projection is chosen and how many granules each index skips.
+    #[serde(default)]
+    #[schemars(length(max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub queries: Vec<RepresentativeQuery>,
+}
+
+/// A query the table's projections and indexes are meant to speed up.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RepresentativeQuery {
+    /// Name in status.
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"))]
+    pub name: String,
+    /// One `SELECT ... FROM <this table>` with optional WHERE, GROUP BY, ORDER BY and LIMIT, e.g.
+    /// `SELECT avg(score) FROM risk_assessments WHERE customer_id = 42`.
+    #[schemars(length(min = 1, max = 8192))]
+    pub query: String,
+    /// The projection this query should read; status says whether the server chose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"))]
+    pub expect_projection: Option<String>,
 }
 
 /// A projection.

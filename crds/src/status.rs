@@ -155,6 +155,84 @@ pub struct TableStatus {
     /// Last error, with the statement that caused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Each declared projection, index and codec on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectStatus>,
+    /// The EXPLAIN report of each representative query.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<QueryReport>,
+}
+
+/// One declared projection, index or codec.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStatus {
+    /// `Projection`, `Index` or `Codec`.
+    pub kind: String,
+    /// Projection or index name, or the column of a codec.
+    pub name: String,
+    /// `InSync`, `Applying`, `Materializing`, `Failed` (the server refused it) or `Refused` (the operator did not
+    /// send it: it cannot work on this table).
+    pub state: String,
+    /// Why it failed or was refused, with the server's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The definition that failed and the live definition then: the statement is not sent again until one of
+    /// them changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<FailedAttempt>,
+}
+
+/// A refused statement, remembered so it is not resent while nothing changed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedAttempt {
+    /// Declared definition sent.
+    pub definition: String,
+    /// Live definition at the time (empty when the object did not exist).
+    #[serde(default)]
+    pub live: String,
+}
+
+/// What the server's EXPLAIN says about one representative query.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryReport {
+    /// The query's name in the spec.
+    pub name: String,
+    /// The projection the server reads for it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projection: Option<String>,
+    /// With `expectProjection`: whether the server chose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_projection_used: Option<bool>,
+    /// Granules the primary key leaves to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<GranuleUse>,
+    /// Each data-skipping index the server used, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexUse>,
+    /// Why there is no report (refused by the server, or no answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Granules before and after one filtering step.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GranuleUse {
+    pub initial: u64,
+    pub selected: u64,
+    /// Share of `initial` skipped, in percent (0 when nothing was to read).
+    pub skipped_percent: u32,
+}
+
+/// A data-skipping index's effect on one query.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexUse {
+    pub name: String,
+    pub granules: GranuleUse,
 }
 
 /// Canary run state; kept in status so a restarted operator resumes where it was.

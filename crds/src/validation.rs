@@ -211,6 +211,14 @@ fn check_clickhouse(c: &mut Check, ch: &ClickHouseSpec) {
         c.unique(t.projections.iter().map(|p| p.name.as_str()), &format!("{f}.projections"), "projection");
         c.unique(t.indexes.iter().map(|x| x.name.as_str()), &format!("{f}.indexes"), "index");
         c.unique(t.codecs.iter().map(|x| x.column.as_str()), &format!("{f}.codecs"), "column");
+        c.unique(t.queries.iter().map(|x| x.name.as_str()), &format!("{f}.queries"), "query");
+        for (j, q) in t.queries.iter().enumerate() {
+            c.pattern(is_identifier(&q.name), &q.name, &format!("{f}.queries[{j}].name"), "an identifier");
+            c.len(&q.query, 1, 8192, &format!("{f}.queries[{j}].query"));
+            if let Some(p) = &q.expect_projection {
+                c.pattern(is_identifier(p), p, &format!("{f}.queries[{j}].expectProjection"), "an identifier");
+            }
+        }
         for (j, p) in t.projections.iter().enumerate() {
             c.pattern(is_identifier(&p.name), &p.name, &format!("{f}.projections[{j}].name"), "an identifier");
             c.len(&p.query, 1, 8192, &format!("{f}.projections[{j}].query"));

@@ -36,7 +36,9 @@ pub enum Command {
         #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
         files: Vec<PathBuf>,
     },
-    /// Print everything the operator would do for the profiles in a file, without a cluster.
+    /// Print everything the operator would do for the profiles in a file, without a cluster. Exit codes: 0 planned;
+    /// 1 bad input (file, YAML, invalid profile: nothing is planned); 3 planned, but ClickHouse would refuse
+    /// (or the operator would not send) some of the declared objects (listed under `refused`).
     Plan(PlanArgs),
     /// Canary rollouts: status, pause, resume, promote, abort; analyze a profile's gates against Prometheus now.
     Canary {
@@ -86,9 +88,16 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
-    /// Diff the ClickHouse section against this live server (HTTP URL) instead of an empty schema.
-    #[arg(long)]
+    /// Diff the ClickHouse section against this live server (HTTP URL) instead of the declared tables; reports
+    /// the EXPLAIN of representative queries too. Credentials in the URL are taken out of it and never printed.
+    #[arg(long, value_name = "URL")]
     pub clickhouse: Option<String>,
+    /// ClickHouse user for `--clickhouse` (the profile's Secret is not read).
+    #[arg(long, env = "PERF_CLICKHOUSE_USER", requires = "clickhouse")]
+    pub clickhouse_user: Option<String>,
+    /// File holding the password for `--clickhouse`; else the PERF_CLICKHOUSE_PASSWORD variable.
+    #[arg(long, value_name = "FILE", requires = "clickhouse")]
+    pub clickhouse_password_file: Option<PathBuf>,
     /// Decide on these observations (YAML or JSON: `replicas`, `redis` over one interval, `traffic` per route)
     /// instead of the example values.
     #[arg(long, value_name = "FILE")]
@@ -136,33 +145,54 @@ pub fn run_validate(files: &[PathBuf]) -> Result<i32> {
     Ok(0)
 }
 
+/// What `plan` printed and how it ends.
+pub struct PlanOutput {
+    pub text: String,
+    /// ClickHouse statements or objects that would be refused (exit code 3 when any).
+    pub refused: usize,
+}
+
 /// `plan`: the plan of every profile in the file, as one YAML document each (or a JSON array).
-pub async fn run_plan(args: &PlanArgs) -> Result<String> {
+pub async fn run_plan(args: &PlanArgs) -> Result<PlanOutput> {
     let profiles = plan::load_valid_profiles(&args.file)?;
     let observations = match &args.observations {
         Some(path) => plan::Observations::read(path)?,
         None => plan::Observations::default(),
     };
     let mut plans: Vec<plan::Plan> = profiles.iter().map(|p| plan::plan_profile(p, &observations)).collect();
-    if let Some(url) = &args.clickhouse {
-        for (profile, plan) in profiles.iter().zip(plans.iter_mut()) {
-            let Some(spec) = &profile.spec.clickhouse else { continue };
-            let spec = perf_operator_api::ClickHouseSpec { endpoint: url.clone(), ..spec.clone() };
-            let section = match perf_clickhouse::observe_live(&spec, None).await {
-                Ok(live) => plan::clickhouse_section(&spec, Some(&live)),
-                Err(e) => return Err(Error::Component { component: "clickhouse", message: format!("{url}: {e}") }),
-            };
-            plan.extra.insert("clickhouse".into(), section);
-        }
+    let mut refused = 0;
+    for (profile, plan) in profiles.iter().zip(plans.iter_mut()) {
+        let Some(spec) = &profile.spec.clickhouse else { continue };
+        let section = match &args.clickhouse {
+            Some(url) => {
+                let server = plan::clickhouse::Server::new(
+                    url,
+                    args.clickhouse_user.as_deref(),
+                    args.clickhouse_password_file.as_deref(),
+                )?;
+                let live = server.observe(spec).await?;
+                let (mut section, n) = plan::clickhouse::section(spec, Some(&live));
+                section["explain"] = plan::clickhouse::explains(spec, &live);
+                refused += n;
+                section
+            }
+            None => {
+                let (section, n) = plan::clickhouse::section(spec, None);
+                refused += n;
+                section
+            }
+        };
+        plan.extra.insert("clickhouse".into(), section);
     }
-    match args.output {
-        OutputFormat::Json if plans.len() == 1 => render(&plans[0], args.output),
-        OutputFormat::Json => render(&plans, args.output),
+    let text = match args.output {
+        OutputFormat::Json if plans.len() == 1 => render(&plans[0], args.output)?,
+        OutputFormat::Json => render(&plans, args.output)?,
         OutputFormat::Yaml => {
             let docs: Result<Vec<String>> = plans.iter().map(|p| render(p, OutputFormat::Yaml)).collect();
-            Ok(docs?.iter().map(|d| format!("---\n{d}")).collect())
+            docs?.iter().map(|d| format!("---\n{d}")).collect()
         }
-    }
+    };
+    Ok(PlanOutput { text, refused })
 }
 
 /// `run`: admin server, leader election, controller; returns when shut down or when leadership is lost. The admin

@@ -17,8 +17,14 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Validate { files } => cli::run_validate(&files)?,
         Command::Plan(plan) => {
-            print!("{}", cli::run_plan(&plan).await?);
-            0
+            let out = cli::run_plan(&plan).await?;
+            print!("{}", out.text);
+            if out.refused > 0 {
+                eprintln!("{} ClickHouse object(s) would be refused; see `refused` in the plan", out.refused);
+                3
+            } else {
+                0
+            }
         }
         Command::Canary { command } => perf_canary::run(command).await?,
         Command::Policy { command } => {

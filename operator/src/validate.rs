@@ -11,10 +11,22 @@ use std::path::PathBuf;
 /// Problems the controller checks before acting: the Rust twins of the CRD rules (the agreement test in `crds/`
 /// proves they refuse what the CRD refuses; the API server already ran the CEL rules on admission).
 pub fn check_spec(profile: &PerformanceProfile, location: &str) -> Vec<Finding> {
-    validate_spec(&profile.spec)
+    let mut findings: Vec<Finding> = validate_spec(&profile.spec)
         .into_iter()
         .map(|e| Finding { location: location.to_string(), field: e.field, message: e.message })
-        .collect()
+        .collect();
+    // What the CRD cannot say: projection queries, index expressions, representative queries and codec chains
+    // through the ClickHouse check library (a SQL parser and allow-lists), the one the reconcile sends through.
+    if let Some(ch) = &profile.spec.clickhouse {
+        for problem in perf_clickhouse::validate::problems(ch) {
+            if let perf_clickhouse::Error::Invalid { field, message } = problem
+                && !findings.iter().any(|f| f.field == field)
+            {
+                findings.push(Finding { location: location.to_string(), field, message });
+            }
+        }
+    }
+    findings
 }
 
 /// Problems of one profile for `validate` and `plan`: the Rust rules, then any CEL rule of the CRD that fails

@@ -11,7 +11,9 @@ speaks enough of the HTTP interface for the `clickhouse` Rust crate (0.15, Compr
 - `INSERT ... FORMAT X` with data in the body runs as `INSERT ... FROM INFILE` from a temporary file;
 - errors are HTTP 500 with the exception text and `X-ClickHouse-Exception-Code`;
 - HTTP/1.1 with Content-Length and keep-alive; chunked request bodies are decoded;
-- `X-ClickHouse-Summary` carries read_rows/read_bytes (rows read from storage), result_rows and elapsed_ns.
+- `X-ClickHouse-Summary` carries read_rows/read_bytes (rows read from storage), result_rows and elapsed_ns;
+- with `--query-log FILE`, every query received (before it runs, also the refused ones) is appended to FILE as one
+  JSON line `{"query": ..., "params": {...}}`, so tests can prove what was, and was not, sent.
 
 One chdb session serves all requests, guarded by a lock (the engine is not re-entrant through one session).
 """
@@ -93,6 +95,8 @@ class Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK adds ~40 ms per reply.
     disable_nagle_algorithm = True
     engine = None
+    query_log = None
+    log_lock = threading.Lock()
 
     def log_message(self, fmt, *args):
         if os.environ.get("CHDB_HTTP_LOG"):
@@ -135,6 +139,7 @@ class Handler(BaseHTTPRequestHandler):
             body = b""
         try:
             sql, fmt, database, settings, params, data = split_request(fields, body)
+            self.log_query(sql, params)
             result = self.engine.run(sql, fmt, database, settings, params, data)
         except Exception as e:  # the engine raises its own types; all become the ClickHouse error reply
             text = str(e)
@@ -149,6 +154,13 @@ class Handler(BaseHTTPRequestHandler):
             "elapsed_ns": str(int(result.elapsed() * 1e9)),
         }
         self.reply(200, result.bytes(), {"X-ClickHouse-Summary": json.dumps(summary, separators=(",", ":"))})
+
+    def log_query(self, sql, params):
+        if not self.query_log:
+            return
+        line = json.dumps({"query": sql, "params": params}) + "\n"
+        with self.log_lock, open(self.query_log, "a", encoding="utf-8") as f:
+            f.write(line)
 
     def reply(self, status, payload, headers):
         self.send_response(status)
@@ -192,8 +204,10 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8123)
     ap.add_argument("--data", default=None, help="chdb data directory (default: a temporary one)")
+    ap.add_argument("--query-log", default=None, help="append every query received to this file (JSON lines)")
     args = ap.parse_args()
     Handler.engine = Engine(args.data)
+    Handler.query_log = args.query_log
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())

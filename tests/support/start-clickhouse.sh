@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts / stops the test ClickHouse endpoint: the real engine from PyPI `chdb-core` behind tests/support/chdb_http.py.
 #
-#   eval "$(tests/support/start-clickhouse.sh start)"   # exports CLICKHOUSE_URL=http://127.0.0.1:<port>
+#   eval "$(tests/support/start-clickhouse.sh start)"   # exports CLICKHOUSE_URL=http://127.0.0.1:<port> and
+#                                                      # CLICKHOUSE_QUERY_LOG (every query the adapter received)
 #   tests/support/start-clickhouse.sh stop
 #
 # Env: CLICKHOUSE_PORT (default: a free port), CHDB_STATE_DIR (pid, log and data; default /tmp/perf-operator-chdb),
@@ -41,7 +42,9 @@ start() {
     if [[ -z "$port" ]]; then
         port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     fi
+    : >"$state/queries.log"
     nohup "$python" "$here/chdb_http.py" --host 127.0.0.1 --port "$port" --data "$state/data" \
+        --query-log "$state/queries.log" \
         >"$state/log" 2>&1 </dev/null &
     echo $! >"$state/pid"
     local url="http://127.0.0.1:$port"
@@ -50,6 +53,7 @@ start() {
             2>/dev/null; then
             log "ready at $url (log: $state/log)"
             echo "export CLICKHOUSE_URL=$url"
+            echo "export CLICKHOUSE_QUERY_LOG=$state/queries.log"
             return 0
         fi
         if ! kill -0 "$(cat "$state/pid")" 2>/dev/null; then

@@ -1,8 +1,9 @@
 //! Desired vs live: the ordered actions for one table. Pure.
 
+use crate::check::schema;
 use crate::observe::LiveTable;
 use crate::validate::{DesiredCodec, DesiredIndex, DesiredProjection, DesiredTable};
-use perf_operator_api::status::ManagedObject;
+use perf_operator_api::status::{ManagedObject, ObjectStatus};
 
 /// `ManagedObject::kind` values.
 pub const PROJECTION: &str = "Projection";
@@ -59,15 +60,25 @@ impl Action {
     }
 }
 
+/// `ObjectStatus::state` values.
+pub const IN_SYNC: &str = "InSync";
+pub const APPLYING: &str = "Applying";
+pub const MATERIALIZING: &str = "Materializing";
+pub const FAILED: &str = "Failed";
+pub const REFUSED: &str = "Refused";
+
 /// What a table needs and how far it is.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TablePlan {
     pub actions: Vec<Action>,
+    /// Each declared object: its state, and why when it failed or was refused.
+    pub objects: Vec<ObjectStatus>,
     /// Declared objects present and matching.
     pub applied: u32,
     /// Declared objects missing, different or not materialised.
     pub pending: u32,
-    /// Declared objects that cannot be applied without dropping something the operator did not create.
+    /// Declared objects that are not sent: they would drop something the operator did not create, cannot work on
+    /// this table (missing column, codec for another type, engine), or failed before and nothing changed since.
     pub conflicts: Vec<String>,
     /// Failed materialisations of declared objects, with the server's reason.
     pub failed_mutations: Vec<String>,
@@ -87,25 +98,45 @@ struct Buckets {
 }
 
 /// Plans one table. `desired` is `None` when the table left the spec; `managed` are the operator's records for
-/// this table. Objects are dropped only if the operator created them, and (when they left the spec) only with
-/// `prune`.
-pub fn plan(desired: Option<&DesiredTable>, live: &LiveTable, managed: &[ManagedObject], prune: bool) -> TablePlan {
+/// this table; `previous` the objects' status of the last round (a statement that failed is not sent again until
+/// its definition or the live object changes). Objects are dropped only if the operator created them, and (when
+/// they left the spec) only with `prune`.
+pub fn plan(
+    desired: Option<&DesiredTable>,
+    live: &LiveTable,
+    managed: &[ManagedObject],
+    previous: &[ObjectStatus],
+    prune: bool,
+) -> TablePlan {
     let mut out = TablePlan::default();
     let mut b = Buckets::default();
     let empty = DesiredTable::default();
     let d = desired.unwrap_or(&empty);
+    let ctx = Context { live, managed, previous };
     for p in &d.projections {
-        let live_def = live.projection_canonical(&p.name);
-        let obj = Object { kind: PROJECTION, name: &p.name, canonical: &p.canonical, live: live_def };
-        obj.plan(live, managed, &mut out, &mut b, || Action::AddProjection(p.clone()));
+        let obj = Object {
+            kind: PROJECTION,
+            name: &p.name,
+            definition: &p.query,
+            canonical: live.declared_projection(&p.query),
+            live: live.projection_canonical(&p.name),
+            refusal: schema::projection(p, live),
+        };
+        obj.plan(&ctx, &mut out, &mut b, || Action::AddProjection(p.clone()));
     }
     for x in &d.indexes {
-        let live_def = live.index_canonical(&x.name);
-        let obj = Object { kind: INDEX, name: &x.name, canonical: &x.canonical, live: live_def };
-        obj.plan(live, managed, &mut out, &mut b, || Action::AddIndex(x.clone()));
+        let obj = Object {
+            kind: INDEX,
+            name: &x.name,
+            definition: &index_text(x),
+            canonical: live.declared_index(x),
+            live: live.index_canonical(&x.name),
+            refusal: schema::index(x, live),
+        };
+        obj.plan(&ctx, &mut out, &mut b, || Action::AddIndex(x.clone()));
     }
     for c in &d.codecs {
-        plan_codec(c, live, managed, &mut out, &mut b);
+        plan_codec(c, &ctx, &mut out, &mut b);
     }
     for m in managed.iter().filter(|m| m.kind != CODEC) {
         let declared = d.projections.iter().any(|p| p.name == m.name) || d.indexes.iter().any(|x| x.name == m.name);
@@ -118,47 +149,114 @@ pub fn plan(desired: Option<&DesiredTable>, live: &LiveTable, managed: &[Managed
     out
 }
 
+/// The definition recorded for an index: what is sent after `ADD INDEX name`.
+pub fn index_text(x: &DesiredIndex) -> String {
+    crate::validate::index_definition(&x.expression, &x.index_type, x.granularity)
+}
+
+struct Context<'a> {
+    live: &'a LiveTable,
+    managed: &'a [ManagedObject],
+    previous: &'a [ObjectStatus],
+}
+
+impl Context<'_> {
+    /// The last failure of this object, if neither its definition nor the live object changed since.
+    fn unchanged_failure(&self, kind: &str, name: &str, definition: &str, live: &str) -> Option<&ObjectStatus> {
+        self.previous.iter().find(|o| {
+            o.kind == kind
+                && o.name == name
+                && o.failed.as_ref().is_some_and(|f| f.definition == definition && f.live == live)
+        })
+    }
+}
+
 struct Object<'a> {
     kind: &'static str,
     name: &'a str,
-    canonical: &'a str,
+    /// As sent (and recorded).
+    definition: &'a str,
+    /// As compared with the live one.
+    canonical: String,
     live: Option<String>,
+    /// Why it cannot work on this table, if it cannot.
+    refusal: Option<String>,
 }
 
 impl Object<'_> {
-    fn plan(
-        &self,
-        live: &LiveTable,
-        managed: &[ManagedObject],
-        out: &mut TablePlan,
-        b: &mut Buckets,
-        add: impl Fn() -> Action,
-    ) {
-        let record = managed.iter().find(|m| m.kind == self.kind && m.name == self.name);
+    fn status(&self, state: &str, message: Option<String>) -> ObjectStatus {
+        ObjectStatus {
+            kind: self.kind.to_string(),
+            name: self.name.to_string(),
+            state: state.to_string(),
+            message,
+            failed: None,
+        }
+    }
+
+    /// Not sent: refused here, or failed before with nothing changed since.
+    fn held(&self, ctx: &Context, out: &mut TablePlan) -> bool {
+        let what = self.kind.to_ascii_lowercase();
+        if let Some(reason) = &self.refusal {
+            out.pending += 1;
+            out.conflicts.push(format!("{what} `{}` is not sent: {reason}", self.name));
+            out.objects.push(self.status(REFUSED, Some(reason.clone())));
+            return true;
+        }
+        let live = self.live.clone().unwrap_or_default();
+        if let Some(failure) = ctx.unchanged_failure(self.kind, self.name, self.definition, &live) {
+            let message = failure.message.clone().unwrap_or_default();
+            out.pending += 1;
+            out.conflicts
+                .push(format!("{what} `{}` is not resent until it or the live object changes: {message}", self.name));
+            let mut status = self.status(FAILED, failure.message.clone());
+            status.failed = failure.failed.clone();
+            out.objects.push(status);
+            return true;
+        }
+        false
+    }
+
+    fn plan(&self, ctx: &Context, out: &mut TablePlan, b: &mut Buckets, add: impl Fn() -> Action) {
+        let record = ctx.managed.iter().find(|m| m.kind == self.kind && m.name == self.name);
+        let in_sync = self.live.as_ref().is_some_and(|l| in_sync(&self.canonical, self.definition, l, record));
+        if !in_sync && self.held(ctx, out) {
+            return;
+        }
         let Some(live_def) = &self.live else {
             b.add.push(add());
             b.materialize.push(materialize(self.kind, self.name));
             out.pending += 1;
+            out.objects.push(self.status(APPLYING, None));
             return;
         };
-        if !in_sync(self.canonical, live_def, record) {
+        if !in_sync {
             out.pending += 1;
             if record.is_some() {
-                drop_object(live, self.kind, self.name, b);
+                drop_object(ctx.live, self.kind, self.name, b);
                 b.add.push(add());
                 b.materialize.push(materialize(self.kind, self.name));
+                out.objects.push(self.status(APPLYING, None));
             } else {
                 let what = self.kind.to_ascii_lowercase();
-                out.conflicts.push(format!(
+                let message = format!(
                     "{what} `{}` exists with a different definition ({live_def}) and was not created by the operator; \
                      it is left alone: rename it in the spec or drop it by hand",
                     self.name
-                ));
+                );
+                out.objects.push(self.status(REFUSED, Some(message.clone())));
+                out.conflicts.push(message);
             }
             return;
         }
+        self.follow_mutations(ctx, record, out, b);
+    }
+
+    /// In sync: how its materialisation goes.
+    fn follow_mutations(&self, ctx: &Context, record: Option<&ManagedObject>, out: &mut TablePlan, b: &mut Buckets) {
         let mut running = false;
-        for m in live.materialize_mutations(&self.kind.to_ascii_uppercase(), self.name) {
+        let mut failed = None;
+        for m in ctx.live.materialize_mutations(&self.kind.to_ascii_uppercase(), self.name) {
             if m.fail_reason.is_empty() {
                 running = true;
                 out.running_mutations += 1;
@@ -166,62 +264,53 @@ impl Object<'_> {
             } else {
                 let command = m.command.trim();
                 let command = command.strip_prefix('(').and_then(|c| c.strip_suffix(')')).unwrap_or(command);
-                out.failed_mutations.push(format!("mutation {} ({command}) failed: {}", m.id, m.fail_reason));
+                let message = format!("mutation {} ({command}) failed: {}", m.id, m.fail_reason);
+                out.failed_mutations.push(message.clone());
+                failed = Some(message);
             }
         }
-        if record.is_some_and(|r| !r.materialized) && !running {
+        if let Some(message) = failed {
+            out.objects.push(self.status(FAILED, Some(message)));
+            out.applied += 1;
+        } else if record.is_some_and(|r| !r.materialized) && !running {
             b.materialize.push(materialize(self.kind, self.name));
             out.pending += 1;
+            out.objects.push(self.status(APPLYING, None));
         } else {
             out.applied += 1;
+            out.objects.push(self.status(if running { MATERIALIZING } else { IN_SYNC }, None));
         }
     }
 }
 
-fn plan_codec(c: &DesiredCodec, live: &LiveTable, managed: &[ManagedObject], out: &mut TablePlan, b: &mut Buckets) {
-    let Some(live_def) = live.codec_canonical(&c.column) else {
-        out.pending += 1;
-        out.conflicts.push(format!("column `{}` does not exist", c.column));
-        return;
+fn plan_codec(c: &DesiredCodec, ctx: &Context, out: &mut TablePlan, b: &mut Buckets) {
+    let live = ctx.live.codec_canonical(&c.column);
+    let refusal = match &live {
+        None => Some(format!("column `{}` does not exist", c.column)),
+        Some(_) => schema::codec(c, ctx.live),
     };
-    let record = managed.iter().find(|m| m.kind == CODEC && m.name == c.column);
-    if in_sync(&c.canonical, &live_def, record) || codec_matches(&c.canonical, &live_def) {
+    let obj = Object {
+        kind: CODEC,
+        name: &c.column,
+        definition: &c.codec,
+        canonical: ctx.live.declared_codec(c),
+        live: live.clone(),
+        refusal,
+    };
+    let record = ctx.managed.iter().find(|m| m.kind == CODEC && m.name == c.column);
+    if live.as_ref().is_some_and(|l| in_sync(&obj.canonical, obj.definition, l, record)) {
         out.applied += 1;
-    } else {
+        out.objects.push(obj.status(IN_SYNC, None));
+    } else if !obj.held(ctx, out) {
         out.pending += 1;
         b.codec.push(Action::ModifyCodec(c.clone()));
+        out.objects.push(obj.status(APPLYING, None));
     }
 }
 
-/// The server reformats what it stores; a record of what was sent and what it then stored stands for equality.
-fn in_sync(desired: &str, live: &str, record: Option<&ManagedObject>) -> bool {
-    desired == live || record.is_some_and(|r| r.definition == desired && !r.live.is_empty() && r.live == live)
-}
-
-/// A declared codec without parameters means the server's default ones, which it then spells out
-/// (`Gorilla` is stored as `Gorilla(8)` on Float64, `ZSTD` as `ZSTD(1)`).
-fn codec_matches(desired: &str, live: &str) -> bool {
-    let (d, l): (Vec<&str>, Vec<&str>) = (split_codecs(desired), split_codecs(live));
-    d.len() == l.len() && d.iter().zip(&l).all(|(d, l)| d == l || (!d.contains('(') && l.split('(').next() == Some(*d)))
-}
-
-/// Splits a rendered chain `A, B(1, 2)` at the commas between codecs.
-fn split_codecs(chain: &str) -> Vec<&str> {
-    let (mut out, mut depth, mut start) = (Vec::new(), 0usize, 0);
-    for (i, c) in chain.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            ',' if depth == 0 => {
-                out.push(chain[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(chain[start..].trim());
-    out.retain(|s| !s.is_empty());
-    out
+/// Equal canonical forms, or a record of what was sent and what the server then stored.
+fn in_sync(canonical: &str, definition: &str, live: &str, record: Option<&ManagedObject>) -> bool {
+    canonical == live || record.is_some_and(|r| r.definition == definition && !r.live.is_empty() && r.live == live)
 }
 
 fn materialize(kind: &str, name: &str) -> Action {

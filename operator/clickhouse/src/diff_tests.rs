@@ -3,6 +3,7 @@ use crate::observe::{LiveColumn, LiveIndex, LiveMutation, LiveSchema};
 use crate::sql::render;
 use crate::validate::desired;
 use perf_operator_api::clickhouse::{ClickHouseSpec, CodecSpec, IndexSpec, ProjectionSpec, TableSpec};
+use perf_operator_api::status::{FailedAttempt, ObjectStatus};
 
 /// The seed's events table as declared.
 fn events() -> DesiredTable {
@@ -27,6 +28,7 @@ fn events() -> DesiredTable {
             },
         ],
         codecs: vec![CodecSpec { column: "timestamp".into(), codec: "DoubleDelta, ZSTD(1)".into() }],
+        ..Default::default()
     };
     let spec = ClickHouseSpec {
         endpoint: "http://x".into(),
@@ -78,7 +80,7 @@ fn statements(plan: &TablePlan) -> Vec<String> {
 
 #[test]
 fn empty_table_gets_everything_in_order() {
-    let plan = plan(Some(&events()), &bare(), &[], false);
+    let plan = plan(Some(&events()), &bare(), &[], &[], false);
     assert_eq!(
         statements(&plan),
         [
@@ -96,7 +98,7 @@ fn empty_table_gets_everything_in_order() {
 
 #[test]
 fn matching_table_needs_nothing() {
-    let plan = plan(Some(&events()), &tuned(), &[], false);
+    let plan = plan(Some(&events()), &tuned(), &[], &[], false);
     assert_eq!(plan.actions, []);
     assert_eq!((plan.applied, plan.pending), (4, 0));
     assert!(plan.conflicts.is_empty());
@@ -106,10 +108,10 @@ fn matching_table_needs_nothing() {
 fn server_reformatting_is_recognised_from_the_record() {
     let mut live = tuned();
     live.columns.get_mut("timestamp").unwrap().codec = "DoubleDelta, ZSTD(3)".into();
-    let plan1 = plan(Some(&events()), &live, &[], false);
+    let plan1 = plan(Some(&events()), &live, &[], &[], false);
     assert_eq!(plan1.actions.len(), 1, "codec differs without a record");
     let rec = record(CODEC, "timestamp", "DoubleDelta, ZSTD(1)", "DoubleDelta, ZSTD(3)");
-    let plan2 = plan(Some(&events()), &live, &[rec], false);
+    let plan2 = plan(Some(&events()), &live, &[rec], &[], false);
     assert_eq!(plan2.actions, [], "record says the server stores what was sent this way");
 }
 
@@ -123,7 +125,7 @@ fn changed_projection_it_created_is_replaced_after_killing_its_mutation() {
         ..Default::default()
     });
     let old = "SELECT model , max ( score ) GROUP BY model";
-    let plan = plan(Some(&events()), &live, &[record(PROJECTION, "p_model", old, old)], false);
+    let plan = plan(Some(&events()), &live, &[record(PROJECTION, "p_model", old, old)], &[], false);
     assert_eq!(
         statements(&plan),
         [
@@ -141,7 +143,7 @@ fn changed_projection_it_created_is_replaced_after_killing_its_mutation() {
 fn changed_object_it_did_not_create_is_a_conflict_not_a_drop() {
     let mut live = tuned();
     live.indexes.get_mut("i_model").unwrap().granularity = 8;
-    let plan = plan(Some(&events()), &live, &[], true);
+    let plan = plan(Some(&events()), &live, &[], &[], true);
     assert_eq!(plan.actions, []);
     assert_eq!(plan.pending, 1);
     assert!(
@@ -158,12 +160,12 @@ fn objects_left_in_the_spec_are_pruned_only_when_created_and_asked() {
     live.indexes.insert("i_theirs".into(), foreign.clone());
     live.indexes.insert("i_ours".into(), foreign);
     let ours = record(INDEX, "i_ours", "score TYPE minmax GRANULARITY 1", "score TYPE minmax GRANULARITY 1");
-    let keep = plan(Some(&events()), &live, std::slice::from_ref(&ours), false);
+    let keep = plan(Some(&events()), &live, std::slice::from_ref(&ours), &[], false);
     assert_eq!(keep.actions, []);
-    let prune = plan(Some(&events()), &live, std::slice::from_ref(&ours), true);
+    let prune = plan(Some(&events()), &live, std::slice::from_ref(&ours), &[], true);
     assert_eq!(prune.actions, [Action::DropIndex { name: "i_ours".into() }]);
     // The whole table left the spec: everything it created goes, nothing else.
-    let gone = plan(None, &live, &[ours, record(PROJECTION, "p_model", "x", "y")], true);
+    let gone = plan(None, &live, &[ours, record(PROJECTION, "p_model", "x", "y")], &[], true);
     assert_eq!(
         gone.actions,
         [Action::DropIndex { name: "i_ours".into() }, Action::DropProjection { name: "p_model".into() }]
@@ -191,7 +193,7 @@ fn running_and_failed_mutations_are_reported_not_resent() {
         parts_to_do: 9,
         fail_reason: String::new(),
     });
-    let plan = plan(Some(&events()), &live, &[], false);
+    let plan = plan(Some(&events()), &live, &[], &[], false);
     assert_eq!(plan.actions, []);
     assert_eq!((plan.running_mutations, plan.parts_to_do), (1, 3));
     assert_eq!(plan.failed_mutations, ["mutation m2 (MATERIALIZE INDEX `i_model`) failed: Code: 395. boom"]);
@@ -202,7 +204,7 @@ fn added_but_not_materialised_gets_only_the_materialise() {
     let mut rec =
         record(INDEX, "i_latency", "latency_ms TYPE minmax GRANULARITY 1", "latency_ms TYPE minmax GRANULARITY 1");
     rec.materialized = false;
-    let plan = plan(Some(&events()), &tuned(), &[rec], false);
+    let plan = plan(Some(&events()), &tuned(), &[rec], &[], false);
     assert_eq!(plan.actions, [Action::MaterializeIndex { name: "i_latency".into() }]);
 }
 
@@ -210,8 +212,9 @@ fn added_but_not_materialised_gets_only_the_materialise() {
 fn missing_column_for_a_codec_is_a_conflict() {
     let mut live = tuned();
     live.columns.remove("timestamp");
-    let plan = plan(Some(&events()), &live, &[], false);
-    assert_eq!(plan.conflicts, ["column `timestamp` does not exist"]);
+    let plan = plan(Some(&events()), &live, &[], &[], false);
+    assert_eq!(plan.conflicts, ["codec `timestamp` is not sent: column `timestamp` does not exist"]);
+    assert_eq!(plan.objects.iter().find(|o| o.kind == CODEC).unwrap().state, REFUSED);
 }
 
 #[test]
@@ -223,20 +226,64 @@ fn refresh_fills_what_the_server_stored_and_forgets_what_is_gone() {
     let schema = LiveSchema { tables: [("events".to_string(), tuned())].into_iter().collect() };
     refresh_managed(&mut managed, &schema);
     assert_eq!(managed.len(), 1);
-    assert_eq!(managed[0].live, "SELECT model , avg ( score ) , count ( ) GROUP BY model");
+    assert_eq!(managed[0].live, "SELECT model, avg(score), count() GROUP BY model");
     refresh_managed(&mut managed, &LiveSchema::default());
     assert!(managed.is_empty(), "table dropped: records go");
 }
 
 #[test]
-fn codecs_without_parameters_match_the_server_defaults() {
+fn codecs_compare_with_the_server_defaults_made_explicit() {
     let mut live = tuned();
-    live.columns.get_mut("timestamp").unwrap().codec = "DoubleDelta(8), ZSTD(1)".into();
     let mut d = events();
-    d.codecs[0].canonical = "DoubleDelta, ZSTD".into();
-    assert_eq!(plan(Some(&d), &live, &[], false).actions, []);
-    d.codecs[0].canonical = "DoubleDelta, ZSTD(3)".into();
-    assert_eq!(plan(Some(&d), &live, &[], false).actions.len(), 1, "an explicit parameter must match");
-    d.codecs[0].canonical = "DoubleDelta".into();
-    assert_eq!(plan(Some(&d), &live, &[], false).actions.len(), 1, "a shorter chain differs");
+    let mut with = |declared: &str, stored: &str| {
+        live.columns.get_mut("timestamp").unwrap().codec = stored.into();
+        d.codecs[0].chain = crate::check::codec::parse(declared).unwrap();
+        d.codecs[0].codec = crate::check::codec::render(&d.codecs[0].chain);
+        plan(Some(&d), &live, &[], &[], false).actions.len()
+    };
+    assert_eq!(with("DoubleDelta, ZSTD", "DoubleDelta, ZSTD(1)"), 0);
+    assert_eq!(with("ZSTD", "ZSTD(9)"), 1, "a declared ZSTD is ZSTD(1), not any level");
+    assert_eq!(with("DoubleDelta, ZSTD(3)", "DoubleDelta, ZSTD(1)"), 1, "an explicit parameter must match");
+    assert_eq!(with("DoubleDelta", "DoubleDelta, ZSTD(1)"), 1, "a shorter chain differs");
+    assert_eq!(with("Delta, LZ4", "Delta(4), LZ4"), 0, "Delta on a DateTime is Delta(4)");
+    assert_eq!(with("Delta(8), LZ4", "Delta(4), LZ4"), 1);
+}
+
+#[test]
+fn a_refused_statement_is_not_resent_until_something_changes() {
+    let d = events();
+    let failed = ObjectStatus {
+        kind: INDEX.into(),
+        name: "i_model".into(),
+        state: FAILED.into(),
+        message: Some("Code: 36. refused".into()),
+        failed: Some(FailedAttempt { definition: index_text(&d.indexes[1]), live: String::new() }),
+    };
+    let held = plan(Some(&d), &bare(), &[], std::slice::from_ref(&failed), false);
+    assert!(held.actions.iter().all(|a| a.object().name != "i_model"), "{:?}", held.actions);
+    assert!(held.actions.iter().any(|a| a.object().name == "i_latency"), "the others still go");
+    let status = held.objects.iter().find(|o| o.name == "i_model").unwrap();
+    assert_eq!((status.state.as_str(), status.message.as_deref()), (FAILED, Some("Code: 36. refused")));
+    // The spec changed: sent again.
+    let mut changed = d.clone();
+    changed.indexes[1].granularity = 2;
+    let again = plan(Some(&changed), &bare(), &[], std::slice::from_ref(&failed), false);
+    assert!(again.actions.iter().any(|a| a.object().name == "i_model"));
+}
+
+#[test]
+fn objects_that_cannot_work_on_the_table_are_refused_alone() {
+    let mut d = events();
+    d.codecs[0].chain = crate::check::codec::parse("Gorilla, ZSTD").unwrap();
+    d.codecs[0].codec = "Gorilla, ZSTD".into();
+    d.indexes[0].columns = ["nope".to_string()].into();
+    let plan = plan(Some(&d), &bare(), &[], &[], false);
+    let state = |name: &str| plan.objects.iter().find(|o| o.name == name).unwrap().state.clone();
+    assert_eq!((state("timestamp"), state("i_latency")), (REFUSED.to_string(), REFUSED.to_string()));
+    assert_eq!((state("i_model"), state("p_model")), (APPLYING.to_string(), APPLYING.to_string()));
+    assert!(
+        plan.conflicts.iter().any(|c| c.contains("codec Gorilla is for Float32 and Float64 columns")),
+        "{:?}",
+        plan.conflicts
+    );
 }

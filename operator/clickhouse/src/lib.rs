@@ -6,8 +6,11 @@
 //! and report ([`status`])). When the server cannot be read, [`unreachable_status`] is the round's status.
 //! What the operator created is recorded in `ClickHouseStatus::managed`; nothing else is ever dropped.
 
+pub mod canon;
+pub mod check;
 pub mod diff;
 pub mod error;
+pub mod explain;
 pub mod observe;
 pub mod round;
 pub mod send;
@@ -48,34 +51,66 @@ pub(crate) fn client(spec: &ClickHouseSpec, creds: Option<&Credentials>) -> Clie
     }
 }
 
-/// Reads the live schema of the spec's database (used by `plan --clickhouse URL` and by each round). An invalid
-/// spec is an error before anything is read.
+/// Reads the live schema of the spec's database (used by `plan --clickhouse URL` and by each round), with the
+/// server's formatting of the definitions and the EXPLAIN reports. An invalid spec is an error before anything
+/// is sent.
 pub async fn observe_live(spec: &ClickHouseSpec, creds: Option<Credentials>) -> Result<LiveSchema> {
-    validate::desired(spec)?;
-    observe::observe(&client(spec, creds.as_ref()), &spec.endpoint, &spec.database).await
+    let desired = validate::desired(spec)?;
+    explain::observe_declared(&client(spec, creds.as_ref()), &spec.endpoint, &spec.database, &desired).await
+}
+
+/// What `plan` shows of the ClickHouse section.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct DdlPlan {
+    /// The statements a round would send, in order.
+    pub ddl: Vec<String>,
+    /// Declared objects and tables that would not be applied, and why; `plan` exits non-zero when there are any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
+    /// What could not be checked (offline: column types, that the columns exist, the engine).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<String>,
 }
 
 /// The statements a round would send ([`decide`] without records), against `live` or, without it, against
-/// tables that have none of the declared objects yet. Lines starting with `--` explain what cannot be planned.
-pub fn plan_ddl(spec: &ClickHouseSpec, live: Option<&LiveSchema>) -> Result<Vec<String>> {
+/// MergeTree tables that have the columns the declaration names (types unknown) and none of its objects.
+pub fn plan_ddl(spec: &ClickHouseSpec, live: Option<&LiveSchema>) -> Result<DdlPlan> {
+    let desired = validate::desired(spec)?;
+    let mut out = DdlPlan::default();
     let assumed;
     let live = match live {
         Some(live) => live,
         None => {
-            let empty = || LiveTable { engine: "MergeTree".into(), ..Default::default() };
-            assumed = LiveSchema { tables: spec.tables.iter().map(|t| (t.name.clone(), empty())).collect() };
+            assumed = LiveSchema { tables: desired.iter().map(|d| (d.name.clone(), assumed_table(d))).collect() };
+            out.unchecked.push(
+                "offline: column types, that the columns exist and the tables' engines are checked against a \
+                 server only (plan --clickhouse URL)"
+                    .into(),
+            );
             &assumed
         }
     };
     let plan = decide(spec, live, None)?;
-    Ok(plan.tables.iter().flat_map(|t| ddl(&spec.database, t)).collect())
+    for t in &plan.tables {
+        out.refused.extend(t.error.iter().map(|e| format!("{}: {e}", t.name)));
+        out.refused.extend(t.plan.conflicts.iter().map(|c| format!("{}: {c}", t.name)));
+        out.ddl.extend(t.plan.actions.iter().map(|a| sql::render(&spec.database, &t.name, a)));
+    }
+    Ok(out)
 }
 
-fn ddl(database: &str, t: &TableRound) -> Vec<String> {
-    let mut out: Vec<String> = t.error.iter().map(|e| format!("-- {e}")).collect();
-    out.extend(t.plan.conflicts.iter().map(|c| format!("-- {}: {c}", t.name)));
-    out.extend(t.plan.actions.iter().map(|a| sql::render(database, &t.name, a)));
-    out
+/// Offline stand-in for a declared table: a MergeTree with every column the declaration names, of unknown type.
+fn assumed_table(d: &validate::DesiredTable) -> LiveTable {
+    let columns = d
+        .projections
+        .iter()
+        .flat_map(|p| p.columns.iter())
+        .chain(d.indexes.iter().flat_map(|x| x.columns.iter()))
+        .chain(d.queries.iter().flat_map(|q| q.columns.iter()))
+        .chain(d.codecs.iter().map(|c| &c.column))
+        .map(|c| (c.clone(), observe::LiveColumn::default()))
+        .collect();
+    LiveTable { engine: "MergeTree".into(), columns, ..Default::default() }
 }
 
 /// Finalizer: with `prune`, drops every projection and index the operator created; without, touches nothing.
@@ -96,7 +131,7 @@ pub async fn cleanup(
     for name in round::record_only_tables(&[], &managed) {
         let Some(t) = live.tables.get(&name) else { continue };
         let target = Target { client: &client, endpoint: &spec.endpoint, database: &spec.database, table: &name };
-        let plan = diff::plan(None, t, &round::records(&managed, &name), true);
+        let plan = diff::plan(None, t, &round::records(&managed, &name), &[], true);
         if let Some(error) = send::send(&target, &plan.actions, &mut managed).await.into_iter().find_map(Step::error) {
             return Err(error);
         }
@@ -135,25 +170,33 @@ mod tests {
     }
 
     #[test]
-    fn offline_plan_is_the_ddl_against_an_empty_schema() {
+    fn offline_plan_is_the_full_ddl_against_the_declared_tables() {
+        let mut spec = spec();
+        spec.tables[0]
+            .codecs
+            .push(perf_operator_api::clickhouse::CodecSpec { column: "timestamp".into(), codec: "Delta, ZSTD".into() });
+        let offline = plan_ddl(&spec, None).unwrap();
         assert_eq!(
-            plan_ddl(&spec(), None).unwrap(),
+            offline.ddl,
             [
                 "ALTER TABLE `risk`.`events` ADD PROJECTION `p` (SELECT model, count() GROUP BY model)",
                 "ALTER TABLE `risk`.`events` ADD INDEX `i` latency_ms TYPE minmax GRANULARITY 1",
+                "ALTER TABLE `risk`.`events` MODIFY COLUMN `timestamp` CODEC(Delta, ZSTD)",
                 "ALTER TABLE `risk`.`events` MATERIALIZE PROJECTION `p`",
                 "ALTER TABLE `risk`.`events` MATERIALIZE INDEX `i`",
             ]
         );
-        assert_eq!(
-            plan_ddl(&spec(), Some(&LiveSchema::default())).unwrap(),
-            ["-- table `risk`.`events` does not exist"]
-        );
+        assert!(offline.refused.is_empty());
+        assert!(offline.unchecked[0].contains("column types"), "{:?}", offline.unchecked);
+
+        let missing = plan_ddl(&spec, Some(&LiveSchema::default())).unwrap();
+        assert_eq!(missing.refused, ["events: table `risk`.`events` does not exist"]);
+        assert!(missing.ddl.is_empty() && missing.unchecked.is_empty());
         let log = observe::LiveTable { engine: "Log".into(), ..Default::default() };
         let live = LiveSchema { tables: [("events".to_string(), log)].into() };
         assert_eq!(
-            plan_ddl(&spec(), Some(&live)).unwrap(),
-            ["-- table engine Log has no projections or skipping indexes (a MergeTree is needed)"]
+            plan_ddl(&spec, Some(&live)).unwrap().refused,
+            ["events: table engine Log has no projections or skipping indexes (a MergeTree is needed)"]
         );
     }
 

@@ -1,8 +1,11 @@
 //! The live schema of one database, read from the system tables.
 
+use crate::canon::{self, Formatted};
+use crate::check::codec;
 use crate::error::{Error, Result};
-use crate::validate::{index_definition, normalise_live};
+use crate::validate::index_definition;
 use clickhouse::{Client, Row};
+use perf_operator_api::status::QueryReport;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,6 +26,8 @@ pub struct LiveSchema {
 pub struct LiveTable {
     /// Engine, e.g. `MergeTree`, `ReplicatedMergeTree`.
     pub engine: String,
+    /// Engine with its arguments and table settings, as `system.tables.engine_full`.
+    pub engine_full: String,
     /// Columns by name.
     pub columns: BTreeMap<String, LiveColumn>,
     /// Projection queries by name.
@@ -31,9 +36,13 @@ pub struct LiveTable {
     pub indexes: BTreeMap<String, LiveIndex>,
     /// Mutations not yet done.
     pub mutations: Vec<LiveMutation>,
+    /// Definitions (declared and live) as the server's formatter writes them; empty without one.
+    pub formatted: Formatted,
+    /// EXPLAIN reports of the declared representative queries, by name.
+    pub explains: BTreeMap<String, QueryReport>,
 }
 
-/// A live column.
+/// A live column (offline stand-ins have an empty type: unknown).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LiveColumn {
     pub data_type: String,
@@ -67,22 +76,41 @@ impl LiveTable {
         self.engine.ends_with("MergeTree")
     }
 
-    /// Normalised definition of a live index, comparable with `DesiredIndex::canonical`.
+    /// Canonical definition of a live index, comparable with [`LiveTable::declared_index`].
     pub fn index_canonical(&self, name: &str) -> Option<String> {
         let x = self.indexes.get(name)?;
         let granularity = u32::try_from(x.granularity).unwrap_or(u32::MAX);
-        Some(index_definition(&normalise_live(&x.expression), &x.index_type, granularity))
+        Some(index_definition(&canon::expression(&x.expression, &self.formatted), &x.index_type, granularity))
     }
 
-    /// Normalised live projection query.
+    /// Canonical form of a declared index on this table.
+    pub fn declared_index(&self, x: &crate::validate::DesiredIndex) -> String {
+        index_definition(&canon::expression(&x.expression, &self.formatted), &x.index_type, x.granularity)
+    }
+
+    /// Canonical live projection query.
     pub fn projection_canonical(&self, name: &str) -> Option<String> {
-        self.projections.get(name).map(|q| normalise_live(q))
+        self.projections.get(name).map(|q| canon::query(q, &self.formatted))
     }
 
-    /// Normalised live codec of a column (empty when the column has the default codec).
+    /// Canonical form of a declared projection query on this table.
+    pub fn declared_projection(&self, query: &str) -> String {
+        canon::query(query, &self.formatted)
+    }
+
+    /// Canonical live codec of a column (empty when the column has the default codec).
     pub fn codec_canonical(&self, column: &str) -> Option<String> {
         let c = self.columns.get(column)?;
-        Some(crate::validate::codec("live", &c.codec).unwrap_or_else(|_| c.codec.clone()))
+        Some(match codec::parse(&c.codec) {
+            Ok(chain) => codec::canonical(&chain, Some(&c.data_type)),
+            Err(_) => c.codec.clone(),
+        })
+    }
+
+    /// Canonical form of a declared codec on this table's column (default parameters for its type explicit).
+    pub fn declared_codec(&self, c: &crate::validate::DesiredCodec) -> String {
+        let data_type = self.columns.get(&c.column).map(|col| col.data_type.as_str()).filter(|t| !t.is_empty());
+        codec::canonical(&c.chain, data_type)
     }
 
     /// The unfinished mutation materialising `kind` (`PROJECTION` or `INDEX`) `name`, if any.
@@ -101,6 +129,7 @@ impl LiveTable {
 struct TableRow {
     name: String,
     engine: String,
+    engine_full: String,
 }
 
 #[derive(Row, Deserialize)]
@@ -136,7 +165,7 @@ struct MutationRow {
     latest_fail_reason: String,
 }
 
-const TABLES: &str = "SELECT name, engine FROM system.tables WHERE database = {db:String}";
+const TABLES: &str = "SELECT name, engine, engine_full FROM system.tables WHERE database = {db:String}";
 const COLUMNS: &str = "SELECT table, name, type AS data_type, compression_codec AS codec \
     FROM system.columns WHERE database = {db:String}";
 const PROJECTIONS: &str = "SELECT table, name, query FROM system.projections WHERE database = {db:String}";
@@ -149,7 +178,8 @@ const MUTATIONS: &str = "SELECT table, mutation_id, command, toInt64(parts_to_do
 pub async fn observe(client: &Client, endpoint: &str, database: &str) -> Result<LiveSchema> {
     let mut schema = LiveSchema::default();
     for r in fetch::<TableRow>(client, endpoint, TABLES, database).await? {
-        schema.tables.insert(r.name, LiveTable { engine: r.engine, ..Default::default() });
+        let t = LiveTable { engine: r.engine, engine_full: r.engine_full, ..Default::default() };
+        schema.tables.insert(r.name, t);
     }
     for r in fetch::<ColumnRow>(client, endpoint, COLUMNS, database).await? {
         let codec = r.codec.strip_prefix("CODEC(").and_then(|c| c.strip_suffix(')')).unwrap_or(&r.codec).to_string();

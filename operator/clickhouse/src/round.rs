@@ -1,15 +1,15 @@
 //! One round, in three steps the controller calls: [`decide`] (pure) what to send against an observed schema,
 //! [`apply`] it and report, or [`unreachable_status`] when the schema could not be read.
 
-use crate::diff::{self, TablePlan};
+use crate::diff::{self, ObjectKey, TablePlan};
 use crate::error::{Error, Result};
-use crate::observe::{self, LiveSchema, LiveTable};
+use crate::observe::{LiveSchema, LiveTable};
 use crate::send::{self, Target};
 use crate::validate::{self, DesiredTable};
 use crate::{Credentials, client, status};
 use clickhouse::Client;
 use perf_operator_api::clickhouse::ClickHouseSpec;
-use perf_operator_api::status::{ClickHouseStatus, ManagedObject};
+use perf_operator_api::status::{ClickHouseStatus, FailedAttempt, ManagedObject, ObjectStatus};
 use std::collections::BTreeMap;
 
 /// What one round would send to one table.
@@ -31,6 +31,8 @@ pub struct RoundPlan {
     pub managed: Vec<ManagedObject>,
     /// The validated spec the plan was made from; the report after sending is made against it.
     desired: Vec<DesiredTable>,
+    /// Each declared table's objects as the last round left them (remembered failures).
+    previous: BTreeMap<String, Vec<ObjectStatus>>,
 }
 
 impl RoundPlan {
@@ -44,12 +46,17 @@ impl RoundPlan {
 pub fn decide(spec: &ClickHouseSpec, live: &LiveSchema, previous: Option<&ClickHouseStatus>) -> Result<RoundPlan> {
     let desired = validate::desired(spec)?;
     let managed = previous.map(|p| p.managed.clone()).unwrap_or_default();
-    let declared = desired.iter().map(|d| table_round(spec, &d.name, Some(d), live.tables.get(&d.name), &managed));
+    let previous: BTreeMap<String, Vec<ObjectStatus>> =
+        previous.map(|p| p.tables.iter().map(|t| (t.name.clone(), t.objects.clone())).collect()).unwrap_or_default();
+    let objects = |name: &str| previous.get(name).map(Vec::as_slice).unwrap_or_default();
+    let declared = desired
+        .iter()
+        .map(|d| table_round(spec, &d.name, Some(d), live.tables.get(&d.name), &managed, objects(&d.name)));
     let pruned = record_only_tables(&desired, &managed)
         .into_iter()
-        .filter_map(|name| live.tables.get(&name).map(|t| table_round(spec, &name, None, Some(t), &managed)));
+        .filter_map(|name| live.tables.get(&name).map(|t| table_round(spec, &name, None, Some(t), &managed, &[])));
     let tables = declared.chain(pruned).collect();
-    Ok(RoundPlan { tables, managed, desired })
+    Ok(RoundPlan { tables, managed, desired, previous })
 }
 
 fn table_round(
@@ -58,6 +65,7 @@ fn table_round(
     desired: Option<&DesiredTable>,
     live: Option<&LiveTable>,
     managed: &[ManagedObject],
+    previous: &[ObjectStatus],
 ) -> TableRound {
     let failed = |error| TableRound { name: name.to_string(), error: Some(error), plan: TablePlan::default() };
     match live {
@@ -68,7 +76,7 @@ fn table_round(
         Some(t) => TableRound {
             name: name.to_string(),
             error: None,
-            plan: diff::plan(desired, t, &records(managed, name), spec.prune),
+            plan: diff::plan(desired, t, &records(managed, name), previous, spec.prune),
         },
     }
 }
@@ -76,12 +84,28 @@ fn table_round(
 /// Sends the plan's statements (each object on its own), observes again and reports every declared table.
 pub async fn apply(spec: &ClickHouseSpec, creds: Option<Credentials>, plan: RoundPlan) -> ClickHouseStatus {
     let client = client(spec, creds.as_ref());
-    let RoundPlan { tables, mut managed, desired } = plan;
+    let RoundPlan { tables, mut managed, desired, previous } = plan;
     let errors = send_all(spec, &client, &tables, &mut managed).await;
-    match observe::observe(&client, &spec.endpoint, &spec.database).await {
-        Ok(live) => report(spec, &desired, &live, managed, errors),
+    match crate::explain::observe_declared(&client, &spec.endpoint, &spec.database, &desired).await {
+        Ok(live) => report(spec, &Round { desired: &desired, previous: &previous, live: &live }, managed, errors),
         Err(e) => unreachable(spec, managed, &e),
     }
+}
+
+/// What a round's report is made against.
+struct Round<'a> {
+    desired: &'a [DesiredTable],
+    previous: &'a BTreeMap<String, Vec<ObjectStatus>>,
+    live: &'a LiveSchema,
+}
+
+/// The errors of one table in one round.
+#[derive(Default)]
+struct TableErrors {
+    /// Every problem, in order, for the table's message.
+    messages: Vec<String>,
+    /// The failed statements' messages by object.
+    objects: BTreeMap<ObjectKey, String>,
 }
 
 /// Sends every table's actions; returns each table's errors: the one known before sending, then every failed
@@ -91,24 +115,28 @@ async fn send_all(
     client: &Client,
     tables: &[TableRound],
     managed: &mut Vec<ManagedObject>,
-) -> BTreeMap<String, Vec<String>> {
-    let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+) -> BTreeMap<String, TableErrors> {
+    let mut errors: BTreeMap<String, TableErrors> = BTreeMap::new();
     let mut stopped: Option<String> = None;
     for t in tables {
         let problems = errors.entry(t.name.clone()).or_default();
-        problems.extend(t.error.iter().cloned());
+        problems.messages.extend(t.error.iter().cloned());
         if t.plan.actions.is_empty() {
             continue;
         }
         if let Some(reason) = &stopped {
-            problems.push(format!("{} statement(s) not sent: {reason}", t.plan.actions.len()));
+            problems.messages.push(format!("{} statement(s) not sent: {reason}", t.plan.actions.len()));
             continue;
         }
         let target = Target { client, endpoint: &spec.endpoint, database: &spec.database, table: &t.name };
-        for e in send::failures(&send::send(&target, &t.plan.actions, managed).await) {
-            problems.push(e.to_string());
+        let steps = send::send(&target, &t.plan.actions, managed).await;
+        for (action, step) in t.plan.actions.iter().zip(&steps) {
+            let send::Step::Failed(e) = step else { continue };
+            problems.messages.push(e.to_string());
             if e.stops_round() {
                 stopped = Some(e.to_string());
+            } else {
+                problems.objects.entry(action.object()).or_insert_with(|| e.to_string());
             }
         }
     }
@@ -131,30 +159,65 @@ fn unreachable(spec: &ClickHouseSpec, managed: Vec<ManagedObject>, error: &Error
     ClickHouseStatus { tables, managed }
 }
 
-/// Per declared table: a fresh plan against what the server has now, with the errors of this round.
+/// Per declared table: a fresh plan against what the server has now, with the errors of this round; a refused
+/// statement is remembered on its object so it is not resent until something changes.
 fn report(
     spec: &ClickHouseSpec,
-    desired: &[DesiredTable],
-    live: &LiveSchema,
+    round: &Round,
     mut managed: Vec<ManagedObject>,
-    mut errors: BTreeMap<String, Vec<String>>,
+    mut errors: BTreeMap<String, TableErrors>,
 ) -> ClickHouseStatus {
-    diff::refresh_managed(&mut managed, live);
-    let tables = desired
+    diff::refresh_managed(&mut managed, round.live);
+    let tables = round
+        .desired
         .iter()
         .map(|d| {
             let errors = errors.remove(&d.name).unwrap_or_default();
-            match live.tables.get(&d.name) {
+            match round.live.tables.get(&d.name) {
                 Some(t) if t.is_merge_tree() => {
-                    let plan = diff::plan(Some(d), t, &records(&managed, &d.name), spec.prune);
-                    status::table_status(&d.name, &plan, &errors)
+                    let previous = round.previous.get(&d.name).map(Vec::as_slice).unwrap_or_default();
+                    let mut plan = diff::plan(Some(d), t, &records(&managed, &d.name), previous, spec.prune);
+                    remember_failures(&mut plan, d, t, &errors.objects);
+                    let mut status = status::table_status(&d.name, &plan, &errors.messages);
+                    status.queries = d.queries.iter().filter_map(|q| t.explains.get(&q.name).cloned()).collect();
+                    status
                 }
-                _ if !errors.is_empty() => status::failed(&d.name, errors.join("; ")),
+                _ if !errors.messages.is_empty() => status::failed(&d.name, errors.messages.join("; ")),
                 _ => status::failed(&d.name, missing_table(&spec.database, &d.name)),
             }
         })
         .collect();
     ClickHouseStatus { tables, managed }
+}
+
+/// Marks the objects whose statement the server refused this round, with what was sent and what was live.
+fn remember_failures(plan: &mut TablePlan, d: &DesiredTable, live: &LiveTable, failed: &BTreeMap<ObjectKey, String>) {
+    for o in &mut plan.objects {
+        let key = ObjectKey { kind: kind(&o.kind), name: o.name.clone() };
+        let Some(message) = failed.get(&key) else { continue };
+        let (definition, live_def) = match key.kind {
+            diff::PROJECTION => (
+                d.projections.iter().find(|p| p.name == o.name).map(|p| p.query.clone()),
+                live.projection_canonical(&o.name),
+            ),
+            diff::INDEX => {
+                (d.indexes.iter().find(|x| x.name == o.name).map(diff::index_text), live.index_canonical(&o.name))
+            }
+            _ => (d.codecs.iter().find(|c| c.column == o.name).map(|c| c.codec.clone()), live.codec_canonical(&o.name)),
+        };
+        let Some(definition) = definition else { continue };
+        o.state = diff::FAILED.to_string();
+        o.message = Some(message.clone());
+        o.failed = Some(FailedAttempt { definition, live: live_def.unwrap_or_default() });
+    }
+}
+
+fn kind(kind: &str) -> &'static str {
+    match kind {
+        diff::PROJECTION => diff::PROJECTION,
+        diff::INDEX => diff::INDEX,
+        _ => diff::CODEC,
+    }
 }
 
 /// Tables that only have records left (objects to prune), each once, by name.

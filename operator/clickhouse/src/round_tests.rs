@@ -24,8 +24,9 @@ fn spec(tables: Vec<TableSpec>) -> ClickHouseSpec {
 }
 
 fn live_table(engine: &str) -> LiveTable {
-    let model = LiveColumn { data_type: "String".into(), codec: String::new() };
-    LiveTable { engine: engine.into(), columns: [("model".to_string(), model)].into(), ..Default::default() }
+    let col = |t: &str| LiveColumn { data_type: t.into(), codec: String::new() };
+    let columns = [("model".to_string(), col("String")), ("latency_ms".to_string(), col("UInt32"))].into();
+    LiveTable { engine: engine.into(), columns, ..Default::default() }
 }
 
 fn schema(tables: &[(&str, &str)]) -> LiveSchema {

@@ -140,9 +140,9 @@ fn record(table: &str, action: &Action, managed: &mut Vec<ManagedObject>) {
         }
     };
     match action {
-        Action::AddProjection(p) => upsert(PROJECTION, &p.name, &p.canonical),
-        Action::AddIndex(x) => upsert(INDEX, &x.name, &x.canonical),
-        Action::ModifyCodec(c) => upsert(CODEC, &c.column, &c.canonical),
+        Action::AddProjection(p) => upsert(PROJECTION, &p.name, &p.query),
+        Action::AddIndex(x) => upsert(INDEX, &x.name, &crate::diff::index_text(x)),
+        Action::ModifyCodec(c) => upsert(CODEC, &c.column, &c.codec),
         Action::DropProjection { name } | Action::DropIndex { name } => {
             managed.retain(|m| !(m.table == table && m.kind != CODEC && &m.name == name));
         }

@@ -10,7 +10,7 @@ fn add_index(name: &str) -> Action {
         expression: "latency_ms".into(),
         index_type: "minmax".into(),
         granularity: 1,
-        canonical: "latency_ms minmax 1".into(),
+        columns: ["latency_ms".to_string()].into(),
     })
 }
 
@@ -19,7 +19,8 @@ fn materialize_index(name: &str) -> Action {
 }
 
 fn codec(column: &str) -> Action {
-    Action::ModifyCodec(DesiredCodec { column: column.into(), codec: "Gorilla".into(), canonical: "Gorilla".into() })
+    let chain = crate::check::codec::parse("Gorilla").unwrap();
+    Action::ModifyCodec(DesiredCodec { column: column.into(), codec: "Gorilla".into(), chain })
 }
 
 fn kill(kind: &'static str, name: &str) -> Action {

@@ -31,6 +31,8 @@ pub fn table_status(name: &str, plan: &TablePlan, errors: &[String]) -> TableSta
         running_mutations: plan.running_mutations,
         parts_to_do: plan.parts_to_do,
         message: (!problems.is_empty()).then(|| problems.join("; ")),
+        objects: plan.objects.clone(),
+        queries: Vec::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `perf-operator plan`: everything the operator would do for a profile, computed with no cluster by the same
 //! [`decide`] a reconcile runs, on observations from a file or example values ([`Observations`]).
 
+pub mod clickhouse;
 pub mod observations;
 
 pub use observations::Observations;
@@ -54,7 +55,7 @@ pub fn plan_profile(profile: &PerformanceProfile, observations: &Observations) -
     objects.config_maps.push(decision.contract.clone());
     let mut extra = BTreeMap::new();
     if let Some(ch) = &profile.spec.clickhouse {
-        extra.insert("clickhouse".to_string(), clickhouse_section(ch, None));
+        extra.insert("clickhouse".to_string(), clickhouse::section(ch, None).0);
     }
     if let Some(canary) = &profile.spec.canary {
         let ctx = perf_canary::QueryContext {
@@ -89,19 +90,6 @@ pub fn plan_profile(profile: &PerformanceProfile, observations: &Observations) -
         },
         pools,
         extra,
-    }
-}
-
-/// The DDL the operator would run: against `live` when given, else against tables with none of the declared objects.
-pub fn clickhouse_section(
-    spec: &perf_operator_api::ClickHouseSpec,
-    live: Option<&perf_clickhouse::LiveSchema>,
-) -> serde_json::Value {
-    let against =
-        if live.is_some() { "live schema" } else { "empty schema (declared tables, none of the declared objects)" };
-    match perf_clickhouse::plan_ddl(spec, live) {
-        Ok(ddl) => serde_json::json!({ "against": against, "ddl": ddl }),
-        Err(e) => serde_json::json!({ "against": against, "error": e.to_string() }),
     }
 }
 

@@ -1,0 +1,90 @@
+//! `perf-operator plan` as CI runs it: the exit codes, the ClickHouse section offline and against the real
+//! engine (CLICKHOUSE_URL), and credentials that never reach the output.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn plan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_perf-operator")).arg("plan").args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A profile whose ClickHouse section declares `codec` on column `model` of table `events` in `database`.
+fn profile(database: &str, codec: &str) -> PathBuf {
+    let yaml = format!(
+        "apiVersion: perf.operator.dev/v1alpha1\nkind: PerformanceProfile\nmetadata:\n  name: risk-api\n  namespace: risk\n\
+         spec:\n  targetRef:\n    name: risk-api\n  clickhouse:\n    endpoint: http://clickhouse.analytics:8123\n    \
+         database: {database}\n    tables:\n      - name: events\n        codecs:\n          - column: model\n            \
+         codec: {codec}\n"
+    );
+    let path = std::env::temp_dir().join(format!("plan-cli-{}-{database}-{}.yaml", std::process::id(), codec.len()));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn offline_plan_prints_the_codec_ddl_and_says_what_it_could_not_check() {
+    let path = profile("risk", "ZSTD(3)");
+    let out = plan(&["-f", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("MODIFY COLUMN `model` CODEC(ZSTD(3))"), "{stdout}");
+    assert!(stdout.contains("column types"), "{stdout}");
+}
+
+#[test]
+fn bad_input_exits_1_and_a_refused_chain_names_its_field() {
+    let path = profile("risk", "ZSTD, Delta");
+    let out = plan(&["-f", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("spec.clickhouse.tables[0].codecs[0].codec"), "{}", text(&out));
+    let missing = plan(&["-f", "/nonexistent/profile.yaml"]);
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn credentials_never_reach_the_output() {
+    let path = profile("risk", "ZSTD(3)");
+    let out = plan(&["-f", path.to_str().unwrap(), "--clickhouse", "http://ops:hunter2secret@127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(!all.contains("hunter2secret"), "{all}");
+    assert!(all.contains("127.0.0.1:1"), "{all}");
+    let bad_url = plan(&["-f", path.to_str().unwrap(), "--clickhouse", "not a url"]);
+    assert!(text(&bad_url).contains("--clickhouse: not a URL"), "{}", text(&bad_url));
+}
+
+/// Against the real engine: a codec that cannot fit its column is refused before sending, and `plan` exits 3.
+#[tokio::test]
+async fn live_refusals_exit_3_and_are_listed() {
+    let Ok(url) = std::env::var("CLICKHOUSE_URL") else {
+        panic!("CLICKHOUSE_URL not set: run tests/run.sh, or eval \"$(tests/support/start-clickhouse.sh start)\"");
+    };
+    let db = format!("plan_cli_{}", std::process::id());
+    let admin = clickhouse::Client::default().with_url(url.as_str());
+    admin.query(&format!("DROP DATABASE IF EXISTS {db}")).execute().await.unwrap();
+    admin.query(&format!("CREATE DATABASE {db}")).execute().await.unwrap();
+    admin
+        .query(&format!("CREATE TABLE {db}.events (ts DateTime, model String) ENGINE = MergeTree ORDER BY ts"))
+        .execute()
+        .await
+        .unwrap();
+    let password = std::env::temp_dir().join(format!("plan-cli-{}-password", std::process::id()));
+    std::fs::write(&password, "\n").unwrap();
+
+    let path = profile(&db, "Gorilla, ZSTD(1)");
+    let args = ["-f", path.to_str().unwrap(), "--clickhouse", url.as_str(), "--clickhouse-user", "default"];
+    let out = plan(&[&args[..], &["--clickhouse-password-file", password.to_str().unwrap()]].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("codec Gorilla is for Float32 and Float64 columns; the column is String"), "{stdout}");
+    assert!(!stdout.contains("MODIFY COLUMN"), "nothing would be sent: {stdout}");
+
+    let fits = profile(&db, "ZSTD(3)");
+    let out = plan(&["-f", fits.to_str().unwrap(), "--clickhouse", url.as_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CODEC(ZSTD(3))"));
+}
