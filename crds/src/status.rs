@@ -76,6 +76,10 @@ pub struct CacheStatus {
     /// TTL in seconds per class, as published (after any policy decision).
     #[serde(default)]
     pub ttl_seconds: BTreeMap<String, u32>,
+    /// The provisioned Redis's live settings (maxmemory, eviction policy, maxclients; `CONFIG SET`, no restart):
+    /// what is held, or why it could not be this round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_settings: Option<String>,
 }
 
 /// Pool sizes as published.

@@ -4,7 +4,7 @@
 mod fixtures;
 
 use fixtures::{Profile, World};
-use perf_operator::components::cache::redis_conf;
+use perf_operator::components::cache::{auth_conf, redis_conf, restart_checksum};
 use perf_operator::redis_stats;
 use perf_operator_api::{EvictionPolicy, RedisProvision};
 use serde_json::json;
@@ -16,7 +16,8 @@ fn redis_url() -> String {
         .unwrap_or_else(|_| panic!("REDIS_URL not set: run the suite with tests/run.sh, which starts redis-server"))
 }
 
-/// A redis-server of our own on a free port, running the generated config; killed on drop.
+/// A redis-server of our own on a free port, running the generated config and auth file (the password only in the
+/// file, as in the pod: never on the command line); killed on drop.
 struct OwnRedis(Child, u16);
 
 impl OwnRedis {
@@ -24,20 +25,13 @@ impl OwnRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = std::env::temp_dir().join(format!("perf-redis-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
+        let auth = dir.join("auth.conf");
+        std::fs::write(&auth, auth_conf(password)).unwrap();
         let path = dir.join("redis.conf");
-        std::fs::write(&path, conf).unwrap();
+        std::fs::write(&path, conf.replace("/etc/redis-auth/auth.conf", auth.to_str().unwrap())).unwrap();
         let child = Command::new(std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into()))
             .arg(&path)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--requirepass",
-                password,
-                "--dir",
-                dir.to_str().unwrap(),
-            ])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", dir.to_str().unwrap()])
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): install it (tests/run.sh does)"));
@@ -175,4 +169,43 @@ async fn memory_advice_is_held_live_without_a_restart_and_a_second_round_sets_no
     let denied = redis_stats::configure(&url, Some("wrong"), &live.settings, Duration::from_secs(3)).await;
     let message = denied.expect_err("a wrong password is refused").to_string();
     assert!(!message.contains("wrong"), "the password never appears in errors: {message}");
+}
+
+#[tokio::test]
+async fn a_spec_change_is_applied_live_without_a_restart() {
+    let old = RedisProvision {
+        max_memory: "64Mi".into(),
+        eviction_policy: EvictionPolicy::AllkeysLru,
+        max_clients: 321,
+        ..Default::default()
+    };
+    let new = RedisProvision {
+        max_memory: "32Mi".into(),
+        eviction_policy: EvictionPolicy::VolatileLru,
+        max_clients: 200,
+        ..old.clone()
+    };
+    // The pod template does not change, so Kubernetes does not restart Redis; a new password would.
+    let pw = "p\"w\\ with spaces";
+    assert_eq!(restart_checksum(&redis_conf(&old), pw), restart_checksum(&redis_conf(&new), pw));
+    assert_ne!(restart_checksum(&redis_conf(&old), pw), restart_checksum(&redis_conf(&old), "rotated"));
+
+    let redis = OwnRedis::start(&redis_conf(&old), pw);
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let before = fetch_with_retry(&url, Some(pw)).await;
+    assert_eq!((before.max_memory_bytes, before.max_clients), (64 << 20, 321));
+    let info = redis::Client::open(url.as_str()).unwrap();
+    let mut con = info.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("AUTH").arg(pw).query_async(&mut con).await.unwrap();
+    let _: () = redis::cmd("SET").arg("perf-test:kept").arg("v").query_async(&mut con).await.unwrap();
+
+    let live = perf_operator::decide::memory::live_settings(&new, None);
+    let set = redis_stats::configure(&url, Some(pw), &live.settings, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(set, 3, "maxmemory, the policy and maxclients: {}", live.summary);
+    let after = fetch_with_retry(&url, Some(pw)).await;
+    assert_eq!((after.max_memory_bytes, after.max_clients), (32 << 20, 200));
+    let kept: Option<String> = redis::cmd("GET").arg("perf-test:kept").query_async(&mut con).await.unwrap();
+    assert_eq!(kept.as_deref(), Some("v"), "same process, cache kept");
+    let again = redis_stats::configure(&url, Some(pw), &live.settings, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(again, 0, "a second round sets nothing");
 }

@@ -25,7 +25,8 @@ pub async fn report(
     outcomes: Outcomes,
 ) -> Result<Action> {
     let requeue_canary = decision.canary_requeue();
-    let Decision { mut status, mut reports, canary, policy_runs, checksum, .. } = decision;
+    let Decision { mut status, mut reports, canary, policy_runs, checksum, redis_live, .. } = decision;
+    let decision_live = redis_live.map(|l| l.settings.summary);
     let previous = profile.status.as_ref();
     let mut failed = None;
     if let Err(e) = outcomes.objects {
@@ -41,9 +42,15 @@ pub async fn report(
         // The previous contract is still the live one (status keeps its checksum, carried over).
         Err(ContractFailure::NotPublished(e)) => failed = Some(e),
     }
-    if let (Some(Err(e)), Some(cache)) = (outcomes.redis_live, status.policies.as_mut().and_then(|p| p.cache.as_mut()))
+    if let (Some(Err(e)), Some(cache)) = (&outcomes.redis_live, status.policies.as_mut().and_then(|p| p.cache.as_mut()))
     {
-        cache.memory_advice_applied = Some(format!("not applied: {}", chain(&e)));
+        cache.memory_advice_applied = Some(format!("not applied: {}", chain(e)));
+    }
+    if let (Some(result), Some(cache), Some(live)) = (&outcomes.redis_live, status.cache.as_mut(), &decision_live) {
+        cache.live_settings = Some(match result {
+            Ok(changed) => format!("{} ({changed} changed this round)", live),
+            Err(e) => format!("not applied: {}", chain(e)),
+        });
     }
     if let Some(ch) = outcomes.clickhouse {
         let outcome = perf_clickhouse::outcome(&ch);

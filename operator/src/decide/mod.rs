@@ -33,7 +33,7 @@ pub struct Decision {
     pub reports: Vec<Report>,
     pub clickhouse: Option<ClickHouseRound>,
     pub canary: Option<perf_canary::Step>,
-    /// Settings to hold live on the provisioned Redis (`CONFIG SET`), from the cache policy's memory advice.
+    /// Settings to hold live on the provisioned Redis (`CONFIG SET`): the spec's, or the cache policy's advice.
     pub redis_live: Option<RedisLive>,
     /// Policy evaluations of this round, for the metrics: world and failure category.
     pub policy_runs: Vec<policy::Run>,
@@ -70,7 +70,14 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     let (mut cache_plan, cache_report) = decide_cache(profile, observed, &mut objects);
     let mut rate_limits = profile.spec.rate_limit.as_ref().map(rate_limit::plan);
     let policies = policy::decide(profile, observed, cache_plan.as_mut(), rate_limits.as_mut());
-    let redis_live = policies.redis_live.clone().and_then(|settings| {
+    // The spec's live settings, or the cache policy's advice when it decided this round (after a failed
+    // evaluation the live settings stay as they are).
+    let from_spec = || {
+        let cache = profile.spec.cache.as_ref()?;
+        let provision = cache.redis.provision.as_ref().filter(|_| cache.policy.is_none())?;
+        Some(memory::live_settings(provision, None))
+    };
+    let redis_live = policies.redis_live.clone().or_else(from_spec).and_then(|settings| {
         let password = match observed.provisioned_redis.as_ref() {
             Some(Ok(ProvisionedRedis { password: Some(p), .. })) => p.clone(),
             // No Redis running yet with a password: nothing to configure live this round.
@@ -83,6 +90,7 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
             address: plan.address.clone(),
             password_secret: plan.password_secret.as_ref().map(|(n, _)| n.clone()),
             ttl_seconds: plan.ttl_seconds.clone(),
+            live_settings: None,
         });
     }
     let (pools_plan, pools_report) = decide_pools(profile, observed, &mut status);
