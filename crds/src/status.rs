@@ -80,6 +80,34 @@ pub struct CacheStatus {
     /// what is held, or why it could not be this round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_settings: Option<String>,
+    /// What the Redis itself reports (`INFO`), when it could be read this round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<RedisServerStatus>,
+}
+
+/// A Redis as read from `INFO` (and `CONFIG GET` where allowed).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisServerStatus {
+    pub version: String,
+    pub used_memory_bytes: u64,
+    /// 0: no limit.
+    pub max_memory_bytes: u64,
+    pub eviction_policy: String,
+    pub connected_clients: u64,
+    /// `maxclients`; absent when `CONFIG` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clients: Option<u64>,
+    /// Hits over lookups since the previous reconcile, in percent (absent without lookups in between).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hit_ratio_percent: Option<f64>,
+    /// Keys evicted since the previous reconcile.
+    pub evicted_keys: u64,
+    /// The server's counters at this reconcile, for the next one's deltas.
+    pub counters: crate::RedisCounters,
+    /// What could not be verified (e.g. `CONFIG` refused by a managed service).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limitations: Vec<String>,
 }
 
 /// Pool sizes as published.

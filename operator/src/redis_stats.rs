@@ -8,6 +8,9 @@ use thiserror::Error;
 pub enum RedisError {
     #[error("redis {address}: {message}")]
     Unreachable { address: String, message: String },
+    /// The server refused the password (or wants one): a wrong Secret, not a network problem.
+    #[error("redis {address}: the password was refused ({message})")]
+    Auth { address: String, message: String },
     #[error("redis {address}: no answer within {timeout:?}")]
     Timeout { address: String, timeout: Duration },
 }
@@ -25,7 +28,14 @@ pub struct RedisStats {
     pub max_memory_bytes: u64,
     pub keys: u64,
     pub connected_clients: u64,
+    /// 0 when unknown (`CONFIG` refused).
     pub max_clients: u64,
+    /// `redis_version`.
+    pub version: String,
+    /// `maxmemory_policy`, e.g. `allkeys-lru`.
+    pub eviction_policy: String,
+    /// Why `CONFIG GET` was refused, as managed services and renamed commands do: what could not be verified.
+    pub config_refused: Option<String>,
 }
 
 impl RedisStats {
@@ -50,6 +60,8 @@ pub fn parse_info(text: &str) -> RedisStats {
             "used_memory" => s.used_memory_bytes = number(),
             "maxmemory" => s.max_memory_bytes = number(),
             "connected_clients" => s.connected_clients = number(),
+            "redis_version" => s.version = value.trim().to_string(),
+            "maxmemory_policy" => s.eviction_policy = value.trim().to_string(),
             k if k.starts_with("db") => {
                 // db0:keys=12,expires=3,avg_ttl=0
                 let keys = value.split(',').find_map(|kv| kv.strip_prefix("keys=")).and_then(|n| n.parse::<u64>().ok());
@@ -67,14 +79,17 @@ pub async fn fetch(address: &str, password: Option<&str>, timeout: Duration) -> 
         let mut con = connect(address, password).await?;
         let text: String =
             redis::cmd("INFO").arg("everything").query_async(&mut con).await.map_err(unreachable(address))?;
-        let max_clients: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("maxclients")
-            .query_async(&mut con)
-            .await
-            .map_err(unreachable(address))?;
+        let max_clients: Result<Vec<String>, _> =
+            redis::cmd("CONFIG").arg("GET").arg("maxclients").query_async(&mut con).await;
         let mut stats = parse_info(&text);
-        stats.max_clients = max_clients.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        match max_clients {
+            Ok(v) => stats.max_clients = v.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
+            // The server answered, refusing the command: verify what INFO says, report the rest as unknown.
+            Err(e) if is_refusal(&e) => {
+                stats.config_refused = Some(e.to_string());
+            }
+            Err(e) => return Err(unreachable(address)(e)),
+        }
         Ok(stats)
     })
     .await
@@ -112,7 +127,26 @@ pub async fn configure(
 }
 
 fn unreachable(address: &str) -> impl Fn(redis::RedisError) -> RedisError + '_ {
-    move |e| RedisError::Unreachable { address: address.to_string(), message: e.to_string() }
+    move |e| {
+        let message = e.to_string();
+        // WRONGPASS, NOAUTH, "invalid password": the Secret is wrong, the server is fine.
+        let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
+            || ["WRONGPASS", "NOAUTH", "invalid password", "invalid username-password"]
+                .iter()
+                .any(|m| message.contains(m));
+        if auth {
+            RedisError::Auth { address: address.to_string(), message }
+        } else {
+            RedisError::Unreachable { address: address.to_string(), message }
+        }
+    }
+}
+
+/// A command the server refused by name or permission (renamed `CONFIG`, ACL without `+config`, a managed
+/// service's own refusal): an answer, not an outage.
+fn is_refusal(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    matches!(e.kind(), ErrorKind::Server(ServerErrorKind::ResponseError | ServerErrorKind::NoPerm))
 }
 
 /// A connection authenticated with `password`, if any.
@@ -149,5 +183,7 @@ mod tests {
         assert_eq!((s.hits, s.misses, s.evicted_keys, s.keys), (90, 10, 7, 15));
         assert_eq!((s.used_memory_bytes, s.max_memory_bytes), (1 << 20, 2 << 20));
         assert_eq!(s.hit_ratio(), Some(0.9));
+        let s = parse_info("redis_version:7.0.15\r\nmaxmemory_policy:noeviction\r\n");
+        assert_eq!((s.version.as_str(), s.eviction_policy.as_str()), ("7.0.15", "noeviction"));
     }
 }

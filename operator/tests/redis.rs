@@ -209,3 +209,46 @@ async fn a_spec_change_is_applied_live_without_a_restart() {
     let again = redis_stats::configure(&url, Some(pw), &live.settings, Duration::from_secs(3)).await.unwrap();
     assert_eq!(again, 0, "a second round sets nothing");
 }
+
+/// A managed Redis that refuses CONFIG stays Ready with the limitation said; a wrong password is named as such;
+/// the server's own figures reach status.
+#[tokio::test]
+async fn a_managed_redis_refusing_config_stays_ready_and_a_wrong_password_is_named() {
+    let provision = RedisProvision { max_memory: "16Mi".into(), ..Default::default() };
+    let conf = format!("{}rename-command CONFIG \"\"\n", redis_conf(&provision));
+    let redis = OwnRedis::start(&conf, "managed-pw");
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let stats = fetch_with_retry(&url, Some("managed-pw")).await;
+    assert!(stats.config_refused.is_some(), "{stats:?}");
+
+    let external = |password_key: &str| {
+        let mut profile = Profile::test();
+        let cache = json!({"redis": {"external": {"address": url, "passwordSecretRef": {"name": "managed", "key": password_key}}},
+                           "ttlClasses": []});
+        profile.spec.cache = Some(serde_json::from_value(cache).unwrap());
+        profile
+    };
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "managed", "namespace": fixtures::NS},
+        "stringData": {}, "data": {"right": "bWFuYWdlZC1wdw==", "wrong": "bm9wZQ=="}
+    }))
+    .unwrap();
+    for (key, ready, reason) in [("right", "True", "ExternalReachable"), ("wrong", "False", "WrongPassword")] {
+        let world = World::with(external(key), None).await;
+        world.api::<k8s_openapi::api::core::v1::Secret>().create(&Default::default(), &secret).await.unwrap();
+        world.reconcile().await.unwrap();
+        let p = world.profile().await;
+        let (status, got, message) = World::condition(&p, "CacheReady");
+        assert_eq!((status.as_str(), got.as_str()), (ready, reason), "{key}: {message}");
+        assert!(!message.contains("managed-pw") && !message.contains("nope"), "{message}");
+        let server = p.status.unwrap().cache.unwrap().server;
+        if key == "right" {
+            let server = server.unwrap();
+            assert!(server.limitations[0].contains("CONFIG GET refused"), "{server:?}");
+            assert_eq!((server.max_clients, server.max_memory_bytes), (None, 16 << 20));
+            assert!(!server.version.is_empty());
+        } else {
+            assert_eq!(server, None);
+        }
+    }
+}

@@ -7,6 +7,7 @@ pub mod inputs;
 pub mod memory;
 mod observed;
 pub mod policy;
+pub mod redis_server;
 
 pub use observed::{ClickHouseObserved, Observed, PolicyUnavailable, ProvisionedRedis, Read, SecretProblem, Unread};
 
@@ -91,6 +92,13 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
             password_secret: plan.password_secret.as_ref().map(|(n, _)| n.clone()),
             ttl_seconds: plan.ttl_seconds.clone(),
             live_settings: None,
+            server: match &observed.redis {
+                Some(Ok(stats)) => {
+                    let previous = previous.and_then(|p| p.cache.as_ref()).and_then(|c| c.server.as_ref());
+                    Some(redis_server::status(stats, previous))
+                }
+                _ => None,
+            },
         });
     }
     let (pools_plan, pools_report) = decide_pools(profile, observed, &mut status);
@@ -137,6 +145,19 @@ fn decide_cache(
     if spec.redis.external.is_some() {
         let plan = plan_only();
         let report = match &observed.redis {
+            Some(Ok(stats)) if redis_server::over_memory(stats) => Report::failed(
+                condition::CACHE_READY,
+                "OverMemory",
+                format!(
+                    "{} is full ({} of {} bytes, noeviction): writes are refused",
+                    plan.address, stats.used_memory_bytes, stats.max_memory_bytes
+                ),
+            ),
+            Some(Ok(stats)) if stats.config_refused.is_some() => Report::ok(
+                condition::CACHE_READY,
+                "ExternalReachable",
+                format!("using {} (CONFIG refused: maxclients could not be verified)", plan.address),
+            ),
             Some(Ok(stats)) => Report::ok(
                 condition::CACHE_READY,
                 "ExternalReachable",
@@ -180,6 +201,7 @@ fn decide_cache(
 fn redis_reason(e: &Unread) -> &'static str {
     match e {
         Unread::Secret { .. } => "PasswordUnavailable",
+        Unread::Redis(e) => redis_server::reason(e),
         _ => "Unreachable",
     }
 }
