@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 /// Canary rollout of new versions of the target (primary/canary, as in Flagger).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+// A stage is analysed one step interval after it starts, so a step as long as the deadline can never finish one.
+// Absent fields are read as their defaults: the API server fills them in, client-side checks may not.
+#[x_kube(validation = Rule::new(
+    "duration(has(self.stepInterval) ? self.stepInterval : '1m') < duration(has(self.progressDeadline) ? self.progressDeadline : '10m')"
+).message("canary.stepInterval must be shorter than canary.progressDeadline").field_path(".stepInterval"))]
 pub struct CanarySpec {
     /// Traffic weights in percent, strictly increasing in (0, 100] and ending at 100.
     #[serde(default = "default_stages")]
@@ -124,7 +129,8 @@ pub struct GateQueries {
     #[serde(default = "default_latency_query")]
     #[schemars(length(min = 1, max = 4096))]
     pub p99_latency_seconds: String,
-    /// Error ratio in [0, 1].
+    /// Error ratio in [0, 1]. The default counts zero 5xx as 0 (apps export the 5xx series only after the first
+    /// one) and gives no value when the canary served no request.
     #[serde(default = "default_error_query")]
     #[schemars(length(min = 1, max = 4096))]
     pub error_ratio: String,
@@ -137,8 +143,10 @@ pub struct GateQueries {
 fn default_latency_query() -> String {
     r#"histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}])))"#.into()
 }
+// Apps export `code="500"` only after their first 5xx: `or vector(0)` makes a clean canary a measured 0 %, while
+// the denominator (every request of the canary's pods) still makes no traffic at all an empty answer: no data.
 fn default_error_query() -> String {
-    r#"sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*", code=~"5.."}[{{interval}}])) / sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#.into()
+    r#"(sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*", code=~"5.."}[{{interval}}])) or vector(0)) / sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#.into()
 }
 fn default_requests_query() -> String {
     r#"sum(increase(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#.into()

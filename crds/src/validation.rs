@@ -361,6 +361,15 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
             c.fail(field, e);
         }
     }
+    if let (Ok(step), Ok(deadline)) = (parse_duration(&canary.step_interval), parse_duration(&canary.progress_deadline))
+    {
+        c.ensure(step < deadline, "spec.canary.stepInterval", || {
+            format!(
+                "canary.stepInterval must be shorter than canary.progressDeadline, got {} >= {}",
+                canary.step_interval, canary.progress_deadline
+            )
+        });
+    }
     let a = &canary.analysis;
     c.pattern(
         is_url(&a.prometheus, HTTP),

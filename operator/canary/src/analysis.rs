@@ -1,13 +1,26 @@
 //! Analysis of a stage on Prometheus: the checks (built-in gates from the SLO plus custom metrics) and the verdict.
-//! No data, too few requests and an unreachable Prometheus are never a pass. The HTTP client is `perf_prometheus`
-//! (shared with the operator), re-exported here so `perf_canary::Prometheus` keeps working.
+//! No data, too few requests and an unreachable Prometheus are never a pass; a query Prometheus rejects is a
+//! failed check (it can never pass as written). The HTTP client is `perf_prometheus` (shared with the operator),
+//! re-exported here so `perf_canary::Prometheus` keeps working; the queries are asked in [`crate::gather`].
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use perf_operator_api::{AnalysisRecord, CanarySpec, CheckRecord, CheckVerdict, NoDataPolicy, Slo};
 use serde::Serialize;
+use std::time::Duration;
 
-pub use perf_prometheus::{MetricsSource, Prometheus, QueryError, QueryFuture};
+pub use crate::gather::{Answer, Asking};
+pub use perf_prometheus::{MetricsSource, Prometheus, QueryError, QueryFuture, Trouble};
+
+/// Longest an analysis may take in the operator, whatever the step interval: its read of the canary (workloads
+/// and analysis) is bounded at 30 s by the controller, and the workloads need time too.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Deadline of the operator's analysis for a step interval: never longer than the step, so a slow Prometheus
+/// never holds back the next analysis or a rollback by more than one step.
+pub fn deadline(step_interval: Duration) -> Duration {
+    step_interval.min(MAX_DEADLINE)
+}
 
 /// What the query placeholders stand for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -115,8 +128,10 @@ pub struct Outcome {
     pub threshold: String,
     pub verdict: CheckVerdict,
     pub reason: Option<String>,
-    /// No data because Prometheus is down: holds whatever `onNoData` says.
-    pub outage: bool,
+    /// Why the query gave no value, when it failed: unreachable and wrong-endpoint hold whatever `onNoData` says;
+    /// a rejected query fails.
+    #[serde(skip)]
+    pub trouble: Option<Trouble>,
     pub on_no_data: NoDataPolicy,
 }
 
@@ -135,7 +150,8 @@ impl Analysis {
             .iter()
             .map(|o| CheckRecord {
                 name: o.name.clone(),
-                value: o.value,
+                // JSON has no NaN or infinity: the reason says what the value was.
+                value: o.value.filter(|v| v.is_finite()),
                 threshold: o.threshold.clone(),
                 verdict: o.verdict,
                 reason: o.reason.clone(),
@@ -143,42 +159,46 @@ impl Analysis {
             .collect();
         AnalysisRecord { at: Some(Time(at)), stage_index, weight, verdict: self.verdict, checks }
     }
-}
 
-/// Runs every check's query, then [`evaluate`]s the answers.
-pub async fn analyse(source: &dyn MetricsSource, checks: &[Check]) -> Analysis {
-    let mut answers = Vec::with_capacity(checks.len());
-    for check in checks {
-        answers.push(source.query(&check.query).await);
+    /// What holds a no-data verdict when Prometheus could not be read: a wrong endpoint or credentials before
+    /// an unreachable Prometheus (fixing it is the first thing to do); None for a pass, a fail or plain no data.
+    pub fn held_by(&self) -> Option<Trouble> {
+        if self.verdict != CheckVerdict::NoData {
+            return None;
+        }
+        let troubles: Vec<Trouble> = self.outcomes.iter().filter_map(|o| o.trouble).collect();
+        [Trouble::Endpoint, Trouble::Unreachable].into_iter().find(|t| troubles.contains(t))
     }
-    evaluate(checks, answers)
 }
 
-/// Judges the answers (one per check, same order): any fail fails; an outage holds; no data fails under
-/// `onNoData: fail`, else holds. Too few requests turns the traffic-gated checks into no data.
-pub fn evaluate(checks: &[Check], answers: Vec<Result<Option<f64>, QueryError>>) -> Analysis {
+/// Asks every check's query concurrently, all within `asking.deadline` (see [`crate::gather`]), then
+/// [`evaluate`]s the answers.
+pub async fn analyse(source: &dyn MetricsSource, checks: &[Check], asking: Asking<'_>) -> Analysis {
+    evaluate(checks, crate::gather::gather(source, checks, asking).await)
+}
+
+/// Judges the answers (one per check, same order): any fail fails (a rejected query included); Prometheus
+/// unreachable or a wrong endpoint holds; no data fails under `onNoData: fail`, else holds. Too few requests turns
+/// the traffic-gated checks into no data.
+pub fn evaluate<A: Into<Answer>>(checks: &[Check], answers: impl IntoIterator<Item = A>) -> Analysis {
     let mut outcomes = Vec::with_capacity(checks.len());
     let mut thin_traffic: Option<String> = None;
     for (check, answer) in checks.iter().zip(answers) {
-        let errored = answer.is_err();
-        let mut outcome = outcome(check, answer);
+        let mut outcome = outcome(check, answer.into());
         if check.needs_traffic
             && check.name != REQUESTS
-            && !outcome.outage
+            && outcome.trouble.is_none()
             && let Some(reason) = &thin_traffic
         {
             outcome.verdict = CheckVerdict::NoData;
             outcome.reason = Some(reason.clone());
         }
         if check.name == REQUESTS && outcome.verdict != CheckVerdict::Pass {
-            let need = check.min.unwrap_or(0.0);
-            // An empty result means no series matched: no requests at all.
-            let reason = match (&outcome.reason, outcome.value) {
-                (Some(why), _) if errored => format!("request count unknown: {why}"),
-                (_, value) => format!("too few requests: {} in the window, need {need}", value.unwrap_or(0.0).round()),
-            };
-            outcome.verdict = CheckVerdict::NoData;
-            outcome.reason = Some(reason.clone());
+            let reason = thin_reason(check, &outcome);
+            if outcome.trouble.is_none() {
+                outcome.verdict = CheckVerdict::NoData;
+                outcome.reason = Some(reason.clone());
+            }
             thin_traffic = Some(reason);
         }
         outcomes.push(outcome);
@@ -187,7 +207,19 @@ pub fn evaluate(checks: &[Check], answers: Vec<Result<Option<f64>, QueryError>>)
     Analysis { outcomes, verdict }
 }
 
-fn outcome(check: &Check, answer: Result<Option<f64>, QueryError>) -> Outcome {
+/// Why the traffic-gated checks cannot be judged when the request count did not pass.
+fn thin_reason(check: &Check, outcome: &Outcome) -> String {
+    let why = outcome.reason.clone().unwrap_or_default();
+    match outcome.value {
+        _ if outcome.trouble.is_some() => format!("request count unknown: {why}"),
+        Some(count) if !count.is_nan() => {
+            format!("too few requests: {} in the window, need {}", count.round(), check.min.unwrap_or(0.0))
+        }
+        _ => format!("no requests counted: {why}"),
+    }
+}
+
+fn outcome(check: &Check, answer: Answer) -> Outcome {
     let mut outcome = Outcome {
         name: check.name.clone(),
         query: check.query.clone(),
@@ -195,22 +227,39 @@ fn outcome(check: &Check, answer: Result<Option<f64>, QueryError>) -> Outcome {
         threshold: check.threshold(),
         verdict: CheckVerdict::NoData,
         reason: None,
-        outage: false,
+        trouble: None,
         on_no_data: check.on_no_data,
     };
-    match answer {
+    match answer.result {
+        Ok(Some(raw)) if raw.is_nan() => {
+            outcome.value = Some(raw);
+            outcome.reason = Some("value is NaN: 0/0, nothing was counted in the window".into());
+        }
         Ok(Some(raw)) => {
             let value = raw * check.scale;
             outcome.value = Some(value);
             outcome.verdict = if check.passes(value) { CheckVerdict::Pass } else { CheckVerdict::Fail };
+            if value.is_infinite() && outcome.verdict == CheckVerdict::Fail {
+                outcome.reason = Some(infinite_reason(value));
+            }
         }
-        Ok(None) => outcome.reason = Some("query returned no value".into()),
+        Ok(None) => {
+            outcome.reason = Some(answer.unmatched.unwrap_or_else(|| "the query returned no series".into()));
+        }
         Err(e) => {
-            outcome.outage = e.is_outage();
+            let trouble = e.trouble();
+            outcome.trouble = Some(trouble);
             outcome.reason = Some(e.to_string());
+            if trouble == Trouble::Query {
+                outcome.verdict = CheckVerdict::Fail;
+            }
         }
     }
     outcome
+}
+
+fn infinite_reason(value: f64) -> String {
+    if value > 0.0 { "value is +Inf: a division by zero (x/0)".into() } else { "value is -Inf".into() }
 }
 
 fn judge(outcomes: &[Outcome]) -> CheckVerdict {
@@ -220,7 +269,7 @@ fn judge(outcomes: &[Outcome]) -> CheckVerdict {
     let missing: Vec<&Outcome> = outcomes.iter().filter(|o| o.verdict == CheckVerdict::NoData).collect();
     if missing.is_empty() {
         CheckVerdict::Pass
-    } else if missing.iter().any(|o| o.outage) {
+    } else if missing.iter().any(|o| o.trouble.is_some()) {
         CheckVerdict::NoData
     } else if missing.iter().any(|o| o.on_no_data == NoDataPolicy::Fail) {
         CheckVerdict::Fail
@@ -245,7 +294,7 @@ mod tests {
     }
 
     fn down() -> QueryError {
-        QueryError::Unreachable { url: "http://127.0.0.1:1".into(), message: "connection refused".into() }
+        QueryError::Refused { at: "127.0.0.1:1".into() }
     }
 
     /// Answers for requests, p99 (s) and error ratio.
@@ -287,7 +336,7 @@ mod tests {
     fn prometheus_down_holds_even_when_no_data_fails() {
         let all = checks(&spec(NoDataPolicy::Fail), &Slo::default(), &ctx());
         assert_eq!(evaluate(&all, vec![Err(down()), Err(down()), Err(down())]).verdict, CheckVerdict::NoData);
-        let http = || Err(QueryError::Http { status: 503, body: "overloaded".into() });
+        let http = || Err(QueryError::Server { at: "p:9090".into(), status: 503, message: "overloaded".into() });
         assert_eq!(evaluate(&all, vec![http(), http(), http()]).verdict, CheckVerdict::NoData);
     }
 
@@ -317,5 +366,71 @@ mod tests {
         let all = checks(&CanarySpec::default(), &Slo::default(), &ctx());
         assert!(all[1].query.contains(r#"namespace="shop", pod=~"web-canary-.*""#), "{}", all[1].query);
         assert!(all[1].query.contains("[1m]"));
+    }
+
+    fn all(on_no_data: NoDataPolicy) -> Vec<Check> {
+        checks(&spec(on_no_data), &Slo::default(), &ctx())
+    }
+
+    fn rejected() -> QueryError {
+        QueryError::Rejected { error_type: "bad_data".into(), message: "1:4: parse error: unexpected \"(\"".into() }
+    }
+
+    #[test]
+    fn a_rejected_query_fails_even_with_thin_traffic_and_names_the_metric_and_why() {
+        let a = evaluate(&all(NoDataPolicy::Wait), [Ok(Some(3.0)), Err(rejected()), Ok(Some(0.0))]);
+        assert_eq!((a.verdict, a.outcomes[1].verdict), (CheckVerdict::Fail, CheckVerdict::Fail));
+        let summary = crate::machine::summarize(&a.record(0, 10, Timestamp::UNIX_EPOCH));
+        assert!(
+            summary.contains("; p99-latency: Prometheus rejected the query (bad_data): 1:4: parse error"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn a_value_exactly_at_a_builtin_bound_fails_and_at_a_custom_bound_passes() {
+        let a = evaluate(&all(NoDataPolicy::Wait), [Ok(Some(500.0)), Ok(Some(0.125)), Ok(Some(0.0))]);
+        let mut spec = spec(NoDataPolicy::Wait);
+        spec.analysis.max_p99_latency_ms = Some(125);
+        let strict =
+            evaluate(&checks(&spec, &Slo::default(), &ctx()), [Ok(Some(500.0)), Ok(Some(0.125)), Ok(Some(0.0))]);
+        assert_eq!((a.verdict, strict.outcomes[1].verdict), (CheckVerdict::Pass, CheckVerdict::Fail));
+        assert_eq!(strict.outcomes[1].value, Some(125.0));
+    }
+
+    #[test]
+    fn nan_is_no_data_and_infinity_fails_each_saying_what_the_value_was() {
+        let a = evaluate(&all(NoDataPolicy::Wait), [Ok(Some(500.0)), Ok(Some(f64::INFINITY)), Ok(Some(f64::NAN))]);
+        assert_eq!(a.verdict, CheckVerdict::Fail);
+        assert_eq!((a.outcomes[1].verdict, a.outcomes[2].verdict), (CheckVerdict::Fail, CheckVerdict::NoData));
+        assert!(a.outcomes[1].reason.as_deref().unwrap_or_default().starts_with("value is +Inf"), "{a:?}");
+        assert!(a.outcomes[2].reason.as_deref().unwrap_or_default().starts_with("value is NaN"), "{a:?}");
+        let record = a.record(0, 10, Timestamp::UNIX_EPOCH);
+        assert_eq!((record.checks[1].value, record.checks[2].value), (None, None), "JSON has no NaN or Inf");
+    }
+
+    #[test]
+    fn an_empty_request_count_says_which_selector_matched_nothing() {
+        let unmatched = "no series match http_requests_total{namespace=\"shop\"} in the last 1m (namespace shop)";
+        let empty = Answer { result: Ok(None), unmatched: Some(unmatched.into()) };
+        let a = evaluate(&all(NoDataPolicy::Wait), [empty, Ok(None).into(), Ok(None).into()]);
+        assert_eq!(a.verdict, CheckVerdict::NoData);
+        assert_eq!(a.outcomes[1].reason.as_deref(), Some(format!("no requests counted: {unmatched}").as_str()));
+    }
+
+    #[test]
+    fn a_wrong_endpoint_holds_like_an_outage_and_is_named_first() {
+        let denied = || Err(QueryError::Unauthorized { at: "p:9090".into(), status: 401 });
+        let a = evaluate(&all(NoDataPolicy::Fail), [denied(), Err(down()), denied()]);
+        assert_eq!((a.verdict, a.held_by()), (CheckVerdict::NoData, Some(Trouble::Endpoint)));
+        let down = evaluate(&all(NoDataPolicy::Fail), [Err(down()), Err(down()), Err(down())]);
+        assert_eq!(down.held_by(), Some(Trouble::Unreachable));
+        assert_eq!(verdict(NoDataPolicy::Wait, None, None, None).held_by(), None);
+    }
+
+    #[test]
+    fn the_operators_deadline_never_exceeds_the_step() {
+        assert_eq!(deadline(Duration::from_secs(3)), Duration::from_secs(3));
+        assert_eq!(deadline(Duration::from_secs(300)), MAX_DEADLINE);
     }
 }

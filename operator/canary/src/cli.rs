@@ -1,23 +1,20 @@
 //! `perf-operator canary ...`: manual control, progress, one-off analysis, and the schedule for `plan`.
 
-use crate::analysis::{Analysis, Check, Prometheus, QueryContext, analyse, checks};
+use crate::analysis::{Check, QueryContext, checks};
+use crate::analyze::{AnalyzeArgs, EXIT_CODES_HELP};
 use crate::objects::{self, Split};
 use crate::{Error, Result};
 use jiff::Timestamp;
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
-use perf_operator_api::{CanaryPhase, CanarySpec, CanaryStatus, CheckVerdict, NoDataPolicy, PerformanceProfile, Slo};
+use perf_operator_api::{CanaryPhase, CanarySpec, CanaryStatus, NoDataPolicy, PerformanceProfile, Slo};
 use serde::Serialize;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
-/// Exit code of `analyze` when a check fails.
-pub const EXIT_FAIL: i32 = 1;
-/// Exit code of `analyze` when a check has no data (or too few requests).
-pub const EXIT_NO_DATA: i32 = 2;
-/// Exit code of `analyze` when Prometheus cannot be reached.
-pub const EXIT_UNREACHABLE: i32 = 3;
+pub use crate::analyze::{
+    EXIT_ENDPOINT, EXIT_FAIL, EXIT_INPUT, EXIT_NO_DATA, EXIT_PASS, EXIT_UNREACHABLE, analyze, exit_code,
+};
 
 /// Canary commands.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -41,21 +38,9 @@ pub enum CanaryCommand {
     Promote(ProfileRef),
     /// Roll back now (final for this template).
     Abort(ProfileRef),
-    /// Run one analysis now against Prometheus, with no cluster. Exit: 0 pass, 1 fail, 2 no data, 3 unreachable.
-    Analyze {
-        /// PerformanceProfile YAML with a canary section.
-        #[arg(short = 'f', long = "file")]
-        file: PathBuf,
-        /// Prometheus base URL; default: the profile's `canary.analysis.prometheus`.
-        #[arg(long, env = "PROMETHEUS_URL")]
-        prometheus: Option<String>,
-        /// Namespace for `{{namespace}}`; default: the profile's, else `default`.
-        #[arg(short, long)]
-        namespace: Option<String>,
-        /// Timeout of each query, e.g. 10s.
-        #[arg(long, default_value = "10s", value_parser = parse_interval)]
-        timeout: Duration,
-    },
+    /// Run one analysis now against Prometheus, with no cluster; the exit code says the verdict (see below).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Analyze(AnalyzeArgs),
 }
 
 /// A profile in a namespace.
@@ -68,7 +53,7 @@ pub struct ProfileRef {
     pub namespace: Option<String>,
 }
 
-fn parse_interval(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
     perf_operator_api::duration::parse_duration(text)
 }
 
@@ -81,9 +66,7 @@ pub async fn run(cmd: CanaryCommand) -> Result<i32> {
 /// [`run`] writing to `out`.
 pub async fn run_to(cmd: CanaryCommand, out: &mut (dyn Write + Send)) -> Result<i32> {
     match cmd {
-        CanaryCommand::Analyze { file, prometheus, namespace, timeout } => {
-            analyze_file(&file, prometheus.as_deref(), namespace.as_deref(), timeout, out).await
-        }
+        CanaryCommand::Analyze(args) => analyze(&args, out).await,
         CanaryCommand::Status { profile, watch, interval } => {
             let api = profiles(&profile).await?;
             status(&api, &profile.name, watch, interval, out).await
@@ -187,67 +170,6 @@ pub fn read_profile(path: &std::path::Path) -> Result<PerformanceProfile> {
     Ok(profile)
 }
 
-async fn analyze_file(
-    file: &std::path::Path,
-    prometheus: Option<&str>,
-    namespace: Option<&str>,
-    timeout: Duration,
-    out: &mut (dyn Write + Send),
-) -> Result<i32> {
-    let profile = read_profile(file)?;
-    let spec = profile.spec.canary.as_ref().ok_or(Error::NotConfigured)?;
-    let url = prometheus.unwrap_or(&spec.analysis.prometheus);
-    let ns = namespace.map(str::to_string).or_else(|| profile.namespace()).unwrap_or_else(|| "default".into());
-    let ctx = QueryContext { namespace: ns, target: profile.spec.target_ref.name.clone() };
-    let source = Prometheus::new(url, timeout)?;
-    let analysis = analyse(&source, &checks(spec, &profile.spec.slo, &ctx)).await;
-    writeln!(
-        out,
-        "analysis of {}/{} (pods {}-*) on {url}",
-        ctx.namespace,
-        ctx.target,
-        objects::canary_name(&ctx.target)
-    )
-    .map_err(Error::Output)?;
-    print_analysis(&analysis, out).map_err(Error::Output)?;
-    Ok(exit_code(&analysis))
-}
-
-/// Exit code for an analysis: 0 pass, 1 fail, 2 no data, 3 Prometheus unreachable.
-pub fn exit_code(analysis: &Analysis) -> i32 {
-    if analysis.outcomes.iter().any(|o| o.outage) {
-        return EXIT_UNREACHABLE;
-    }
-    match analysis.verdict {
-        CheckVerdict::Pass => 0,
-        CheckVerdict::Fail => EXIT_FAIL,
-        CheckVerdict::NoData => EXIT_NO_DATA,
-    }
-}
-
-fn print_analysis(analysis: &Analysis, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
-    writeln!(out, "{:<16} {:>14} {:<22} VERDICT", "CHECK", "VALUE", "THRESHOLD")?;
-    for o in &analysis.outcomes {
-        let value = o.value.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
-        let verdict = match o.verdict {
-            CheckVerdict::Pass => "pass",
-            CheckVerdict::Fail => "FAIL",
-            CheckVerdict::NoData => "no data",
-        };
-        writeln!(out, "{:<16} {:>14} {:<22} {verdict}", o.name, value, o.threshold)?;
-        if let Some(reason) = &o.reason {
-            writeln!(out, "    reason: {reason}")?;
-        }
-        writeln!(out, "    query:  {}", o.query)?;
-    }
-    let verdict = match analysis.verdict {
-        CheckVerdict::Pass => "pass: the stage would advance",
-        CheckVerdict::Fail => "fail: the check counts toward failureLimit",
-        CheckVerdict::NoData => "no data: the stage would hold (never a pass)",
-    };
-    writeln!(out, "verdict: {verdict}")
-}
-
 /// The schedule `plan` prints.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -320,6 +242,18 @@ mod tests {
         let cli = Cli::parse_from(["x", "status", "web", "--watch", "--interval", "500ms"]);
         assert!(
             matches!(cli.canary, CanaryCommand::Status { watch: true, interval, .. } if interval == Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn analyze_help_lists_every_exit_code() {
+        let help = Cli::command().find_subcommand_mut("analyze").unwrap().render_help().to_string();
+        for code in [EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_NO_DATA, EXIT_UNREACHABLE, EXIT_ENDPOINT] {
+            assert!(help.contains(&format!("\n  {code}  ")), "exit {code} missing from:\n{help}");
+        }
+        let cli = Cli::parse_from(["x", "analyze", "-f", "p.yaml", "--timeout", "3s"]);
+        assert!(
+            matches!(cli.canary, CanaryCommand::Analyze(AnalyzeArgs { timeout, .. }) if timeout == Duration::from_secs(3))
         );
     }
 

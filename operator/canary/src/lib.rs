@@ -8,12 +8,17 @@
 //! writes the [`Step`]'s status and condition and emits its events. The Prometheus client is `perf_prometheus`.
 
 pub mod analysis;
+pub mod analyze;
 pub mod cli;
+pub mod gather;
 pub mod machine;
 pub mod objects;
 pub mod reconcile;
+pub mod selectors;
 
-pub use analysis::{Analysis, MetricsSource, Prometheus, QueryContext, QueryError, QueryFuture};
+pub use analysis::{
+    Analysis, Answer, Asking, MetricsSource, Prometheus, QueryContext, QueryError, QueryFuture, Trouble,
+};
 pub use cli::{CanaryCommand, Schedule, plan_schedule, run};
 pub use machine::{CanaryCondition, CanaryEvent, EventKind, Health};
 pub use reconcile::{Observation, Step, apply, decide, finalize, observe};
@@ -67,7 +72,7 @@ impl Error {
             Error::TargetNotFound { .. } => "target",
             Error::Kube { .. } => "kube",
             Error::Route { .. } => "route",
-            Error::Prometheus(_) => "prometheus",
+            Error::Prometheus(e) => e.category(),
             Error::ReadFile { .. } | Error::ParseProfile { .. } => "input",
             Error::Encode { .. } | Error::Output(_) => "internal",
         }

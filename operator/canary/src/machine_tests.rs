@@ -29,8 +29,7 @@ fn no_traffic() -> Answers {
     vec![Ok(Some(0.0)), Ok(None), Ok(None)]
 }
 fn prometheus_down() -> Answers {
-    let down =
-        || Err(QueryError::Unreachable { url: "http://127.0.0.1:9".into(), message: "connection refused".into() });
+    let down = || Err(QueryError::Refused { at: "127.0.0.1:9".into() });
     vec![down(), down(), down()]
 }
 

@@ -4,7 +4,7 @@
 //! objects. The caller (the operator's controller) passes the profile fresh from the API server, then writes the
 //! step's status and condition and emits its events.
 
-use crate::analysis::{Analysis, MetricsSource, QueryContext, analyse, checks};
+use crate::analysis::{self, Analysis, Asking, MetricsSource, QueryContext, analyse, checks};
 use crate::machine::{self, CanaryCondition, CanaryEvent, CommandRequest, Observed, PrimaryAction, Timing, Workload};
 use crate::objects::{self, Role, Split};
 use crate::{Error, Result};
@@ -110,7 +110,12 @@ pub async fn observe(
     let due = machine::analysis_due(&timing, &prev, now) && prev.run_id.as_deref() == Some(world.hash.as_str());
     let analysis = if due {
         let ctx = QueryContext { namespace: ns, target: target.clone() };
-        Some(analyse(prom, &checks(spec, &profile.spec.slo, &ctx)).await)
+        let asking = Asking {
+            namespace: &ctx.namespace,
+            window: &spec.step_interval,
+            deadline: analysis::deadline(timing.step_interval),
+        };
+        Some(analyse(prom, &checks(spec, &profile.spec.slo, &ctx), asking).await)
     } else {
         None
     };

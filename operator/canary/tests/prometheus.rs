@@ -1,9 +1,9 @@
 //! End to end with a real Prometheus (tests/support/prometheus.rs) and an in-memory API server: runs judged on
-//! metrics the test sets, on the wall clock with 3 s stages, and `canary analyze`.
+//! metrics the test sets, on the wall clock with 3 s stages. Single analyses, by `canary analyze` and by the
+//! operator's step, are judged case by case in tests/analysis.rs.
 
 mod support;
 
-use perf_canary::cli::{CanaryCommand, EXIT_FAIL, EXIT_NO_DATA, EXIT_UNREACHABLE, run_to};
 use perf_operator_api::{CanaryPhase, CanaryStatus, CheckVerdict};
 use std::time::Duration;
 use support::*;
@@ -68,44 +68,4 @@ async fn a_canary_with_5_percent_errors_is_rolled_back_at_the_first_stage() {
     let errors = last.analyses[0].checks.iter().find(|c| c.name == "error-rate").unwrap();
     assert!(errors.verdict == CheckVerdict::Fail && errors.value.unwrap() > 1.0, "{errors:?}");
     assert_eq!(cluster.image("web-primary").await, "shop/web:1");
-}
-
-/// Runs `canary analyze` on a profile for `target`; returns the exit code and what it printed.
-async fn analyze(target: &str, prometheus: &str) -> (i32, String) {
-    let path = std::env::temp_dir().join(format!("perf-canary-{}-{target}.yaml", std::process::id()));
-    std::fs::write(&path, serde_json::to_string(&profile(target, "3s")).unwrap()).unwrap();
-    let cmd = CanaryCommand::Analyze {
-        file: path.clone(),
-        prometheus: Some(prometheus.into()),
-        namespace: None,
-        timeout: Duration::from_secs(2),
-    };
-    let mut out = Vec::new();
-    let code = run_to(cmd, &mut out).await.unwrap();
-    std::fs::remove_file(&path).unwrap();
-    (code, String::from_utf8(out).unwrap())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn analyze_prints_each_query_value_threshold_and_verdict_and_exits_by_verdict() {
-    let prom = PrometheusFixture::start().await;
-    prom.serve(NS, "web", Behaviour::healthy()).await;
-    prom.serve(NS, "api", Behaviour::slow(Duration::from_millis(400))).await;
-
-    let (code, out) = analyze("web", &prom.url).await;
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("p99-latency") && out.contains("< 150 ms") && out.contains("pass"), "{out}");
-    assert!(out.contains(r#"pod=~"web-canary-.*""#), "prints the rendered query: {out}");
-
-    let (code, out) = analyze("api", &prom.url).await;
-    assert_eq!(code, EXIT_FAIL, "{out}");
-    assert!(out.contains("FAIL"), "{out}");
-
-    let (code, out) = analyze("ghost", &prom.url).await;
-    assert_eq!(code, EXIT_NO_DATA, "a target without traffic is no data: {out}");
-    assert!(out.contains("too few requests"), "{out}");
-
-    let (code, out) = analyze("web", "http://127.0.0.1:9").await;
-    assert_eq!(code, EXIT_UNREACHABLE, "{out}");
-    assert!(out.contains("unreachable"), "{out}");
 }

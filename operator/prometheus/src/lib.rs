@@ -2,7 +2,11 @@
 //! clients by base URL. Its own crate so that the canary analysis and the operator's other readers of Prometheus
 //! share one client (and its connection pool) without depending on each other or on kube.
 
-use serde_json::Value;
+mod answer;
+mod error;
+
+pub use error::{QueryError, Trouble};
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +18,8 @@ use std::time::Duration;
 pub enum Error {
     #[error("cannot build the Prometheus client")]
     HttpClient(#[source] reqwest::Error),
+    #[error("invalid Prometheus URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
 }
 
 impl Error {
@@ -21,6 +27,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::HttpClient(_) => "prometheus",
+            Error::InvalidUrl { .. } => "input",
         }
     }
 }
@@ -28,35 +35,17 @@ impl Error {
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Future returned by [`MetricsSource::query`]: `Ok(None)` is an empty result or NaN.
+/// Future returned by [`MetricsSource::query`]: `Ok(None)` is an empty result; NaN and ±Inf are values.
 pub type QueryFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<f64>, QueryError>> + Send + 'a>>;
 
 /// Where values come from; [`Prometheus`] in production, a stub in tests.
 pub trait MetricsSource: Send + Sync {
     /// Runs an instant query that returns one value.
     fn query<'a>(&'a self, promql: &'a str) -> QueryFuture<'a>;
-}
 
-/// Why a query gave no value.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryError {
-    #[error("prometheus unreachable at {url}: {message}")]
-    Unreachable { url: String, message: String },
-    #[error("prometheus answered HTTP {status}: {body}")]
-    Http { status: u16, body: String },
-    #[error("prometheus rejected the query: {0}")]
-    Rejected(String),
-    #[error("query returned {0} series, expected one (aggregate it, e.g. with sum())")]
-    ManySeries(usize),
-    #[error("unexpected answer from prometheus: {0}")]
-    Decode(String),
-}
-
-impl QueryError {
-    /// Prometheus itself is down or failing (not the query): callers hold rather than judge on it.
-    pub fn is_outage(&self) -> bool {
-        matches!(self, QueryError::Unreachable { .. })
-            || matches!(self, QueryError::Http { status, .. } if *status >= 500)
+    /// How errors name this source when the caller gives up on it (a deadline): `host:port` for Prometheus.
+    fn at(&self) -> &str {
+        "the metrics source"
     }
 }
 
@@ -65,74 +54,64 @@ impl QueryError {
 pub struct Prometheus {
     client: reqwest::Client,
     base: String,
+    /// `host:port`, how errors name the server (the full request URL carries the encoded query).
+    at: String,
+    host: String,
+    timeout: Duration,
 }
 
 impl Prometheus {
-    /// `base` is e.g. `http://prometheus:9090`; every request is bounded by `timeout`, so a hung Prometheus never
-    /// stalls the caller longer than that.
+    /// `base` is e.g. `http://prometheus:9090` (a path prefix is kept); it is checked here, before any query.
+    /// Every request is bounded by `timeout`, so a hung Prometheus never stalls the caller longer than that.
     pub fn new(base: &str, timeout: Duration) -> Result<Self> {
+        let (host, at) = check_url(base)?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .build()
             .map_err(Error::HttpClient)?;
-        Ok(Self { client, base: base.trim_end_matches('/').to_string() })
+        Ok(Self { client, base: base.trim_end_matches('/').to_string(), at, host, timeout })
     }
 
-    /// Runs an instant query; see [`decode`] for what counts as one value.
+    /// Runs an instant query; see [`answer::read`] for how the answer is judged.
     async fn instant(&self, promql: &str) -> Result<Option<f64>, QueryError> {
         let url = format!("{}/api/v1/query", self.base);
-        let unreachable =
-            |e: reqwest::Error| QueryError::Unreachable { url: self.base.clone(), message: e.to_string() };
-        let response = self.client.get(&url).query(&[("query", promql)]).send().await.map_err(unreachable)?;
+        let transport = |e: reqwest::Error| error::transport(&e, &self.at, &self.host, self.timeout);
+        let response = self.client.get(&url).query(&[("query", promql)]).send().await.map_err(transport)?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(unreachable)?;
-        let json: Value = match serde_json::from_str(&body) {
-            Ok(json) => json,
-            Err(_) if status >= 400 => return Err(QueryError::Http { status, body: truncate(&body) }),
-            Err(e) => return Err(QueryError::Decode(e.to_string())),
-        };
-        if json["status"] != "success" {
-            let error = json["error"].as_str().unwrap_or("no error text");
-            return Err(if status >= 500 {
-                QueryError::Http { status, body: error.into() }
-            } else {
-                QueryError::Rejected(error.into())
-            });
-        }
-        decode(&json["data"])
+        let html = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+        let body = response.text().await.map_err(transport)?;
+        answer::read(&self.at, status, html, &body)
     }
+}
+
+/// Checks `base` is an http(s) URL with a host and nothing after the path; returns the host and `host:port`.
+fn check_url(base: &str) -> Result<(String, String)> {
+    let invalid = |reason: &str| Error::InvalidUrl { url: base.to_string(), reason: reason.to_string() };
+    let url = reqwest::Url::parse(base).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("expected an http:// or https:// URL"));
+    }
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| invalid("no host"))?.to_string();
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("expected a base URL without ?query or #fragment"));
+    }
+    let at = url.port_or_known_default().map_or_else(|| host.clone(), |port| format!("{host}:{port}"));
+    Ok((host, at))
 }
 
 impl MetricsSource for Prometheus {
     fn query<'a>(&'a self, promql: &'a str) -> QueryFuture<'a> {
         Box::pin(self.instant(promql))
     }
-}
 
-/// Keeps an error page from filling a status message.
-fn truncate(text: &str) -> String {
-    text.chars().take(200).collect()
-}
-
-/// Decodes `data` of an instant query: a scalar or a vector of at most one sample (several series would make the
-/// verdict depend on which one came first).
-fn decode(data: &Value) -> Result<Option<f64>, QueryError> {
-    let sample = match data["resultType"].as_str() {
-        Some("scalar") => &data["result"],
-        Some("vector") => {
-            let result = data["result"].as_array().ok_or_else(|| QueryError::Decode("vector without result".into()))?;
-            match result.as_slice() {
-                [] => return Ok(None),
-                [one] => &one["value"],
-                many => return Err(QueryError::ManySeries(many.len())),
-            }
-        }
-        other => return Err(QueryError::Decode(format!("result type {other:?}, expected vector or scalar"))),
-    };
-    let text = sample[1].as_str().ok_or_else(|| QueryError::Decode(format!("sample {sample} has no value")))?;
-    let value: f64 = text.parse().map_err(|_| QueryError::Decode(format!("value {text:?} is not a number")))?;
-    Ok(value.is_finite().then_some(value))
+    fn at(&self) -> &str {
+        &self.at
+    }
 }
 
 /// Timeout of each query made through [`Clients`].
@@ -162,24 +141,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_vectors_scalars_and_nan() {
-        let v = serde_json::json!({"resultType": "vector", "result": [{"metric": {}, "value": [1.0, "0.25"]}]});
-        assert_eq!(decode(&v).ok(), Some(Some(0.25)));
-        let s = serde_json::json!({"resultType": "scalar", "result": [1.0, "NaN"]});
-        assert_eq!(decode(&s).ok(), Some(None));
-        let two = serde_json::json!({"resultType": "vector", "result": [{"value": [1, "1"]}, {"value": [1, "2"]}]});
-        assert!(matches!(decode(&two), Err(QueryError::ManySeries(2))));
-        let empty = serde_json::json!({"resultType": "vector", "result": []});
-        assert_eq!(decode(&empty).ok(), Some(None));
-    }
-
-    #[test]
-    fn only_prometheus_itself_failing_is_an_outage() {
-        let down = QueryError::Unreachable { url: "http://127.0.0.1:9".into(), message: "refused".into() };
-        assert!(down.is_outage());
-        assert!(QueryError::Http { status: 503, body: String::new() }.is_outage());
-        assert!(!QueryError::Http { status: 404, body: String::new() }.is_outage());
-        assert!(!QueryError::Rejected("parse error".into()).is_outage());
+    fn urls_are_checked_before_any_query() {
+        for bad in ["not a url", "ftp://prometheus:9090", "http://", "http://p:9090/?x=1", "prometheus:9090"] {
+            let built = Prometheus::new(bad, TIMEOUT);
+            assert!(matches!(&built, Err(e @ Error::InvalidUrl { .. }) if e.category() == "input"), "{bad}: {built:?}");
+        }
+        let p = Prometheus::new("https://thanos.example/prometheus/", TIMEOUT).unwrap();
+        assert_eq!((p.base.as_str(), p.at.as_str()), ("https://thanos.example/prometheus", "thanos.example:443"));
     }
 
     #[test]
@@ -192,9 +160,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_closed_port_is_an_outage() {
+    async fn a_closed_port_is_a_refused_connection() {
         let prom = Prometheus::new("http://127.0.0.1:9/", Duration::from_millis(500)).unwrap();
         let answer = prom.query("up").await;
-        assert!(matches!(&answer, Err(e @ QueryError::Unreachable { .. }) if e.is_outage()), "{answer:?}");
+        assert_eq!(answer, Err(QueryError::Refused { at: "127.0.0.1:9".into() }));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_host_is_a_dns_failure() {
+        // `.invalid` never resolves (RFC 6761).
+        let prom = Prometheus::new("http://prometheus.invalid:9090", Duration::from_secs(5)).unwrap();
+        let answer = prom.query("up").await;
+        assert_eq!(answer, Err(QueryError::Dns { host: "prometheus.invalid".into() }));
+    }
+
+    #[tokio::test]
+    async fn tls_to_a_plain_http_port_is_a_tls_failure() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        let prom = Prometheus::new(&format!("https://127.0.0.1:{port}"), Duration::from_secs(5)).unwrap();
+        let answer = prom.query("up").await;
+        assert!(matches!(&answer, Err(QueryError::Tls { .. })), "{answer:?}");
+        let message = answer.unwrap_err().to_string();
+        assert!(message.len() < 200 && !message.contains("query="), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_a_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts and keeps the connections open without a byte: a black hole behind a live port.
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let after = Duration::from_millis(300);
+        let prom = Prometheus::new(&format!("http://127.0.0.1:{port}"), after).unwrap();
+        assert_eq!(prom.query("up").await, Err(QueryError::Timeout { at: format!("127.0.0.1:{port}"), after }));
     }
 }

@@ -15,11 +15,17 @@ use std::time::{Duration, Instant};
 pub struct Behaviour {
     pub latency: Duration,
     pub error_ratio: f64,
+    /// Requests every 20 ms tick (5: 250 req/s).
+    pub per_tick: u64,
 }
 
 impl Behaviour {
     pub fn healthy() -> Self {
-        Self { latency: Duration::from_millis(40), error_ratio: 0.0 }
+        Self { latency: Duration::from_millis(40), error_ratio: 0.0, per_tick: 5 }
+    }
+    /// Serves `per_tick` requests every 20 ms (0: series exist, no traffic).
+    pub fn thin(per_tick: u64) -> Self {
+        Self { per_tick, ..Self::healthy() }
     }
     pub fn slow(latency: Duration) -> Self {
         Self { latency, ..Self::healthy() }
@@ -49,7 +55,9 @@ struct App {
 impl App {
     fn new() -> Self {
         let registry = Registry::new();
-        let buckets = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0, 2.5];
+        // Fine buckets around 150 ms (the default bound), so a p99 can sit just under or just over it.
+        let buckets =
+            vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.14, 0.145, 0.15, 0.155, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0, 2.5];
         let latency = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "Request latency").buckets(buckets),
             &["namespace", "pod"],
@@ -69,20 +77,24 @@ impl App {
         }
     }
 
-    /// 5 requests per pod every 20 ms (250 req/s per pod).
+    /// `per_tick` requests per pod every 20 ms. Like real apps, a pod exports its `code="500"` series only once
+    /// it has served a 5xx.
     fn serve_traffic(&self) {
         let mut pods = self.pods.lock().unwrap();
         for (name, pod) in pods.iter_mut() {
-            const N: u64 = 5;
-            pod.owed_errors += N as f64 * pod.behaviour.error_ratio;
+            let n = pod.behaviour.per_tick;
+            pod.owed_errors += n as f64 * pod.behaviour.error_ratio;
             let errors = pod.owed_errors.floor() as u64;
             pod.owed_errors -= errors as f64;
             let seconds = pod.behaviour.latency.as_secs_f64();
-            for _ in 0..N {
-                self.latency.with_label_values(&[pod.namespace.as_str(), name]).observe(seconds);
+            let latency = self.latency.with_label_values(&[pod.namespace.as_str(), name]);
+            for _ in 0..n {
+                latency.observe(seconds);
             }
-            self.requests.with_label_values(&[pod.namespace.as_str(), name, "200"]).inc_by(N - errors);
-            self.requests.with_label_values(&[pod.namespace.as_str(), name, "500"]).inc_by(errors);
+            self.requests.with_label_values(&[pod.namespace.as_str(), name, "200"]).inc_by(n - errors);
+            if errors > 0 {
+                self.requests.with_label_values(&[pod.namespace.as_str(), name, "500"]).inc_by(errors);
+            }
         }
     }
 
@@ -174,13 +186,14 @@ impl PrometheusFixture {
     }
 
     /// Serves a healthy primary pod and a canary pod behaving as `canary` for `namespace`/`target`, and waits
-    /// until Prometheus has a request rate for the canary.
+    /// until Prometheus holds three scrapes of the canary (enough for `rate()` over a 3 s window).
     pub async fn serve(&self, namespace: &str, target: &str, canary: Behaviour) {
         self.add_pods(namespace, target, canary);
-        let query =
-            format!(r#"sum(increase(http_requests_total{{namespace="{namespace}", pod=~"{target}-canary-.*"}}[3s]))"#);
+        let query = format!(
+            r#"count_over_time(http_requests_total{{namespace="{namespace}", pod=~"{target}-canary-.*", code="200"}}[3s])"#
+        );
         let started = Instant::now();
-        while !matches!(self.source.query(&query).await, Ok(Some(n)) if n >= 100.0) {
+        while !matches!(self.source.query(&query).await, Ok(Some(n)) if n >= 3.0) {
             assert!(started.elapsed() < Duration::from_secs(60), "prometheus never scraped {namespace}/{target}");
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

@@ -1,0 +1,221 @@
+//! `perf-operator canary analyze`: one analysis of a profile's gates against Prometheus, with no cluster. Every
+//! outcome has its own exit code, and the last line printed says the same thing as the code.
+
+use crate::analysis::{Analysis, Asking, Prometheus, QueryContext, Trouble, analyse, checks};
+use crate::{Error, Result, objects};
+use kube::ResourceExt;
+use perf_operator_api::CheckVerdict;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Every check passed: the stage would advance.
+pub const EXIT_PASS: i32 = 0;
+/// A check failed (a query Prometheus rejects included).
+pub const EXIT_FAIL: i32 = 1;
+/// Bad input or usage (clap's own usage errors exit 2 as well): the analysis did not run.
+pub const EXIT_INPUT: i32 = 2;
+/// No data: too few requests, no series or NaN.
+pub const EXIT_NO_DATA: i32 = 3;
+/// Prometheus unreachable: refused, DNS, TLS, timeout or a 5xx answer.
+pub const EXIT_UNREACHABLE: i32 = 4;
+/// Something answered that is not the Prometheus API we may read: 401/403, 404, an HTML page.
+pub const EXIT_ENDPOINT: i32 = 5;
+
+/// The exit codes as `--help` shows them.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  pass: every check passed; the stage would advance
+  1  fail: a check failed (a query Prometheus rejects included); it counts toward failureLimit
+  2  bad input or usage: unreadable file, invalid YAML or profile, no canary section, invalid --prometheus URL
+  3  no data: too few requests, no series or NaN; the stage would hold
+  4  Prometheus unreachable: connection refused, DNS, TLS, timeout or HTTP 5xx
+  5  wrong endpoint or credentials: HTTP 401/403/404 or an HTML page instead of the Prometheus API";
+
+/// Arguments of `canary analyze`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AnalyzeArgs {
+    /// PerformanceProfile YAML with a canary section.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Prometheus base URL; default: the profile's `canary.analysis.prometheus`.
+    #[arg(long, env = "PROMETHEUS_URL")]
+    pub prometheus: Option<String>,
+    /// Namespace for `{{namespace}}`; default: the profile's, else `default`.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Deadline of the whole analysis (its queries run concurrently), e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = crate::cli::parse_interval)]
+    pub timeout: Duration,
+}
+
+/// What an analysis needs, read and checked before any query.
+struct Prepared {
+    source: Prometheus,
+    url: String,
+    ctx: QueryContext,
+    checks: Vec<crate::analysis::Check>,
+    window: String,
+}
+
+/// Runs `canary analyze`, writing the report to `out`; returns the exit code. Bad input is reported on `out`
+/// with [`EXIT_INPUT`]; only a failure to write is an error.
+pub async fn analyze(args: &AnalyzeArgs, out: &mut (dyn Write + Send)) -> Result<i32> {
+    let prepared = match prepare(args) {
+        Ok(prepared) => prepared,
+        Err(e) if matches!(e.category(), "input" | "spec") => {
+            // One line (YAML errors come with a drawn snippet), so that the last line is the verdict.
+            let text = chain(&e);
+            let first = text.lines().next().unwrap_or_default();
+            writeln!(out, "bad input: {first} (exit {EXIT_INPUT})").map_err(Error::Output)?;
+            return Ok(EXIT_INPUT);
+        }
+        Err(e) => return Err(e),
+    };
+    let ctx = &prepared.ctx;
+    let asking = Asking { namespace: &ctx.namespace, window: &prepared.window, deadline: args.timeout };
+    let analysis = analyse(&prepared.source, &prepared.checks, asking).await;
+    let pods = objects::canary_name(&ctx.target);
+    let header = format!("analysis of {}/{} (pods {pods}-*) on {}", ctx.namespace, ctx.target, prepared.url);
+    writeln!(out, "{header}").map_err(Error::Output)?;
+    print_analysis(&analysis, out).map_err(Error::Output)?;
+    let (code, last) = conclusion(&analysis);
+    writeln!(out, "{last} (exit {code})").map_err(Error::Output)?;
+    Ok(code)
+}
+
+fn prepare(args: &AnalyzeArgs) -> Result<Prepared> {
+    let profile = crate::cli::read_profile(&args.file)?;
+    let spec = profile.spec.canary.as_ref().ok_or(Error::NotConfigured)?;
+    let url = args.prometheus.clone().unwrap_or_else(|| spec.analysis.prometheus.clone());
+    let source = Prometheus::new(&url, args.timeout)?;
+    let namespace = args.namespace.clone().or_else(|| profile.namespace()).unwrap_or_else(|| "default".into());
+    let ctx = QueryContext { namespace, target: profile.spec.target_ref.name.clone() };
+    let checks = checks(spec, &profile.spec.slo, &ctx);
+    Ok(Prepared { source, url, ctx, checks, window: spec.step_interval.clone() })
+}
+
+/// `error: cause: cause`, on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Exit code for an analysis: see [`EXIT_CODES_HELP`].
+pub fn exit_code(analysis: &Analysis) -> i32 {
+    conclusion(analysis).0
+}
+
+/// The exit code and the last line that says the same.
+fn conclusion(analysis: &Analysis) -> (i32, String) {
+    let not_passing = |verdict| {
+        let names: Vec<&str> =
+            analysis.outcomes.iter().filter(|o| o.verdict == verdict).map(|o| o.name.as_str()).collect();
+        names.join(", ")
+    };
+    match (analysis.verdict, analysis.held_by()) {
+        (CheckVerdict::Pass, _) => (EXIT_PASS, "pass: every check passed; the stage would advance".into()),
+        (CheckVerdict::Fail, _) => {
+            let failed = not_passing(CheckVerdict::Fail);
+            (EXIT_FAIL, format!("fail: {failed}; the check counts toward failureLimit"))
+        }
+        (CheckVerdict::NoData, Some(Trouble::Endpoint)) => {
+            (EXIT_ENDPOINT, format!("wrong endpoint or credentials: {}", first_reason(analysis, Trouble::Endpoint)))
+        }
+        (CheckVerdict::NoData, Some(Trouble::Unreachable)) => {
+            (EXIT_UNREACHABLE, format!("unreachable: {}", first_reason(analysis, Trouble::Unreachable)))
+        }
+        (CheckVerdict::NoData, _) => {
+            let missing = not_passing(CheckVerdict::NoData);
+            (EXIT_NO_DATA, format!("no data: {missing}; the stage would hold (never a pass)"))
+        }
+    }
+}
+
+fn first_reason(analysis: &Analysis, trouble: Trouble) -> String {
+    let outcome = analysis.outcomes.iter().find(|o| o.trouble == Some(trouble));
+    outcome.and_then(|o| o.reason.clone()).unwrap_or_default()
+}
+
+fn print_analysis(analysis: &Analysis, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+    writeln!(out, "{:<16} {:>14} {:<22} VERDICT", "CHECK", "VALUE", "THRESHOLD")?;
+    for o in &analysis.outcomes {
+        let value = o.value.map_or_else(|| "-".to_string(), shown);
+        let verdict = match o.verdict {
+            CheckVerdict::Pass => "pass",
+            CheckVerdict::Fail => "FAIL",
+            CheckVerdict::NoData => "no data",
+        };
+        writeln!(out, "{:<16} {:>14} {:<22} {verdict}", o.name, value, o.threshold)?;
+        if let Some(reason) = &o.reason {
+            writeln!(out, "    reason: {reason}")?;
+        }
+        writeln!(out, "    query:  {}", o.query)?;
+    }
+    Ok(())
+}
+
+/// A value as Prometheus writes the special ones.
+fn shown(value: f64) -> String {
+    match value {
+        v if v.is_nan() => "NaN".into(),
+        v if v == f64::INFINITY => "+Inf".into(),
+        v if v == f64::NEG_INFINITY => "-Inf".into(),
+        v => format!("{v:.4}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(file: &str, prometheus: &str) -> AnalyzeArgs {
+        let file = PathBuf::from(file);
+        AnalyzeArgs { file, prometheus: Some(prometheus.into()), namespace: None, timeout: Duration::from_secs(1) }
+    }
+
+    async fn run(args: &AnalyzeArgs) -> (i32, String) {
+        let mut out = Vec::new();
+        let code = analyze(args, &mut out).await.unwrap();
+        (code, String::from_utf8(out).unwrap())
+    }
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("perf-canary-analyze-{}-{name}.yaml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const PROFILE: &str = "apiVersion: perf.operator.dev/v1alpha1\nkind: PerformanceProfile\nmetadata: {name: web}\n\
+                           spec:\n  targetRef: {name: web}\n";
+
+    #[tokio::test]
+    async fn bad_input_has_its_own_code_and_says_what_is_wrong() {
+        let no_canary = write("no-canary", PROFILE);
+        let with_canary = write("canary", &format!("{PROFILE}  canary: {{stepInterval: 30s}}\n"));
+        let bad_yaml = write("bad-yaml", "spec: [unclosed");
+        let cases = [
+            (args("/nonexistent/profile.yaml", "http://127.0.0.1:9"), "cannot read /nonexistent/profile.yaml: "),
+            (args(bad_yaml.to_str().unwrap(), "http://127.0.0.1:9"), "is not a PerformanceProfile"),
+            (args(no_canary.to_str().unwrap(), "http://127.0.0.1:9"), "profile has no canary section"),
+            (args(with_canary.to_str().unwrap(), "not a url"), "invalid Prometheus URL \"not a url\""),
+        ];
+        for (args, expected) in cases {
+            let (code, out) = run(&args).await;
+            assert_eq!(code, EXIT_INPUT, "{out}");
+            let last = out.lines().last().unwrap_or_default();
+            assert!(last.starts_with("bad input: ") && last.contains(expected) && last.ends_with("(exit 2)"), "{out}");
+            assert_eq!(out.lines().count(), 1, "no query ran: {out}");
+        }
+    }
+
+    #[test]
+    fn special_values_are_shown_as_prometheus_writes_them() {
+        assert_eq!([shown(f64::NAN), shown(f64::INFINITY), shown(0.5)], ["NaN", "+Inf", "0.5000"]);
+    }
+}
