@@ -116,6 +116,10 @@ pub struct RedisServerStatus {
 pub struct PoolsStatus {
     /// App pods the sizes were computed for.
     pub app_replicas: u32,
+    /// Most app pods that may exist at once (an HPA's maxReplicas; twice as many during a canary run): each
+    /// server's share is divided by it.
+    #[serde(default)]
+    pub worst_case_pods: u32,
     /// Sizes by pool (`clickhouse`, `postgres`, `redis`).
     #[serde(default)]
     pub sizes: BTreeMap<String, PoolSize>,

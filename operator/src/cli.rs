@@ -98,7 +98,7 @@ pub struct PlanArgs {
     /// File holding the password for `--clickhouse`; else the PERF_CLICKHOUSE_PASSWORD variable.
     #[arg(long, value_name = "FILE", requires = "clickhouse")]
     pub clickhouse_password_file: Option<PathBuf>,
-    /// Decide on these observations (YAML or JSON: `replicas`, `redis` over one interval, `traffic` per route)
+    /// Decide on these observations (YAML or JSON: `replicas`, `hpaMaxReplicas`, `redis` over one interval, `traffic` per route)
     /// instead of the example values.
     #[arg(long, value_name = "FILE")]
     pub observations: Option<PathBuf>,

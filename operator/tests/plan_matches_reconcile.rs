@@ -68,6 +68,7 @@ async fn recorded(p: &PerformanceProfile) -> Observations {
         });
     Observations {
         replicas: None,
+        hpa_max_replicas: None,
         redis: redis.or(Some(RedisInterval { max_clients, ..RedisInterval::default() })),
         traffic: Some(BTreeMap::new()),
     }

@@ -110,6 +110,8 @@ mod tests {
         };
         let pools = PoolsPlan {
             app_replicas: 2,
+            worst_case_pods: 2,
+            undersized: Vec::new(),
             sizes: BTreeMap::from([("postgres".into(), PoolSize { min: 5, max: 20, reason: "Fixed".into() })]),
         };
         let limits =

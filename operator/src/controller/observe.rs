@@ -7,6 +7,7 @@ use crate::components::cache::{self as cache_objects, PASSWORD_KEY};
 use crate::decide::{ClickHouseObserved, Observed, ProvisionedRedis, Read, SecretProblem, Unread};
 use crate::redis_stats::{self, RedisStats};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -72,8 +73,22 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
     let cache_policy = cache.and_then(|c| c.policy.as_ref());
     let rate_limit_policy = spec.rate_limit.as_ref().and_then(|r| r.policy.as_ref());
     // Boxed: joined in place, these futures make a stack frame too large for a test thread in debug builds.
-    let (serving, provisioned_redis, redis, (cache_policy, rate_limit_policy), traffic, clickhouse, canary) = tokio::join!(
-        Box::pin(optional(spec.pools.is_some(), bounded("target Deployment", d.kube, serving(profile, ctx)))),
+    let pools = spec.pools.is_some();
+    let (
+        (serving, autoscaling),
+        provisioned_redis,
+        redis,
+        (cache_policy, rate_limit_policy),
+        traffic,
+        clickhouse,
+        canary,
+    ) = tokio::join!(
+        Box::pin(async {
+            tokio::join!(
+                optional(pools, bounded("target Deployment", d.kube, serving(profile, ctx))),
+                optional(pools, bounded("target's HPA", d.kube, hpa_max(profile, ctx))),
+            )
+        }),
         Box::pin(optional(
             provisioned,
             bounded("Redis Secret and Deployment", d.kube, provisioned_redis(profile, ctx))
@@ -101,6 +116,7 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
     };
     Observed {
         serving,
+        autoscaling,
         provisioned_redis,
         new_password,
         redis,
@@ -149,6 +165,14 @@ async fn serving(profile: &PerformanceProfile, ctx: &Context) -> Read<Option<u32
         }
     }
     Ok(None)
+}
+
+/// `maxReplicas` of the HPA aimed at the target, if there is one: the pods pools must be sized for.
+async fn hpa_max(profile: &PerformanceProfile, ctx: &Context) -> Read<Option<u32>> {
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &namespace(profile));
+    let list = hpas.list(&Default::default()).await.map_err(kube_error("list HorizontalPodAutoscalers".into()))?;
+    let target = perf_canary::objects::target_hpa(&list.items, &profile.spec.target_ref.name);
+    Ok(target.and_then(|h| h.spec.as_ref()).map(|s| s.max_replicas.max(0) as u32))
 }
 
 async fn provisioned_redis(profile: &PerformanceProfile, ctx: &Context) -> Read<ProvisionedRedis> {

@@ -218,10 +218,12 @@ fn decide_pools(
         (Some(Ok(serving)), None) => *serving,
         (None, None) => None,
         (Some(Err(e)), None) => {
-            let kept = status
-                .pools
-                .as_ref()
-                .map(|p| pools::PoolsPlan { app_replicas: p.app_replicas, sizes: p.sizes.clone() });
+            let kept = status.pools.as_ref().map(|p| pools::PoolsPlan {
+                app_replicas: p.app_replicas,
+                worst_case_pods: p.worst_case_pods,
+                sizes: p.sizes.clone(),
+                undersized: Vec::new(),
+            });
             return (kept, Report::failed(condition::POOLS_READY, "ObserveFailed", e.chain()));
         }
     };
@@ -229,9 +231,26 @@ fn decide_pools(
         Some(Ok(stats)) => u32::try_from(stats.max_clients).ok().filter(|m| *m > 0),
         _ => None,
     };
-    let plan = pools::plan(spec, profile.spec.cache.as_ref(), replicas, reported);
-    status.pools = Some(PoolsStatus { app_replicas: plan.app_replicas, sizes: plan.sizes.clone() });
-    let report = Report::ok(condition::POOLS_READY, "Published", format!("sized for {} app pod(s)", plan.app_replicas));
+    // An HPA that cannot be read leaves the sizes for the pods there are, said in the message.
+    let (hpa_max, hpa_note) = match &observed.autoscaling {
+        Some(Ok(max)) => (*max, String::new()),
+        Some(Err(e)) => (None, format!("; the HPA could not be read ({})", e.category())),
+        None => (None, String::new()),
+    };
+    let growth = pools::Growth { hpa_max, canary: profile.spec.canary.is_some() };
+    let plan = pools::plan(spec, profile.spec.cache.as_ref(), replicas, reported, growth);
+    status.pools = Some(PoolsStatus {
+        app_replicas: plan.app_replicas,
+        worst_case_pods: plan.worst_case_pods,
+        sizes: plan.sizes.clone(),
+    });
+    let report = if plan.undersized.is_empty() {
+        let message =
+            format!("sized for {} app pod(s), shares for up to {}{hpa_note}", plan.app_replicas, plan.worst_case_pods);
+        Report::ok(condition::POOLS_READY, "Published", message)
+    } else {
+        Report::failed(condition::POOLS_READY, "Undersized", plan.undersized.join("; "))
+    };
     (Some(plan), report)
 }
 

@@ -117,6 +117,8 @@ pub struct Observed {
     /// Pods serving the app: the primary's with a canary (the target is scaled to zero), else the target's; None
     /// when neither exists.
     pub serving: Option<Read<Option<u32>>>,
+    /// `maxReplicas` of an HPA aimed at the target; None inside when there is none.
+    pub autoscaling: Option<Read<Option<u32>>>,
     /// Provisioned Redis: its Secret's password and whether it is available.
     pub provisioned_redis: Option<Read<ProvisionedRedis>>,
     /// A password for a provisioned Redis whose Secret does not exist yet (drawn in observe, so decide is pure).

@@ -71,11 +71,12 @@ pub fn plan_profile(profile: &PerformanceProfile, observations: &Observations) -
             serde_json::json!({ "observations": observations.policy_inputs(&profile), "decisions": policies });
         extra.insert("policies".to_string(), section);
     }
-    let pools = decision
-        .status
-        .pools
-        .as_ref()
-        .map(|p| components::pools::PoolsPlan { app_replicas: p.app_replicas, sizes: p.sizes.clone() });
+    let pools = decision.status.pools.as_ref().map(|p| components::pools::PoolsPlan {
+        app_replicas: p.app_replicas,
+        worst_case_pods: p.worst_case_pods,
+        sizes: p.sizes.clone(),
+        undersized: Vec::new(),
+    });
     Plan {
         profile: format!(
             "{}/{}",

@@ -20,6 +20,9 @@ pub struct Observations {
     /// Pods serving the app (default: `pools.appReplicas`, else 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
+    /// `maxReplicas` of an HPA aimed at the target (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hpa_max_replicas: Option<u32>,
     /// Redis over one policy interval: counters of the interval, gauges now (default: 70 % hits, 40 % memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisInterval>,
@@ -140,6 +143,7 @@ impl Observations {
         let provisioned = cache.is_some_and(|c| c.redis.provision.is_some());
         Observed {
             serving: spec.pools.as_ref().map(|_| Ok(self.replicas)),
+            autoscaling: spec.pools.as_ref().map(|_| Ok(self.hpa_max_replicas)),
             provisioned_redis: provisioned
                 .then(|| Ok(ProvisionedRedis { password: Some(PLAN_PASSWORD.into()), available: true })),
             new_password: None,
