@@ -104,7 +104,8 @@ pub fn size(pool: &PoolSpec, replicas: u32, worst_case_pods: u32, fallback_cap: 
             max = cap;
             reason = "ServerCap";
         }
-        if need > cap {
+        // The server is short only when it binds below the declared max (a need above `max` is the spec's limit).
+        if need.min(pool.max) > cap {
             short = Some(format!(
                 "needs {need} connection(s) per pod, the server allows {cap} ({server_max} less {reserved} % \
                  reserved, over up to {pods} pod(s))"
@@ -201,6 +202,9 @@ mod tests {
         assert_eq!(sized.size.max, 15);
         let short = sized.short.unwrap();
         assert!(short.contains("needs 50") && short.contains("allows 15") && short.contains("12 pod"), "{short}");
+        // Declared max 10 binds before the server's 15: not the server's shortfall.
+        p.max = 10;
+        assert_eq!(size(&p, 4, 12, None).short, None);
     }
 
     #[test]
