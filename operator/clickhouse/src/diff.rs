@@ -3,7 +3,8 @@
 use crate::check::schema;
 use crate::observe::LiveTable;
 use crate::validate::{DesiredCodec, DesiredIndex, DesiredProjection, DesiredTable};
-use perf_operator_api::status::{ManagedObject, ObjectStatus};
+use perf_operator_api::status::{FailedAttempt, ManagedObject, ObjectStatus};
+use std::collections::BTreeMap;
 
 /// `ManagedObject::kind` values.
 pub const PROJECTION: &str = "Projection";
@@ -73,6 +74,8 @@ pub struct TablePlan {
     pub actions: Vec<Action>,
     /// Each declared object: its state, and why when it failed or was refused.
     pub objects: Vec<ObjectStatus>,
+    /// Each declared object's definition and live form now: what a refusal of its statement is remembered as.
+    pub attempts: BTreeMap<ObjectKey, FailedAttempt>,
     /// Declared objects present and matching.
     pub applied: u32,
     /// Declared objects missing, different or not materialised.
@@ -203,8 +206,8 @@ impl Object<'_> {
             out.objects.push(self.status(REFUSED, Some(reason.clone())));
             return true;
         }
-        let live = self.live.clone().unwrap_or_default();
-        if let Some(failure) = ctx.unchanged_failure(self.kind, self.name, self.definition, &live) {
+        let attempt = self.attempt();
+        if let Some(failure) = ctx.unchanged_failure(self.kind, self.name, &attempt.definition, &attempt.live) {
             let message = failure.message.clone().unwrap_or_default();
             out.pending += 1;
             out.conflicts
@@ -217,7 +220,12 @@ impl Object<'_> {
         false
     }
 
+    fn attempt(&self) -> FailedAttempt {
+        FailedAttempt { definition: self.definition.to_string(), live: self.live.clone().unwrap_or_default() }
+    }
+
     fn plan(&self, ctx: &Context, out: &mut TablePlan, b: &mut Buckets, add: impl Fn() -> Action) {
+        out.attempts.insert(ObjectKey { kind: self.kind, name: self.name.to_string() }, self.attempt());
         let record = ctx.managed.iter().find(|m| m.kind == self.kind && m.name == self.name);
         let in_sync = self.live.as_ref().is_some_and(|l| in_sync(&self.canonical, self.definition, l, record));
         if !in_sync && self.held(ctx, out) {
@@ -297,6 +305,7 @@ fn plan_codec(c: &DesiredCodec, ctx: &Context, out: &mut TablePlan, b: &mut Buck
         live: live.clone(),
         refusal,
     };
+    out.attempts.insert(ObjectKey { kind: CODEC, name: c.column.clone() }, obj.attempt());
     let record = ctx.managed.iter().find(|m| m.kind == CODEC && m.name == c.column);
     if live.as_ref().is_some_and(|l| in_sync(&obj.canonical, obj.definition, l, record)) {
         out.applied += 1;

@@ -9,7 +9,7 @@ use crate::validate::{self, DesiredTable};
 use crate::{Credentials, client, status};
 use clickhouse::Client;
 use perf_operator_api::clickhouse::ClickHouseSpec;
-use perf_operator_api::status::{ClickHouseStatus, FailedAttempt, ManagedObject, ObjectStatus};
+use perf_operator_api::status::{ClickHouseStatus, ManagedObject, ObjectStatus};
 use std::collections::BTreeMap;
 
 /// What one round would send to one table.
@@ -177,7 +177,7 @@ fn report(
                 Some(t) if t.is_merge_tree() => {
                     let previous = round.previous.get(&d.name).map(Vec::as_slice).unwrap_or_default();
                     let mut plan = diff::plan(Some(d), t, &records(&managed, &d.name), previous, spec.prune);
-                    remember_failures(&mut plan, d, t, &errors.objects);
+                    remember_failures(&mut plan, &errors.objects);
                     let mut status = status::table_status(&d.name, &plan, &errors.messages);
                     status.queries = d.queries.iter().filter_map(|q| t.explains.get(&q.name).cloned()).collect();
                     status
@@ -191,32 +191,13 @@ fn report(
 }
 
 /// Marks the objects whose statement the server refused this round, with what was sent and what was live.
-fn remember_failures(plan: &mut TablePlan, d: &DesiredTable, live: &LiveTable, failed: &BTreeMap<ObjectKey, String>) {
-    for o in &mut plan.objects {
-        let key = ObjectKey { kind: kind(&o.kind), name: o.name.clone() };
-        let Some(message) = failed.get(&key) else { continue };
-        let (definition, live_def) = match key.kind {
-            diff::PROJECTION => (
-                d.projections.iter().find(|p| p.name == o.name).map(|p| p.query.clone()),
-                live.projection_canonical(&o.name),
-            ),
-            diff::INDEX => {
-                (d.indexes.iter().find(|x| x.name == o.name).map(diff::index_text), live.index_canonical(&o.name))
-            }
-            _ => (d.codecs.iter().find(|c| c.column == o.name).map(|c| c.codec.clone()), live.codec_canonical(&o.name)),
-        };
-        let Some(definition) = definition else { continue };
+fn remember_failures(plan: &mut TablePlan, failed: &BTreeMap<ObjectKey, String>) {
+    for (key, attempt) in &plan.attempts {
+        let Some(message) = failed.get(key) else { continue };
+        let Some(o) = plan.objects.iter_mut().find(|o| o.kind == key.kind && o.name == key.name) else { continue };
         o.state = diff::FAILED.to_string();
         o.message = Some(message.clone());
-        o.failed = Some(FailedAttempt { definition, live: live_def.unwrap_or_default() });
-    }
-}
-
-fn kind(kind: &str) -> &'static str {
-    match kind {
-        diff::PROJECTION => diff::PROJECTION,
-        diff::INDEX => diff::INDEX,
-        _ => diff::CODEC,
+        o.failed = Some(attempt.clone());
     }
 }
 

@@ -133,12 +133,8 @@ fn desired_table(field: &str, database: &str, t: &TableSpec) -> (DesiredTable, V
     let mut query_names = BTreeSet::new();
     for (j, q) in t.queries.iter().enumerate() {
         let f = format!("{field}.queries[{j}]");
-        let checked = check_identifier(&format!("{f}.name"), &q.name).and_then(|()| {
-            if !query_names.insert(q.name.as_str()) {
-                return Err(Error::invalid(format!("{f}.name"), format!("{:?} is used twice on this table", q.name)));
-            }
-            check::query(&format!("{f}.query"), &q.query, database, &t.name)
-        });
+        let checked = unique(&mut query_names, &f, &q.name)
+            .and_then(|()| check::query(&format!("{f}.query"), &q.query, database, &t.name));
         match checked {
             Ok(c) => out.queries.push(DesiredQuery {
                 name: q.name.clone(),
@@ -175,7 +171,7 @@ fn desired_index(
 fn unique(names: &mut BTreeSet<String>, field: &str, name: &str) -> Result<()> {
     check_identifier(&format!("{field}.name"), name)?;
     if !names.insert(name.to_string()) {
-        // Projections and indexes share one namespace on a table.
+        // Projections and indexes share one namespace on a table (queries have their own).
         return Err(Error::invalid(format!("{field}.name"), format!("{name:?} is used twice on this table")));
     }
     Ok(())

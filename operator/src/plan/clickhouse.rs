@@ -2,7 +2,7 @@
 //! with credentials from a flag and a file or the environment, never echoed.
 
 use crate::{Error, Result};
-use perf_clickhouse::{Credentials, DdlPlan, LiveSchema};
+use perf_clickhouse::{Credentials, LiveSchema};
 use perf_operator_api::ClickHouseSpec;
 use std::path::Path;
 
@@ -77,14 +77,10 @@ pub fn section(spec: &ClickHouseSpec, live: Option<&LiveSchema>) -> (serde_json:
     match perf_clickhouse::plan_ddl(spec, live) {
         Ok(plan) => {
             let refused = plan.refused.len();
-            (serde_json::json!({ "against": against, "plan": plan_value(&plan) }), refused)
+            (serde_json::json!({ "against": against, "plan": plan }), refused)
         }
         Err(e) => (serde_json::json!({ "against": against, "error": e.to_string() }), 1),
     }
-}
-
-fn plan_value(plan: &DdlPlan) -> serde_json::Value {
-    serde_json::to_value(plan).unwrap_or_default()
 }
 
 /// The EXPLAIN reports of the live schema, by table and query.

@@ -79,12 +79,14 @@ pub fn query(field: &str, text: &str, database: &str, table: &str) -> Result<Che
         return Err(invalid("PREWHERE is not allowed".into()));
     }
     let refs = parts(&query, select).map_err(invalid)?;
-    if let Some(sqlparser::ast::LimitClause::LimitOffset { limit, offset, limit_by }) = &query.limit_clause {
-        let plain = limit.as_ref().is_none_or(is_number) && offset.is_none() && limit_by.is_empty();
-        if !plain {
-            return Err(invalid("only `LIMIT <number>` is allowed".into()));
+    let plain_limit = match &query.limit_clause {
+        None => true,
+        Some(sqlparser::ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+            limit.as_ref().is_none_or(is_number) && offset.is_none() && limit_by.is_empty()
         }
-    } else if query.limit_clause.is_some() {
+        Some(_) => false,
+    };
+    if !plain_limit {
         return Err(invalid("only `LIMIT <number>` is allowed".into()));
     }
     if let SetExpr::Select(s) = query.body.as_mut()
