@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the WASM policy components from source:
 #   policies/builtin/adaptive-ttl.wasm, policies/builtin/adaptive-rate-limit.wasm  (embedded in the operator)
-#   policies/host/tests/fixtures/hostile.wasm                                       (host test fixture)
+#   policies/host/tests/fixtures/*.wasm                                             (host test fixtures, see the
+#                                                                                    README.md beside them)
 # The outputs are committed so that a fresh clone builds the operator with plain `cargo build`.
 # `policies/build.sh --check` rebuilds and fails if the committed bytes differ from what the source produces.
 #
@@ -10,6 +11,16 @@
 # (wit-component, the library behind `wasm-tools component new`). Deterministic: locked deps, one codegen unit,
 # LTO, stripped, paths remapped.
 set -euo pipefail
+
+# compile-heavy.wasm: one function with this many i64 locals and a loop of this many add operations, sized to sit just
+# inside the host's static load bounds (locals and operators per function) so that it must still load. The host
+# tunes its bounds and these numbers together; `HEAVY_LOCALS=... HEAVY_OPS=... policies/build.sh` tries others.
+heavy_locals="${HEAVY_LOCALS:-2000}"
+heavy_ops="${HEAVY_OPS:-8000}"
+# compile-bomb.wasm: far over any sane bound; 49999 i64 locals plus the parameter is the most a function may have
+# (wasmparser's limit: more would be refused by validation before the compiler ever sees it).
+bomb_locals=49999
+bomb_ops=20000
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Cargo derives crate hashes, and with them symbol names and their order after LTO, from where path dependencies
@@ -37,13 +48,49 @@ componentize="$target_dir/release/componentize"
 mkdir -p "$repo/policies/builtin" "$repo/policies/host/tests/fixtures"
 "$componentize" "$core/adaptive_ttl.wasm" "$repo/policies/builtin/adaptive-ttl.wasm"
 "$componentize" "$core/adaptive_rate_limit.wasm" "$repo/policies/builtin/adaptive-rate-limit.wasm"
-"$componentize" "$core/hostile.wasm" "$repo/policies/host/tests/fixtures/hostile.wasm"
+
+# Host test fixtures: the hostile guest as it is, then altered (see policies/host/tests/fixtures/README.md).
+fixtures=policies/host/tests/fixtures
+hostile="$core/hostile.wasm"
+built=()
+fixture() { # fixture NAME [COMPONENTIZE OPTIONS...]: componentize the hostile core module into $fixtures/NAME.wasm
+  local name="$1"
+  shift
+  "$componentize" "$@" "$hostile" "$repo/$fixtures/$name.wasm"
+  built+=("$fixtures/$name.wasm")
+}
+fixture hostile
+fixture multi-memory --extra-memory
+fixture many-tables --extra-tables 8
+fixture compile-bomb --bomb "$bomb_locals,$bomb_ops"
+fixture compile-heavy --bomb "$heavy_locals,$heavy_ops"
+
+# Altered copies of the contract, made here from policy.wit (never committed, so they cannot drift from it).
+wit="$stage/src/policies/wit/policy.wit"
+variants="$stage/src/wit-variants"
+variant() { # variant NAME SED-SCRIPT: policy.wit edited by SED-SCRIPT, into $variants/NAME/policy.wit
+  mkdir -p "$variants/$1"
+  sed "$2" "$wit" >"$variants/$1/policy.wit"
+  if cmp -s "$wit" "$variants/$1/policy.wit"; then
+    echo "policies/build.sh: contract variant $1: '$2' changed nothing in policy.wit" >&2
+    exit 1
+  fi
+}
+package='^package perf:policy@0\.2\.0;$'
+for version in 0.1.0 0.2.1 0.3.0 99.0.0; do
+  variant "version-$version" "s/$package/package perf:policy@$version;/"
+  fixture "version-$version" --wit "$variants/version-$version" --world cache-policy
+done
+variant foreign-package "s/$package/package evil:policy@0.2.0;/"
+fixture foreign-package --wit "$variants/foreign-package" --world cache-policy
+variant extra-export '/^world cache-policy {$/a\    export exfiltrate: func() -> u32;'
+fixture extra-export --wit "$variants/extra-export" --world cache-policy --export-extra exfiltrate
 
 cd "$repo"
-sha256sum policies/builtin/*.wasm policies/host/tests/fixtures/hostile.wasm
+sha256sum policies/builtin/*.wasm "${built[@]}"
 if [[ "${1:-}" == "--check" ]]; then
   # Modified or untracked outputs both mean the committed bytes are not what the source builds.
-  outputs=(policies/builtin policies/host/tests/fixtures/hostile.wasm)
+  outputs=(policies/builtin "${built[@]}")
   if [[ -n "$(git status --porcelain -- "${outputs[@]}")" ]]; then
     git status --short -- "${outputs[@]}"
     git diff --stat -- "${outputs[@]}"

@@ -29,7 +29,11 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Canary { command } => perf_canary::run(command).await?,
         Command::Policy { command } => {
             let outcome = perf_policy_host::cli::run(command)?;
-            println!("{}", outcome.output);
+            if outcome.to_stderr {
+                eprintln!("{}", outcome.output);
+            } else {
+                println!("{}", outcome.output);
+            }
             outcome.exit_code
         }
     };

@@ -234,13 +234,14 @@ async fn load(
     r: &PolicyRef,
     after: Duration,
 ) -> Read<Arc<Policy>> {
-    bounded("policy component", after, async {
-        ctx.policies
-            .load(&ctx.client, Loading { namespace: &namespace(profile), world, policy: r })
-            .await
-            .map_err(Unread::from)
-    })
-    .await
+    let loading = Loading { namespace: &namespace(profile), name: &profile.name_any(), world, policy: r };
+    match tokio::time::timeout(after, ctx.policies.load(&ctx.client, loading)).await {
+        Ok(loaded) => loaded.map_err(Unread::from),
+        // The load goes on in the background and a later reconcile uses its result; the policy did not time out.
+        Err(_) => Err(Unread::from(crate::decide::PolicyUnavailable::Host(perf_policy_host::Error::Busy(format!(
+            "the component is still loading after {after:?}; it is used once loaded"
+        ))))),
+    }
 }
 
 /// Per-route traffic from Prometheus (label `route`) over the last minute; a route whose queries fail is absent.

@@ -9,8 +9,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use perf_operator_api::{ConfigMapPolicySource, PerformanceProfile, PolicyRef};
 use perf_policy_host::{Evaluator, HostConfig, Policy, PolicyHost, World, source};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest component fetched over HTTPS.
@@ -19,18 +18,20 @@ const MAX_COMPONENT_BYTES: usize = 16 << 20;
 /// Environment variable naming extra CA certificates (PEM) for policy URLs.
 pub const POLICY_CA_FILE_ENV: &str = "PERF_POLICY_CA_FILE";
 
-/// The WASM host shared by all reconciles, and the policies loaded from ConfigMaps and URLs, by verified sha256.
+/// The WASM host shared by all reconciles. It keeps compiled components (and load failures) by verified sha256 and
+/// gives every profile its own instances.
 pub struct PolicyRuntime {
     host: Arc<PolicyHost>,
     /// Runs compilation and decisions with policies off the async workers, a bounded number at a time.
     pub evaluator: Evaluator,
     http: reqwest::Client,
-    pinned: Mutex<HashMap<(World, String), Arc<Policy>>>,
 }
 
-/// What to load: the profile's namespace (for a ConfigMap source), the world and the reference.
+/// What to load: the profile (its namespace for a ConfigMap source, and its name: its instances are its own), the
+/// world and the reference.
 pub struct Loading<'a> {
     pub namespace: &'a str,
+    pub name: &'a str,
     pub world: World,
     pub policy: &'a PolicyRef,
 }
@@ -50,45 +51,38 @@ impl PolicyRuntime {
             host: Arc::new(PolicyHost::new(HostConfig::default())?),
             evaluator: Evaluator::new(2),
             http: source::http_client_trusting(Duration::from_secs(10), &extra_roots)?,
-            pinned: Mutex::new(HashMap::new()),
         })
-    }
-
-    fn cached(&self, world: World, sha256: &str) -> Option<Arc<Policy>> {
-        self.pinned.lock().unwrap_or_else(|p| p.into_inner()).get(&(world, sha256.to_string())).cloned()
     }
 
     /// Loads the referenced policy. Loaded components are keyed by their verified digest, so a changed pin is a new
     /// key and the new component is loaded without a restart. A ConfigMap is read on every call, since it may have
     /// been edited in place since its pin was loaded; a URL is fetched once per pin.
     pub async fn load(&self, client: &Client, what: Loading<'_>) -> Result<Arc<Policy>, PolicyUnavailable> {
-        let Loading { namespace, world, policy: r } = what;
-        if let Some(name) = &r.builtin {
-            return self.evaluator.load_builtin(self.host.clone(), world, name.clone()).await.map_err(unavailable);
+        let Loading { namespace, name, world, policy: r } = what;
+        let tenant = format!("{namespace}/{name}");
+        if let Some(builtin) = &r.builtin {
+            let host = self.host.clone();
+            return self.evaluator.load_builtin(host, tenant, world, builtin.clone()).await.map_err(unavailable);
         }
+        // A component loaded before (or refused before) needs no bytes: its digest says which it is.
+        let cached = |sha256: &str| self.host.cached(&tenant, world, sha256).map(|r| r.map_err(unavailable));
         let (sha256, bytes) = if let Some(cm) = &r.config_map {
             let bytes = config_map_bytes(client, namespace, &cm.name, &cm.key).await?;
             let sha256 = check_config_map_pin(namespace, cm, &bytes)?;
-            if let Some(p) = self.cached(world, &sha256) {
-                return Ok(p);
+            if let Some(loaded) = cached(&sha256) {
+                return loaded;
             }
             (sha256, bytes)
         } else if let Some(u) = &r.url {
-            if let Some(p) = self.cached(world, &u.sha256) {
-                return Ok(p);
+            if let Some(loaded) = cached(&u.sha256) {
+                return loaded;
             }
             let bytes = source::fetch(&self.http, &u.url, &u.sha256, MAX_COMPONENT_BYTES).await.map_err(unavailable)?;
             (u.sha256.clone(), bytes)
         } else {
             return Err(PolicyUnavailable::Source { message: "policy names no source".into() });
         };
-        let policy = self
-            .evaluator
-            .load_pinned(self.host.clone(), world, bytes.into(), sha256.clone())
-            .await
-            .map_err(unavailable)?;
-        self.pinned.lock().unwrap_or_else(|p| p.into_inner()).insert((world, sha256), policy.clone());
-        Ok(policy)
+        self.evaluator.load_pinned(self.host.clone(), tenant, world, bytes.into(), sha256).await.map_err(unavailable)
     }
 }
 

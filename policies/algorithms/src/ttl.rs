@@ -118,10 +118,17 @@ pub fn decide<C: Class, D: From<ClassDecision>>(
     CacheDecision { classes, memory: memory_advice(direction, stats), reason: why.to_string() }
 }
 
-/// Under eviction pressure with a memory limit, advise 25 % more memory and an LFU eviction policy.
+/// The contract's range for `memory-advice.max-memory-bytes` (`policy.wit`): 1 MiB to 1 TiB. The host refuses an
+/// output outside it.
+pub const MIN_ADVISED_MEMORY_BYTES: u64 = 1 << 20;
+pub const MAX_ADVISED_MEMORY_BYTES: u64 = 1 << 40;
+
+/// Under eviction pressure with a memory limit, advise 25 % more memory (within the contract's range) and an LFU
+/// eviction policy.
 fn memory_advice(direction: Direction, stats: &CacheStats) -> Option<MemoryAdvice> {
+    let more = stats.max_memory_bytes.saturating_add(stats.max_memory_bytes / 4);
     (direction == Direction::Shorten && stats.max_memory_bytes > 0).then(|| MemoryAdvice {
-        max_memory_bytes: Some(stats.max_memory_bytes.saturating_add(stats.max_memory_bytes / 4)),
+        max_memory_bytes: Some(more.clamp(MIN_ADVISED_MEMORY_BYTES, MAX_ADVISED_MEMORY_BYTES)),
         eviction_policy: Some("allkeys-lfu".to_string()),
     })
 }
@@ -162,7 +169,11 @@ mod tests {
     fn eviction_pressure_shortens_and_advises_memory() {
         let d = decide(&class(100, 100), &stats(50, 50, 10, 99, 100), &TtlSettings::default());
         assert_eq!(d.classes[0].ttl_seconds, 80);
-        assert_eq!(d.memory.unwrap().max_memory_bytes, Some(125));
+        assert_eq!(d.memory.unwrap().max_memory_bytes, Some(MIN_ADVISED_MEMORY_BYTES), "never below the floor");
+        let big = decide(&class(100, 100), &stats(50, 50, 10, 99 << 20, 100 << 20), &TtlSettings::default());
+        assert_eq!(big.memory.unwrap().max_memory_bytes, Some(125 << 20));
+        let huge = decide(&class(100, 100), &stats(50, 50, 10, u64::MAX - 1, u64::MAX), &TtlSettings::default());
+        assert_eq!(huge.memory.unwrap().max_memory_bytes, Some(MAX_ADVISED_MEMORY_BYTES), "never above the cap");
     }
 
     #[test]

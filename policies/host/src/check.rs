@@ -2,11 +2,8 @@
 //! order); an output is published only if it has exactly that many entries, values the API accepts, and strings
 //! within the caps.
 
-use crate::types::{CacheInput, CacheOutput, RateLimitInput, RateLimitOutput};
-use crate::{Error, Limits};
-use wasmtime::Engine;
-use wasmtime::component::Component;
-use wasmtime::component::types::ComponentItem;
+use crate::Limits;
+use crate::types::{CacheInput, CacheOutput, MemoryAdvice, RateLimitInput, RateLimitOutput};
 
 /// Bounds of the API (`TtlClass.ttlSeconds`, `RouteLimit.requestsPerSecond` / `burst`).
 pub const MAX_TTL_SECONDS: u32 = 31_536_000;
@@ -14,8 +11,20 @@ pub const MAX_REQUESTS_PER_SECOND: u32 = 10_000_000;
 pub const MAX_BURST: u32 = 100_000_000;
 /// Longest class or route name (the API's bound).
 pub const MAX_NAME_BYTES: usize = 256;
-/// Longest eviction policy name in memory advice.
-pub const MAX_EVICTION_POLICY_BYTES: usize = 64;
+/// Bounds of `memory-advice.max-memory-bytes` (the contract's range, shared with the built-in algorithm): 0 would
+/// mean "unlimited" to Redis, which is not advice a policy may give.
+pub use perf_policy_algorithms::ttl::{MAX_ADVISED_MEMORY_BYTES, MIN_ADVISED_MEMORY_BYTES};
+/// The `maxmemory-policy` values Redis accepts.
+pub const EVICTION_POLICIES: [&str; 8] = [
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
 
 pub fn cache_input(input: &CacheInput, limits: &Limits) -> Result<(), String> {
     count("classes", input.classes.len(), limits)?;
@@ -38,10 +47,23 @@ pub fn cache_output(input: &CacheInput, output: &CacheOutput, limits: &Limits) -
             ));
         }
     }
-    if let Some(policy) = output.memory.as_ref().and_then(|m| m.eviction_policy.as_deref()) {
-        string_len("memory.evictionPolicy", policy, MAX_EVICTION_POLICY_BYTES)?;
+    output.memory.as_ref().map_or(Ok(()), memory_advice)
+}
+
+fn memory_advice(advice: &MemoryAdvice) -> Result<(), String> {
+    if let Some(bytes) = advice.max_memory_bytes
+        && !(MIN_ADVISED_MEMORY_BYTES..=MAX_ADVISED_MEMORY_BYTES).contains(&bytes)
+    {
+        return Err(format!(
+            "memory.maxMemoryBytes {bytes} is not in [{MIN_ADVISED_MEMORY_BYTES}, {MAX_ADVISED_MEMORY_BYTES}]"
+        ));
     }
-    Ok(())
+    match advice.eviction_policy.as_deref() {
+        Some(policy) if !EVICTION_POLICIES.contains(&policy) => {
+            Err(format!("memory.evictionPolicy {:?} is not one of {}", clean(policy, 64), EVICTION_POLICIES.join(", ")))
+        }
+        _ => Ok(()),
+    }
 }
 
 pub fn rate_limit_output(input: &RateLimitInput, output: &RateLimitOutput, limits: &Limits) -> Result<(), String> {
@@ -72,17 +94,40 @@ pub fn string_len(what: &str, value: &str, max: usize) -> Result<(), String> {
     }
 }
 
-/// Cuts a policy-provided message to `max` bytes (on a character boundary) before it reaches logs and status.
-pub fn truncate(mut message: String, max: usize) -> String {
-    if message.len() > max {
-        let mut end = max;
-        while !message.is_char_boundary(end) {
-            end -= 1;
+/// Makes a policy-provided text safe for logs, events, status and terminals: control characters (ANSI escapes,
+/// CR, NUL), bidirectional overrides and isolates, line and paragraph separators and other invisible format
+/// characters are shown as `\u{..}` escapes, and the result is cut to `max` bytes on a character boundary.
+pub fn clean(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 3));
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        let escaped;
+        let piece = if is_unsafe(c) {
+            escaped = format!("\\u{{{:x}}}", u32::from(c));
+            escaped.as_str()
+        } else {
+            c.encode_utf8(&mut buf)
+        };
+        if out.len() + piece.len() > max {
+            out.push_str("...");
+            break;
         }
-        message.truncate(end);
-        message.push_str("...");
+        out.push_str(piece);
     }
-    message
+    out
+}
+
+/// Characters that change how a terminal or a viewer shows the text around them.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200b}'..='\u{200f}'   // zero-width spaces and joiners, LRM, RLM
+            | '\u{2028}'..='\u{202e}' // line and paragraph separators, bidi embeddings and overrides
+            | '\u{2060}'..='\u{2069}' // word joiner, invisible operators, bidi isolates
+            | '\u{061c}'             // Arabic letter mark
+            | '\u{feff}'             // byte order mark
+            | '\u{fff9}'..='\u{fffb}' // interlinear annotations
+        )
 }
 
 fn count(what: &str, n: usize, limits: &Limits) -> Result<(), String> {
@@ -94,30 +139,6 @@ fn one_per_input(what: &str, expected: usize, got: usize) -> Result<(), String> 
         Ok(())
     } else {
         Err(format!("{what}: expected {expected} entries (one per input, in input order), got {got}"))
-    }
-}
-
-/// Checks that the component imports no capability and returns the names of the instances it imports for types
-/// only (the worlds `use` the `perf:policy/types` interface, which has no functions). Anything that could be called
-/// (a function, a resource, a module, a component, an instance exporting any of these) is refused, naming it.
-pub(crate) fn type_only_imports(engine: &Engine, component: &Component, sha256: &str) -> crate::Result<Vec<String>> {
-    let mut type_only = Vec::new();
-    let mut forbidden = Vec::new();
-    for (name, item) in component.component_type().imports(engine) {
-        match item.ty {
-            ComponentItem::Type(_) => {}
-            ComponentItem::ComponentInstance(instance)
-                if instance.exports(engine).all(|(_, export)| matches!(export.ty, ComponentItem::Type(_))) =>
-            {
-                type_only.push(name.to_string());
-            }
-            _ => forbidden.push(name.to_string()),
-        }
-    }
-    if forbidden.is_empty() {
-        Ok(type_only)
-    } else {
-        Err(Error::ForbiddenImports { sha256: sha256.to_string(), imports: forbidden })
     }
 }
 
@@ -184,12 +205,49 @@ mod tests {
     }
 
     #[test]
+    fn unsafe_characters_are_escaped() {
+        let cases = [
+            ("plain text, ünïcode ok", "plain text, ünïcode ok"),
+            ("a\u{1b}[2Jb", "a\\u{1b}[2Jb"),
+            ("\u{202e}evil", "\\u{202e}evil"),
+            ("one\u{2028}two\u{2029}", "one\\u{2028}two\\u{2029}"),
+            ("cr\rlf\nnul\0bel\u{7}", "cr\\u{d}lf\\u{a}nul\\u{0}bel\\u{7}"),
+            ("\u{2066}iso\u{2069}\u{200b}\u{feff}", "\\u{2066}iso\\u{2069}\\u{200b}\\u{feff}"),
+            ("del\u{7f} c1\u{85}", "del\\u{7f} c1\\u{85}"),
+        ];
+        for (raw, shown) in cases {
+            assert_eq!(clean(raw, 1024), shown, "{raw:?}");
+            assert!(clean(raw, 1024).chars().all(|c| !is_unsafe(c)));
+        }
+        // An escape is never cut in half by the length cap.
+        assert_eq!(clean("ab\u{202e}", 5), "ab...");
+    }
+
+    #[test]
+    fn memory_advice_is_in_range_and_a_redis_policy() {
+        let advice = |bytes: Option<u64>, policy: Option<&str>| MemoryAdvice {
+            max_memory_bytes: bytes,
+            eviction_policy: policy.map(str::to_string),
+        };
+        assert_eq!(memory_advice(&advice(Some(64 << 20), Some("allkeys-lfu"))), Ok(()));
+        assert_eq!(memory_advice(&advice(None, None)), Ok(()));
+        for bad in [0, 1, (1 << 20) - 1, (1 << 40) + 1, u64::MAX] {
+            assert!(memory_advice(&advice(Some(bad), None)).unwrap_err().contains("maxMemoryBytes"), "{bad}");
+        }
+        for bad in ["", "ALLKEYS-LFU", "allkeys-lru\u{1b}[31m\n", "lru"] {
+            let err = memory_advice(&advice(None, Some(bad))).unwrap_err();
+            assert!(err.contains("evictionPolicy") && !err.contains('\u{1b}'), "{err}");
+        }
+    }
+
+    #[test]
     fn long_strings_are_refused_and_messages_are_truncated() {
         let limits = Limits { max_string_bytes: 4, ..Limits::default() };
         let mut out = cache_out(&[1]);
         out.reason = "too long".into();
         assert!(cache_output(&cache_in(&["a"]), &out, &limits).unwrap_err().contains("reason is 8 bytes"));
-        assert_eq!(truncate("héllo".into(), 2), "h...");
+        assert_eq!(clean("héllo", 2), "h...");
+        assert_eq!(clean("héllo", 6), "héllo");
         let many = cache_in(&["a"; 2000]);
         assert!(cache_input(&many, &Limits::default()).unwrap_err().contains("2000 classes"));
     }

@@ -4,7 +4,8 @@ use crate::World;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
+/// `Clone` so that a load failure can be remembered by digest and returned again without redoing the work.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("sha256 mismatch: the pin is {expected} but the component's digest is {actual}")]
     DigestMismatch { expected: String, actual: String },
@@ -22,6 +23,8 @@ pub enum Error {
     ForbiddenImports { sha256: String, imports: Vec<String> },
     #[error("policy component {sha256} does not implement the {expected} world: {detail}")]
     WrongWorld { sha256: String, expected: World, detail: String },
+    #[error("policy component not loaded now: {0}")]
+    Busy(String),
     #[error("policy trapped: {0}")]
     Trap(String),
     #[error("policy exceeded its CPU budget of {0} fuel units")]
@@ -50,6 +53,7 @@ impl Error {
             Error::Load { .. } => "load",
             Error::ForbiddenImports { .. } => "forbidden_import",
             Error::WrongWorld { .. } => "wrong_world",
+            Error::Busy(_) => "busy",
             Error::Trap(_) => "trap",
             Error::Timeout(_) => "timeout",
             Error::OutOfMemory(_) => "out_of_memory",
@@ -59,6 +63,12 @@ impl Error {
             Error::Input { .. } => "input",
             Error::Internal(_) => "internal",
         }
+    }
+
+    /// True for failures that are properties of the component (its digest) and the world it is loaded as, so they
+    /// are remembered and not paid for again.
+    pub fn is_load_failure(&self) -> bool {
+        matches!(self, Error::Load { .. } | Error::ForbiddenImports { .. } | Error::WrongWorld { .. })
     }
 
     /// True for failures of one evaluation (the policy stays loaded); false for failures to load it.

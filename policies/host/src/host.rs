@@ -1,25 +1,42 @@
-//! The engine, the compiled-component cache and loading.
+//! The engine, the compiled-component cache, remembered load failures, and loading per tenant.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, OptLevel};
 
+use crate::compile::{self, Slots};
 use crate::config::{HostConfig, lock};
 use crate::policy::Policy;
 use crate::source::Source;
-use crate::{Error, Result, World};
+use crate::template::Template;
+use crate::{Error, Result, World, preflight};
+
+/// Tenant of loads that belong to no profile (the CLI, tests, `plan`).
+pub const NO_TENANT: &str = "";
+/// Most load failures remembered; past it the memory starts over (a failure then costs one more attempt).
+const MAX_REMEMBERED_FAILURES: usize = 1024;
+
+type Key = (String, World);
 
 /// Loads and caches policy components. One per process; share it with `Arc`.
 pub struct PolicyHost {
     engine: Engine,
     config: HostConfig,
     components: Mutex<HashMap<String, Component>>,
-    policies: Mutex<HashMap<(String, World), Arc<Policy>>>,
+    templates: Mutex<HashMap<Key, Arc<Template>>>,
+    /// Load failures by digest and world: a component that failed once (after a long compile, say) fails again at
+    /// once, until it is forgotten.
+    failures: Mutex<HashMap<Key, Error>>,
+    /// Policies by digest, world and tenant: tenants never share instances.
+    policies: Mutex<HashMap<(String, World, String), Arc<Policy>>>,
+    slots: Arc<Slots>,
     compiles: AtomicU64,
+    last_sweep: Mutex<Instant>,
 }
 
 impl PolicyHost {
@@ -28,14 +45,21 @@ impl PolicyHost {
         wasm.wasm_component_model(true);
         // CPU budget per call: see `Limits::fuel`.
         wasm.consume_fuel(true);
+        // The backtracking register allocator (the default) for every component: the single-pass one compiles the
+        // worst allowed function 10-20x faster but made warm calls of the built-ins about 1 us slower (measured);
+        // compile cost is bounded by `preflight` and the compile deadline instead.
         wasm.cranelift_opt_level(OptLevel::Speed);
         let engine = Engine::new(&wasm).map_err(|e| Error::Internal(format!("creating the wasmtime engine: {e}")))?;
         Ok(Self {
             engine,
+            slots: Slots::new(config.max_concurrent_compiles),
             config,
             components: Mutex::default(),
+            templates: Mutex::default(),
+            failures: Mutex::default(),
             policies: Mutex::default(),
             compiles: AtomicU64::new(0),
+            last_sweep: Mutex::new(Instant::now()),
         })
     }
 
@@ -43,22 +67,59 @@ impl PolicyHost {
         &self.config
     }
 
-    /// Loads a policy of `world`. Compiles the component only the first time its sha256 is seen; later loads of the
-    /// same digest return the same [`Policy`].
+    /// Loads a policy of `world` for no tenant in particular (the CLI, tests); see [`PolicyHost::load_for`].
     pub fn load(&self, world: World, source: Source<'_>) -> Result<Arc<Policy>> {
-        let (bytes, sha256) = source.verified()?;
-        if let Some(policy) = lock(&self.policies).get(&(sha256.clone(), world)) {
-            return Ok(Arc::clone(policy));
-        }
-        let component = self.component(&sha256, bytes)?;
-        let policy = Arc::new(Policy::new(&self.engine, &component, world, sha256.clone(), &self.config)?);
-        lock(&self.policies).insert((sha256, world), Arc::clone(&policy));
-        Ok(policy)
+        self.load_for(NO_TENANT, world, source)
     }
 
-    /// Shortcut for [`Source::Builtin`].
+    /// Shortcut for [`Source::Builtin`], for no tenant.
     pub fn load_builtin(&self, world: World, name: &str) -> Result<Arc<Policy>> {
         self.load(world, Source::Builtin(name))
+    }
+
+    /// Loads a policy of `world` for `tenant` (a profile's `namespace/name`). The component is checked and compiled
+    /// only the first time its sha256 is seen (a failure is remembered as well); each tenant gets its own instances.
+    pub fn load_for(&self, tenant: &str, world: World, source: Source<'_>) -> Result<Arc<Policy>> {
+        let trusted = matches!(source, Source::Builtin(_));
+        let (bytes, sha256) = source.verified()?;
+        self.sweep_if_due();
+        if let Some(cached) = self.cached(tenant, world, &sha256) {
+            return cached;
+        }
+        let template = match self.template(&sha256, world, bytes, trusted) {
+            Ok(template) => template,
+            Err(error) => {
+                if error.is_load_failure() {
+                    let mut failures = lock(&self.failures);
+                    if failures.len() >= MAX_REMEMBERED_FAILURES {
+                        failures.clear();
+                    }
+                    failures.insert((sha256, world), error.clone());
+                }
+                return Err(error);
+            }
+        };
+        Ok(self.tenant_policy(tenant, template))
+    }
+
+    /// What loading `sha256` as `world` for `tenant` would give without the bytes: the policy if the component was
+    /// loaded before, its remembered failure, or `None` (the bytes are needed).
+    pub fn cached(&self, tenant: &str, world: World, sha256: &str) -> Option<Result<Arc<Policy>>> {
+        let key = (sha256.to_string(), world);
+        if let Some(error) = lock(&self.failures).get(&key) {
+            return Some(Err(error.clone()));
+        }
+        let template = lock(&self.templates).get(&key).cloned()?;
+        Some(Ok(self.tenant_policy(tenant, template)))
+    }
+
+    /// [`PolicyHost::cached`] for a source: answers without any compilation or wasm work (for a pinned source it
+    /// hashes the bytes), so callers may use it on an async thread before queueing a real load.
+    pub fn cached_source(&self, tenant: &str, world: World, source: Source<'_>) -> Option<Result<Arc<Policy>>> {
+        match source.verified() {
+            Ok((_, sha256)) => self.cached(tenant, world, &sha256),
+            Err(error) => Some(Err(error)),
+        }
     }
 
     /// Number of compilations so far (cache misses that were compiled, not read from the disk cache).
@@ -66,29 +127,82 @@ impl PolicyHost {
         self.compiles.load(Ordering::Relaxed)
     }
 
-    /// Drops the in-memory cache entries of a digest (a source that is no longer referenced).
-    pub fn forget(&self, sha256: &str) {
-        lock(&self.components).remove(sha256);
-        lock(&self.policies).retain(|(digest, _), _| digest != sha256);
+    /// Tenants with a loaded policy right now (for tests and metrics).
+    pub fn tenant_policies(&self) -> usize {
+        lock(&self.policies).len()
     }
 
-    fn component(&self, sha256: &str, bytes: &[u8]) -> Result<Component> {
+    /// Drops everything kept for a digest (a source that is no longer referenced), failures included.
+    pub fn forget(&self, sha256: &str) {
+        lock(&self.components).remove(sha256);
+        lock(&self.templates).retain(|(digest, _), _| digest != sha256);
+        lock(&self.failures).retain(|(digest, _), _| digest != sha256);
+        lock(&self.policies).retain(|(digest, _, _), _| digest != sha256);
+    }
+
+    /// Drops the instances of every tenant idle for `HostConfig::idle_after` at `now`, and forgets those tenants.
+    pub fn release_idle(&self, now: Instant) {
+        let idle = self.config.idle_after;
+        lock(&self.policies).retain(|_, policy| !policy.release_idle(now, idle));
+    }
+
+    /// Releases idle tenants at most every tenth of `idle_after`, from the loads every reconcile makes anyway.
+    fn sweep_if_due(&self) {
+        let now = Instant::now();
+        let mut last = lock(&self.last_sweep);
+        if now.saturating_duration_since(*last) >= self.config.idle_after / 10 {
+            *last = now;
+            drop(last);
+            self.release_idle(now);
+        }
+    }
+
+    fn tenant_policy(&self, tenant: &str, template: Arc<Template>) -> Arc<Policy> {
+        let key = (template.sha256.clone(), template.world, tenant.to_string());
+        let mut policies = lock(&self.policies);
+        let policy = policies
+            .entry(key)
+            .or_insert_with(|| Arc::new(Policy::new(template, tenant, self.config.max_warm_instances)));
+        Arc::clone(policy)
+    }
+
+    /// `trusted`: a built-in, compiled in place; anything else goes through the shape check and a compile slot.
+    fn template(&self, sha256: &str, world: World, bytes: &[u8], trusted: bool) -> Result<Arc<Template>> {
+        let key = (sha256.to_string(), world);
+        if let Some(template) = lock(&self.templates).get(&key) {
+            return Ok(Arc::clone(template));
+        }
+        let component = self.component(sha256, bytes, trusted)?;
+        let template = Arc::new(Template::new(&self.engine, &component, world, sha256.to_string(), &self.config)?);
+        lock(&self.templates).insert(key, Arc::clone(&template));
+        Ok(template)
+    }
+
+    fn component(&self, sha256: &str, bytes: &[u8], trusted: bool) -> Result<Component> {
         if let Some(component) = lock(&self.components).get(sha256) {
             return Ok(component.clone());
         }
+        // Checked before the disk cache too, so that tighter limits apply to components compiled earlier.
+        preflight::inspect(bytes, &self.config.load_limits)
+            .map_err(|detail| Error::Load { sha256: sha256.to_string(), detail })?;
         let component = match self.load_precompiled(sha256) {
             Some(component) => component,
-            None => self.compile(sha256, bytes)?,
+            None => self.compile(sha256, bytes, trusted)?,
         };
         lock(&self.components).insert(sha256.to_string(), component.clone());
         Ok(component)
     }
 
-    fn compile(&self, sha256: &str, bytes: &[u8]) -> Result<Component> {
-        let load = |detail: String| Error::Load { sha256: sha256.to_string(), detail };
-        let component = Component::new(&self.engine, bytes).map_err(|e| load(format!("{e:#}")))?;
+    fn compile(&self, sha256: &str, bytes: &[u8], trusted: bool) -> Result<Component> {
+        let deadline = self.config.load_limits.compile_deadline;
+        let started = Instant::now();
+        let component = if trusted {
+            Component::new(&self.engine, bytes).map_err(|e| Error::Internal(format!("compiling a built-in: {e:#}")))?
+        } else {
+            compile::compile(&self.engine, &self.slots, sha256, bytes, deadline)?
+        };
         self.compiles.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(sha256, "compiled policy component");
+        tracing::info!(sha256, elapsed = ?started.elapsed(), "compiled policy component");
         if let Some(path) = self.disk_path(sha256) {
             // Write then rename so a concurrent reader never sees half a file; a failure only costs a recompile.
             let tmp = path.with_extension("tmp");

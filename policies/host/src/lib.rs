@@ -1,10 +1,12 @@
 //! WASM policy host: loads user cache and rate-limit components with wasmtime and evaluates them sandboxed.
 //!
-//! - [`PolicyHost`]: one `Engine`; components compiled once per sha256 (in memory, optionally precompiled on disk);
-//!   one pre-instantiated handle per component and world; no import is ever linked, so a component that imports
-//!   anything is refused at load.
-//! - [`Policy`]: a loaded policy; every call runs under a fuel (CPU) budget, a memory cap and an output cap, on a warm
-//!   instance that is thrown away after any trap.
+//! - [`PolicyHost`]: one `Engine`; a component's shape is checked before it is compiled ([`preflight`]), compiled
+//!   once per sha256 on a bounded compile thread under a deadline (in memory, optionally precompiled on disk), its
+//!   identity checked ([`contract`]: `perf:policy` of a supported version, exactly the world's exports, no
+//!   capability imported) and instantiated once at load; failures are remembered by digest too.
+//! - [`Policy`]: a loaded policy for one tenant (profile); every call runs under a fuel (CPU) budget, a memory cap
+//!   (one memory per instance) and an output check, on a warm instance of that tenant alone, thrown away after any
+//!   trap and when idle.
 //! - [`Evaluator`]: the async wrapper (calls run on `spawn_blocking` under a semaphore).
 //! - [`positional`]: outputs named by their input's classes and routes; the spec values as an output.
 //! - [`cli`]: `perf-operator policy eval|validate`.
@@ -13,21 +15,25 @@ mod abi;
 mod bindings;
 pub mod check;
 pub mod cli;
+mod compile;
 mod config;
+pub mod contract;
 mod error;
 mod host;
 mod limits;
 mod native;
 mod policy;
 pub mod positional;
+pub mod preflight;
 mod run;
 pub mod source;
+mod template;
 pub mod types;
 
 pub use config::HostConfig;
 pub use error::{Error, Result};
-pub use host::PolicyHost;
-pub use limits::Limits;
+pub use host::{NO_TENANT, PolicyHost};
+pub use limits::{Limits, LoadLimits};
 pub use policy::Policy;
 pub use run::Evaluator;
 pub use source::{BUILTIN_ADAPTIVE_RATE_LIMIT, BUILTIN_ADAPTIVE_TTL, Source};

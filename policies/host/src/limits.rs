@@ -1,4 +1,6 @@
-//! Per-call limits and the store state that enforces the memory cap.
+//! Per-call limits, load limits, and the store state that enforces the memory cap.
+
+use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
@@ -9,7 +11,7 @@ pub struct Limits {
     /// deadline: it counts the policy's own work, so a busy node that deschedules the thread cannot time out a
     /// healthy policy (we saw 5 ms epoch deadlines fire on ~3 us calls on a loaded 2-core machine).
     pub fuel: u64,
-    /// Cap on the linear memory of one instance.
+    /// Cap on the memory of one instance (a policy has exactly one linear memory, see [`LoadLimits`]).
     pub memory_bytes: usize,
     /// Most classes or routes a policy may return (and the host accepts as input).
     pub max_items: usize,
@@ -24,34 +26,83 @@ impl Default for Limits {
     }
 }
 
+/// Bounds checked before a component is compiled, and the compile deadline. The shape bounds keep the compiler's
+/// work (register allocation is superlinear in a function's locals and size) small; the deadline catches the rest.
+/// The built-in policies use a small fraction of each (see `preflight`'s tests).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadLimits {
+    pub max_component_bytes: usize,
+    /// Core modules in the component (a Rust guest has 3: its code and two adapter shims).
+    pub max_core_modules: usize,
+    /// Core instances the component creates (each may hold memory).
+    pub max_core_instances: usize,
+    /// Functions defined across all core modules.
+    pub max_functions: usize,
+    /// Locals of one function, parameters excluded.
+    pub max_locals: u32,
+    /// Code bytes of one function body.
+    pub max_function_bytes: usize,
+    /// Code bytes of all function bodies together: with the per-function bounds, this bounds the whole compile.
+    pub max_code_bytes: usize,
+    /// Linear memories defined across the component: exactly one is what the worlds need.
+    pub max_memories: usize,
+    /// Tables defined across the component.
+    pub max_tables: usize,
+    /// Wall time a compilation may take before the load is refused (it runs on its own thread; see `compile`).
+    pub compile_deadline: Duration,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        Self {
+            max_component_bytes: 16 << 20,
+            max_core_modules: 8,
+            max_core_instances: 16,
+            max_functions: 20_000,
+            max_locals: 2_000,
+            max_function_bytes: 128 << 10,
+            max_code_bytes: 4 << 20,
+            max_memories: 1,
+            max_tables: 4,
+            compile_deadline: Duration::from_secs(20),
+        }
+    }
+}
+
 /// Data of every policy `Store`: only the memory limiter, since no import needs host state.
 pub(crate) struct StoreState {
     pub(crate) limiter: MemoryCap,
 }
 
 impl StoreState {
-    pub(crate) fn new(memory_bytes: usize) -> Self {
-        Self { limiter: MemoryCap { memory_bytes, denied: false } }
+    pub(crate) fn new(memory_bytes: usize, tables: usize) -> Self {
+        Self { limiter: MemoryCap { memory_bytes, tables, denied: false, peak: 0 } }
     }
 }
 
-/// Like `wasmtime::StoreLimits`, but remembers that it refused a growth, so a trap that follows (Rust guests abort
-/// when an allocation fails) is reported as out-of-memory rather than as a plain trap.
+/// Like `wasmtime::StoreLimits`, but remembers that it refused a growth during the current call, so a trap that
+/// follows (Rust guests abort when an allocation fails) is reported as out-of-memory rather than as a plain trap.
+/// `denied` is reset before every call: a refusal the guest handled must not colour a later, unrelated failure.
 pub(crate) struct MemoryCap {
     memory_bytes: usize,
+    tables: usize,
     pub(crate) denied: bool,
+    /// Largest memory size granted, for `policy bench` and metrics.
+    pub(crate) peak: usize,
 }
 
-/// A policy needs one table per core module; a few spare for the component adapter glue.
+/// Elements of one table: a policy's function table holds its indirect-call targets, a few hundred at most.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Core instances of one store; `LoadLimits::max_core_instances` refuses more at load, this is the backstop.
 const MAX_INSTANCES: usize = 16;
-const MAX_TABLES: usize = 16;
-const MAX_MEMORIES: usize = 4;
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let allowed = desired <= self.memory_bytes;
         self.denied |= !allowed;
+        if allowed {
+            self.peak = self.peak.max(desired);
+        }
         Ok(allowed)
     }
 
@@ -64,10 +115,11 @@ impl ResourceLimiter for MemoryCap {
     }
 
     fn tables(&self) -> usize {
-        MAX_TABLES
+        self.tables
     }
 
+    /// One memory per instance, so the cap per memory is the cap per instance.
     fn memories(&self) -> usize {
-        MAX_MEMORIES
+        1
     }
 }

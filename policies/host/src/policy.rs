@@ -1,99 +1,71 @@
-//! A loaded policy: pre-instantiated once, evaluated on warm instances under per-call limits.
+//! A loaded policy for one tenant (a profile): evaluated on warm instances that belong to that tenant alone, under
+//! per-call limits. Guest state (statics, the allocator's arena) therefore never carries one profile's input into
+//! another profile's decision; the compiled code is shared through [`Template`].
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::Store;
 
-use crate::bindings::rate_limit::RateLimitPolicyPre;
-use crate::bindings::{cache::CachePolicy, cache::CachePolicyPre, rate_limit::RateLimitPolicy};
 use crate::check;
-use crate::check::type_only_imports;
-use crate::config::{HostConfig, lock};
+use crate::config::lock;
 use crate::limits::StoreState;
+use crate::template::{Exports, Instance, Template};
 use crate::types::{CacheInput, CacheOutput, RateLimitInput, RateLimitOutput};
-use crate::{Error, Limits, Result, World};
+use crate::{Error, Result, World};
 
-enum Pre {
-    Cache(CachePolicyPre<StoreState>),
-    RateLimit(RateLimitPolicyPre<StoreState>),
-}
-
-enum Exports {
-    Cache(CachePolicy),
-    RateLimit(RateLimitPolicy),
-}
-
-/// An instance kept between calls. Dropped after any failed call into wasm: guest state after a trap is not
-/// trustworthy. (A completed call whose output the host refuses keeps its instance.)
-struct Warm {
-    store: Store<StoreState>,
-    exports: Exports,
-}
-
-/// A policy component of one world, ready to evaluate. Cheap to share (`Arc`); calls may run concurrently, each on
-/// its own instance.
+/// A policy component of one world, for one tenant. Cheap to share (`Arc`); calls may run concurrently, each on its
+/// own instance.
 pub struct Policy {
-    sha256: String,
-    world: World,
-    engine: Engine,
-    pre: Pre,
-    limits: Limits,
+    template: Arc<Template>,
+    tenant: String,
     max_warm: usize,
-    warm: Mutex<Vec<Warm>>,
+    /// Idle instances. Dropped after any failed call into wasm (guest state after a trap is not trustworthy; a
+    /// completed call whose output the host refuses keeps its instance) and when idle (see [`Policy::release_idle`]).
+    warm: Mutex<Vec<Instance>>,
     last_fuel_used: AtomicU64,
+    peak_memory: AtomicUsize,
+    /// Calls so far, and (calls, when) as of the last idle check: a counter keeps the clock off the hot path.
+    calls: AtomicU64,
+    seen: Mutex<(u64, Instant)>,
 }
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Policy").field("sha256", &self.sha256).field("world", &self.world).finish_non_exhaustive()
+        f.debug_struct("Policy")
+            .field("sha256", &self.template.sha256)
+            .field("world", &self.template.world)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
     }
 }
 
 impl Policy {
-    pub(crate) fn new(
-        engine: &Engine,
-        component: &Component,
-        world: World,
-        sha256: String,
-        config: &HostConfig,
-    ) -> Result<Self> {
-        let type_only = type_only_imports(engine, component, &sha256)?;
-        let load = |e: wasmtime::Error| Error::Load { sha256: sha256.clone(), detail: format!("{e:#}") };
-        // No function is ever linked, so no capability can be reached; type-only instances need no definitions.
-        let mut linker = Linker::<StoreState>::new(engine);
-        for name in &type_only {
-            linker.instance(name).map_err(load)?;
-        }
-        let instance_pre = linker.instantiate_pre(component).map_err(load)?;
-        let wrong_world = |e: wasmtime::Error| Error::WrongWorld {
-            sha256: sha256.clone(),
-            expected: world,
-            detail: format!("{e:#}"),
-        };
-        let pre = match world {
-            World::Cache => Pre::Cache(CachePolicyPre::new(instance_pre).map_err(wrong_world)?),
-            World::RateLimit => Pre::RateLimit(RateLimitPolicyPre::new(instance_pre).map_err(wrong_world)?),
-        };
-        Ok(Self {
-            sha256,
-            world,
-            engine: engine.clone(),
-            pre,
-            limits: config.limits.clone(),
-            max_warm: config.max_warm_instances,
+    pub(crate) fn new(template: Arc<Template>, tenant: &str, max_warm: usize) -> Self {
+        Self {
+            template,
+            tenant: tenant.to_string(),
+            max_warm,
             warm: Mutex::default(),
             last_fuel_used: AtomicU64::new(0),
-        })
+            peak_memory: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+            seen: Mutex::new((0, Instant::now())),
+        }
     }
 
     pub fn sha256(&self) -> &str {
-        &self.sha256
+        &self.template.sha256
     }
 
     pub fn world(&self) -> World {
-        self.world
+        self.template.world
+    }
+
+    /// Whose instances these are (the profile's `namespace/name`; empty for the CLI).
+    pub fn tenant(&self) -> &str {
+        &self.tenant
     }
 
     /// Calls the policy's `validate-settings` with the settings JSON text; a refusal is [`Error::BadSettings`].
@@ -103,36 +75,38 @@ impl Policy {
             Exports::Cache(p) => p.call_validate_settings(store, settings),
             Exports::RateLimit(p) => p.call_validate_settings(store, settings),
         })?;
-        verdict.map_err(|message| Error::BadSettings(check::truncate(message, self.limits.max_string_bytes)))
+        verdict.map_err(|message| Error::BadSettings(self.clean(&message)))
     }
 
-    /// Evaluates a cache policy; the output is checked against the input (every class once, TTL bounds, sizes).
+    /// Evaluates a cache policy; the output is checked against the input (every class once, TTL bounds, memory
+    /// advice) and its reason made safe to print.
     pub fn evaluate_cache(&self, input: &CacheInput) -> Result<CacheOutput> {
         self.expect_world(World::Cache)?;
-        check::cache_input(input, &self.limits)
+        check::cache_input(input, &self.template.limits)
             .map_err(|detail| Error::Input { what: "cache input".into(), detail })?;
         let output = self.call(|store, exports| match exports {
             Exports::Cache(p) => p.call_evaluate(store, input),
             Exports::RateLimit(_) => unreachable_world(),
         })?;
-        let output =
-            output.map_err(|message| Error::PolicyError(check::truncate(message, self.limits.max_string_bytes)))?;
-        check::cache_output(input, &output, &self.limits).map_err(Error::BadOutput)?;
+        let mut output = output.map_err(|message| Error::PolicyError(self.clean(&message)))?;
+        check::cache_output(input, &output, &self.template.limits).map_err(|e| Error::BadOutput(self.clean(&e)))?;
+        output.reason = self.clean(&output.reason);
         Ok(output)
     }
 
     /// Evaluates a rate-limit policy; the output is checked against the input (every route once, burst >= rate).
     pub fn evaluate_rate_limit(&self, input: &RateLimitInput) -> Result<RateLimitOutput> {
         self.expect_world(World::RateLimit)?;
-        check::rate_limit_input(input, &self.limits)
+        check::rate_limit_input(input, &self.template.limits)
             .map_err(|detail| Error::Input { what: "rate-limit input".into(), detail })?;
         let output = self.call(|store, exports| match exports {
             Exports::RateLimit(p) => p.call_evaluate(store, input),
             Exports::Cache(_) => unreachable_world(),
         })?;
-        let output =
-            output.map_err(|message| Error::PolicyError(check::truncate(message, self.limits.max_string_bytes)))?;
-        check::rate_limit_output(input, &output, &self.limits).map_err(Error::BadOutput)?;
+        let mut output = output.map_err(|message| Error::PolicyError(self.clean(&message)))?;
+        check::rate_limit_output(input, &output, &self.template.limits)
+            .map_err(|e| Error::BadOutput(self.clean(&e)))?;
+        output.reason = self.clean(&output.reason);
         Ok(output)
     }
 
@@ -141,80 +115,81 @@ impl Policy {
         self.last_fuel_used.load(Ordering::Relaxed)
     }
 
+    /// Largest linear memory any of this policy's instances reached, in bytes.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.peak_memory.load(Ordering::Relaxed)
+    }
+
     /// Number of idle warm instances (for tests and metrics).
     pub fn warm_instances(&self) -> usize {
         lock(&self.warm).len()
     }
 
+    /// Drops the warm instances if the policy has not been called since an idle check at least `idle` before
+    /// `now`, so their memory returns. Returns whether it was idle.
+    pub fn release_idle(&self, now: Instant, idle: Duration) -> bool {
+        let calls = self.calls.load(Ordering::Relaxed);
+        let mut seen = lock(&self.seen);
+        if seen.0 != calls {
+            *seen = (calls, now);
+            return false;
+        }
+        let is_idle = now.saturating_duration_since(seen.1) >= idle;
+        if is_idle {
+            lock(&self.warm).clear();
+        }
+        is_idle
+    }
+
     fn expect_world(&self, world: World) -> Result<()> {
-        if self.world == world {
+        if self.world() == world {
             Ok(())
         } else {
             Err(Error::WrongWorld {
-                sha256: self.sha256.clone(),
+                sha256: self.sha256().to_string(),
                 expected: world,
-                detail: format!("it was loaded as a {} policy", self.world),
+                detail: format!("it was loaded as a {} policy", self.world()),
             })
         }
     }
 
     fn check_string(&self, what: &str, value: &str) -> Result<()> {
-        check::string_len(what, value, self.limits.max_string_bytes * 64)
+        check::string_len(what, value, self.template.limits.max_string_bytes * 64)
             .map_err(|detail| Error::Input { what: what.into(), detail })
     }
 
-    /// Runs `f` on a warm instance with a full CPU budget; keeps the instance only if the call succeeded.
+    fn clean(&self, text: &str) -> String {
+        check::clean(text, self.template.limits.max_string_bytes)
+    }
+
+    /// Runs `f` on one of this tenant's warm instances with a full CPU budget; keeps the instance only if the call
+    /// succeeded.
     fn call<T>(&self, f: impl FnOnce(&mut Store<StoreState>, &Exports) -> wasmtime::Result<T>) -> Result<T> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let mut warm = match lock(&self.warm).pop() {
             Some(warm) => warm,
-            None => self.instantiate()?,
+            None => self.template.instantiate()?,
         };
-        self.refuel(&mut warm.store)?;
-        match f(&mut warm.store, &warm.exports) {
+        self.template.refuel(&mut warm.store)?;
+        let result = f(&mut warm.store, &warm.exports);
+        self.peak_memory.fetch_max(warm.store.data().limiter.peak, Ordering::Relaxed);
+        match result {
             Ok(value) => {
                 let left = warm.store.get_fuel().unwrap_or(0);
-                self.last_fuel_used.store(self.limits.fuel.saturating_sub(left), Ordering::Relaxed);
+                self.last_fuel_used.store(self.template.limits.fuel.saturating_sub(left), Ordering::Relaxed);
                 let mut pool = lock(&self.warm);
                 if pool.len() < self.max_warm {
                     pool.push(warm);
                 }
                 Ok(value)
             }
-            Err(error) => Err(self.classify(error, &warm.store)),
-        }
-    }
-
-    fn instantiate(&self) -> Result<Warm> {
-        let mut store = Store::new(&self.engine, StoreState::new(self.limits.memory_bytes));
-        store.limiter(|state| &mut state.limiter);
-        self.refuel(&mut store)?;
-        let exports = match &self.pre {
-            Pre::Cache(pre) => pre.instantiate(&mut store).map(Exports::Cache),
-            Pre::RateLimit(pre) => pre.instantiate(&mut store).map(Exports::RateLimit),
-        };
-        match exports {
-            Ok(exports) => Ok(Warm { store, exports }),
-            Err(error) => Err(self.classify(error, &store)),
-        }
-    }
-
-    fn refuel(&self, store: &mut Store<StoreState>) -> Result<()> {
-        store.set_fuel(self.limits.fuel).map_err(|e| Error::Internal(format!("setting fuel: {e}")))
-    }
-
-    fn classify(&self, error: wasmtime::Error, store: &Store<StoreState>) -> Error {
-        let error = if store.data().limiter.denied {
-            Error::OutOfMemory(self.limits.memory_bytes)
-        } else {
-            match error.downcast_ref::<Trap>() {
-                Some(Trap::OutOfFuel | Trap::Interrupt) => Error::Timeout(self.limits.fuel),
-                Some(trap) => Error::Trap(trap.to_string()),
-                // Not a trap: the guest's result could not be lifted (bad pointer, invalid UTF-8, ...).
-                None => Error::BadOutput(check::truncate(format!("{error:#}"), self.limits.max_string_bytes)),
+            Err(error) => {
+                let error = self.template.classify(error, &warm.store);
+                tracing::warn!(sha256 = %self.sha256(), world = %self.world(), tenant = %self.tenant,
+                    category = error.category(), %error, "policy call failed");
+                Err(error)
             }
-        };
-        tracing::warn!(sha256 = %self.sha256, world = %self.world, category = error.category(), %error, "policy call failed");
-        error
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! Async wrapper: policy calls are CPU-bound, so they run on tokio's blocking pool, at most `permits` at once, and
-//! never on the async runtime's worker threads.
+//! Async wrapper: policy work is CPU-bound, so it runs on tokio's blocking pool and never on the async runtime's
+//! worker threads. Evaluations and loads have separate permits: a slow load (a compilation) never holds a slot that
+//! evaluations of other profiles need.
 
 use std::sync::Arc;
 
@@ -12,46 +13,54 @@ use crate::{Error, Policy, PolicyHost, Result, World};
 #[derive(Clone)]
 pub struct Evaluator {
     permits: Arc<Semaphore>,
+    loads: Arc<Semaphore>,
 }
 
 impl Evaluator {
-    /// `max_concurrent`: calls running at once (e.g. the number of cores).
+    /// `max_concurrent`: evaluations running at once (e.g. the number of cores); loads get as many permits of
+    /// their own (compilations themselves are further bounded by `HostConfig::max_concurrent_compiles`).
     pub fn new(max_concurrent: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(max_concurrent.max(1))) }
+        let n = max_concurrent.max(1);
+        Self { permits: Arc::new(Semaphore::new(n)), loads: Arc::new(Semaphore::new(n)) }
     }
 
-    /// Runs `work` on the blocking pool under a permit.
+    /// Runs `work` on the blocking pool under an evaluation permit.
     pub async fn run<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T> + Send + 'static,
     {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::Internal(format!("evaluator closed: {e}")))?;
-        let joined = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await;
-        joined.map_err(|e| Error::Internal(format!("policy task: {e}")))?
+        run_under(&self.permits, work).await
     }
 
-    /// Loads (compiles on first sight) a policy from pinned bytes, off the async threads.
+    /// Loads (checks and compiles on first sight) a policy from pinned bytes for `tenant`, off the async threads.
     pub async fn load_pinned(
         &self,
         host: Arc<PolicyHost>,
+        tenant: String,
         world: World,
         bytes: Arc<[u8]>,
         sha256: String,
     ) -> Result<Arc<Policy>> {
-        self.run(move || host.load(world, crate::Source::Pinned { bytes: &bytes, sha256: &sha256 })).await
+        run_under(&self.loads, move || {
+            host.load_for(&tenant, world, crate::Source::Pinned { bytes: &bytes, sha256: &sha256 })
+        })
+        .await
     }
 
-    /// Loads a built-in policy, off the async threads.
-    pub async fn load_builtin(&self, host: Arc<PolicyHost>, world: World, name: String) -> Result<Arc<Policy>> {
-        self.run(move || host.load_builtin(world, &name)).await
+    /// Loads a built-in policy for `tenant`, off the async threads.
+    pub async fn load_builtin(
+        &self,
+        host: Arc<PolicyHost>,
+        tenant: String,
+        world: World,
+        name: String,
+    ) -> Result<Arc<Policy>> {
+        // Once compiled, a built-in for a new tenant needs no load permit: only a slow load should wait for one.
+        if let Some(loaded) = host.cached_source(&tenant, world, crate::Source::Builtin(&name)) {
+            return loaded;
+        }
+        run_under(&self.loads, move || host.load_for(&tenant, world, crate::Source::Builtin(&name))).await
     }
 
     pub async fn validate_settings(&self, policy: Arc<Policy>, settings: String) -> Result<()> {
@@ -65,4 +74,19 @@ impl Evaluator {
     pub async fn evaluate_rate_limit(&self, policy: Arc<Policy>, input: RateLimitInput) -> Result<RateLimitOutput> {
         self.run(move || policy.evaluate_rate_limit(&input)).await
     }
+}
+
+async fn run_under<T, F>(permits: &Arc<Semaphore>, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    let permit =
+        Arc::clone(permits).acquire_owned().await.map_err(|e| Error::Internal(format!("evaluator closed: {e}")))?;
+    let joined = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await;
+    joined.map_err(|e| Error::Internal(format!("policy task: {e}")))?
 }

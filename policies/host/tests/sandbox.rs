@@ -159,7 +159,10 @@ fn evaluator_runs_calls_off_the_async_threads() {
     let host = Arc::new(host());
     let evaluator = perf_policy_host::Evaluator::new(2);
     runtime.block_on(async {
-        let policy = evaluator.load_builtin(Arc::clone(&host), World::Cache, "adaptive-ttl".into()).await.unwrap();
+        let policy = evaluator
+            .load_builtin(Arc::clone(&host), String::new(), World::Cache, "adaptive-ttl".into())
+            .await
+            .unwrap();
         let mut example = input("echo");
         example.settings = "{}".into();
         let mut calls = tokio::task::JoinSet::new();

@@ -1,0 +1,55 @@
+//! `perf-operator policy ...` as CI runs it: the process's exit code and streams for each kind of failure.
+
+use std::process::{Command, Output};
+
+fn policy(args: &[&str]) -> Output {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    Command::new(env!("CARGO_BIN_EXE_perf-operator")).current_dir(root).arg("policy").args(args).output().unwrap()
+}
+
+fn eval(policy_file: &str, input: &str, extra: &[&str]) -> Output {
+    let args = [&["eval", "--policy", policy_file, "--world", "cache", "--input", input][..], extra].concat();
+    policy(&args)
+}
+
+const HOSTILE: &str = "policies/host/tests/fixtures/hostile.wasm";
+const INPUT: &str = "policies/examples/cache-input.json";
+
+#[test]
+fn each_failure_has_its_exit_code_and_category() {
+    let cases = [
+        (HOSTILE, INPUT, r#"{"mode":"echo"}"#, 0, None),
+        (HOSTILE, INPUT, r#"{"mode":"trap"}"#, 1, Some("trap")),
+        (HOSTILE, "/dev/zero", "{}", 2, Some("input")),
+        ("policies/host/tests/fixtures/version-0.1.0.wasm", INPUT, "{}", 3, Some("wrong_world")),
+        ("policies/host/tests/fixtures/compile-bomb.wasm", INPUT, "{}", 3, Some("load")),
+    ];
+    for (file, input, settings, code, category) in cases {
+        let out = eval(file, input, &["--settings", settings, "--output", "json"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{file} {input} {settings}: {stdout}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        assert_eq!(report["error"]["category"].as_str(), category, "{stdout}");
+    }
+}
+
+#[test]
+fn text_mode_puts_a_failure_on_stderr_in_one_line() {
+    let out = eval("policies/host/tests/fixtures/multi-memory.wasm", INPUT, &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error (load): ") && stderr.contains("2 linear memories"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    for command in ["eval", "validate", "bench"] {
+        let out = policy(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Exit codes: 0 success; 1 the policy ran and failed"), "{command}: {help}");
+    }
+    // A usage error is clap's exit code 2, like bad input.
+    assert_eq!(policy(&["eval", "--world", "cache"]).status.code(), Some(2));
+}

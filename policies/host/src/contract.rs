@@ -1,0 +1,135 @@
+//! Strict identity: a component is loaded only if it was built for a supported version of the `perf:policy`
+//! contract, imports nothing but that contract's type-only `types` interface, and exports exactly the functions of
+//! the world it is loaded as. (A component does not record its world's *name*: only its imports and exports, which
+//! is what is checked here; the export types are checked by wasmtime when the world's bindings are created.)
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+
+use crate::{Error, World};
+
+/// The package and version of `policies/wit/policy.wit` (a test keeps them in step).
+pub const PACKAGE: &str = "perf:policy";
+pub const VERSION: &str = "0.2.0";
+/// The one interface a policy imports, for its types only.
+const TYPES_INTERFACE: &str = "types";
+/// What both worlds export, and nothing else.
+const EXPORTS: [&str; 2] = ["validate-settings", "evaluate"];
+
+/// Checks imports and exports; returns the names of the type-only instances the linker must define.
+pub(crate) fn check(engine: &Engine, component: &Component, sha256: &str, world: World) -> crate::Result<Vec<String>> {
+    // Names come from the component: cleaned like any policy-provided text before they reach a message.
+    let wrong_world = |detail: String| Error::WrongWorld {
+        sha256: sha256.to_string(),
+        expected: world,
+        detail: crate::check::clean(&detail, 2048),
+    };
+    let ty = component.component_type();
+    let mut type_only = Vec::new();
+    let mut forbidden = Vec::new();
+    for (name, item) in ty.imports(engine) {
+        match item.ty {
+            ComponentItem::ComponentInstance(instance)
+                if instance.exports(engine).all(|(_, export)| matches!(export.ty, ComponentItem::Type(_))) =>
+            {
+                type_only.push(name.to_string());
+            }
+            ComponentItem::Type(_) => {
+                return Err(wrong_world(format!("it imports the type {name:?}; policies import only {PACKAGE}/types")));
+            }
+            _ => forbidden.push(crate::check::clean(name, 256)),
+        }
+    }
+    if !forbidden.is_empty() {
+        return Err(Error::ForbiddenImports { sha256: sha256.to_string(), imports: forbidden });
+    }
+    match type_only.as_slice() {
+        [name] => types_import(name).map_err(wrong_world)?,
+        [] => {
+            return Err(wrong_world(format!("it does not import {PACKAGE}/types, so its contract version is unknown")));
+        }
+        names => return Err(wrong_world(format!("it imports {names:?}; policies import only {PACKAGE}/types"))),
+    }
+    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    if let Some(extra) = exports.iter().find(|name| !EXPORTS.contains(&name.as_str())) {
+        return Err(wrong_world(format!("it exports {extra:?}; the {world} world exports exactly {EXPORTS:?}")));
+    }
+    if let Some(missing) = EXPORTS.iter().find(|name| !exports.iter().any(|e| e == *name)) {
+        return Err(wrong_world(format!("it does not export {missing:?}")));
+    }
+    Ok(type_only)
+}
+
+/// `perf:policy/types@X.Y.Z` with a version this host supports.
+fn types_import(name: &str) -> Result<(), String> {
+    let (path, version) = name.split_once('@').ok_or_else(|| format!("it imports {name:?} without a version"))?;
+    if path != format!("{PACKAGE}/{TYPES_INTERFACE}") {
+        return Err(format!("it imports {name:?}; a policy is built for {PACKAGE}/{TYPES_INTERFACE}"));
+    }
+    let found = semver::Version::parse(version).map_err(|e| format!("it imports {name:?}: bad version: {e}"))?;
+    if supports(&found) {
+        Ok(())
+    } else {
+        Err(format!("it was built for {PACKAGE}@{found}; this operator supports {PACKAGE}@{} ({})", VERSION, RULE))
+    }
+}
+
+const RULE: &str = "same major version and a minor version no newer than the host's; below 1.0 the minor version \
+                    counts as the major";
+
+/// The rule stated in `policy.wit`: additive changes bump the minor version. A component built against an older
+/// minor version works on a newer host; one built against a newer minor version may use what this host lacks. Below
+/// 1.0 every minor version may break (semver), so it must match. Patch versions never change the contract.
+/// Pre-release versions are refused: they promise nothing.
+pub fn supports(found: &semver::Version) -> bool {
+    let host = host_version();
+    found.pre.is_empty()
+        && found.major == host.major
+        && if host.major == 0 { found.minor == host.minor } else { found.minor <= host.minor }
+}
+
+fn host_version() -> semver::Version {
+    // VERSION is a constant checked by a test; a parse failure would be a build mistake, so fall back to "nothing".
+    semver::Version::parse(VERSION).unwrap_or_else(|_| semver::Version::new(u64::MAX, 0, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_match_the_wit() {
+        let wit = include_str!("../../wit/policy.wit");
+        assert!(wit.contains(&format!("package {PACKAGE}@{VERSION};")), "policy.wit's package line changed");
+        assert!(semver::Version::parse(VERSION).is_ok());
+    }
+
+    #[test]
+    fn version_rule() {
+        let cases = [
+            ("0.2.0", true),
+            ("0.2.1", true),
+            ("0.2.99", true),
+            ("0.1.0", false),
+            ("0.3.0", false),
+            ("1.2.0", false),
+            ("99.0.0", false),
+            ("0.2.0-rc.1", false),
+        ];
+        for (version, expected) in cases {
+            assert_eq!(supports(&semver::Version::parse(version).unwrap()), expected, "{version}");
+        }
+    }
+
+    #[test]
+    fn types_import_names() {
+        assert_eq!(types_import("perf:policy/types@0.2.0"), Ok(()));
+        let err = |name: &str| types_import(name).unwrap_err();
+        assert!(err("perf:policy/types").contains("without a version"));
+        assert!(err("evil:policy/types@0.2.0").contains("built for perf:policy/types"));
+        assert!(err("perf:policy/other@0.2.0").contains("built for perf:policy/types"));
+        assert!(err("perf:policy/types@0.1.0").contains("built for perf:policy@0.1.0"));
+        assert!(err("perf:policy/types@x").contains("bad version"));
+    }
+}

@@ -1,0 +1,168 @@
+//! The hostile-component suite: components built from source in `policies/guests` by `policies/build.sh` (see
+//! `fixtures/README.md`), one per way a tenant could hurt the operator around a call: at load (compile bombs, extra
+//! memories and tables, wrong contract versions, extra exports), across tenants (guest state), and in what the host
+//! reports (categories after a refused grow, output ranges, unprintable reasons).
+
+use std::time::{Duration, Instant};
+
+use perf_policy_host::{
+    CacheInput, Error, HostConfig, Limits, LoadLimits, PolicyHost, Result, Source, World, source::sha256_hex,
+};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn load_as(host: &PolicyHost, tenant: &str, name: &str) -> Result<std::sync::Arc<perf_policy_host::Policy>> {
+    let bytes = fixture(name);
+    host.load_for(tenant, World::Cache, Source::Pinned { bytes: &bytes, sha256: &sha256_hex(&bytes) })
+}
+
+fn host() -> PolicyHost {
+    PolicyHost::new(HostConfig::default()).unwrap()
+}
+
+/// A large CPU budget, so that memory and output misbehaviours hit their own limit first.
+fn patient_host() -> PolicyHost {
+    let limits = Limits { fuel: 2_000_000_000, ..Limits::default() };
+    PolicyHost::new(HostConfig { limits, ..HostConfig::default() }).unwrap()
+}
+
+fn input(settings: &str) -> CacheInput {
+    let mut input: CacheInput = serde_json::from_str(include_str!("../../examples/cache-input.json")).unwrap();
+    input.settings = settings.to_string();
+    input
+}
+
+fn category(result: Result<impl std::fmt::Debug>) -> String {
+    match result {
+        Ok(value) => format!("ok: {value:?}"),
+        Err(e) => format!("{}: {e}", e.category()),
+    }
+}
+
+#[test]
+fn load_time_refusals_name_their_reason() {
+    let cases = [
+        ("compile-bomb.wasm", "load: ", "bytes of code, at most 131072 allowed"),
+        ("multi-memory.wasm", "load: ", "2 linear memories"),
+        ("many-tables.wasm", "load: ", "tables"),
+        ("version-0.1.0.wasm", "wrong_world: ", "perf:policy@0.1.0"),
+        ("version-0.3.0.wasm", "wrong_world: ", "perf:policy@0.3.0"),
+        ("version-99.0.0.wasm", "wrong_world: ", "perf:policy@99.0.0"),
+        ("foreign-package.wasm", "wrong_world: ", "evil:policy/types@0.2.0"),
+        ("extra-export.wasm", "wrong_world: ", "exfiltrate"),
+    ];
+    for (name, expected_category, detail) in cases {
+        let host = host();
+        let got = category(load_as(&host, "t", name));
+        assert!(got.starts_with(expected_category) && got.contains(detail), "{name}: {got}");
+        // Shape refusals come before the compiler ever sees the component.
+        if expected_category == "load: " {
+            assert_eq!(host.compile_count(), 0, "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_patch_release_of_the_contract_loads_and_decides() {
+    let host = host();
+    let policy = load_as(&host, "t", "version-0.2.1.wasm").unwrap();
+    assert_eq!(policy.evaluate_cache(&input(r#"{"mode":"echo"}"#)).unwrap().classes.len(), 10);
+}
+
+#[test]
+fn a_compilation_past_its_deadline_is_refused_and_remembered() {
+    let load_limits = LoadLimits { compile_deadline: Duration::from_millis(1), ..LoadLimits::default() };
+    let host = PolicyHost::new(HostConfig { load_limits, ..HostConfig::default() }).unwrap();
+    let first = load_as(&host, "a", "compile-heavy.wasm").unwrap_err();
+    assert!(matches!(&first, Error::Load { detail, .. } if detail.contains("took longer than")), "{first}");
+    // The failure is kept by digest: the next load (another tenant too) answers at once without compiling.
+    let started = Instant::now();
+    let again = load_as(&host, "b", "compile-heavy.wasm").unwrap_err();
+    assert_eq!(again.to_string(), first.to_string());
+    assert!(started.elapsed() < Duration::from_millis(500), "answered from memory, not recompiled");
+    // Built-ins are trusted: they compile without waiting for the slot the refused compilation still holds.
+    let ttl = host.load_builtin(World::Cache, "adaptive-ttl").unwrap();
+    assert_eq!(ttl.evaluate_cache(&input("{}")).unwrap().classes.len(), 10);
+}
+
+#[test]
+fn a_heavy_but_allowed_component_compiles_within_the_default_deadline() {
+    let host = host();
+    let policy = load_as(&host, "t", "compile-heavy.wasm").unwrap();
+    assert_eq!(policy.evaluate_cache(&input(r#"{"mode":"echo"}"#)).unwrap().classes.len(), 10);
+}
+
+#[test]
+fn one_profiles_guest_state_never_reaches_another() {
+    let host = host();
+    let a = load_as(&host, "shop/a", "hostile.wasm").unwrap();
+    let b = load_as(&host, "shop/b", "hostile.wasm").unwrap();
+    let secret = r#"{"mode":"remember","secret":"tenant-a-card-4111"}"#;
+    a.evaluate_cache(&input(secret)).unwrap();
+    let seen_by_b = b.evaluate_cache(&input(r#"{"mode":"remember"}"#)).unwrap().reason;
+    assert!(!seen_by_b.contains("tenant-a"), "{seen_by_b}");
+    // Not vacuous: the guest does keep state, within its own tenant.
+    let seen_by_a = a.evaluate_cache(&input(r#"{"mode":"remember"}"#)).unwrap().reason;
+    assert!(seen_by_a.contains("tenant-a-card-4111"), "{seen_by_a}");
+    // The same tenant loading again gets its own policy back; the compiled component is shared.
+    let a_again = load_as(&host, "shop/a", "hostile.wasm").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &a_again));
+    assert_eq!(host.compile_count(), 1);
+}
+
+#[test]
+fn idle_instances_are_dropped() {
+    let host = host();
+    let policy = load_as(&host, "shop/a", "hostile.wasm").unwrap();
+    policy.evaluate_cache(&input(r#"{"mode":"echo"}"#)).unwrap();
+    assert_eq!((policy.warm_instances(), host.tenant_policies()), (1, 1));
+    host.release_idle(Instant::now());
+    assert_eq!(policy.warm_instances(), 1, "not idle yet");
+    host.release_idle(Instant::now() + host.config().idle_after);
+    assert_eq!((policy.warm_instances(), host.tenant_policies()), (0, 0));
+    // A policy still held works on: it instantiates afresh.
+    assert!(policy.evaluate_cache(&input(r#"{"mode":"echo"}"#)).is_ok());
+}
+
+#[test]
+fn a_refused_grow_does_not_colour_later_failures() {
+    let host = patient_host();
+    let policy = load_as(&host, "t", "hostile.wasm").unwrap();
+    let grown = policy.evaluate_cache(&input(r#"{"mode":"try-grow"}"#)).unwrap();
+    assert_eq!(grown.reason, "grow refused");
+    assert_eq!(policy.warm_instances(), 1, "a handled refusal keeps the instance");
+    let steps = [("trap", "trap"), ("try-grow", "ok"), ("memory-bomb", "out_of_memory"), ("trap", "trap")];
+    for (mode, expected) in steps {
+        let got = category(policy.evaluate_cache(&input(&format!(r#"{{"mode":"{mode}"}}"#))));
+        assert!(got.starts_with(expected), "{mode}: {got}");
+    }
+    // With the default budget, a loop right after a refused grow is a timeout.
+    let host = self::host();
+    let policy = load_as(&host, "t", "hostile.wasm").unwrap();
+    policy.evaluate_cache(&input(r#"{"mode":"try-grow"}"#)).unwrap();
+    let got = category(policy.evaluate_cache(&input(r#"{"mode":"loop"}"#)));
+    assert!(got.starts_with("timeout"), "{got}");
+}
+
+#[test]
+fn outputs_outside_the_contract_are_refused_and_reasons_are_cleaned() {
+    let host = patient_host();
+    let policy = load_as(&host, "t", "hostile.wasm").unwrap();
+    for (mode, detail) in [
+        ("advice-zero", "maxMemoryBytes 0"),
+        ("advice-huge", "maxMemoryBytes 18446744073709551615"),
+        ("advice-bad-policy", "evictionPolicy"),
+        ("ttl-huge", "ttlSeconds 4294967295"),
+    ] {
+        let got = category(policy.evaluate_cache(&input(&format!(r#"{{"mode":"{mode}"}}"#))));
+        assert!(got.starts_with("bad_output") && got.contains(detail), "{mode}: {got}");
+        assert!(!got.chars().any(char::is_control), "{mode}: {got:?}");
+    }
+    let reason = policy.evaluate_cache(&input(r#"{"mode":"nasty-reason"}"#)).unwrap().reason;
+    assert!(reason.starts_with("ok") && reason.ends_with("end"), "{reason:?}");
+    let unsafe_char = |c: char| c.is_control() || ('\u{2028}'..='\u{202e}').contains(&c);
+    assert!(!reason.chars().any(unsafe_char), "{reason:?}");
+}
