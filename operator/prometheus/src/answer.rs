@@ -8,6 +8,11 @@ const KEPT_CHARS: usize = 200;
 
 /// Judges an answer of `at` (host and port): HTTP status, whether it declared HTML, and the body.
 pub(crate) fn read(at: &str, status: u16, html: bool, body: &str) -> Result<Option<f64>, QueryError> {
+    read_data(at, status, html, body).and_then(|data| decode(at, &data))
+}
+
+/// The `data` of a successful API answer of `at`, whatever the endpoint.
+pub(crate) fn read_data(at: &str, status: u16, html: bool, body: &str) -> Result<Value, QueryError> {
     let at = at.to_string();
     match status {
         401 | 403 => return Err(QueryError::Unauthorized { at, status }),
@@ -26,7 +31,7 @@ pub(crate) fn read(at: &str, status: u16, html: bool, body: &str) -> Result<Opti
         });
     };
     match json["status"].as_str() {
-        Some("success") => decode(&at, &json["data"]),
+        Some("success") => Ok(json["data"].clone()),
         Some("error") => Err(api_error(at, status, &json)),
         _ => Err(QueryError::NotPrometheus { at, what: format!("HTTP {status} JSON without a Prometheus status") }),
     }

@@ -3,8 +3,10 @@
 //! share one client (and its connection pool) without depending on each other or on kube.
 
 mod answer;
+pub mod config;
 mod error;
 
+pub use config::ScrapeIntervals;
 pub use error::{QueryError, Trouble};
 
 use std::collections::HashMap;

@@ -117,6 +117,14 @@ pub fn clean(text: &str, max: usize) -> String {
     out
 }
 
+/// [`clean`] in place, without allocating in the usual case (printable ASCII within `max`), which is every call's.
+pub fn clean_in_place(text: &mut String, max: usize) {
+    let printable_ascii = text.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if text.len() > max || !(printable_ascii || !text.chars().any(is_unsafe)) {
+        *text = clean(text, max);
+    }
+}
+
 /// Characters that change how a terminal or a viewer shows the text around them.
 fn is_unsafe(c: char) -> bool {
     c.is_control()
@@ -221,6 +229,14 @@ mod tests {
         }
         // An escape is never cut in half by the length cap.
         assert_eq!(clean("ab\u{202e}", 5), "ab...");
+        for (raw, shown) in cases {
+            let mut text = raw.to_string();
+            clean_in_place(&mut text, 1024);
+            assert_eq!(text, shown, "{raw:?}");
+        }
+        let mut long = "x".repeat(10);
+        clean_in_place(&mut long, 4);
+        assert_eq!(long, "xxxx...");
     }
 
     #[test]

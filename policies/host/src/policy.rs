@@ -90,7 +90,7 @@ impl Policy {
         })?;
         let mut output = output.map_err(|message| Error::PolicyError(self.clean(&message)))?;
         check::cache_output(input, &output, &self.template.limits).map_err(|e| Error::BadOutput(self.clean(&e)))?;
-        output.reason = self.clean(&output.reason);
+        check::clean_in_place(&mut output.reason, self.template.limits.max_string_bytes);
         Ok(output)
     }
 
@@ -106,7 +106,7 @@ impl Policy {
         let mut output = output.map_err(|message| Error::PolicyError(self.clean(&message)))?;
         check::rate_limit_output(input, &output, &self.template.limits)
             .map_err(|e| Error::BadOutput(self.clean(&e)))?;
-        output.reason = self.clean(&output.reason);
+        check::clean_in_place(&mut output.reason, self.template.limits.max_string_bytes);
         Ok(output)
     }
 
