@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what is missing, starts the real services the tests talk to
-# on 127.0.0.1 (Redis, the ClickHouse engine, a Kubernetes control plane; Prometheus is started by the tests that
-# need it), runs every test, including the end-to-end suite against the real API server, and stops the services.
+# on 127.0.0.1 (Redis, the ClickHouse engine, PostgreSQL, a Kubernetes control plane; Prometheus is started by the
+# tests that need it), runs every test, including the end-to-end suite against the real API server, and stops the services.
 # The control plane is built from the Go module proxy on the first run (about 25 minutes on 2 cores) and cached
 # under ~/.cache/perf-operator/. With KUBECONFIG set, the end-to-end suite runs against that cluster instead.
 set -euo pipefail
@@ -10,13 +10,16 @@ cd "$(dirname "$0")/.."
 tests/support/install.sh
 
 state="$(mktemp -d /tmp/perf-operator-tests.XXXXXX)"
+# PostgreSQL's own directory: as root the cluster runs as an unprivileged user, who cannot enter $state (0700).
+pg_state="$(mktemp -d /tmp/perf-operator-pg.XXXXXX)"
 redis_pid=""
 control_plane=""
 cleanup() {
     [[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null || true
     [[ -n "$control_plane" ]] && tests/support/control-plane.sh stop "$control_plane" || true
     CHDB_STATE_DIR="$state/chdb" tests/support/start-clickhouse.sh stop >/dev/null 2>&1 || true
-    rm -rf "$state"
+    POSTGRES_STATE_DIR="$pg_state" tests/support/start-postgres.sh stop >/dev/null 2>&1 || true
+    rm -rf "$state" "$pg_state"
 }
 trap cleanup EXIT
 
@@ -39,9 +42,16 @@ if [[ -z "${CLICKHOUSE_URL:-}" ]]; then
 fi
 export CLICKHOUSE_URL
 
+# PostgreSQL: a throwaway cluster (max_connections=37, TLS from a CA made for it), stopped by its PID at exit.
+pg_env="$(POSTGRES_STATE_DIR="$pg_state" tests/support/start-postgres.sh start)" \
+    || { echo "PostgreSQL did not start (see above)" >&2; exit 1; }
+eval "$pg_env"
+
 export PROMETHEUS_BIN="${PROMETHEUS_BIN:-$(command -v prometheus || echo /usr/bin/prometheus)}"
 
-echo "services: REDIS_URL=$REDIS_URL CLICKHOUSE_URL=$CLICKHOUSE_URL PROMETHEUS_BIN=$PROMETHEUS_BIN" >&2
+# The PostgreSQL URL carries the test role's password: shown without it.
+echo "services: REDIS_URL=$REDIS_URL CLICKHOUSE_URL=$CLICKHOUSE_URL POSTGRES_URL=${POSTGRES_URL%%:*}://***@${POSTGRES_URL#*@}" \
+    "PROMETHEUS_BIN=$PROMETHEUS_BIN" >&2
 cargo test --workspace --locked
 
 # The end-to-end suite: against a user's cluster when KUBECONFIG is set, otherwise against the control plane

@@ -1,6 +1,5 @@
 //! The `clickhouse` section: projections, data-skipping indexes and column codecs on live tables.
 
-use crate::SecretKeyRef;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -35,38 +34,8 @@ fn default_database() -> String {
     "default".into()
 }
 
-/// Secret holding ClickHouse credentials.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct ClickHouseCredentials {
-    /// Secret name.
-    #[schemars(length(min = 1, max = 253))]
-    pub name: String,
-    /// Key of the user name.
-    #[serde(default = "default_user_key")]
-    pub user_key: String,
-    /// Key of the password.
-    #[serde(default = "default_password_key")]
-    pub password_key: String,
-}
-
-fn default_user_key() -> String {
-    "username".into()
-}
-fn default_password_key() -> String {
-    "password".into()
-}
-
-impl ClickHouseCredentials {
-    /// The user-name key as a [`SecretKeyRef`].
-    pub fn user(&self) -> SecretKeyRef {
-        SecretKeyRef { name: self.name.clone(), key: self.user_key.clone() }
-    }
-    /// The password key as a [`SecretKeyRef`].
-    pub fn password(&self) -> SecretKeyRef {
-        SecretKeyRef { name: self.name.clone(), key: self.password_key.clone() }
-    }
-}
+/// Secret holding ClickHouse credentials (the shared [`CredentialsSecretRef`]).
+pub type ClickHouseCredentials = crate::CredentialsSecretRef;
 
 /// Desired projections, indexes and codecs of one table.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

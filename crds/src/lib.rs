@@ -154,6 +154,40 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
+/// A Secret in the profile's namespace holding a user name and a password (as CloudNativePG's `<cluster>-app` and
+/// most database operators write them: keys `username` and `password`); never logged or put in status.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsSecretRef {
+    /// Secret name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key of the user name.
+    #[serde(default = "default_user_key")]
+    pub user_key: String,
+    /// Key of the password.
+    #[serde(default = "default_password_key")]
+    pub password_key: String,
+}
+
+fn default_user_key() -> String {
+    "username".into()
+}
+fn default_password_key() -> String {
+    "password".into()
+}
+
+impl CredentialsSecretRef {
+    /// The user-name key as a [`SecretKeyRef`].
+    pub fn user(&self) -> SecretKeyRef {
+        SecretKeyRef { name: self.name.clone(), key: self.user_key.clone() }
+    }
+    /// The password key as a [`SecretKeyRef`].
+    pub fn password(&self) -> SecretKeyRef {
+        SecretKeyRef { name: self.name.clone(), key: self.password_key.clone() }
+    }
+}
+
 impl PerformanceProfile {
     /// Name of the app contract ConfigMap of this profile.
     pub fn app_config_name(&self) -> String {

@@ -123,6 +123,37 @@ pub struct PoolsStatus {
     /// Sizes by pool (`clickhouse`, `postgres`, `redis`).
     #[serde(default)]
     pub sizes: BTreeMap<String, PoolSize>,
+    /// What the servers allow, by pool (`postgres` with `pools.postgres.server`, `clickhouse` with the profile's
+    /// ClickHouse): read live this round, or kept from the last read of the same server when this round's failed
+    /// (`error` then says why).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub servers: BTreeMap<String, ServerLimits>,
+}
+
+/// A server's connection limits as read; never credentials.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerLimits {
+    /// The server read: `host:port/database` (PostgreSQL) or the endpoint (ClickHouse).
+    pub server: String,
+    /// `max_connections` (PostgreSQL; ClickHouse, 0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
+    /// PostgreSQL: `superuser_reserved_connections` plus `reserved_connections` (16 and later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_connections: Option<u64>,
+    /// ClickHouse: `max_concurrent_queries` (0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_queries: Option<u64>,
+    /// PostgreSQL: client connections open when read (`pg_stat_activity`), by every user of the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_in_use: Option<u64>,
+    /// What the server did not say (e.g. a ClickHouse without `system.server_settings`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Why this round's read failed; the numbers above are then from the last read of the same server, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One published pool size and why.
@@ -133,8 +164,15 @@ pub struct PoolSize {
     pub min: u32,
     /// Most connections per pod.
     pub max: u32,
-    /// How max was chosen: `Fixed`, `Load`, `ServerCap`.
+    /// How max was chosen: `Fixed` (the declared max), `Load` (Little's law on the declared load), `ServerCap`
+    /// (the server's share binds), `Unverified` (a named server could not be read and nothing else says what it
+    /// allows: held at min).
     pub reason: String,
+    /// The server limit the share per pod comes from, with the arithmetic, e.g. `live PostgreSQL max_connections
+    /// 37 minus 3 reserved: 34, less 10 % = 30, over 4 pod(s) = 7 per pod`; why it is unknown when `Unverified`;
+    /// absent when no server limit applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
 }
 
 /// ClickHouse component state.

@@ -163,7 +163,10 @@ fn check_pools(c: &mut Check, pools: &PoolsSpec) {
     if let Some(r) = pools.app_replicas {
         c.range(r, 1, 10_000, "spec.pools.appReplicas");
     }
-    for (name, pool) in [("clickhouse", &pools.clickhouse), ("postgres", &pools.postgres), ("redis", &pools.redis)] {
+    let postgres = pools.postgres.as_ref().map(|p| &p.pool);
+    for (name, pool) in
+        [("clickhouse", pools.clickhouse.as_ref()), ("postgres", postgres), ("redis", pools.redis.as_ref())]
+    {
         let Some(pool) = pool else { continue };
         let field = format!("spec.pools.{name}");
         c.range(pool.min, 0, 10_000, &format!("{field}.min"));
@@ -187,6 +190,42 @@ fn check_pools(c: &mut Check, pools: &PoolsSpec) {
             c.range(load.headroom_percent, 0, 1000, &format!("{field}.load.headroomPercent"));
         }
     }
+    if let Some(server) = pools.postgres.as_ref().and_then(|p| p.server.as_ref()) {
+        check_postgres_server(c, server);
+    }
+}
+
+fn check_postgres_server(c: &mut Check, s: &PostgresServer) {
+    let f = "spec.pools.postgres.server";
+    c.pattern(
+        is_host(&s.host),
+        &s.host,
+        &format!("{f}.host"),
+        "a host name or IP address (no scheme, port or credentials)",
+    );
+    c.range(s.port, 1, 65_535, &format!("{f}.port"));
+    c.len(&s.database, 1, 63, &format!("{f}.database"));
+    c.len(&s.credentials_secret_ref.name, 1, 253, &format!("{f}.credentialsSecretRef.name"));
+    if let Some(ca) = &s.ca_secret_ref {
+        secret_ref(c, ca, &format!("{f}.caSecretRef"));
+        c.ensure(s.ssl_mode == SslMode::VerifyFull, f, || {
+            format!("pools.postgres.server.caSecretRef needs sslMode verify-full, got {}", s.ssl_mode.as_str())
+        });
+    }
+}
+
+/// [`HOST_PATTERN`]: a DNS name or IPv4 address (letters, digits, `.` and `-`, not starting or ending with `.` or
+/// `-`), or an IPv6 address (hex digits, `.` and at least two `:`).
+fn is_host(s: &str) -> bool {
+    let name = !s.is_empty()
+        && s.len() <= 253
+        && s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-')
+        && s.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+        && s.ends_with(|ch: char| ch.is_ascii_alphanumeric());
+    let ipv6 = s.len() <= 253
+        && s.chars().all(|ch| ch.is_ascii_hexdigit() || ch == '.' || ch == ':')
+        && s.matches(':').count() >= 2;
+    name || ipv6
 }
 
 const HTTP: &[&str] = &["http://", "https://"];

@@ -98,6 +98,10 @@ pub struct PlanArgs {
     /// File holding the password for `--clickhouse`; else the PERF_CLICKHOUSE_PASSWORD variable.
     #[arg(long, value_name = "FILE", requires = "clickhouse")]
     pub clickhouse_password_file: Option<PathBuf>,
+    /// Read the scrape intervals of this Prometheus and warn when a canary's `{{interval}}` (its step interval) is
+    /// shorter than two of them.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
     /// Decide on these observations (YAML or JSON: `replicas`, `hpaMaxReplicas`, `redis` over one interval, `traffic` per route)
     /// instead of the example values.
     #[arg(long, value_name = "FILE")]
@@ -183,6 +187,18 @@ pub async fn run_plan(args: &PlanArgs) -> Result<PlanOutput> {
             }
         };
         plan.extra.insert("clickhouse".into(), section);
+    }
+    if let Some(url) = &args.prometheus {
+        let scrape = plan::prometheus::scrape_intervals(url).await?;
+        for (profile, plan) in profiles.iter().zip(plans.iter_mut()) {
+            let warnings = plan::prometheus::interval_warnings(profile, &scrape);
+            for warning in &warnings {
+                eprintln!("warning: {}: canary: {warning}", plan.profile);
+            }
+            if let Some(canary) = plan.extra.get_mut("canary").filter(|_| !warnings.is_empty()) {
+                canary["warnings"] = serde_json::json!(warnings);
+            }
+        }
     }
     let text = match args.output {
         OutputFormat::Json if plans.len() == 1 => render(&plans[0], args.output)?,

@@ -14,17 +14,26 @@ pub struct Report {
     pub message: String,
     /// Work is still under way (rolling out, materialising, waiting for pods).
     pub progressing: bool,
+    /// Ready, with something people must know (a declared limit above the live one): a Warning event.
+    pub warning: bool,
 }
 
 impl Report {
+    fn new(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Self {
+        Self { type_, ok, reason: reason.into(), message: message.into(), progressing: false, warning: false }
+    }
     pub fn ok(type_: &'static str, reason: &str, message: impl Into<String>) -> Self {
-        Self { type_, ok: true, reason: reason.into(), message: message.into(), progressing: false }
+        Self::new(type_, true, reason, message)
     }
     pub fn failed(type_: &'static str, reason: &str, message: impl Into<String>) -> Self {
-        Self { type_, ok: false, reason: reason.into(), message: message.into(), progressing: false }
+        Self::new(type_, false, reason, message)
     }
     pub fn progressing(type_: &'static str, reason: &str, message: impl Into<String>) -> Self {
-        Self { type_, ok: false, reason: reason.into(), message: message.into(), progressing: true }
+        Self { progressing: true, ..Self::new(type_, false, reason, message) }
+    }
+    /// Ready, with a warning: the condition stays True and its transitions are Warning events.
+    pub fn warning(type_: &'static str, reason: &str, message: impl Into<String>) -> Self {
+        Self { warning: true, ..Self::new(type_, true, reason, message) }
     }
     /// The condition a component reports when its section is absent.
     pub fn not_configured(type_: &'static str) -> Self {
@@ -187,15 +196,16 @@ pub enum Warnings<'a> {
 
 impl Warnings<'_> {
     /// Whether a transition is worth a Warning event: degraded, not ready because something failed, or a
-    /// component that failed.
+    /// component that failed or is ready with a warning.
     pub fn is_warning(&self, c: &Condition) -> bool {
         let failed = |r: &Report| !r.ok && !r.progressing;
+        let warns = |r: &Report| failed(r) || r.warning;
         match (c.type_.as_str(), self) {
             (condition::DEGRADED, _) => c.status == "True",
             (condition::PROGRESSING, _) => false,
             (_, Warnings::InvalidSpec) => c.status == "False",
             (condition::READY, Warnings::Reports(reports)) => c.status == "False" && reports.iter().any(failed),
-            (_, Warnings::Reports(reports)) => reports.iter().any(|r| r.type_ == c.type_ && failed(r)),
+            (_, Warnings::Reports(reports)) => reports.iter().any(|r| r.type_ == c.type_ && warns(r)),
         }
     }
 }
@@ -404,6 +414,12 @@ mod tests {
         assert!(!Warnings::Reports(&waiting).is_warning(&new.conditions[4]));
         assert!(!Warnings::Reports(&waiting).is_warning(&cond(condition::READY, "False", "ComponentsDegraded")));
         assert!(Warnings::InvalidSpec.is_warning(&cond(condition::READY, "False", "InvalidSpec")));
+        // Ready with a warning (a declared limit above the live one): a Warning event, Ready untouched.
+        let declared_above = [Report::warning(condition::POOLS_READY, "DeclaredAboveLive", "200 > 34")];
+        let pools = cond(condition::POOLS_READY, "True", "DeclaredAboveLive");
+        assert!(Warnings::Reports(&declared_above).is_warning(&pools));
+        assert!(!Warnings::Reports(&declared_above).is_warning(&cond(condition::READY, "True", "AllComponentsReady")));
+        assert_eq!(conditions(&[], &declared_above, None, &t("2026-01-01T00:00:00Z"))[0].status, "True");
         // Once known, every change of status or reason is an event, and nothing else is.
         let mut later = new.clone();
         later.conditions[3] = cond(condition::CLICKHOUSE_READY, "False", "Unreachable");

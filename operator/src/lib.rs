@@ -10,6 +10,7 @@ pub mod error;
 pub mod leader;
 pub mod manifest;
 pub mod plan;
+pub mod postgres;
 pub mod redis_stats;
 pub mod strict;
 pub mod telemetry;

@@ -87,6 +87,20 @@ impl ProfileExt for PerformanceProfile {
     }
 }
 
+/// The suite's PostgreSQL (tests/run.sh, POSTGRES_URL): host, port, user, password.
+pub fn postgres_server() -> (String, u16, String, String) {
+    let url = std::env::var("POSTGRES_URL").unwrap_or_else(|_| {
+        panic!("POSTGRES_URL not set: run the suite with tests/run.sh, which starts a PostgreSQL (tests/support/start-postgres.sh)")
+    });
+    let config: tokio_postgres::Config = url.parse().expect("POSTGRES_URL is a postgres:// URL");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        other => panic!("POSTGRES_URL names no TCP host: {other:?}"),
+    };
+    let password = String::from_utf8(config.get_password().unwrap_or_default().to_vec()).unwrap();
+    (host, config.get_ports()[0], config.get_user().unwrap_or_default().to_string(), password)
+}
+
 /// A Deployment as the app team would have it.
 pub fn target_deployment(replicas: i32) -> Deployment {
     serde_json::from_value(json!({
@@ -110,6 +124,7 @@ pub struct World {
     pub ctx: Arc<Context>,
     writes: Arc<AtomicUsize>,
     failing: Arc<Mutex<Option<String>>>,
+    events: Arc<Mutex<Vec<Value>>>,
 }
 
 impl World {
@@ -129,11 +144,15 @@ impl World {
         let applied_status = Mutex::new(profile.status.as_ref().map(|s| serde_json::to_value(s).unwrap()));
         let failing = Arc::new(Mutex::new(None::<String>));
         let fail = failing.clone();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let recorded = events.clone();
         let funcs = Funcs::new()
             .create(move |ctx| {
                 // Events are a record of transitions, not state the test counts as writes.
                 if ctx.object.get("kind").and_then(|k| k.as_str()) != Some("Event") {
                     c1();
+                } else {
+                    recorded.lock().unwrap().push(ctx.object.clone());
                 }
                 Ok(None)
             })
@@ -167,7 +186,27 @@ impl World {
         }
         let client = builder.build().await.unwrap();
         let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new().unwrap())).unwrap());
-        Self { client, ctx, writes, failing }
+        Self { client, ctx, writes, failing, events }
+    }
+
+    /// Events recorded so far: (type, reason, note).
+    pub fn events(&self) -> Vec<(String, String, String)> {
+        let field = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        self.events.lock().unwrap().iter().map(|e| (field(e, "type"), field(e, "reason"), field(e, "note"))).collect()
+    }
+
+    /// A Secret in the profile's namespace with `data` as its keys.
+    pub async fn secret(&self, name: &str, data: &[(&str, &str)]) {
+        use k8s_openapi::ByteString;
+        let data = data.iter().map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec()))).collect();
+        let mut secret = k8s_openapi::api::core::v1::Secret { data: Some(data), ..Default::default() };
+        secret.metadata.name = Some(name.into());
+        secret.metadata.namespace = Some(NS.into());
+        let api = self.api::<k8s_openapi::api::core::v1::Secret>();
+        if api.get_opt(name).await.unwrap().is_some() {
+            api.delete(name, &Default::default()).await.unwrap();
+        }
+        api.create(&PostParams::default(), &secret).await.unwrap();
     }
 
     /// Every later patch of an object named `name` fails, as an API server that refuses it would.

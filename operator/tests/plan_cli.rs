@@ -88,3 +88,52 @@ async fn live_refusals_exit_3_and_are_listed() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("CODEC(ZSTD(3))"));
 }
+
+/// `examples/pools-from-load.yaml` derives the seed's hand-picked pools (ClickHouse 10, PostgreSQL 5-20) from the
+/// load it declares, on stock servers; with the live limits of a small PostgreSQL (an observations file) the
+/// server's share binds and the shortfall is said with both numbers.
+#[test]
+fn the_pools_example_reproduces_the_seeds_numbers_and_shows_live_limits() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pools-from-load.yaml");
+    let out = plan(&["-f", example, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let planned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sizes = &planned["pools"]["sizes"];
+    assert_eq!((&sizes["clickhouse"]["max"], &sizes["clickhouse"]["reason"]), (&10.into(), &"Load".into()), "{sizes}");
+    assert_eq!((&sizes["postgres"]["min"], &sizes["postgres"]["max"]), (&5.into(), &20.into()), "{sizes}");
+    assert_eq!(planned["appConfig"]["data"]["pools.postgres.max"], "20");
+    // The stock servers plan assumes, said in the plan: PostgreSQL 100 less 3 reserved, ClickHouse 4096.
+    let servers = &planned["pools"]["servers"];
+    assert_eq!(
+        (&servers["postgres"]["maxConnections"], &servers["clickhouse"]["maxConnections"]),
+        (&100.into(), &4096.into())
+    );
+
+    let observations = std::env::temp_dir().join(format!("plan-cli-{}-pg37.yaml", std::process::id()));
+    std::fs::write(&observations, "postgres:\n  maxConnections: 37\n  superuserReservedConnections: 3\n").unwrap();
+    let out = plan(&["-f", example, "--output", "json", "--observations", observations.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let planned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 37 - 3 = 34, less 10 % = 30, over 4 pods = 7 per pod; the load needs 20.
+    let postgres = &planned["pools"]["sizes"]["postgres"];
+    assert_eq!((&postgres["max"], &postgres["reason"]), (&7.into(), &"ServerCap".into()), "{postgres}");
+    let limit = postgres["limit"].as_str().unwrap_or_default();
+    assert!(limit.starts_with("live PostgreSQL max_connections 37 minus 3 reserved: 34"), "{limit}");
+    let undersized = planned["pools"]["undersized"].to_string();
+    assert!(undersized.contains("needs 20") && undersized.contains("allows 7"), "{undersized}");
+
+    // A declared limit above the live one: used, and said with both numbers.
+    std::fs::write(&observations, "postgres:\n  maxConnections: 37\n").unwrap();
+    let declared = std::env::temp_dir().join(format!("plan-cli-{}-declared.yaml", std::process::id()));
+    let yaml = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("      max: 40\n", "      max: 40\n      serverMaxConnections: 500\n");
+    std::fs::write(&declared, yaml).unwrap();
+    let out =
+        plan(&["-f", declared.to_str().unwrap(), "--output", "json", "--observations", observations.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let planned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings = planned["pools"]["warnings"].to_string();
+    assert!(warnings.contains("declared serverMaxConnections 500") && warnings.contains("reserved: 34"), "{warnings}");
+    assert_eq!(planned["pools"]["sizes"]["postgres"]["max"], 20, "the declared 500 leaves the load's 20");
+}

@@ -5,9 +5,9 @@ mod fixtures;
 
 use fixtures::{NS, World};
 use k8s_openapi::api::core::v1::ConfigMap;
-use perf_operator::plan::observations::RedisInterval;
+use perf_operator::plan::observations::{ClickHouseObservation, PostgresObservation, RedisInterval};
 use perf_operator::plan::{self, Observations};
-use perf_operator_api::PerformanceProfile;
+use perf_operator_api::{PerformanceProfile, ServerLimits};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,11 +66,34 @@ async fn recorded(p: &PerformanceProfile) -> Observations {
             keys: o.keys,
             max_clients,
         });
+    let servers = status.pools.map(|p| p.servers).unwrap_or_default();
     Observations {
         replicas: None,
         hpa_max_replicas: None,
         redis: redis.or(Some(RedisInterval { max_clients, ..RedisInterval::default() })),
         traffic: Some(BTreeMap::new()),
+        postgres: servers.get("postgres").map(postgres),
+        clickhouse: servers.get("clickhouse").map(clickhouse),
+    }
+}
+
+/// A server's limits as the reconcile recorded them: the numbers it read, or the failure it met (the examples
+/// name servers a test cannot reach, and a reconcile that never read them has no earlier numbers either).
+fn postgres(s: &ServerLimits) -> PostgresObservation {
+    PostgresObservation {
+        max_connections: s.max_connections.unwrap_or_default(),
+        superuser_reserved_connections: s.reserved_connections.unwrap_or_default(),
+        reserved_connections: None,
+        connections_in_use: s.connections_in_use.unwrap_or_default(),
+        unreachable: s.error.clone(),
+    }
+}
+
+fn clickhouse(s: &ServerLimits) -> ClickHouseObservation {
+    ClickHouseObservation {
+        max_connections: s.max_connections,
+        max_concurrent_queries: s.max_concurrent_queries,
+        unreachable: s.error.clone(),
     }
 }
 

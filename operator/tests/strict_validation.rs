@@ -187,7 +187,7 @@ fn unknown_fields_are_refused_with_their_path() {
             "status, under additionalProperties",
             with("/status/pools/sizes/clickhouse", "bogus", json!(1)),
             &["1:status.pools.sizes.clickhouse.bogus"],
-            "expected one of: max, min, reason",
+            "expected one of: limit, max, min, reason",
         ),
         case(
             "inside a field that takes no fields",

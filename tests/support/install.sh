@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs, skipping what is already there: Debian's redis-server and prometheus, and
-# PyPI's chdb-core (the real ClickHouse engine behind tests/support/chdb_http.py). The WASM policies need no
-# install: their built components are committed (policies/build.sh adds its own target when rebuilding them).
+# Installs what the test suite needs, skipping what is already there: Debian's redis-server, prometheus and
+# postgresql (for its binaries: the tests start a private cluster, tests/support/start-postgres.sh), and PyPI's
+# chdb-core (the real ClickHouse engine behind tests/support/chdb_http.py). The WASM policies need no install: their
+# built components are committed (policies/build.sh adds its own target when rebuilding them).
 set -euo pipefail
 
 log() { echo "install: $*" >&2; }
@@ -10,7 +11,8 @@ sudo_() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v prometheus >/dev/null || [[ -x /usr/bin/prometheus ]] || missing+=(prometheus)
-# The control plane's certificates and readiness checks.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# The control plane's and the test PostgreSQL's certificates, and readiness checks.
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 if ((${#missing[@]})); then
@@ -22,6 +24,13 @@ if ((${#missing[@]})); then
         command -v systemctl >/dev/null && sudo_ systemctl disable --now "$svc" >/dev/null 2>&1 || true
         sudo_ pkill -x "$svc" >/dev/null 2>&1 || true
     done
+    # PostgreSQL's package creates and may start a `main` cluster on 5432: stopped through its own tool, by cluster.
+    command -v systemctl >/dev/null && sudo_ systemctl disable --now postgresql >/dev/null 2>&1 || true
+    if command -v pg_lsclusters >/dev/null; then
+        pg_lsclusters -h 2>/dev/null | while read -r version cluster _; do
+            sudo_ pg_ctlcluster "$version" "$cluster" stop >/dev/null 2>&1 || true
+        done
+    fi
 fi
 
 python="${PYTHON:-python3}"

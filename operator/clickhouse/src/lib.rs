@@ -5,12 +5,14 @@
 //! plan per table ([`diff`])) -> [`apply`] (send the statements, each object on its own ([`send`]), observe again
 //! and report ([`status`])). When the server cannot be read, [`unreachable_status`] is the round's status.
 //! What the operator created is recorded in `ClickHouseStatus::managed`; nothing else is ever dropped.
+//! [`limits::read`] reads the server's connection limits, the cap of the app's ClickHouse pool.
 
 pub mod canon;
 pub mod check;
 pub mod diff;
 pub mod error;
 pub mod explain;
+pub mod limits;
 pub mod observe;
 pub mod round;
 pub mod send;

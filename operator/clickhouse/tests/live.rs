@@ -440,3 +440,37 @@ async fn question_marks_in_strings_are_sent_verbatim() {
     let err = observe_live(&ternary, None).await.unwrap_err().to_string();
     assert!(err.starts_with("spec.clickhouse.tables[0].indexes[0].expression: "), "{err}");
 }
+
+/// The engine of tests/run.sh (chdb-core 26.9) has `system.server_settings`: its built-in defaults,
+/// max_connections 4096 and max_concurrent_queries 0 (no limit), so max_connections binds.
+#[tokio::test]
+async fn server_limits_are_read_from_system_server_settings() {
+    let spec = ClickHouseSpec { endpoint: url(), ..ClickHouseSpec::default() };
+    let limits = perf_clickhouse::limits::read(&spec, None).await.unwrap();
+    assert_eq!((limits.max_connections, limits.max_concurrent_queries), (Some(4096), Some(0)));
+    assert_eq!(limits.missing, None);
+    let binding = limits.binding().unwrap();
+    assert_eq!((binding.setting, binding.value), ("max_connections", 4096));
+    let nobody = ClickHouseSpec { endpoint: "http://127.0.0.1:9".into(), ..ClickHouseSpec::default() };
+    let down = perf_clickhouse::limits::read(&nobody, None).await.unwrap_err();
+    assert_eq!(down.category(), "Unreachable", "{down}");
+}
+
+/// A server without the table (before 23.x) answers code 60, which `limits::absent` turns into unknown limits:
+/// the engine's own answer for a system table it does not have, so the fallback matches what servers send.
+#[tokio::test]
+async fn a_server_without_the_settings_table_answers_what_the_fallback_expects() {
+    let client = Client::default().with_url(url());
+    let err = client
+        .query("SELECT name, value FROM system.server_settings_of_another_age")
+        .fetch_all::<(String, String)>()
+        .await;
+    let text = match err {
+        Err(clickhouse::error::Error::BadResponse(text)) => text,
+        other => panic!("expected the server's refusal, got {other:?}"),
+    };
+    assert!(text.contains("Code: 60."), "{text}");
+    let statement = perf_clickhouse::Error::Statement { statement: "SELECT".into(), message: text };
+    let limits = perf_clickhouse::limits::absent(statement).unwrap();
+    assert_eq!((limits.binding(), limits.missing.is_some()), (None, true));
+}

@@ -108,11 +108,15 @@ mod tests {
             admit: BTreeMap::from([("metrics".into(), false)]),
             max_clients: Some(10_000),
         };
+        let size = PoolSize { min: 5, max: 20, reason: "Fixed".into(), limit: None };
         let pools = PoolsPlan {
             app_replicas: 2,
             worst_case_pods: 2,
+            sizes: BTreeMap::from([("postgres".into(), size)]),
+            servers: BTreeMap::new(),
             undersized: Vec::new(),
-            sizes: BTreeMap::from([("postgres".into(), PoolSize { min: 5, max: 20, reason: "Fixed".into() })]),
+            warnings: Vec::new(),
+            unread: Vec::new(),
         };
         let limits =
             RateLimitPlan { routes: vec![RouteLimit { route: "/api".into(), requests_per_second: 100, burst: 200 }] };

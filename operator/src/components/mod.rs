@@ -4,6 +4,7 @@
 pub mod app_config;
 pub mod cache;
 pub mod labels;
+pub mod pool_limits;
 pub mod pools;
 pub mod rate_limit;
 

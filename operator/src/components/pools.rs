@@ -1,6 +1,7 @@
-//! Pools component: connection pool sizes per app pod, from declared bounds or load, capped by the servers.
+//! Pools component: connection pool sizes per app pod, from declared bounds or load, capped by the servers' share
+//! ([`Cap`], decided from declared and live limits by [`super::pool_limits`]).
 
-use perf_operator_api::{CacheSpec, PoolSize, PoolSpec, PoolsSpec};
+use perf_operator_api::{PoolSize, PoolSpec, PoolsSpec, ServerLimits};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -14,9 +15,18 @@ pub struct PoolsPlan {
     /// divided by this, so all pods together never open more than the server allows.
     pub worst_case_pods: u32,
     pub sizes: BTreeMap<String, PoolSize>,
+    /// What the servers allow, as read (or, in `plan`, as observed), by pool.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub servers: BTreeMap<String, ServerLimits>,
     /// Pools whose need the server's share cannot meet, said with needed vs allowed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub undersized: Vec<String>,
+    /// Declared limits above what the server allows, with both numbers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Servers that could not be read this round, and what their pool was sized from instead.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<String>,
 }
 
 /// What may add pods beyond the serving ones.
@@ -36,35 +46,54 @@ impl Growth {
     }
 }
 
-/// Plans every declared pool. Redis pools are capped by the Redis `maxclients` unless the pool names its own cap:
-/// the one the operator configures, or for an external Redis the declared one, else the one the server reported.
-/// `replicas`: the app pods (declared or counted), 1 when unknown; `reported`: the `maxclients` the Redis reported.
-pub fn plan(
-    spec: &PoolsSpec,
-    cache: Option<&CacheSpec>,
-    replicas: Option<u32>,
-    reported: Option<u32>,
-    growth: Growth,
-) -> PoolsPlan {
+/// What a server allows the app's pods in all, before `reservedPercent`, or why that is not known.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Cap {
+    /// No server limit is named or known: the declared bounds alone.
+    #[default]
+    None,
+    /// `connections` in all; `source` says where the number comes from, e.g. `declared serverMaxConnections 200`.
+    Limit { connections: u64, source: String },
+    /// A named server could not be read and nothing else says what it allows: the pool is held at its minimum,
+    /// never above a share nobody verified.
+    Unverified,
+}
+
+/// The cap of each pool.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caps {
+    pub clickhouse: Cap,
+    pub postgres: Cap,
+    pub redis: Cap,
+}
+
+/// Plans every declared pool under its cap. `replicas`: the app pods (declared or counted), 1 when unknown.
+pub fn plan(spec: &PoolsSpec, caps: &Caps, replicas: Option<u32>, growth: Growth) -> PoolsPlan {
     let app_replicas = spec.app_replicas.or(replicas).unwrap_or(1).max(1);
     let worst_case_pods = growth.worst_case(app_replicas);
-    let redis_cap = cache.and_then(|c| match (&c.redis.provision, &c.redis.external) {
-        (Some(p), _) => Some(p.max_clients),
-        (None, Some(e)) => e.max_clients.or(reported),
-        (None, None) => None,
-    });
     let mut sizes = BTreeMap::new();
     let mut undersized = Vec::new();
-    for (name, pool, fallback_cap) in
-        [("clickhouse", &spec.clickhouse, None), ("postgres", &spec.postgres, None), ("redis", &spec.redis, redis_cap)]
-    {
+    let postgres = spec.postgres.as_ref().map(|p| &p.pool);
+    for (name, pool, cap) in [
+        ("clickhouse", spec.clickhouse.as_ref(), &caps.clickhouse),
+        ("postgres", postgres, &caps.postgres),
+        ("redis", spec.redis.as_ref(), &caps.redis),
+    ] {
         if let Some(pool) = pool {
-            let sized = size(pool, app_replicas, worst_case_pods, fallback_cap);
+            let sized = size(pool, app_replicas, worst_case_pods, cap);
             undersized.extend(sized.short.map(|s| format!("{name}: {s}")));
             sizes.insert(name.to_string(), sized.size);
         }
     }
-    PoolsPlan { app_replicas, worst_case_pods, sizes, undersized }
+    PoolsPlan {
+        app_replicas,
+        worst_case_pods,
+        sizes,
+        servers: BTreeMap::new(),
+        undersized,
+        warnings: Vec::new(),
+        unread: Vec::new(),
+    }
 }
 
 /// Connections per pod needed to carry the load (Little's law: concurrency = rate x time held), with headroom.
@@ -85,7 +114,7 @@ pub struct Sized {
 /// Sizes one pool: bounds or load over the serving pods first, then the server's limit shared by the worst case
 /// of pods. The published size never exceeds that share; a need above it (the load's, or the declared minimum)
 /// is reported.
-pub fn size(pool: &PoolSpec, replicas: u32, worst_case_pods: u32, fallback_cap: Option<u32>) -> Sized {
+pub fn size(pool: &PoolSpec, replicas: u32, worst_case_pods: u32, cap: &Cap) -> Sized {
     let (mut max, mut reason, need) = match &pool.load {
         Some(load) => {
             let needed =
@@ -95,24 +124,36 @@ pub fn size(pool: &PoolSpec, replicas: u32, worst_case_pods: u32, fallback_cap: 
         None => (pool.max, "Fixed", pool.min),
     };
     let mut short = None;
-    if let Some(server_max) = pool.server_max_connections.or(fallback_cap) {
-        let reserved = pool.reserved_percent.min(100);
-        let usable = u64::from(server_max) * u64::from(100 - reserved) / 100;
-        let pods = worst_case_pods.max(1);
-        let cap = (usable / u64::from(pods)).max(1) as u32;
-        if max > cap {
-            max = cap;
-            reason = "ServerCap";
+    let mut limit = None;
+    match cap {
+        Cap::None => {}
+        Cap::Unverified => {
+            max = max.min(pool.min.max(1));
+            reason = "Unverified";
+            limit = Some("unknown: the server could not be read and nothing declares its limit; held at min".into());
         }
-        // The server is short only when it binds below the declared max (a need above `max` is the spec's limit).
-        if need.min(pool.max) > cap {
-            short = Some(format!(
-                "needs {need} connection(s) per pod, the server allows {cap} ({server_max} less {reserved} % \
-                 reserved, over up to {pods} pod(s))"
+        Cap::Limit { connections, source } => {
+            let reserved = pool.reserved_percent.min(100);
+            let usable = connections * u64::from(100 - reserved) / 100;
+            let pods = worst_case_pods.max(1);
+            let share = u32::try_from(usable / u64::from(pods)).unwrap_or(u32::MAX).max(1);
+            if max > share {
+                max = share;
+                reason = "ServerCap";
+            }
+            // The server is short only when it binds below the declared max (a need above `max` is the spec's limit).
+            if need.min(pool.max) > share {
+                short = Some(format!(
+                    "needs {need} connection(s) per pod, the server allows {share} ({source}: {connections} less \
+                     {reserved} % reserved, over up to {pods} pod(s))"
+                ));
+            }
+            limit = Some(format!(
+                "{source}: {connections}, less {reserved} % = {usable}, over {pods} pod(s) = {share} per pod"
             ));
         }
     }
-    Sized { size: PoolSize { min: pool.min.min(max), max, reason: reason.to_string() }, short }
+    Sized { size: PoolSize { min: pool.min.min(max), max, reason: reason.to_string(), limit }, short }
 }
 
 #[cfg(test)]
@@ -124,9 +165,17 @@ mod tests {
         PoolSpec { min, max, reserved_percent: 10, ..PoolSpec::default() }
     }
 
+    fn limit(connections: u64) -> Cap {
+        Cap::Limit { connections, source: "declared serverMaxConnections".into() }
+    }
+
+    fn sized(min: u32, max: u32, reason: &str) -> PoolSize {
+        PoolSize { min, max, reason: reason.into(), limit: None }
+    }
+
     #[test]
     fn fixed_bounds_are_published_as_declared() {
-        assert_eq!(size(&pool(5, 20), 1, 1, None).size, PoolSize { min: 5, max: 20, reason: "Fixed".into() });
+        assert_eq!(size(&pool(5, 20), 1, 1, &Cap::None).size, sized(5, 20, "Fixed"));
     }
 
     #[test]
@@ -134,90 +183,84 @@ mod tests {
         // 400 q/s x 25 ms = 10 in flight, +20 % = 12, over 2 pods = 6 per pod.
         let mut p = pool(2, 50);
         p.load = Some(PoolLoad { queries_per_second: 400.0, query_latency_ms: 25.0, headroom_percent: 20 });
-        assert_eq!(size(&p, 2, 2, None).size, PoolSize { min: 2, max: 6, reason: "Load".into() });
+        assert_eq!(size(&p, 2, 2, &Cap::None).size, sized(2, 6, "Load"));
     }
 
     #[test]
     fn load_never_goes_outside_bounds() {
         let mut p = pool(5, 20);
         p.load = Some(PoolLoad { queries_per_second: 1.0, query_latency_ms: 1.0, headroom_percent: 0 });
-        assert_eq!(size(&p, 1, 1, None).size.max, 5);
+        assert_eq!(size(&p, 1, 1, &Cap::None).size.max, 5);
         p.load = Some(PoolLoad { queries_per_second: 1e9, query_latency_ms: 1e3, headroom_percent: 0 });
-        assert_eq!(size(&p, 1, 1, None).size.max, 20);
+        assert_eq!(size(&p, 1, 1, &Cap::None).size.max, 20);
     }
 
     #[test]
-    fn server_limit_is_shared_by_all_pods_minus_the_reserve() {
+    fn server_limit_is_shared_by_all_pods_minus_the_reserve_and_says_so() {
         // PostgreSQL max_connections 100, 10 % reserved, 8 pods: 90 / 8 = 11 per pod.
-        let mut p = pool(5, 20);
-        p.server_max_connections = Some(100);
-        assert_eq!(size(&p, 8, 8, None).size, PoolSize { min: 5, max: 11, reason: "ServerCap".into() });
+        let s = size(&pool(5, 20), 8, 8, &limit(100)).size;
+        assert_eq!((s.min, s.max, s.reason.as_str()), (5, 11, "ServerCap"));
+        assert_eq!(
+            s.limit.as_deref(),
+            Some("declared serverMaxConnections: 100, less 10 % = 90, over 8 pod(s) = 11 per pod")
+        );
         // min follows a cap below it, so min <= max always holds.
-        assert_eq!(size(&p, 40, 40, None).size, PoolSize { min: 2, max: 2, reason: "ServerCap".into() });
+        let s = size(&pool(5, 20), 40, 40, &limit(100)).size;
+        assert_eq!((s.min, s.max, s.reason.as_str()), (2, 2, "ServerCap"));
+        // A limit that does not bind is still said.
+        let s = size(&pool(5, 20), 1, 1, &limit(100)).size;
+        assert_eq!((s.max, s.reason.as_str(), s.limit.is_some()), (20, "Fixed", true));
     }
 
     #[test]
-    fn redis_pools_default_to_the_redis_maxclients() {
-        let spec = PoolsSpec { redis: Some(pool(1, 500)), app_replicas: Some(30), ..PoolsSpec::default() };
-        let cache: CacheSpec = serde_json::from_value(serde_json::json!({
-            "redis": {"provision": {"maxClients": 1000}}
-        }))
-        .unwrap();
-        let plan = plan(&spec, Some(&cache), None, None, Growth::default());
-        assert_eq!(plan.sizes["redis"], PoolSize { min: 1, max: 30, reason: "ServerCap".into() });
-    }
-
-    #[test]
-    fn external_redis_pools_take_the_declared_cap_else_the_reported_one() {
-        let spec = PoolsSpec { redis: Some(pool(1, 500)), app_replicas: Some(10), ..PoolsSpec::default() };
-        let external = |max_clients: Option<u32>| -> CacheSpec {
-            serde_json::from_value(serde_json::json!({
-                "redis": {"external": {"address": "redis://cache:6379", "maxClients": max_clients}}
-            }))
-            .unwrap()
-        };
-        // Reported 2000, 10 % reserved, 10 pods: 180 each.
-        assert_eq!(plan(&spec, Some(&external(None)), None, Some(2000), Growth::default()).sizes["redis"].max, 180);
-        // A declared cap wins over the reported one (a proxy in front of Redis may allow fewer).
-        assert_eq!(plan(&spec, Some(&external(Some(100))), None, Some(2000), Growth::default()).sizes["redis"].max, 9);
-        // Neither known (unreachable, nothing declared): the pool's own bounds.
-        assert_eq!(plan(&spec, Some(&external(None)), None, None, Growth::default()).sizes["redis"].max, 500);
+    fn an_unverified_server_holds_the_pool_at_its_minimum() {
+        let mut p = pool(5, 20);
+        p.load = Some(PoolLoad { queries_per_second: 1000.0, query_latency_ms: 50.0, headroom_percent: 0 });
+        let s = size(&p, 1, 1, &Cap::Unverified);
+        assert_eq!((s.size.min, s.size.max, s.size.reason.as_str()), (5, 5, "Unverified"));
+        assert_eq!(s.short, None, "the failed read is the report, not a shortfall nobody measured");
+        // min 0 still leaves the app one connection.
+        assert_eq!(size(&pool(0, 20), 1, 1, &Cap::Unverified).size.max, 1);
     }
 
     #[test]
     fn the_server_share_is_split_over_the_worst_case_of_pods_and_a_shortfall_is_said() {
         // PostgreSQL 200, 10 % reserved = 180; 4 pods now, an HPA up to 6, canaries: up to 12 pods, 15 each.
         let mut p = pool(5, 20);
-        p.server_max_connections = Some(200);
         let growth = Growth { hpa_max: Some(6), canary: true };
         assert_eq!(growth.worst_case(4), 12);
-        let spec = PoolsSpec { postgres: Some(p.clone()), app_replicas: Some(4), ..PoolsSpec::default() };
-        let planned = plan(&spec, None, None, None, growth);
-        assert_eq!(planned.sizes["postgres"], PoolSize { min: 5, max: 15, reason: "ServerCap".into() });
+        let spec = PoolsSpec {
+            postgres: Some(perf_operator_api::PostgresPoolSpec { pool: p.clone(), server: None }),
+            app_replicas: Some(4),
+            ..PoolsSpec::default()
+        };
+        let caps = Caps { postgres: limit(200), ..Caps::default() };
+        let planned = plan(&spec, &caps, None, growth);
+        let s = &planned.sizes["postgres"];
+        assert_eq!((s.min, s.max, s.reason.as_str()), (5, 15, "ServerCap"));
         assert!(planned.undersized.is_empty());
         // A load needing 50 per pod cannot fit: published at the share, reported with needed vs allowed.
         p.load = Some(PoolLoad { queries_per_second: 4000.0, query_latency_ms: 50.0, headroom_percent: 0 });
         p.max = 100;
-        let sized = size(&p, 4, 12, None);
+        let sized = size(&p, 4, 12, &limit(200));
         assert_eq!(sized.size.max, 15);
         let short = sized.short.unwrap();
         assert!(short.contains("needs 50") && short.contains("allows 15") && short.contains("12 pod"), "{short}");
         // Declared max 10 binds before the server's 15: not the server's shortfall.
         p.max = 10;
-        assert_eq!(size(&p, 4, 12, None).short, None);
+        assert_eq!(size(&p, 4, 12, &limit(200)).short, None);
     }
 
     #[test]
     fn sizes_never_exceed_the_share_and_grow_with_load_for_every_pod_count() {
         let mut p = pool(1, 1000);
-        p.server_max_connections = Some(500);
         for replicas in 1..=20u32 {
             for canary in [false, true] {
                 let worst = Growth { hpa_max: Some(replicas + 3), canary }.worst_case(replicas);
                 let mut last = 0;
                 for qps in [1.0, 10.0, 100.0, 1000.0, 10000.0] {
                     p.load = Some(PoolLoad { queries_per_second: qps, query_latency_ms: 20.0, headroom_percent: 20 });
-                    let s = size(&p, replicas, worst, None).size;
+                    let s = size(&p, replicas, worst, &limit(500)).size;
                     assert!(
                         u64::from(s.max) * u64::from(worst) <= 450 || s.max == 1,
                         "{replicas} {canary} {qps}: {s:?}"

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod backoff;
 pub mod cleanup;
 pub mod converge;
+pub mod limits;
 pub mod observe;
 pub mod policy_runtime;
 pub mod report;

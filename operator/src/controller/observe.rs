@@ -1,7 +1,9 @@
 //! Observe: every read a decision needs, run concurrently, each under its own deadline, each failure kept as data
-//! in [`Observed`] so that one slow or broken source never starves the other components.
+//! in [`Observed`] so that one slow or broken source never starves the other components. The servers' connection
+//! limits (PostgreSQL, ClickHouse) are read in [`limits`].
 
 use super::Context;
+use super::limits;
 use super::policy_runtime::Loading;
 use crate::components::cache::{self as cache_objects, PASSWORD_KEY};
 use crate::decide::{ClickHouseObserved, Observed, ProvisionedRedis, Read, SecretProblem, Unread};
@@ -29,6 +31,8 @@ pub struct Deadlines {
     pub traffic: Duration,
     pub clickhouse: Duration,
     pub canary: Duration,
+    /// The PostgreSQL of `pools.postgres.server`: connect (TLS, authentication) and one query.
+    pub postgres: Duration,
 }
 
 impl Deadlines {
@@ -40,6 +44,7 @@ impl Deadlines {
             traffic: Duration::from_secs(10),
             clickhouse: Duration::from_secs(10),
             canary: Duration::from_secs(30),
+            postgres: Duration::from_secs(5),
         };
         let step = profile.spec.canary.as_ref().and_then(|c| parse_duration(&c.step_interval).ok());
         let Some(step) = step.filter(|s| !s.is_zero()) else { return defaults };
@@ -51,6 +56,7 @@ impl Deadlines {
             traffic: cap(defaults.traffic),
             clickhouse: cap(defaults.clickhouse),
             canary: defaults.canary,
+            postgres: cap(defaults.postgres),
         }
     }
 }
@@ -82,6 +88,7 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
         traffic,
         clickhouse,
         canary,
+        (postgres_limits, clickhouse_limits),
     ) = tokio::join!(
         Box::pin(async {
             tokio::join!(
@@ -109,6 +116,18 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
             spec.canary.is_some(),
             bounded("canary workloads and analysis", d.canary, canary(profile, ctx))
         )),
+        Box::pin(async {
+            tokio::join!(
+                optional(
+                    crate::decide::pools::reads_postgres(profile),
+                    bounded("PostgreSQL limits", d.postgres, limits::postgres_limits(profile, ctx, d.postgres))
+                ),
+                optional(
+                    crate::decide::pools::reads_clickhouse(profile),
+                    bounded("ClickHouse limits", d.clickhouse, limits::clickhouse_limits(profile, ctx))
+                ),
+            )
+        }),
     );
     let new_password = match &provisioned_redis {
         Some(Ok(ProvisionedRedis { password: None, .. })) => Some(new_password()),
@@ -125,6 +144,8 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
         traffic,
         clickhouse,
         canary,
+        postgres_limits,
+        clickhouse_limits,
     }
 }
 

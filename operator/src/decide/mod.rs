@@ -7,18 +7,17 @@ pub mod inputs;
 pub mod memory;
 mod observed;
 pub mod policy;
+pub mod pools;
 pub mod redis_server;
 
 pub use observed::{ClickHouseObserved, Observed, PolicyUnavailable, ProvisionedRedis, Read, SecretProblem, Unread};
 
-use crate::components::{OwnedObjects, app_config, cache, pools, rate_limit};
+use crate::components::{OwnedObjects, app_config, cache, rate_limit};
 use crate::conditions::{self, Report};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Resource;
-use perf_operator_api::{
-    CacheStatus, ClickHouseSpec, PerformanceProfile, PerformanceProfileStatus, PoolsStatus, condition,
-};
+use perf_operator_api::{CacheStatus, ClickHouseSpec, PerformanceProfile, PerformanceProfileStatus, condition};
 use std::time::Duration;
 
 /// What one reconcile will do.
@@ -38,6 +37,8 @@ pub struct Decision {
     pub redis_live: Option<RedisLive>,
     /// Policy evaluations of this round, for the metrics: world and failure category.
     pub policy_runs: Vec<policy::Run>,
+    /// The pools as planned, with the servers' limits and what was said about them (`plan` prints it).
+    pub pools: Option<crate::components::pools::PoolsPlan>,
 }
 
 /// A provisioned Redis to configure live.
@@ -101,7 +102,7 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
             },
         });
     }
-    let (pools_plan, pools_report) = decide_pools(profile, observed, &mut status);
+    let (pools_plan, pools_report) = pools::decide(profile, observed, &mut status);
     let contract_data = app_config::data(&app_config::Contract {
         cache: cache_plan.as_ref(),
         pools: pools_plan.as_ref(),
@@ -129,6 +130,7 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
         canary,
         redis_live,
         policy_runs,
+        pools: pools_plan,
     }
 }
 
@@ -204,54 +206,6 @@ fn redis_reason(e: &Unread) -> &'static str {
         Unread::Redis(e) => redis_server::reason(e),
         _ => "Unreachable",
     }
-}
-
-/// Pool sizes for the pods that serve the app. When they cannot be counted, the published sizes stay as they were.
-fn decide_pools(
-    profile: &PerformanceProfile,
-    observed: &Observed,
-    status: &mut PerformanceProfileStatus,
-) -> (Option<pools::PoolsPlan>, Report) {
-    let Some(spec) = &profile.spec.pools else { return (None, Report::not_configured(condition::POOLS_READY)) };
-    let replicas = match (&observed.serving, spec.app_replicas) {
-        (_, Some(declared)) => Some(declared),
-        (Some(Ok(serving)), None) => *serving,
-        (None, None) => None,
-        (Some(Err(e)), None) => {
-            let kept = status.pools.as_ref().map(|p| pools::PoolsPlan {
-                app_replicas: p.app_replicas,
-                worst_case_pods: p.worst_case_pods,
-                sizes: p.sizes.clone(),
-                undersized: Vec::new(),
-            });
-            return (kept, Report::failed(condition::POOLS_READY, "ObserveFailed", e.chain()));
-        }
-    };
-    let reported = match &observed.redis {
-        Some(Ok(stats)) => u32::try_from(stats.max_clients).ok().filter(|m| *m > 0),
-        _ => None,
-    };
-    // An HPA that cannot be read leaves the sizes for the pods there are, said in the message.
-    let (hpa_max, hpa_note) = match &observed.autoscaling {
-        Some(Ok(max)) => (*max, String::new()),
-        Some(Err(e)) => (None, format!("; the HPA could not be read ({})", e.category())),
-        None => (None, String::new()),
-    };
-    let growth = pools::Growth { hpa_max, canary: profile.spec.canary.is_some() };
-    let plan = pools::plan(spec, profile.spec.cache.as_ref(), replicas, reported, growth);
-    status.pools = Some(PoolsStatus {
-        app_replicas: plan.app_replicas,
-        worst_case_pods: plan.worst_case_pods,
-        sizes: plan.sizes.clone(),
-    });
-    let report = if plan.undersized.is_empty() {
-        let message =
-            format!("sized for {} app pod(s), shares for up to {}{hpa_note}", plan.app_replicas, plan.worst_case_pods);
-        Report::ok(condition::POOLS_READY, "Published", message)
-    } else {
-        Report::failed(condition::POOLS_READY, "Undersized", plan.undersized.join("; "))
-    };
-    (Some(plan), report)
 }
 
 /// The ClickHouse round to apply, or why there is none.

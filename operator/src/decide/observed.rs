@@ -1,7 +1,9 @@
 //! What one reconcile observed, as data: every source's answer or why it has none. The controller's `observe`
 //! fills it from live servers, `plan` from files or example values; [`super::decide`] reads nothing else.
 
+use crate::postgres::{PostgresError, PostgresLimits};
 use crate::redis_stats::{RedisError, RedisStats};
+use perf_clickhouse::limits::ServerLimits as ClickHouseLimits;
 use perf_clickhouse::{Credentials, LiveSchema};
 use perf_policy_host::{Policy, RouteTraffic};
 use std::collections::BTreeMap;
@@ -27,6 +29,8 @@ pub enum Unread {
     Secret { namespace: String, name: String, problem: SecretProblem },
     #[error(transparent)]
     Redis(#[from] RedisError),
+    #[error(transparent)]
+    Postgres(#[from] PostgresError),
     #[error("{0}")]
     Policy(#[from] PolicyUnavailable),
     #[error("Prometheus")]
@@ -39,6 +43,9 @@ pub enum Unread {
     Randomness(#[source] getrandom::Error),
     #[error("not observed: {0}")]
     NotObserved(&'static str),
+    /// A failure given in `plan`'s observations file, as a reconcile would have met it.
+    #[error("{what} (as observed): {message}")]
+    Given { what: &'static str, message: String },
 }
 
 /// What is wrong with a referenced Secret.
@@ -79,6 +86,7 @@ impl Unread {
             Unread::Kube { .. } => "kube",
             Unread::Secret { .. } => "secret",
             Unread::Redis(_) => "redis",
+            Unread::Postgres(e) => e.category(),
             Unread::Policy(PolicyUnavailable::PinMismatch { .. }) => "digest_mismatch",
             Unread::Policy(PolicyUnavailable::Source { .. }) => "source",
             Unread::Policy(PolicyUnavailable::Host(e)) => e.category(),
@@ -87,6 +95,7 @@ impl Unread {
             Unread::Canary(e) => e.category(),
             Unread::Randomness(_) => "randomness",
             Unread::NotObserved(_) => "not_observed",
+            Unread::Given { .. } => "given",
         }
     }
 
@@ -131,4 +140,8 @@ pub struct Observed {
     pub traffic: Option<Read<BTreeMap<String, RouteTraffic>>>,
     pub clickhouse: Option<Read<ClickHouseObserved>>,
     pub canary: Option<Read<perf_canary::Observation>>,
+    /// Limits of the PostgreSQL that `pools.postgres.server` names.
+    pub postgres_limits: Option<Read<PostgresLimits>>,
+    /// Limits of the profile's ClickHouse, read when it has a ClickHouse pool.
+    pub clickhouse_limits: Option<Read<ClickHouseLimits>>,
 }

@@ -3,6 +3,7 @@
 
 pub mod clickhouse;
 pub mod observations;
+pub mod prometheus;
 
 pub use observations::Observations;
 
@@ -25,7 +26,8 @@ pub struct Plan {
     pub objects: Vec<serde_json::Value>,
     /// The app contract ConfigMap content.
     pub app_config: AppConfigPlan,
-    /// Pool sizes, per pod.
+    /// Pool sizes, per pod, with the servers' limits they were capped by and what was said about them (a declared
+    /// limit above the live one, a server that could not be read, a shortfall).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pools: Option<components::pools::PoolsPlan>,
     /// Sections added by the other components (ClickHouse DDL, canary schedule, policy decisions).
@@ -71,12 +73,10 @@ pub fn plan_profile(profile: &PerformanceProfile, observations: &Observations) -
             serde_json::json!({ "observations": observations.policy_inputs(&profile), "decisions": policies });
         extra.insert("policies".to_string(), section);
     }
-    let pools = decision.status.pools.as_ref().map(|p| components::pools::PoolsPlan {
-        app_replicas: p.app_replicas,
-        worst_case_pods: p.worst_case_pods,
-        sizes: p.sizes.clone(),
-        undersized: Vec::new(),
-    });
+    let mut pools = decision.pools.clone();
+    if let Some(pools) = pools.as_mut() {
+        observations.mark_examples(pools);
+    }
     Plan {
         profile: format!(
             "{}/{}",

@@ -2,7 +2,9 @@
 //! are loaded and evaluated for real; components from a ConfigMap or a URL are loaded only by the running operator.
 
 use crate::decide::{Observed, ProvisionedRedis, Read, Unread};
+use crate::postgres::PostgresLimits;
 use crate::redis_stats::RedisStats;
+use perf_clickhouse::limits::ServerLimits as ClickHouseLimits;
 use perf_operator_api::{CachePolicyStatus, PerformanceProfile, PerformanceProfileStatus, PoliciesStatus, PolicyRef};
 use perf_operator_api::{RedisCounters, RouteObservation};
 use perf_policy_host::{HostConfig, Policy, PolicyHost, RouteTraffic, World};
@@ -29,6 +31,110 @@ pub struct Observations {
     /// Traffic per route (default: each route at 60 % of its spec rate, well within the SLO).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<BTreeMap<String, RouteObservation>>,
+    /// The PostgreSQL that `pools.postgres.server` names (default: a stock server, `max_connections` 100 with 3
+    /// reserved for superusers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresObservation>,
+    /// The profile's ClickHouse, for its pool (default: ClickHouse's built-in `max_connections` 4096 and
+    /// `max_concurrent_queries` 0, no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clickhouse: Option<ClickHouseObservation>,
+}
+
+/// A PostgreSQL's limits, or why it could not be read.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresObservation {
+    #[serde(default = "default_pg_max")]
+    pub max_connections: u64,
+    #[serde(default = "default_pg_superuser_reserved")]
+    pub superuser_reserved_connections: u64,
+    /// PostgreSQL 16 and later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_connections: Option<u64>,
+    #[serde(default)]
+    pub connections_in_use: u64,
+    /// The read failed with this message (the numbers are then ignored): `plan` sizes as a reconcile would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+}
+
+fn default_pg_max() -> u64 {
+    100
+}
+fn default_pg_superuser_reserved() -> u64 {
+    3
+}
+
+impl Default for PostgresObservation {
+    fn default() -> Self {
+        Self {
+            max_connections: default_pg_max(),
+            superuser_reserved_connections: default_pg_superuser_reserved(),
+            reserved_connections: None,
+            connections_in_use: 0,
+            unreachable: None,
+        }
+    }
+}
+
+/// A ClickHouse's limits (absent: the server does not say), or why it could not be read.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClickHouseObservation {
+    #[serde(default = "default_ch_max_connections")]
+    pub max_connections: Option<u64>,
+    #[serde(default = "default_ch_max_concurrent_queries")]
+    pub max_concurrent_queries: Option<u64>,
+    /// The read failed with this message (the numbers are then ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<String>,
+}
+
+fn default_ch_max_connections() -> Option<u64> {
+    Some(4096)
+}
+fn default_ch_max_concurrent_queries() -> Option<u64> {
+    Some(0)
+}
+
+impl Default for ClickHouseObservation {
+    fn default() -> Self {
+        Self {
+            max_connections: default_ch_max_connections(),
+            max_concurrent_queries: default_ch_max_concurrent_queries(),
+            unreachable: None,
+        }
+    }
+}
+
+impl PostgresObservation {
+    fn read(&self) -> Read<PostgresLimits> {
+        if let Some(message) = &self.unreachable {
+            return Err(Unread::Given { what: "PostgreSQL", message: message.clone() });
+        }
+        Ok(PostgresLimits {
+            max_connections: self.max_connections,
+            superuser_reserved_connections: self.superuser_reserved_connections,
+            reserved_connections: self.reserved_connections,
+            connections_in_use: self.connections_in_use,
+        })
+    }
+}
+
+impl ClickHouseObservation {
+    fn read(&self) -> Read<ClickHouseLimits> {
+        if let Some(message) = &self.unreachable {
+            return Err(Unread::Given { what: "ClickHouse", message: message.clone() });
+        }
+        let missing = (self.max_connections.is_none() || self.max_concurrent_queries.is_none())
+            .then(|| "limits unknown: not in the observations".to_string());
+        Ok(ClickHouseLimits {
+            max_connections: self.max_connections,
+            max_concurrent_queries: self.max_concurrent_queries,
+            missing,
+        })
+    }
 }
 
 /// Redis as a cache policy sees it over one interval.
@@ -124,6 +230,16 @@ impl Observations {
         PerformanceProfileStatus { policies: Some(policies), ..Default::default() }
     }
 
+    /// Says, in the plan's `pools.servers`, which servers' limits are example values rather than observations.
+    pub fn mark_examples(&self, pools: &mut crate::components::pools::PoolsPlan) {
+        let example = "example values of a stock server (plan reads no server; --observations sets them)";
+        for (pool, given) in [("postgres", self.postgres.is_some()), ("clickhouse", self.clickhouse.is_some())] {
+            if let (Some(server), false) = (pools.servers.get_mut(pool), given) {
+                server.message = Some(example.to_string());
+            }
+        }
+    }
+
     /// What the decision reads.
     pub fn observed(&self, profile: &PerformanceProfile) -> Observed {
         let spec = &profile.spec;
@@ -157,6 +273,10 @@ impl Observations {
             traffic: spec.rate_limit.as_ref().map(|_| Ok(traffic)),
             clickhouse: spec.clickhouse.as_ref().map(|_| Err(Unread::NotObserved("plan shows the DDL separately"))),
             canary: spec.canary.as_ref().map(|_| Err(Unread::NotObserved("plan shows the canary's schedule"))),
+            postgres_limits: crate::decide::pools::reads_postgres(profile)
+                .then(|| self.postgres.clone().unwrap_or_default().read()),
+            clickhouse_limits: crate::decide::pools::reads_clickhouse(profile)
+                .then(|| self.clickhouse.clone().unwrap_or_default().read()),
         }
     }
 }

@@ -120,7 +120,7 @@ pub fn clean(text: &str, max: usize) -> String {
 /// [`clean`] in place, without allocating in the usual case (printable ASCII within `max`), which is every call's.
 pub fn clean_in_place(text: &mut String, max: usize) {
     let printable_ascii = text.bytes().all(|b| (0x20..0x7f).contains(&b));
-    if text.len() > max || !(printable_ascii || !text.chars().any(is_unsafe)) {
+    if text.len() > max || (!printable_ascii && text.chars().any(is_unsafe)) {
         *text = clean(text, max);
     }
 }
