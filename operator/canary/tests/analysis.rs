@@ -242,3 +242,25 @@ async fn the_operators_step_gives_each_case_its_verdict_and_message_within_its_s
     }
     assert!(wrong.is_empty(), "{} case(s) wrong:\n{}", wrong.len(), wrong.join("\n"));
 }
+
+/// A Prometheus that dies between two analyses (SIGKILL): the first passes, the second is unreachable with the
+/// connection refused, within the one deadline, and says so on its last line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_killed_between_analyses_is_unreachable() {
+    let mut prom = PrometheusFixture::start().await;
+    prom.serve(NS, "clean", Behaviour::healthy()).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let path = std::env::temp_dir().join(format!("perf-canary-killed-{}.yaml", std::process::id()));
+    std::fs::write(&path, serde_json::to_string(&profile("clean", STEP)).unwrap()).unwrap();
+    let args = AnalyzeArgs { file: path, prometheus: Some(prom.url.clone()), namespace: None, timeout: DEADLINE };
+    let mut out = Vec::new();
+    assert_eq!(analyze(&args, &mut out).await.unwrap(), EXIT_PASS, "{}", String::from_utf8_lossy(&out));
+    prom.kill();
+    let (started, mut out) = (Instant::now(), Vec::new());
+    let code = analyze(&args, &mut out).await.unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, EXIT_UNREACHABLE, "{out}");
+    assert!(out.contains("connection refused"), "{out}");
+    assert!(out.lines().last().unwrap_or_default().starts_with("unreachable:"), "{out}");
+    assert!(started.elapsed() <= DEADLINE + SLACK, "took {:?}", started.elapsed());
+}

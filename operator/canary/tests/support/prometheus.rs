@@ -227,6 +227,14 @@ impl PrometheusFixture {
     }
 }
 
+impl PrometheusFixture {
+    /// Kills the Prometheus process (SIGKILL), as an OOM kill or a node loss would; the app keeps serving.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for PrometheusFixture {
     fn drop(&mut self) {
         let _ = self.child.kill();
