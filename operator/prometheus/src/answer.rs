@@ -6,12 +6,8 @@ use serde_json::Value;
 /// Longest piece of an error text kept: enough for Prometheus's parse errors, short enough for a status line.
 const KEPT_CHARS: usize = 200;
 
-/// Judges an answer of `at` (host and port): HTTP status, whether it declared HTML, and the body.
-pub(crate) fn read(at: &str, status: u16, html: bool, body: &str) -> Result<Option<f64>, QueryError> {
-    read_data(at, status, html, body).and_then(|data| decode(at, &data))
-}
-
-/// The `data` of a successful API answer of `at`, whatever the endpoint.
+/// Judges an answer of `at` (host and port) to any API endpoint: HTTP status, whether it declared HTML, and the
+/// body; returns the `data` of a successful answer.
 pub(crate) fn read_data(at: &str, status: u16, html: bool, body: &str) -> Result<Value, QueryError> {
     let at = at.to_string();
     match status {
@@ -95,6 +91,11 @@ fn parse_value(text: &str) -> Option<f64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// An instant query's answer judged as `Prometheus::instant` does.
+    fn read(at: &str, status: u16, html: bool, body: &str) -> Result<Option<f64>, QueryError> {
+        read_data(at, status, html, body).and_then(|data| decode(at, &data))
+    }
 
     fn vector(values: &[&str]) -> String {
         let result: Vec<Value> = values.iter().map(|v| json!({"metric": {}, "value": [1.0, v]})).collect();

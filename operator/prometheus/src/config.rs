@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{Prometheus, QueryError, answer};
+use crate::{Prometheus, QueryError};
 
 /// Prometheus's default when `global.scrape_interval` is not set.
 const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(60);
@@ -39,17 +39,7 @@ struct Job {
 impl Prometheus {
     /// Reads the configuration Prometheus runs with.
     pub async fn scrape_intervals(&self) -> Result<ScrapeIntervals, QueryError> {
-        let url = format!("{}/api/v1/status/config", self.base);
-        let transport = |e: reqwest::Error| crate::error::transport(&e, &self.at, &self.host, self.timeout);
-        let response = self.client.get(&url).send().await.map_err(transport)?;
-        let status = response.status().as_u16();
-        let html = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"));
-        let body = response.text().await.map_err(transport)?;
-        let data = answer::read_data(&self.at, status, html, &body)?;
+        let data = self.api("status/config", &[]).await?;
         let unexpected = |what: String| QueryError::NotPrometheus { at: self.at.clone(), what };
         let yaml = data["yaml"].as_str().ok_or_else(|| unexpected("a config answer without yaml".into()))?;
         parse(yaml).map_err(unexpected)

@@ -75,11 +75,18 @@ impl Prometheus {
         Ok(Self { client, base: base.trim_end_matches('/').to_string(), at, host, timeout })
     }
 
-    /// Runs an instant query; see [`answer::read`] for how the answer is judged.
+    /// Runs an instant query; see [`answer::read_data`] and [`answer::decode`] for how the answer is judged.
     async fn instant(&self, promql: &str) -> Result<Option<f64>, QueryError> {
-        let url = format!("{}/api/v1/query", self.base);
+        let data = self.api("query", &[("query", promql)]).await?;
+        answer::decode(&self.at, &data)
+    }
+
+    /// GETs `/api/v1/<path>` and returns the `data` of a successful answer; see [`answer::read_data`] for how the
+    /// status, content type and body are judged.
+    pub(crate) async fn api(&self, path: &str, query: &[(&str, &str)]) -> Result<serde_json::Value, QueryError> {
+        let url = format!("{}/api/v1/{path}", self.base);
         let transport = |e: reqwest::Error| error::transport(&e, &self.at, &self.host, self.timeout);
-        let response = self.client.get(&url).query(&[("query", promql)]).send().await.map_err(transport)?;
+        let response = self.client.get(&url).query(query).send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let html = response
             .headers()
@@ -87,7 +94,7 @@ impl Prometheus {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/html"));
         let body = response.text().await.map_err(transport)?;
-        answer::read(&self.at, status, html, &body)
+        answer::read_data(&self.at, status, html, &body)
     }
 }
 
