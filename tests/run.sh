@@ -73,4 +73,6 @@ export PERF_OPERATOR_BIN="$target_dir/debug/perf-operator"
 e2e_env="$(tests/e2e/setup.sh "$state/e2e" "$PERF_CP_BIN/helm")" \
     || { echo "preparing the cluster for the end-to-end suite failed (see above)" >&2; exit 1; }
 eval "$e2e_env"
-cargo test -p perf-e2e --locked -- --ignored --test-threads=2
+# Selected as part of the workspace (only the end-to-end tests are #[ignore]d): `-p perf-e2e` alone would resolve
+# features differently and build the dependencies a second time.
+cargo test --workspace --locked -- --ignored --test-threads=2
