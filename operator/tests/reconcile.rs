@@ -185,3 +185,22 @@ async fn a_canary_profile_creates_the_primary_and_hands_the_target_back_on_delet
     let target = world.api::<Deployment>().get("risk-api").await.unwrap();
     assert_eq!(target.spec.unwrap().replicas, Some(3), "the target serves again before the primary goes");
 }
+
+#[tokio::test]
+async fn a_profile_whose_canary_section_was_removed_still_hands_the_target_back_on_deletion() {
+    let world =
+        World::with(Profile::test().with_canary_stages(vec![10, 25, 50, 100]), Some(target_deployment(3))).await;
+    world.reconcile_settled().await.unwrap();
+    // The canary section removed from a live profile: the primary keeps serving, the target keeps zero replicas,
+    // and the finalizer stays (it was set while the canary existed).
+    let mut profile = world.profile().await;
+    assert!(profile.status.as_ref().is_some_and(|s| s.canary.is_some()));
+    // Where a run leaves it once the primary serves: the target at zero replicas.
+    let zero = json!({"spec": {"replicas": 0}});
+    world.api::<Deployment>().patch("risk-api", &PatchParams::default(), &Patch::Merge(&zero)).await.unwrap();
+    profile.spec.canary = None;
+    let profile = std::sync::Arc::new(profile);
+    perf_operator::controller::cleanup::cleanup(profile, world.ctx.clone()).await.unwrap();
+    let target = world.api::<Deployment>().get("risk-api").await.unwrap();
+    assert_eq!(target.spec.unwrap().replicas, Some(3), "the primary's replicas go back to the target");
+}

@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod analyze;
 pub mod cli;
 pub mod gather;
+pub mod history;
 pub mod machine;
 pub mod objects;
 pub mod reconcile;

@@ -108,6 +108,9 @@ pub struct Observed {
     pub analysis: Option<AnalysisRecord>,
     /// Manual command, if the annotation is set.
     pub command: Option<CommandRequest>,
+    /// The template the primary ran before its current one is still held by one of its ReplicaSets (read only
+    /// during a promotion): an abort can give it back.
+    pub primary_restorable: bool,
 }
 
 /// What to do with the primary.
@@ -119,6 +122,8 @@ pub enum PrimaryAction {
     Create,
     /// Give it the target's template (promotion).
     Promote,
+    /// Give it back the template it ran before the promotion (an abort during the promotion).
+    Restore,
 }
 
 /// Severity of an event.
@@ -257,6 +262,9 @@ impl Machine<'_> {
         let new_command = self.take_command();
         self.pause_or_resume(new_command);
         if self.s.phase == CanaryPhase::Promoting && self.s.run_id.as_deref() == Some(&self.o.target_hash) {
+            if new_command == Some(Command::Abort) {
+                return self.abort_promotion(&primary);
+            }
             return self.promoting(&primary);
         }
         if self.s.stable_id.as_deref() == Some(&self.o.target_hash) {
@@ -330,6 +338,25 @@ impl Machine<'_> {
             Command::Abort => self.roll_back("Aborted", "aborted by command".into()),
             Command::Pause | Command::Resume => {}
         }
+    }
+
+    /// An abort while the primary rolls out the new template: back to the template it ran before, whose pods the
+    /// rollout has not all replaced yet (as `kubectl rollout undo` would). Refused, loudly, when no ReplicaSet holds
+    /// that template any more.
+    fn abort_promotion(&mut self, primary: &Workload) {
+        self.s.paused = false;
+        if primary.hash.as_deref() != self.s.run_id.as_deref() {
+            // The primary was not given the new template yet: it still runs the stable one.
+            return self.roll_back("Aborted", "aborted during promotion, before the primary changed".into());
+        }
+        if !self.o.primary_restorable {
+            let message = "abort refused: no ReplicaSet of the primary holds its previous template any more, so the \
+                           promotion goes on (roll the target back to start a new run)";
+            self.event(EventKind::Warning, "AbortRefused", message.into());
+            return self.promoting(primary);
+        }
+        self.primary = PrimaryAction::Restore;
+        self.roll_back("Aborted", "aborted during promotion: the primary goes back to its previous template".into());
     }
 
     fn settle_on_stable(&mut self) {

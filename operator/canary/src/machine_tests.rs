@@ -246,6 +246,52 @@ fn abort_rolls_back_now() {
     assert_eq!(r.events.last(), Some(&"Aborted"));
 }
 
+/// A run at its promotion, the primary rolling out `v2` with its new pods not ready yet.
+fn promoting() -> Rollout {
+    let mut r = Rollout::stable();
+    r.deploy("v2").pass_stage().command("promote@1");
+    assert_eq!((r.phase(), r.primary_action), (CanaryPhase::Promoting, PrimaryAction::Promote));
+    r.world.primary = Some(Workload { hash: Some("v2".into()), ready: false });
+    r
+}
+
+#[test]
+fn abort_during_promotion_gives_the_primary_its_previous_template_back() {
+    let mut r = promoting();
+    r.world.primary_restorable = true;
+    r.command("abort@2");
+    assert_eq!((r.phase(), r.primary_action, r.status.weight), (CanaryPhase::RolledBack, PrimaryAction::Restore, 0));
+    assert_eq!(r.events.last(), Some(&"Aborted"));
+    // Restored: the primary runs v1 again; the run stays rolled back and nothing else is written.
+    r.world.primary = Some(Workload { hash: Some("v1".into()), ready: true });
+    r.wait(60);
+    assert_eq!(
+        (r.phase(), r.primary_action, r.status.stable_id.as_deref()),
+        (CanaryPhase::RolledBack, PrimaryAction::Keep, Some("v1"))
+    );
+}
+
+#[test]
+fn abort_during_promotion_without_the_previous_template_is_refused_and_the_promotion_goes_on() {
+    let mut r = promoting();
+    r.world.primary_restorable = false;
+    r.command("abort@2");
+    assert_eq!((r.phase(), r.primary_action), (CanaryPhase::Promoting, PrimaryAction::Promote));
+    assert_eq!(r.events.last(), Some(&"AbortRefused"));
+    r.world.primary = Some(Workload { hash: Some("v2".into()), ready: true });
+    r.wait(1);
+    assert_eq!(r.phase(), CanaryPhase::Succeeded);
+}
+
+#[test]
+fn abort_during_promotion_before_the_primary_changed_keeps_it() {
+    let mut r = promoting();
+    // The promotion's write has not reached the primary: it still runs v1.
+    r.world.primary = Some(Workload { hash: Some("v1".into()), ready: true });
+    r.command("abort@2");
+    assert_eq!((r.phase(), r.primary_action), (CanaryPhase::RolledBack, PrimaryAction::Keep));
+}
+
 #[test]
 fn promote_now_skips_the_remaining_stages() {
     let mut r = Rollout::stable();

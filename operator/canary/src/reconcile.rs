@@ -24,7 +24,9 @@ use std::time::Duration;
 /// Everything a step needs, read from the cluster and Prometheus.
 #[derive(Clone, Debug)]
 pub struct Observation {
-    world: World,
+    /// Boxed: three Deployments are large, and an observation travels by value through every layer of observe (each
+    /// of which, in a debug build, keeps its own copy on the stack).
+    world: Box<World>,
     /// The run's state: the profile's `.status.canary`.
     prev: CanaryStatus,
     /// The command annotation, if set.
@@ -47,6 +49,9 @@ struct World {
     template: PodTemplateSpec,
     hash: String,
     primary: Option<Deployment>,
+    /// The template the primary ran before its current one, as its newest older ReplicaSet holds it (read only
+    /// during a promotion, for an abort).
+    primary_previous: Option<PodTemplateSpec>,
     canary: Option<Deployment>,
     hpa: Option<HorizontalPodAutoscaler>,
 }
@@ -105,7 +110,13 @@ pub async fn observe(
     let ns = namespace(profile)?;
     let target = &profile.spec.target_ref.name;
     let prev = profile.status.as_ref().and_then(|s| s.canary.clone()).unwrap_or_default();
-    let world = read_world(client, &ns, target).await?;
+    let mut world = read_world(client, &ns, target).await?;
+    if prev.phase == CanaryPhase::Promoting
+        && let Some(primary) = &world.primary
+    {
+        // Boxed: the read is rare and its future would otherwise enlarge every step's.
+        world.primary_previous = Box::pin(crate::history::previous_template(client, &ns, primary)).await?;
+    }
     // Only the run of the current template is judged: a new template restarts the run before any analysis.
     let due = machine::analysis_due(&timing, &prev, now) && prev.run_id.as_deref() == Some(world.hash.as_str());
     let analysis = if due {
@@ -120,7 +131,7 @@ pub async fn observe(
         None
     };
     let command = profile.annotations().get(objects::COMMAND_ANNOTATION).map(|v| machine::parse_command(v));
-    Ok(Observation { world, prev, command, analysis })
+    Ok(Observation { world: Box::new(world), prev, command, analysis })
 }
 
 /// Steps the machine on `observation` and builds the objects the new status asks for.
@@ -221,6 +232,7 @@ async fn read_world(client: &Client, ns: &str, target: &str) -> Result<World> {
         hash: objects::template_hash(&template)?,
         template,
         primary: get(objects::primary_name(target)).await?,
+        primary_previous: None,
         canary: get(objects::canary_name(target)).await?,
         hpa: objects::target_hpa(&hpas.items, target).cloned(),
         target: target_deployment,
@@ -245,6 +257,7 @@ fn observed(spec: &CanarySpec, o: &Observation, total: u32, now: Timestamp) -> O
         canary_ready,
         analysis: o.analysis.as_ref().map(|a| a.record(o.prev.stage_index.unwrap_or(0), o.prev.weight, now)),
         command: o.command.clone(),
+        primary_restorable: w.primary_previous.is_some(),
     }
 }
 
@@ -264,6 +277,10 @@ fn writes(
     if (primary == PrimaryAction::Create && w.primary.is_none()) || promote {
         let replicas = if promote { total } else { objects::replicas(&w.target).max(1) };
         writes.primary = Some(objects::workload(&w.target, Role::Primary, &w.template, &w.hash, replicas, owner)?);
+    }
+    if let (PrimaryAction::Restore, Some(previous)) = (primary, &w.primary_previous) {
+        let hash = objects::template_hash(previous)?;
+        writes.primary = Some(objects::workload(&w.target, Role::Primary, previous, &hash, total, owner)?);
     }
     // Until the primary is ready the target keeps serving, and there is no canary yet.
     if status.phase == CanaryPhase::Initializing {

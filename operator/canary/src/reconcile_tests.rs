@@ -58,8 +58,8 @@ fn observation(target: Deployment, with_primary: bool, prev: CanaryStatus) -> Ob
             Some(serde_json::from_value(json!({ "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3 })).unwrap());
         p
     });
-    let world = World { target, template, hash, primary, canary: None, hpa: None };
-    Observation { world, prev, command: None, analysis: None }
+    let world = World { target, template, hash, primary, primary_previous: None, canary: None, hpa: None };
+    Observation { world: Box::new(world), prev, command: None, analysis: None }
 }
 
 fn with_uid(mut profile: PerformanceProfile) -> PerformanceProfile {

@@ -9,7 +9,9 @@ use perf_operator_api::PerformanceProfile;
 use std::sync::Arc;
 
 pub async fn cleanup(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Action> {
-    if profile.spec.canary.is_some() {
+    // Also after `spec.canary` was removed: the primary may still serve while the target sits at zero replicas, and
+    // the garbage collector is about to take the primary.
+    if profile.spec.canary.is_some() || profile.status.as_ref().is_some_and(|s| s.canary.is_some()) {
         perf_canary::finalize(ctx.client.clone(), &profile).await.map_err(|e| Error::Canary(Box::new(e)))?;
     }
     if let Some(spec) = &profile.spec.clickhouse {
@@ -18,5 +20,6 @@ pub async fn cleanup(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Res
         perf_clickhouse::cleanup(spec, credentials, previous).await.map_err(|e| Error::ClickHouse(Box::new(e)))?;
     }
     ctx.event(&profile, false, "CleanedUp", "removed what the profile created outside Kubernetes".into()).await;
+    ctx.metrics.profiles.remove(&profile);
     Ok(Action::await_change())
 }

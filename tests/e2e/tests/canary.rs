@@ -591,3 +591,49 @@ async fn an_httproute_gets_each_stage_weight_and_goes_back_to_the_primary() {
     assert_eq!(told(&event_counts(&c).await, "StageAdvanced"), 3, "a stage advanced twice");
     assert_writes_accepted(writes.as_ref(), &c.namespace);
 }
+
+#[tokio::test]
+#[ignore = "needs a cluster: run through tests/run.sh"]
+async fn an_abort_during_the_promotion_gives_the_primary_its_previous_template_back() {
+    let c = cluster().await;
+    let Run { prom: _prom, idle: _, writes, _kubelet, _op } = start(&c, Behaviour::healthy(), 4, json!({})).await;
+    let deployments = c.api::<Deployment>();
+    set_image(&deployments, TARGET, NEW).await;
+    let start = Instant::now();
+    let last = STAGES.len() - 1;
+    let mut samples =
+        record(&c, None, 120, |s| s.status.phase == CanaryPhase::Progressing && s.stage() == Some(last)).await;
+    // No kubelet from here: the primary's new pods never become ready, so the promotion stays under way.
+    drop(_kubelet);
+    samples.extend(record(&c, None, 60, |s| s.status.phase == CanaryPhase::Promoting).await);
+    c.eventually(30, "the primary given the new template", || async {
+        (replicas_and_image(&deployments, PRIMARY).await?.1 == NEW).then_some(())
+    })
+    .await;
+
+    canary_cli(&["abort", TARGET], &c.namespace).await;
+    let _kubelet = kubelet::run(c.api::<Pod>());
+    samples.extend(record(&c, None, 30, |s| s.status.phase == CanaryPhase::RolledBack).await);
+    eprintln!("run aborted during its promotion:\n{}", history(&samples, start));
+    let rolled_out = c
+        .eventually(90, "the primary back on the old template and rolled out", || async {
+            let d = deployments.get(PRIMARY).await.ok()?;
+            let (replicas, image) = replicas_and_image(&deployments, PRIMARY).await?;
+            let status = d.status?;
+            let done = status.updated_replicas == Some(replicas) && status.ready_replicas == Some(replicas);
+            (image == OLD && done).then_some(replicas)
+        })
+        .await;
+    assert_eq!(rolled_out, 4, "the primary's size changed");
+    let aborted = canary_status(&c).await.expect("status");
+    let message = aborted.message.clone().unwrap_or_default();
+    assert!(message.contains("aborted during promotion"), "{message}");
+    assert_eq!(canary_ready(&c).await, ("False".into(), "RolledBack".into()));
+    wait_canary_scaled_to_zero(&c).await;
+    // It stays rolled back: the target still carries the new template, and no new run starts for it.
+    let held = observe_for(&c, None, Duration::from_secs(2 * STEP)).await;
+    assert!(held.iter().all(|s| s.status.phase == CanaryPhase::RolledBack), "{}", history(&held, start));
+    assert_eq!(primary_image(&c).await, OLD);
+    assert_eq!(told(&event_counts(&c).await, "Aborted"), 1);
+    assert_writes_accepted(writes.as_ref(), &c.namespace);
+}
