@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tests/support/install.sh
+tests/gitops/run.sh # Argo CD health check, Flux health expressions, examples/gitops; no services
 
 state="$(mktemp -d /tmp/perf-operator-tests.XXXXXX)"
 # PostgreSQL's own directory: as root the cluster runs as an unprivileged user, who cannot enter $state (0700).

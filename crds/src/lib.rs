@@ -4,6 +4,7 @@
 //! bounds and CEL rules), and the same rules in Rust ([`validation`]) for `perf-operator validate` and `plan`.
 //! Field doc comments become `kubectl explain` text.
 
+pub mod alerts;
 pub mod cache;
 pub mod canary;
 pub mod clickhouse;
@@ -20,6 +21,7 @@ pub mod validation;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+pub use alerts::*;
 pub use cache::*;
 pub use canary::*;
 pub use clickhouse::*;
@@ -117,6 +119,9 @@ pub struct Slo {
     #[serde(default = "default_error_rate")]
     #[x_kube(validation = Rule::new("self > 0.0 && self <= 100.0").message("errorRatePercent must be in (0, 100]"))]
     pub error_rate_percent: f64,
+    /// Prometheus alerts on this objective.
+    #[serde(default)]
+    pub alerts: SloAlerts,
 }
 
 fn default_p99_ms() -> u32 {
@@ -128,7 +133,11 @@ fn default_error_rate() -> f64 {
 
 impl Default for Slo {
     fn default() -> Self {
-        Self { p99_latency_ms: default_p99_ms(), error_rate_percent: default_error_rate() }
+        Self {
+            p99_latency_ms: default_p99_ms(),
+            error_rate_percent: default_error_rate(),
+            alerts: SloAlerts::default(),
+        }
     }
 }
 

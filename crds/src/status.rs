@@ -16,8 +16,10 @@ pub mod condition {
     pub const CLICKHOUSE_READY: &str = "ClickHouseReady";
     pub const CANARY_READY: &str = "CanaryReady";
     pub const POLICIES_READY: &str = "PoliciesReady";
+    pub const ALERTS_READY: &str = "AlertsReady";
     /// Component conditions, in the order they are reported.
-    pub const COMPONENTS: [&str; 5] = [CACHE_READY, POOLS_READY, CLICKHOUSE_READY, CANARY_READY, POLICIES_READY];
+    pub const COMPONENTS: [&str; 6] =
+        [CACHE_READY, POOLS_READY, CLICKHOUSE_READY, CANARY_READY, POLICIES_READY, ALERTS_READY];
 }
 
 /// Observed state of a profile.

@@ -85,9 +85,22 @@ fn good_profiles_pass_both() {
     let schema = schema();
     assert_eq!(server_errors(&schema, &base()), Vec::<String>::new());
     assert_eq!(rust_errors(&base()), Vec::<String>::new());
-    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
-    for entry in std::fs::read_dir(examples).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    // Every YAML under examples/, the GitOps layouts' profiles included.
+    let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))];
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 3, "{files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
         for doc in serde_saphyr::from_multiple::<Value>(&text).unwrap() {
             if doc["kind"] == "PerformanceProfile" {
                 assert_eq!(server_errors(&schema, &doc), Vec::<String>::new(), "{doc}");

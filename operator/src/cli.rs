@@ -3,7 +3,7 @@
 use crate::leader::LeaseConfig;
 use crate::telemetry::{self, LogFormat, Metrics, Replica};
 use crate::{Error, Result, controller, leader, plan, validate};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use kube::Client;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,12 +24,31 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Name of the binary when installed as a kubectl plugin (`kubectl perf ...`).
+pub const PLUGIN_NAME: &str = "kubectl-perf";
+
+/// Parses the command line. Installed (or linked) as `kubectl-perf`, the binary is a kubectl plugin: kubectl runs it
+/// with the words after `kubectl perf`, and help and errors say `kubectl perf`.
+pub fn parse_args() -> Cli {
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    let plugin = argv0.as_deref().and_then(|p| p.file_stem()).is_some_and(|n| n == PLUGIN_NAME);
+    if !plugin {
+        return Cli::parse();
+    }
+    let matches = Cli::command().bin_name("kubectl perf").get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the operator against the cluster in KUBECONFIG or the in-cluster config.
     Run(RunArgs),
-    /// Print the CustomResourceDefinition as YAML.
-    Crd,
+    /// Print the CustomResourceDefinition as YAML (or, with --reference, its field reference as Markdown).
+    Crd {
+        /// Print the field reference (docs/crd-reference.md) instead of the CRD.
+        #[arg(long)]
+        reference: bool,
+    },
     /// Check profiles offline (files, directories, multi-document YAML); prints `file:doc:field: message` lines.
     Validate {
         /// Files or directories.

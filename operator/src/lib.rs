@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod plan;
 pub mod postgres;
 pub mod redis_stats;
+pub mod reference;
 pub mod strict;
 pub mod telemetry;
 pub mod tls;

@@ -1,17 +1,20 @@
-use clap::Parser;
-use perf_operator::cli::{self, Cli, Command};
+use perf_operator::cli::{self, Command};
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    let args = Cli::parse();
+    let args = cli::parse_args();
     perf_operator::tls::install_crypto_provider();
     // The controller logs its work; the offline commands print results and only warn on stderr.
     let level = if matches!(args.command, Command::Run(_)) { "info" } else { "warn" };
     perf_operator::telemetry::init_logging(args.log_format, level);
     let code = match args.command {
         Command::Run(run) => cli::run_operator(run).await.map(|()| 0)?,
-        Command::Crd => {
+        Command::Crd { reference: true } => {
+            print!("{}", perf_operator::reference::markdown());
+            0
+        }
+        Command::Crd { reference: false } => {
             print!("{}", cli::crd_yaml()?);
             0
         }

@@ -1,5 +1,7 @@
 //! Metrics, logs and the admin HTTP server (`/metrics`, `/healthz`, `/readyz`).
 
+pub mod profiles;
+
 use crate::Result;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,6 +22,10 @@ pub struct Metrics {
     pub canary_events: IntCounterVec,
     pub policy_evaluations: IntCounterVec,
     pub policy_failures: IntCounterVec,
+    /// `perf_operator_policy_evaluation_seconds{world}`: the WASM call of each evaluation.
+    pub policy_duration: HistogramVec,
+    /// Per-profile series (`namespace`, `profile`) from each profile's last status write.
+    pub profiles: profiles::ProfileMetrics,
     /// `perf_operator_leader`: 1 on the replica that holds the lease and reconciles, 0 on a standby.
     pub leader: IntGauge,
 }
@@ -51,7 +57,16 @@ impl Metrics {
         for c in [&reconciles, &errors, &canary_analyses, &canary_events, &policy_evaluations, &policy_failures] {
             registry.register(Box::new(c.clone()))?;
         }
-        registry.register(Box::new(duration.clone()))?;
+        let policy_duration = HistogramVec::new(
+            HistogramOpts::new("policy_evaluation_seconds", "WASM policy evaluation time by world")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
+            &["world"],
+        )?;
+        for h in [&duration, &policy_duration] {
+            registry.register(Box::new(h.clone()))?;
+        }
+        let profiles = profiles::ProfileMetrics::new()?;
+        registry.register(Box::new(profiles.clone()))?;
         let leader = IntGauge::new("leader", "1 on the replica that holds the lease and reconciles, 0 otherwise")?;
         registry.register(Box::new(leader.clone()))?;
         Ok(Self {
@@ -63,6 +78,8 @@ impl Metrics {
             canary_events,
             policy_evaluations,
             policy_failures,
+            policy_duration,
+            profiles,
             leader,
         })
     }

@@ -137,3 +137,30 @@ fn the_pools_example_reproduces_the_seeds_numbers_and_shows_live_limits() {
     assert!(warnings.contains("declared serverMaxConnections 500") && warnings.contains("reserved: 34"), "{warnings}");
     assert_eq!(planned["pools"]["sizes"]["postgres"]["max"], 20, "the declared 500 leaves the load's 20");
 }
+
+/// Linked as `kubectl-perf` on PATH, the binary is a kubectl plugin: kubectl finds it, hands it the words after
+/// `kubectl perf`, and its help and errors say `kubectl perf`.
+#[test]
+fn installed_as_kubectl_perf_it_is_a_kubectl_plugin() {
+    let dir = std::env::temp_dir().join(format!("kubectl-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("kubectl-perf");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_perf-operator"), &link).unwrap();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let kubectl = |args: &[&str]| Command::new("kubectl").args(args).env("PATH", &path).output().expect("run kubectl");
+
+    let list = kubectl(&["plugin", "list"]);
+    assert!(text(&list).contains(&link.display().to_string()), "kubectl plugin list: {}", text(&list));
+    let help = kubectl(&["perf", "--help"]);
+    assert!(help.status.success(), "{}", text(&help));
+    assert!(text(&help).contains("Usage: kubectl perf [OPTIONS] <COMMAND>"), "{}", text(&help));
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/minimal.yaml");
+    let planned = kubectl(&["perf", "plan", "-f", examples.to_str().unwrap()]);
+    assert!(planned.status.success(), "{}", text(&planned));
+    assert!(text(&planned).contains("PrometheusRule"), "{}", text(&planned));
+    let wrong = kubectl(&["perf", "canary", "statuss", "x"]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong));
+    assert!(text(&wrong).contains("kubectl perf canary"), "{}", text(&wrong));
+    let _ = std::fs::remove_dir_all(&dir);
+}

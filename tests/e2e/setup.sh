@@ -9,6 +9,9 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 state="$1"
 helm="$2"
 gateway_api_version="v1.4.1"
+# The Prometheus Operator's CRDs (PrometheusRule for the SLO alerts), fetched here and installed by the test that
+# needs them: the other tests run on a cluster without them, as most first installs are.
+prometheus_operator_version="v0.82.0"
 release=perf-operator
 
 die() { echo "e2e setup: $*" >&2; exit 1; }
@@ -25,6 +28,12 @@ gateway_dir="$(go mod download -json "sigs.k8s.io/gateway-api@$gateway_api_versi
 kubectl apply --server-side --force-conflicts -f "$gateway_dir/config/crd/standard/" >&2 \
     || die "the Gateway API CRDs were refused"
 kubectl wait --for=condition=Established --timeout=60s crd/httproutes.gateway.networking.k8s.io >&2
+
+prometheus_operator_dir="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$prometheus_operator_version" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
+    || die "could not fetch github.com/prometheus-operator/prometheus-operator@$prometheus_operator_version from the Go module proxy"
+[[ -f "$prometheus_operator_dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" ]] \
+    || die "no PrometheusRule CRD in $prometheus_operator_dir"
 
 # The chart, installed the way the README says. Without a kubelet its pods stay Pending; the tests run the
 # operator as local processes with the ServiceAccount's identity instead.
@@ -44,3 +53,4 @@ KUBECONFIG="$state/operator.kubeconfig" kubectl auth whoami -o jsonpath='{.statu
 echo "export PERF_OPERATOR_KUBECONFIG=$state/operator.kubeconfig"
 echo "export PERF_HELM_BIN=$helm"
 echo "export PERF_GATEWAY_API_DIR=$gateway_dir"
+echo "export PERF_PROMETHEUS_OPERATOR_CRDS=$prometheus_operator_dir/example/prometheus-operator-crd"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, skipping what is already there: Debian's redis-server, prometheus and
-# postgresql (for its binaries: the tests start a private cluster, tests/support/start-postgres.sh), and PyPI's
-# chdb-core (the real ClickHouse engine behind tests/support/chdb_http.py). The WASM policies need no install: their
-# built components are committed (policies/build.sh adds its own target when rebuilding them).
+# postgresql (for its binaries: the tests start a private cluster, tests/support/start-postgres.sh) and lua5.4 (the
+# Argo CD health check's tests), and PyPI's pyyaml and chdb-core (the real ClickHouse engine behind
+# tests/support/chdb_http.py). The WASM policies need no install: their built components are committed
+# (policies/build.sh adds its own target when rebuilding them).
 set -euo pipefail
 
 log() { echo "install: $*" >&2; }
@@ -15,6 +16,7 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 # The control plane's and the test PostgreSQL's certificates, and readiness checks.
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
+command -v lua5.4 >/dev/null || missing+=(lua5.4)
 if ((${#missing[@]})); then
     log "apt-get install ${missing[*]}"
     sudo_ apt-get update -qq
@@ -34,6 +36,11 @@ if ((${#missing[@]})); then
 fi
 
 python="${PYTHON:-python3}"
+# PyYAML: tests/gitops/run.sh reads the GitOps examples with it.
+if ! "$python" -c 'import yaml' 2>/dev/null; then
+    log "pip install pyyaml"
+    "$python" -m pip install --quiet "pyyaml==${PYYAML_VERSION:-6.0.3}" >&2
+fi
 if ! "$python" -c 'import chdb' 2>/dev/null; then
     log "pip install chdb-core"
     "$python" -m pip install --quiet "chdb-core==${CHDB_CORE_VERSION:-26.9.0}" >&2

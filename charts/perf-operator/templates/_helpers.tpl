@@ -7,3 +7,21 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/name: perf-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+
+{{/* Where the policy CA bundle is mounted; PERF_POLICY_CA_FILE names the file. */}}
+{{- define "perf-operator.policyCADir" -}}
+/etc/perf-operator/policy-ca
+{{- end -}}
+
+{{/*
+NetworkPolicy peers of one allowance: its cidrs as ipBlocks, then its selectors. Empty when both are: the caller
+then leaves out `to`/`from`, which means any address.
+*/}}
+{{- define "perf-operator.peers" -}}
+{{- range .cidrs }}
+- ipBlock: {cidr: {{ . | quote }}}
+{{- end }}
+{{- with .selectors }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}

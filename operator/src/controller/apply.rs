@@ -47,6 +47,8 @@ pub struct Outcomes {
     pub canary: Option<std::result::Result<(), perf_canary::Error>>,
     /// The provisioned Redis's live settings, when a cache policy decided them: how many were set.
     pub redis_live: Option<std::result::Result<usize, crate::redis_stats::RedisError>>,
+    /// The SLO's PrometheusRule.
+    pub slo_rule: super::slo_rule::RuleOutcome,
 }
 
 /// Where publishing the contract failed: before the ConfigMap holds it, or when rolling the target after.
@@ -90,9 +92,15 @@ pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decis
         let timeout = std::time::Duration::from_secs(3);
         Some(crate::redis_stats::configure(&live.address, Some(&live.password), &live.settings.settings, timeout).await)
     };
-    let ((objects, contract), clickhouse, canary, redis_live) =
-        tokio::join!(Box::pin(objects_then_contract), Box::pin(clickhouse), Box::pin(canary), Box::pin(redis_live));
-    Outcomes { objects, contract, clickhouse, canary, redis_live }
+    let slo_rule = super::slo_rule::apply(&ctx.client, &ctx.rules_unserved, profile, &decision.slo_rule);
+    let ((objects, contract), clickhouse, canary, redis_live, slo_rule) = tokio::join!(
+        Box::pin(objects_then_contract),
+        Box::pin(clickhouse),
+        Box::pin(canary),
+        Box::pin(redis_live),
+        Box::pin(slo_rule)
+    );
+    Outcomes { objects, contract, clickhouse, canary, redis_live, slo_rule }
 }
 
 async fn apply_objects(client: &Client, objects: &OwnedObjects) -> Result<()> {

@@ -29,6 +29,7 @@ pub async fn reconcile(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> R
         // a canary stepped twice, a finalizer patch refused with 422). Acting on the profile as the server holds
         // it now keeps a round from carrying older records over newer ones.
         let Some(profile) = api.get_opt(&profile.name_any()).await?.map(Arc::new) else {
+            ctx.metrics.profiles.remove(&profile);
             return Ok(Action::await_change());
         };
         let action = if needs_finalizer(&profile) || profile.finalizers().iter().any(|f| f == FINALIZER) {

@@ -11,6 +11,7 @@ pub mod observe;
 pub mod policy_runtime;
 pub mod report;
 pub mod rollout;
+pub mod slo_rule;
 pub mod traffic;
 
 use crate::telemetry::{Metrics, Replica};
@@ -39,6 +40,8 @@ pub struct Context {
     pub backoff: backoff::Backoff,
     pub prometheus: perf_prometheus::Clients,
     pub policies: policy_runtime::PolicyRuntime,
+    /// When a LIST of PrometheusRules last found the type not served (see [`slo_rule::apply`]).
+    pub rules_unserved: slo_rule::Unserved,
 }
 
 impl Context {
@@ -52,6 +55,7 @@ impl Context {
             backoff: backoff::Backoff::default(),
             prometheus: perf_prometheus::Clients::default(),
             policies: policy_runtime::PolicyRuntime::new()?,
+            rules_unserved: slo_rule::Unserved::default(),
         })
     }
 
@@ -128,6 +132,9 @@ pub async fn run(
     let stopping = replica.clone();
     let controller = Controller::new(profiles, watcher::Config::default().any_semantic());
     let store = controller.store();
+    // A profile deleted without a finalizer is never reconciled again: its series go when the cache drops it.
+    let live = store.clone();
+    ctx.metrics.profiles.follow(move |(ns, name)| live.get(&ObjectRef::new(name).within(ns)).is_some());
     let policy_store = store.clone();
     controller
         .owns(scope.api::<Deployment>(&client), owned.clone())

@@ -3,6 +3,8 @@
 
 use super::Context;
 use super::apply::{ContractFailure, Outcomes};
+use super::slo_rule::RuleOutcome;
+use crate::components::slo_rules::SloRule;
 use crate::conditions::{self as cond, Report};
 use crate::decide::{self, Decision};
 use crate::{Error, Result, error::chain};
@@ -25,7 +27,7 @@ pub async fn report(
     outcomes: Outcomes,
 ) -> Result<Action> {
     let requeue_canary = decision.canary_requeue();
-    let Decision { mut status, mut reports, canary, policy_runs, checksum, redis_live, .. } = decision;
+    let Decision { mut status, mut reports, canary, policy_runs, checksum, redis_live, slo_rule, .. } = decision;
     let decision_live = redis_live.map(|l| l.settings.summary);
     let previous = profile.status.as_ref();
     let mut failed = None;
@@ -65,6 +67,9 @@ pub async fn report(
         (Some(Ok(())), Some(step)) => canary_done(profile, ctx, &step).await,
         _ => {}
     }
+    if let Some(r) = alerts_report(&slo_rule, &outcomes.slo_rule) {
+        set(&mut reports, r);
+    }
     count(ctx, profile, &reports, &policy_runs);
     let progressing = decide::progressing(&reports);
     write(profile, ctx, status, Conditions::Reports(&reports)).await?;
@@ -80,6 +85,48 @@ fn set(reports: &mut [Report], report: Report) {
     if let Some(r) = reports.iter_mut().find(|r| r.type_ == report.type_) {
         *r = report;
     }
+}
+
+/// `AlertsReady` from what applying the SLO rule did; `None` keeps the decided report (disabled with nothing to
+/// delete, or refused). Alerts are an addition to the service, so a cluster that cannot take them (no Prometheus
+/// Operator, no RBAC for its rules) is a warning, not a degraded profile.
+fn alerts_report(rule: &SloRule, outcome: &RuleOutcome) -> Option<Report> {
+    let t = condition::ALERTS_READY;
+    if let SloRule::Disabled { name } = rule {
+        return match outcome {
+            RuleOutcome::Absent { deleted: true } => Some(Report::ok(
+                t,
+                "Disabled",
+                format!("spec.slo.alerts.enabled is false: PrometheusRule {name} deleted"),
+            )),
+            RuleOutcome::Failed(e) => Some(Report::failed(t, "DeleteFailed", chain(e))),
+            _ => None,
+        };
+    }
+    Some(match (outcome, rule) {
+        (RuleOutcome::Applied { .. }, SloRule::Desired(plan)) => Report::ok(
+            t,
+            "Applied",
+            format!("PrometheusRule {} holds {} alerts: {}", plan.name, plan.alerts.len(), plan.alerts.join(", ")),
+        ),
+        (RuleOutcome::CrdMissing, _) => Report::warning(
+            t,
+            "PrometheusRuleCrdMissing",
+            "monitoring.coreos.com/v1 PrometheusRule is not served by this cluster: install the Prometheus Operator's \
+             CRDs to have the SLO alerts applied, or load `perf-operator plan`'s sloRules into Prometheus",
+        ),
+        (RuleOutcome::Failed(Error::Kube(kube::Error::Api(status))), _) if status.code == 403 => Report::warning(
+            t,
+            "Forbidden",
+            format!(
+                "the operator may not manage PrometheusRules here (chart value features.sloAlerts): {}; set \
+                 spec.slo.alerts.enabled=false or grant it",
+                status.message
+            ),
+        ),
+        (RuleOutcome::Failed(e), _) => Report::failed(t, "ApplyFailed", chain(e)),
+        _ => return None,
+    })
 }
 
 fn clickhouse_report(o: &perf_clickhouse::Outcome) -> Report {
@@ -105,6 +152,7 @@ async fn canary_done(profile: &PerformanceProfile, ctx: &Context, step: &perf_ca
     for event in &step.events {
         tracing::info!(reason = event.reason, "{}", event.message);
         ctx.metrics.canary_events.with_label_values(&[event.reason]).inc();
+        ctx.metrics.profiles.canary_event(profile, event.reason);
         ctx.event(profile, event.kind == EventKind::Warning, event.reason, event.message.clone()).await;
     }
 }
@@ -117,6 +165,7 @@ fn count(ctx: &Context, profile: &PerformanceProfile, reports: &[Report], runs: 
         (condition::CLICKHOUSE_READY, "clickhouse", profile.spec.clickhouse.is_some()),
         (condition::CANARY_READY, "canary", profile.spec.canary.is_some()),
         (condition::POLICIES_READY, "policies", !runs.is_empty()),
+        (condition::ALERTS_READY, "alerts", profile.spec.slo.alerts.enabled),
     ];
     for (type_, component, _) in configured.into_iter().filter(|c| c.2) {
         ctx.metrics.reconciles.with_label_values(&[component]).inc();
@@ -128,6 +177,9 @@ fn count(ctx: &Context, profile: &PerformanceProfile, reports: &[Report], runs: 
         ctx.metrics.policy_evaluations.with_label_values(&[run.world.as_str()]).inc();
         if let Some(category) = run.failure {
             ctx.metrics.policy_failures.with_label_values(&[run.world.as_str(), category]).inc();
+        }
+        if let Some(elapsed) = run.elapsed {
+            ctx.metrics.policy_duration.with_label_values(&[run.world.as_str()]).observe(elapsed.as_secs_f64());
         }
     }
 }
@@ -164,6 +216,7 @@ pub async fn write(
     };
     status.conditions = built;
     status.phase = Some(cond::phase(&status.conditions));
+    ctx.metrics.profiles.set(profile, &status);
     if previous == Some(&status) {
         return Ok(());
     }

@@ -12,7 +12,7 @@ pub mod redis_server;
 
 pub use observed::{ClickHouseObserved, Observed, PolicyUnavailable, ProvisionedRedis, Read, SecretProblem, Unread};
 
-use crate::components::{OwnedObjects, app_config, cache, rate_limit};
+use crate::components::{OwnedObjects, app_config, cache, rate_limit, slo_rules};
 use crate::conditions::{self, Report};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -39,6 +39,8 @@ pub struct Decision {
     pub policy_runs: Vec<policy::Run>,
     /// The pools as planned, with the servers' limits and what was said about them (`plan` prints it).
     pub pools: Option<crate::components::pools::PoolsPlan>,
+    /// The SLO's PrometheusRule: to apply, to delete, or refused.
+    pub slo_rule: slo_rules::SloRule,
 }
 
 /// A provisioned Redis to configure live.
@@ -120,17 +122,38 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     if policies_status.is_some() {
         status.policies = policies_status;
     }
+    let slo_rule = slo_rules::decide(profile);
+    let alerts_report = alerts_report(&slo_rule);
     Decision {
         objects,
         contract,
         checksum,
         status,
-        reports: vec![cache_report, pools_report, clickhouse_report, canary_report, policies_report],
+        reports: vec![cache_report, pools_report, clickhouse_report, canary_report, policies_report, alerts_report],
         clickhouse,
         canary,
         redis_live,
         policy_runs,
         pools: pools_plan,
+        slo_rule,
+    }
+}
+
+/// `AlertsReady` as decided; the apply's outcome completes it.
+pub fn alerts_report(rule: &slo_rules::SloRule) -> Report {
+    match rule {
+        slo_rules::SloRule::Disabled { .. } => {
+            Report::ok(condition::ALERTS_READY, "Disabled", "spec.slo.alerts.enabled is false")
+        }
+        slo_rules::SloRule::Refused { message, .. } => {
+            let reason = if message.starts_with("spec.slo.alerts.") { "InvalidLabels" } else { "QueryRefused" };
+            Report::failed(condition::ALERTS_READY, reason, message.clone())
+        }
+        slo_rules::SloRule::Desired(plan) => Report::ok(
+            condition::ALERTS_READY,
+            "Planned",
+            format!("PrometheusRule {} with {} alerts", plan.name, plan.alerts.len()),
+        ),
     }
 }
 

@@ -17,15 +17,18 @@ use perf_policy_host::{CacheInput, CacheOutput, ClassDecision, Policy, RateLimit
 use perf_policy_host::{CacheStats, World};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Condition reason of a component whose digest is not its pin.
 pub const PIN_MISMATCH: &str = "PinMismatch";
 
-/// One evaluation, for the metrics: the world and the failure category, if it failed.
+/// One evaluation, for the metrics: the world, the failure category if it failed, and how long the component was
+/// called for (settings check and evaluation; None when no component was loaded to call).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Run {
     pub world: World,
     pub failure: Option<&'static str>,
+    pub elapsed: Option<Duration>,
 }
 
 /// Why a policy gave no decision.
@@ -120,6 +123,8 @@ struct Evaluated<U: PolicyUse> {
     evaluation: PolicyEvaluation,
     output: Option<U::Output>,
     failure: Option<Failure>,
+    /// Time spent in the component (a measurement for the metrics; it decides nothing).
+    elapsed: Option<Duration>,
 }
 
 fn evaluate<U: PolicyUse>(
@@ -128,11 +133,17 @@ fn evaluate<U: PolicyUse>(
     input: &U::Input,
     last_good: Option<U::Published>,
 ) -> Evaluated<U> {
+    let mut elapsed = None;
     let result = match loaded {
-        Some(Ok(policy)) => policy
-            .validate_settings(&settings_text(r.settings.as_ref()))
-            .map_err(|e| Failure::host("BadSettings", &e))
-            .and_then(|()| U::evaluate(policy, input).map_err(|e| Failure::host("PolicyFailed", &e))),
+        Some(Ok(policy)) => {
+            let start = Instant::now();
+            let result = policy
+                .validate_settings(&settings_text(r.settings.as_ref()))
+                .map_err(|e| Failure::host("BadSettings", &e))
+                .and_then(|()| U::evaluate(policy, input).map_err(|e| Failure::host("PolicyFailed", &e)));
+            elapsed = Some(start.elapsed());
+            result
+        }
         Some(Err(e)) => Err(Failure::unread(e)),
         None => Err(Failure::unread(&Unread::NotObserved("the policy was not loaded"))),
     };
@@ -149,7 +160,7 @@ fn evaluate<U: PolicyUse>(
         reason: output.as_ref().map(|o| sanitize(U::reason(o))),
         error: failure.as_ref().map(|f| sanitize(&f.message)),
     };
-    Evaluated { published, evaluation, output, failure }
+    Evaluated { published, evaluation, output, failure, elapsed }
 }
 
 /// What the policies decided, besides the values written into the cache and rate-limit plans.
@@ -175,18 +186,18 @@ pub fn decide(
     let mut redis_live = None;
     let cache_use = profile.spec.cache.as_ref().and_then(|c| c.policy.as_ref().map(|r| (c, r)));
     if let (Some((spec, r)), Some(plan)) = (cache_use, cache) {
-        let (entry, failure, live) =
+        let (entry, failure, live, elapsed) =
             decide_cache(profile, observed, previous.and_then(|p| p.cache.as_ref()), spec, r, plan);
         redis_live = live;
-        runs.push(Run { world: CacheUse::WORLD, failure: failure.as_ref().map(|f| f.category) });
+        runs.push(Run { world: CacheUse::WORLD, failure: failure.as_ref().map(|f| f.category), elapsed });
         failures.extend(failure.map(|f| ("cache", f, entry.evaluation.published)));
         status.cache = Some(entry);
     }
     let rate_use = profile.spec.rate_limit.as_ref().and_then(|s| s.policy.as_ref().map(|r| (s, r)));
     if let (Some((spec, r)), Some(plan)) = (rate_use, rate_limits) {
         let previous = previous.and_then(|p| p.rate_limit.as_ref());
-        let (entry, failure) = decide_rate_limit(profile, observed, previous, spec, r, plan);
-        runs.push(Run { world: RateLimitUse::WORLD, failure: failure.as_ref().map(|f| f.category) });
+        let (entry, failure, elapsed) = decide_rate_limit(profile, observed, previous, spec, r, plan);
+        runs.push(Run { world: RateLimitUse::WORLD, failure: failure.as_ref().map(|f| f.category), elapsed });
         failures.extend(failure.map(|f| ("rateLimit", f, entry.evaluation.published)));
         status.rate_limit = Some(entry);
     }
@@ -215,7 +226,7 @@ fn decide_cache(
     spec: &api::CacheSpec,
     r: &PolicyRef,
     plan: &mut CachePlan,
-) -> (CachePolicyStatus, Option<Failure>, Option<LiveSettings>) {
+) -> (CachePolicyStatus, Option<Failure>, Option<LiveSettings>, Option<Duration>) {
     let published_ttls = profile.status.as_ref().and_then(|s| s.cache.as_ref()).map(|c| c.ttl_seconds.clone());
     let last_counters = previous.and_then(|p| p.counters);
     let (stats, counters) = match &observed.redis {
@@ -263,7 +274,7 @@ fn decide_cache(
         memory_advice: advice,
         evaluation: done.evaluation,
     };
-    (entry, done.failure, live)
+    (entry, done.failure, live, done.elapsed)
 }
 
 fn observation(s: CacheStats) -> CacheObservation {
@@ -284,7 +295,7 @@ fn decide_rate_limit(
     spec: &api::RateLimitSpec,
     r: &PolicyRef,
     plan: &mut RateLimitPlan,
-) -> (RateLimitPolicyStatus, Option<Failure>) {
+) -> (RateLimitPolicyStatus, Option<Failure>, Option<Duration>) {
     // Closed limits are not a level to adapt from: the policy starts again from the spec's.
     let published = previous.filter(|p| p.evaluation.published != PublishedFrom::Closed).map(|p| p.routes.clone());
     let traffic = match &observed.traffic {
@@ -333,7 +344,7 @@ fn decide_rate_limit(
             .collect(),
         evaluation: done.evaluation,
     };
-    (entry, done.failure)
+    (entry, done.failure, done.elapsed)
 }
 
 /// How a policy reference is shown in status and events.

@@ -7,7 +7,7 @@ pub mod prometheus;
 
 pub use observations::Observations;
 
-use crate::components;
+use crate::components::{self, slo_rules};
 use crate::decide::decide;
 use crate::manifest::{self, Finding};
 use crate::{Error, Result, validate};
@@ -73,6 +73,18 @@ pub fn plan_profile(profile: &PerformanceProfile, observations: &Observations) -
             serde_json::json!({ "observations": observations.policy_inputs(&profile), "decisions": policies });
         extra.insert("policies".to_string(), section);
     }
+    let mut values = objects.to_values();
+    match &decision.slo_rule {
+        slo_rules::SloRule::Desired(rule) => {
+            values.push(slo_rules::object(&profile, rule));
+            // A Prometheus rule file as is: `promtool check rules` and Prometheus's `rule_files` take it.
+            extra.insert("sloRules".to_string(), serde_json::json!({ "groups": rule.groups }));
+        }
+        slo_rules::SloRule::Refused { message, .. } => {
+            extra.insert("sloRules".to_string(), serde_json::json!({ "refused": message }));
+        }
+        slo_rules::SloRule::Disabled { .. } => {}
+    }
     let mut pools = decision.pools.clone();
     if let Some(pools) = pools.as_mut() {
         observations.mark_examples(pools);
@@ -83,7 +95,7 @@ pub fn plan_profile(profile: &PerformanceProfile, observations: &Observations) -
             profile.metadata.namespace.clone().unwrap_or_default(),
             profile.metadata.name.clone().unwrap_or_default()
         ),
-        objects: objects.to_values(),
+        objects: values,
         app_config: AppConfigPlan {
             name: profile.app_config_name(),
             checksum: decision.checksum.clone(),

@@ -7,11 +7,14 @@
 //! - `PERF_OPERATOR_KUBECONFIG`: the chart's ServiceAccount (a TokenRequest token), for the operator processes;
 //! - `PERF_OPERATOR_BIN`: the `perf-operator` binary;
 //! - `PERF_AUDIT_LOG` (optional): the API server's audit log, the ground truth of writes.
+//!
+//! Tests that need Prometheus start their own ([`prometheus::Prometheus`], `PROMETHEUS_BIN`).
 
 pub mod audit;
 pub mod fixtures;
 pub mod kubelet;
 pub mod operator;
+pub mod prometheus;
 
 pub use operator::Operator;
 

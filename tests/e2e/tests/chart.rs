@@ -1,8 +1,12 @@
 //! The Helm chart, with helm built from the Go module proxy (pinned in tests/support/helm/go.mod): it lints
-//! strictly, renders objects the real API server accepts, its values schema refuses wrong types, and the
-//! release `tests/e2e/setup.sh` installed is deployed with its ServiceAccount and RBAC.
+//! strictly, renders objects the real API server accepts (with every optional object and feature on too), its
+//! values schema refuses wrong values naming the field, the optional objects and the feature-gated ClusterRole
+//! rules appear only when asked for, and the release `tests/e2e/setup.sh` installed is deployed with its
+//! ServiceAccount and RBAC.
 
-use perf_e2e::{env_path, kubectl, repo_root};
+use perf_e2e::{env_path, kubectl, random_hex, repo_root};
+use serde_json::{Value, json};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn helm(args: &[&str]) -> (bool, String) {
@@ -12,6 +16,104 @@ fn helm(args: &[&str]) -> (bool, String) {
 
 fn chart() -> String {
     repo_root().join("charts/perf-operator").to_str().expect("utf-8 path").to_string()
+}
+
+/// A file in the temporary directory, unique to this run.
+fn temp_file(what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("perf-e2e-chart-{}-{what}", random_hex(4)))
+}
+
+/// `helm template` of release perf-operator in namespace perf-operator with `values` (a values file: JSON is
+/// YAML), as text. Only stdout: a warning on stderr must not end up in the YAML.
+fn render_text(values: &Value) -> String {
+    let (chart, file) = (chart(), temp_file("values.json"));
+    std::fs::write(&file, values.to_string()).expect("write values file");
+    let args =
+        ["template", "perf-operator", chart.as_str(), "-n", "perf-operator", "-f", file.to_str().expect("utf-8")];
+    let out = Command::new(env_path("PERF_HELM_BIN")).args(args).output().expect("run helm");
+    let _ = std::fs::remove_file(&file);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "helm template with values {values} failed:\n{stdout}{stderr}");
+    stdout.into_owned()
+}
+
+/// The objects `helm template` renders with `values`.
+fn render(values: &Value) -> Vec<Value> {
+    let text = render_text(values);
+    serde_saphyr::from_multiple::<Value>(&text)
+        .unwrap_or_else(|e| panic!("helm template printed bad YAML: {e}\n{text}"))
+}
+
+/// The rendered objects of `kind`.
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+/// The one rendered object of `kind`.
+fn one<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    match of_kind(objects, kind).as_slice() {
+        [o] => o,
+        found => panic!("expected one {kind}, rendered {}", found.len()),
+    }
+}
+
+/// Whether the ClusterRole grants `verb` on `resource` of API group `group`.
+fn grants(objects: &[Value], group: &str, resource: &str, verb: &str) -> bool {
+    let role = one(objects, "ClusterRole");
+    let has = |rule: &Value, field: &str, want: &str| {
+        rule[field].as_array().is_some_and(|items| items.iter().any(|i| i == want || i == "*"))
+    };
+    role["rules"]
+        .as_array()
+        .expect("ClusterRole rules")
+        .iter()
+        .any(|rule| has(rule, "apiGroups", group) && has(rule, "resources", resource) && has(rule, "verbs", verb))
+}
+
+/// The operator container of the rendered Deployment.
+fn container(objects: &[Value]) -> &Value {
+    &one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// The value of the container's environment variable `name`, if set.
+fn env_var<'a>(objects: &'a [Value], name: &str) -> Option<&'a Value> {
+    container(objects)["env"].as_array()?.iter().find(|e| e["name"] == name).map(|e| &e["value"])
+}
+
+/// Sends the objects to the API server as a dry run; panics with what it refused.
+fn server_dry_run(objects: &[Value], what: &str) {
+    let file = temp_file("objects.json");
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    std::fs::write(&file, list.to_string()).expect("write rendered objects");
+    let (ok, out, err) = kubectl(&["apply", "--dry-run=server", "-n", "perf-operator", "-f", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert!(ok, "the API server refused the chart rendered with {what}:\n{out}{err}");
+}
+
+/// Values with every optional object and every feature on.
+fn everything_on() -> Value {
+    json!({
+        "replicas": 2,
+        "podDisruptionBudget": {"enabled": true, "minAvailable": 1},
+        "serviceMonitor": {"enabled": true, "labels": {"release": "kube-prometheus-stack"}, "interval": "30s"},
+        "policyCABundle": {"from": "Secret", "name": "corp-ca", "key": "bundle.pem"},
+        "features": {"canary": true, "canaryHttpRoutes": true, "sloAlerts": true},
+        "networkPolicy": {
+            "enabled": true,
+            "ingress": {
+                "cidrs": ["10.8.0.0/16"],
+                "selectors": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+            },
+            "egress": {
+                "apiServer": {"enabled": true, "cidrs": ["172.18.0.2/32"], "selectors": [], "ports": [6443]},
+                "postgresql": {"enabled": true, "cidrs": ["10.20.0.0/16", "fd00::/8"], "selectors": [], "ports": [5432]},
+                "clickhouse": {"enabled": true, "cidrs": [], "selectors": [
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "clickhouse"}}}
+                ], "ports": [8123, 8443]}
+            },
+            "extraEgress": [{"to": [{"ipBlock": {"cidr": "10.30.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 4317}]}]
+        }
+    })
 }
 
 #[test]
@@ -33,6 +135,24 @@ fn the_chart_lints_renders_for_the_server_and_checks_its_values() {
         ("logFormat=xml", "logFormat"),
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("replica=2", "replica"),
+        ("resources.requests.cpu=lots", "requests/cpu"),
+        ("resources.requests=null", "requests"),
+        // With the default 2 replicas, a budget that keeps both would block every drain.
+        ("podDisruptionBudget.minAvailable=2", "minAvailable"),
+        ("podDisruptionBudget.minAvailable=100%", "minAvailable"),
+        ("podDisruptionBudget.minAvailable=150%", "minAvailable"),
+        ("podDisruptionBudget.enable=true", "enable"),
+        ("serviceMonitor.interval=30", "interval"),
+        ("policyCABundle.from=Vault", "policyCABundle/from"),
+        ("policyCABundle.from=ConfigMap", "policyCABundle/name"),
+        ("policyCABundle.key=a/b", "policyCABundle/key"),
+        ("features.canery=true", "canery"),
+        ("features.sloAlerts=yes", "sloAlerts"),
+        ("networkPolicy.enabled=1", "networkPolicy/enabled"),
+        ("networkPolicy.egress.redis.ports={0}", "redis/ports"),
+        ("networkPolicy.egress.postgresql.cidrs={10.0.0.0}", "postgresql/cidrs"),
+        ("networkPolicy.egress.mysql.enabled=true", "mysql"),
+        ("networkPolicy.ingress.selectors[0].nodeSelector.a=b", "nodeSelector"),
     ] {
         let (ok, out) = helm(&["template", "perf-operator", &chart(), "--set", set]);
         assert!(!ok, "values.schema.json accepted --set {set}");
@@ -59,5 +179,178 @@ fn the_chart_lints_renders_for_the_server_and_checks_its_values() {
         "deployment.apps/perf-operator",
     ] {
         assert!(out.contains(object), "helm install did not create {object}:\n{out}");
+    }
+}
+
+#[test]
+#[ignore = "needs a cluster: run through tests/run.sh"]
+fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
+    let file = temp_file("values.json");
+    std::fs::write(&file, everything_on().to_string()).expect("write values file");
+    let (ok, out) = helm(&["lint", "--strict", &chart(), "-f", file.to_str().expect("utf-8")]);
+    let _ = std::fs::remove_file(&file);
+    assert!(ok, "helm lint --strict with everything on failed:\n{out}");
+
+    // Everything on: the API server accepts every object. The ServiceMonitor only where its CRD is installed
+    // (the Prometheus Operator's); elsewhere its shape is checked here.
+    let all = render(&everything_on());
+    for kind in ["NetworkPolicy", "PodDisruptionBudget", "ServiceMonitor", "Deployment", "ClusterRole"] {
+        one(&all, kind);
+    }
+    let (has_service_monitors, _, _) = kubectl(&["get", "crd", "servicemonitors.monitoring.coreos.com"]);
+    let to_send: Vec<Value> =
+        all.iter().filter(|o| has_service_monitors || o["kind"] != "ServiceMonitor").cloned().collect();
+    server_dry_run(&to_send, "everything on");
+
+    let service = of_kind(&all, "Service").into_iter().find(|s| s["metadata"]["name"] == "perf-operator-metrics");
+    let service = service.expect("the metrics Service");
+    let monitor = one(&all, "ServiceMonitor");
+    let selector = monitor["spec"]["selector"]["matchLabels"].as_object().expect("ServiceMonitor selector");
+    for (k, v) in selector {
+        assert_eq!(&service["metadata"]["labels"][k], v, "the ServiceMonitor does not select the metrics Service");
+    }
+    assert_eq!(monitor["metadata"]["labels"]["release"], "kube-prometheus-stack", "serviceMonitor.labels");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], service["spec"]["ports"][0]["name"]);
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "30s");
+
+    // The NetworkPolicy: the operator's pods; ingress to the admin port only, from the peers given; egress on the
+    // declared ports to the declared peers (none given: any address), DNS over UDP and TCP.
+    let policy = one(&all, "NetworkPolicy");
+    let pod_labels = &one(&all, "Deployment")["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in policy["spec"]["podSelector"]["matchLabels"].as_object().expect("NetworkPolicy podSelector") {
+        assert_eq!(&pod_labels[k], v, "the NetworkPolicy does not select the operator's pods");
+    }
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([{
+            "ports": [{"protocol": "TCP", "port": 8080}],
+            "from": [
+                {"ipBlock": {"cidr": "10.8.0.0/16"}},
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+            ]
+        }]),
+        "ingress: the admin port only"
+    );
+    let egress = policy["spec"]["egress"].as_array().expect("egress rules");
+    let rule_with = move |protocol: &str, port: u16| {
+        egress.iter().find(|r| {
+            r["ports"].as_array().is_some_and(|ps| ps.iter().any(|p| p["protocol"] == protocol && p["port"] == port))
+        })
+    };
+    for (protocol, port) in [
+        ("UDP", 53),
+        ("TCP", 53),
+        ("TCP", 6443),
+        ("TCP", 6379),
+        ("TCP", 5432),
+        ("TCP", 8123),
+        ("TCP", 9090),
+        ("TCP", 443),
+    ] {
+        assert!(rule_with(protocol, port).is_some(), "no egress to {protocol}/{port}:\n{policy:#}");
+    }
+    let api_server = rule_with("TCP", 6443).expect("API server rule");
+    assert_eq!(api_server["to"], json!([{"ipBlock": {"cidr": "172.18.0.2/32"}}]), "API server: the cidrs given");
+    assert!(rule_with("TCP", 443).expect("policy registries")["to"].is_null(), "no peers given: any address");
+    let postgres = rule_with("TCP", 5432).expect("PostgreSQL rule");
+    assert_eq!(postgres["to"], json!([{"ipBlock": {"cidr": "10.20.0.0/16"}}, {"ipBlock": {"cidr": "fd00::/8"}}]));
+    let clickhouse = rule_with("TCP", 8443).expect("ClickHouse rule");
+    assert_eq!(clickhouse["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "clickhouse");
+    let redis = rule_with("TCP", 6379).expect("Redis rule");
+    assert_eq!(
+        redis["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/managed-by"], "perf-operator",
+        "the Redis the operator provisions"
+    );
+    assert_eq!(rule_with("TCP", 4317).expect("extraEgress")["to"], json!([{"ipBlock": {"cidr": "10.30.0.0/16"}}]));
+    let plain = render(&json!({}));
+    for kind in ["NetworkPolicy", "ServiceMonitor"] {
+        assert!(of_kind(&plain, kind).is_empty(), "the default values render a {kind}");
+    }
+    let one_destination_off = json!({"networkPolicy": {"enabled": true, "egress": {"clickhouse": {"enabled": false}}}});
+    let policy = render(&one_destination_off);
+    let ports: Vec<&Value> = one(&policy, "NetworkPolicy")["spec"]["egress"]
+        .as_array()
+        .expect("egress rules")
+        .iter()
+        .flat_map(|r| r["ports"].as_array().into_iter().flatten())
+        .map(|p| &p["port"])
+        .collect();
+    assert!(!ports.contains(&&json!(8123)), "egress.clickhouse.enabled=false still allows 8123: {ports:?}");
+
+    // The PodDisruptionBudget: only with two replicas or more, minAvailable 1 by default, and it can be turned off.
+    for (replicas, enabled, expected) in [(1, true, false), (2, true, true), (3, true, true), (2, false, false)] {
+        let objects = render(&json!({"replicas": replicas, "podDisruptionBudget": {"enabled": enabled}}));
+        let budgets = of_kind(&objects, "PodDisruptionBudget");
+        assert_eq!(!budgets.is_empty(), expected, "replicas {replicas}, enabled {enabled}: {budgets:?}");
+        if let [budget] = budgets.as_slice() {
+            assert_eq!(budget["spec"]["minAvailable"], 1);
+            for (k, v) in budget["spec"]["selector"]["matchLabels"].as_object().expect("PDB selector") {
+                assert_eq!(&pod_labels[k], v, "the PodDisruptionBudget does not select the operator's pods");
+            }
+            server_dry_run(&objects, &format!("replicas {replicas}"));
+        }
+    }
+
+    // The policy CA bundle: the variable and a read-only mount of the one key, only when a source is set.
+    assert!(env_var(&plain, "PERF_POLICY_CA_FILE").is_none(), "PERF_POLICY_CA_FILE set without a bundle");
+    assert!(container(&plain)["volumeMounts"].is_null(), "a volume mounted without a bundle");
+    assert!(one(&plain, "Deployment")["spec"]["template"]["spec"]["volumes"].is_null());
+    for (from, source) in [("ConfigMap", "configMap"), ("Secret", "secret")] {
+        let objects = render(&json!({"policyCABundle": {"from": from, "name": "corp-ca", "key": "bundle.pem"}}));
+        let file = env_var(&objects, "PERF_POLICY_CA_FILE").and_then(Value::as_str).expect("PERF_POLICY_CA_FILE");
+        let mount = &container(&objects)["volumeMounts"][0];
+        assert_eq!(mount["readOnly"], true, "the bundle is mounted read-only");
+        let dir = mount["mountPath"].as_str().expect("mountPath");
+        let volumes = &one(&objects, "Deployment")["spec"]["template"]["spec"]["volumes"];
+        let volume = volumes.as_array().and_then(|v| v.iter().find(|v| v["name"] == mount["name"])).expect("volume");
+        let name_field = if from == "Secret" { "secretName" } else { "name" };
+        assert_eq!(volume[source][name_field], "corp-ca", "{from}: {volume}");
+        let item = &volume[source]["items"][0];
+        assert_eq!(item["key"], "bundle.pem", "{from}: {volume}");
+        let path = item["path"].as_str().expect("item path");
+        assert_eq!(file, format!("{dir}/{path}"), "PERF_POLICY_CA_FILE names the mounted key");
+        server_dry_run(&objects, &format!("the CA bundle from a {from}"));
+    }
+
+    // The ClusterRole: the core rules always; each feature's rules only with the feature on.
+    let features = [
+        ("canary", "autoscaling", "horizontalpodautoscalers", "create"),
+        ("canaryHttpRoutes", "gateway.networking.k8s.io", "httproutes", "patch"),
+        ("sloAlerts", "monitoring.coreos.com", "prometheusrules", "create"),
+    ];
+    for (feature, group, resource, verb) in features {
+        assert!(grants(&plain, group, resource, verb), "the default values drop {feature} ({group}/{resource})");
+        let off = render(&json!({"features": {feature: false}}));
+        assert!(
+            !grants(&off, group, resource, verb),
+            "features.{feature}=false still grants {verb} {group}/{resource}"
+        );
+        for (other, group, resource, verb) in features {
+            if other != feature {
+                assert!(grants(&off, group, resource, verb), "features.{feature}=false also dropped {other}");
+            }
+        }
+        server_dry_run(&off, &format!("features.{feature}=false"));
+    }
+    let none = render(&json!({"features": {"canary": false, "canaryHttpRoutes": false, "sloAlerts": false}}));
+    for (group, resource, verb) in [
+        ("perf.operator.dev", "performanceprofiles", "watch"),
+        ("perf.operator.dev", "performanceprofiles/status", "patch"),
+        ("apps", "deployments", "patch"),
+        ("", "secrets", "create"),
+        ("", "configmaps", "watch"),
+        ("events.k8s.io", "events", "create"),
+        // Pools are sized for the target HPA's maxReplicas with or without a canary.
+        ("autoscaling", "horizontalpodautoscalers", "list"),
+    ] {
+        assert!(
+            grants(&none, group, resource, verb),
+            "every feature off dropped the core rule {verb} {group}/{resource}"
+        );
+    }
+    for (_, group, resource, verb) in features {
+        assert!(!grants(&none, group, resource, verb), "every feature off still grants {verb} {group}/{resource}");
     }
 }

@@ -1,0 +1,203 @@
+use super::*;
+use crate::telemetry::Metrics;
+use perf_operator_api::{
+    AnalysisRecord, CacheStatus, CanaryStatus, CheckRecord, CheckVerdict, PoolSize, PoolsStatus, RedisServerStatus,
+};
+use serde_json::json;
+
+fn profile(namespace: &str, name: &str) -> PerformanceProfile {
+    serde_json::from_value(json!({
+        "apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "targetRef": {"name": name},
+            "slo": {"p99LatencyMs": 200, "errorRatePercent": 0.5},
+            "canary": {"stages": [10, 50, 100], "analysis": {"minRequests": 30, "metrics": [
+                {"name": "saturation", "query": "vector(0.5)", "min": 0.1, "max": 0.8}
+            ]}}
+        }
+    }))
+    .unwrap()
+}
+
+fn check(name: &str, value: f64) -> CheckRecord {
+    CheckRecord {
+        name: name.into(),
+        value: Some(value),
+        threshold: String::new(),
+        verdict: CheckVerdict::Pass,
+        reason: None,
+    }
+}
+
+/// A profile at stage 2 of 3 with one analysis recorded, a Redis read and a pool.
+fn status() -> PerformanceProfileStatus {
+    let analysis = AnalysisRecord {
+        at: None,
+        stage_index: 1,
+        weight: 50,
+        verdict: CheckVerdict::Pass,
+        checks: vec![check("requests", 120.0), check("p99-latency", 42.5), check("error-rate", 0.0)],
+    };
+    let older = AnalysisRecord { checks: vec![check("p99-latency", 999.0)], ..analysis.clone() };
+    let server = RedisServerStatus {
+        used_memory_bytes: 1_000_000,
+        max_memory_bytes: 33_554_432,
+        connected_clients: 3,
+        hit_ratio_percent: Some(87.5),
+        evicted_keys: 4,
+        ..Default::default()
+    };
+    let size = PoolSize { min: 5, max: 12, reason: "ServerCap".into(), limit: Some("37 minus 3".into()) };
+    PerformanceProfileStatus {
+        canary: Some(CanaryStatus {
+            phase: CanaryPhase::Progressing,
+            stage_index: Some(1),
+            weight: 50,
+            achieved_weight: Some(47),
+            analyses: vec![analysis, older],
+            ..Default::default()
+        }),
+        cache: Some(CacheStatus { server: Some(server), ..Default::default() }),
+        pools: Some(PoolsStatus { sizes: [("postgres".to_string(), size)].into(), ..Default::default() }),
+        phase: Some("Progressing".into()),
+        ..Default::default()
+    }
+}
+
+/// The exposition line of `name` for shop/web with `labels` too (the encoder sorts labels by name).
+fn line(name: &str, labels: &[(&str, &str)], value: &str) -> String {
+    let mut all = vec![("namespace", "shop"), ("profile", "web")];
+    all.extend_from_slice(labels);
+    all.sort();
+    let labels: Vec<String> = all.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{name}{{{}}} {value}", labels.join(","))
+}
+
+/// The exposition lines of the per-profile families, without comments.
+fn samples(metrics: &Metrics) -> Vec<String> {
+    let text = metrics.render();
+    let families = [
+        "perf_operator_profile_phase",
+        "perf_operator_canary_",
+        "perf_operator_cache_",
+        "perf_operator_pool_",
+        "perf_operator_policy_published",
+    ];
+    text.lines().filter(|l| families.iter().any(|f| l.starts_with(f))).map(String::from).collect()
+}
+
+#[test]
+fn a_profile_status_renders_as_series_labelled_with_the_profile() {
+    let metrics = Metrics::new().unwrap();
+    let p = profile("shop", "web");
+    metrics.profiles.set(&p, &status());
+    let lines = samples(&metrics);
+    for expected in [
+        line("perf_operator_profile_phase", &[("phase", "Progressing")], "1"),
+        line("perf_operator_profile_phase", &[("phase", "Ready")], "0"),
+        line("perf_operator_canary_stage", &[], "2"),
+        line("perf_operator_canary_stages", &[], "3"),
+        line("perf_operator_canary_weight_percent", &[], "50"),
+        line("perf_operator_canary_achieved_weight_percent", &[], "47"),
+        line("perf_operator_canary_phase", &[("phase", "Progressing")], "1"),
+        line("perf_operator_canary_phase", &[("phase", "Idle")], "0"),
+        // The latest analysis only, in the threshold's unit.
+        line("perf_operator_canary_analysis_value", &[("metric", "p99-latency")], "42.5"),
+        line("perf_operator_canary_analysis_value", &[("metric", "requests")], "120"),
+        // Bounds from the SLO (ms, %), the spec's minRequests and the custom metric's own.
+        line("perf_operator_canary_analysis_threshold", &[("metric", "p99-latency"), ("bound", "max")], "200"),
+        line("perf_operator_canary_analysis_threshold", &[("metric", "error-rate"), ("bound", "max")], "0.5"),
+        line("perf_operator_canary_analysis_threshold", &[("metric", "requests"), ("bound", "min")], "30"),
+        line("perf_operator_canary_analysis_threshold", &[("metric", "saturation"), ("bound", "min")], "0.1"),
+        line("perf_operator_canary_analysis_threshold", &[("metric", "saturation"), ("bound", "max")], "0.8"),
+        line("perf_operator_cache_hit_ratio", &[], "0.875"),
+        line("perf_operator_cache_used_memory_bytes", &[], "1000000"),
+        line("perf_operator_cache_max_memory_bytes", &[], "33554432"),
+        line("perf_operator_cache_evicted_keys", &[], "4"),
+        line("perf_operator_cache_connected_clients", &[], "3"),
+        line("perf_operator_pool_size", &[("pool", "postgres"), ("bound", "min"), ("rule", "ServerCap")], "5"),
+        line("perf_operator_pool_size", &[("pool", "postgres"), ("bound", "max"), ("rule", "ServerCap")], "12"),
+    ] {
+        assert!(lines.contains(&expected), "{expected} missing from:\n{}", lines.join("\n"));
+    }
+    assert_eq!(lines.iter().filter(|l| l.starts_with("perf_operator_canary_phase{")).count(), 8, "{lines:?}");
+    // No threshold a check does not have (requests has no max, the SLO gates no min).
+    assert!(!lines.iter().any(|l| l.contains(r#"bound="max",metric="requests""#)), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("999")), "an older analysis is shown: {lines:?}");
+}
+
+#[test]
+fn a_removed_or_vanished_profile_has_no_series_and_others_keep_theirs() {
+    let metrics = Metrics::new().unwrap();
+    let (web, api) = (profile("shop", "web"), profile("shop", "api"));
+    metrics.profiles.set(&web, &status());
+    metrics.profiles.set(&api, &status());
+    metrics.profiles.canary_event(&web, "RolledBack");
+    metrics.profiles.canary_event(&web, "StageAdvanced");
+    metrics.profiles.canary_event(&web, "Aborted");
+    metrics.profiles.canary_event(&web, "RolledBack");
+    let text = metrics.render();
+    assert!(text.contains(&line("perf_operator_canary_rollbacks_total", &[("reason", "RolledBack")], "2")), "{text}");
+    assert!(text.contains(&line("perf_operator_canary_rollbacks_total", &[("reason", "Aborted")], "1")), "{text}");
+    assert!(text.contains(&line("perf_operator_canary_rollbacks_total", &[("reason", "DeadlineExceeded")], "0")));
+
+    metrics.profiles.remove(&web);
+    let lines = samples(&metrics);
+    assert!(!lines.is_empty());
+    assert!(lines.iter().all(|l| l.contains(r#"profile="api""#)), "series of a removed profile: {lines:?}");
+
+    // Deleted without a finalizer: gone from the controller's cache, gone at the next scrape.
+    metrics.profiles.set(&web, &status());
+    metrics.profiles.follow(|(_, name)| name != "api");
+    let lines = samples(&metrics);
+    assert!(lines.iter().all(|l| l.contains(r#"profile="web""#)) && !lines.is_empty(), "{lines:?}");
+    assert_eq!(metrics.profiles.keys(), [("shop".to_string(), "web".to_string())]);
+    // The rollbacks of a removed profile went with it: counted from 0 again.
+    let text = metrics.render();
+    assert!(text.contains(&line("perf_operator_canary_rollbacks_total", &[("reason", "RolledBack")], "0")), "{text}");
+    assert!(!text.contains(r#"profile="api""#), "{text}");
+}
+
+#[test]
+fn sections_a_profile_does_not_have_give_no_series() {
+    let metrics = Metrics::new().unwrap();
+    let mut p = profile("shop", "web");
+    p.spec.canary = None;
+    let idle = PerformanceProfileStatus::default();
+    metrics.profiles.set(&p, &idle);
+    assert_eq!(samples(&metrics), Vec::<String>::new());
+    // A canary that never ran: Idle, stage 0, and the thresholds it will be judged on.
+    let p = profile("shop", "web");
+    metrics.profiles.set(&p, &idle);
+    let lines = samples(&metrics);
+    assert!(lines.contains(&line("perf_operator_canary_phase", &[("phase", "Idle")], "1")), "{lines:?}");
+    assert!(lines.contains(&line("perf_operator_canary_stage", &[], "0")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("perf_operator_canary_analysis_value")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("perf_operator_canary_achieved")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("perf_operator_canary_analysis_threshold")), "{lines:?}");
+}
+
+#[test]
+fn policy_sources_and_evaluation_time_are_exported() {
+    let metrics = Metrics::new().unwrap();
+    let mut status = PerformanceProfileStatus::default();
+    let evaluation = perf_operator_api::PolicyEvaluation {
+        policy: "builtin:adaptive-ttl".into(),
+        published: PublishedFrom::LastGood,
+        ..Default::default()
+    };
+    let cache = perf_operator_api::CachePolicyStatus { evaluation, ..Default::default() };
+    let policies = perf_operator_api::PoliciesStatus { cache: Some(cache), rate_limit: None };
+    status.policies = Some(policies);
+    metrics.profiles.set(&profile("shop", "web"), &status);
+    metrics.policy_duration.with_label_values(&["cache-policy"]).observe(0.002);
+    let text = metrics.render();
+    for expected in [
+        line("perf_operator_policy_published", &[("world", "cache-policy"), ("source", "LastGood")], "1"),
+        line("perf_operator_policy_published", &[("world", "cache-policy"), ("source", "Policy")], "0"),
+        r#"perf_operator_policy_evaluation_seconds_bucket{world="cache-policy",le="0.0025"} 1"#.into(),
+    ] {
+        assert!(text.contains(&expected), "{expected} missing from:\n{text}");
+    }
+}
