@@ -34,6 +34,9 @@ pub use status::*;
 
 /// API group of every resource in this crate.
 pub const GROUP: &str = "perf.operator.dev";
+/// Annotation on a pod template carrying the app contract's checksum (`appConfig.rolloutOnChange`): a change rolls the
+/// pods, and the canary's run id ignores it (a contract change is not a new version of the app).
+pub const CONFIG_CHECKSUM_ANNOTATION: &str = "perf.operator.dev/config-checksum";
 /// Field manager used for every server-side apply the operator sends.
 pub const FIELD_MANAGER: &str = "perf-operator";
 

@@ -18,6 +18,7 @@ use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, HorizontalPodAu
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use perf_operator_api::CONFIG_CHECKSUM_ANNOTATION;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -60,10 +61,44 @@ pub fn canary_name(target: &str) -> String {
     Role::Canary.name(target)
 }
 
-/// Short sha256 of a pod template (the run id).
+/// Short sha256 of a pod template (the run id), without the app contract's checksum: a contract change rolls the
+/// pods (`appConfig.rolloutOnChange`) but is not a new version of the app to judge.
 pub fn template_hash(template: &PodTemplateSpec) -> Result<String> {
-    let bytes = serde_json::to_vec(template).map_err(|source| Error::Encode { what: "pod template", source })?;
+    let mut template = template.clone();
+    if let Some(meta) = template.metadata.as_mut() {
+        // Absent and emptied annotations hash alike.
+        let emptied = meta.annotations.as_mut().is_some_and(|a| {
+            a.remove(CONFIG_CHECKSUM_ANNOTATION);
+            a.is_empty()
+        });
+        if emptied {
+            meta.annotations = None;
+        }
+    }
+    let bytes = serde_json::to_vec(&template).map_err(|source| Error::Encode { what: "pod template", source })?;
     Ok(hex::encode(&Sha256::digest(&bytes)[..8]))
+}
+
+/// The app contract's checksum on a pod template, if any.
+pub fn config_checksum(template: &PodTemplateSpec) -> Option<&String> {
+    template.metadata.as_ref()?.annotations.as_ref()?.get(CONFIG_CHECKSUM_ANNOTATION)
+}
+
+/// `template` carrying `checksum` as the contract's (or none).
+pub fn with_config_checksum(template: &PodTemplateSpec, checksum: Option<&String>) -> PodTemplateSpec {
+    let mut template = template.clone();
+    let meta = template.metadata.get_or_insert_with(ObjectMeta::default);
+    match checksum {
+        Some(c) => {
+            meta.annotations.get_or_insert_with(BTreeMap::new).insert(CONFIG_CHECKSUM_ANNOTATION.into(), c.clone());
+        }
+        None => {
+            if let Some(a) = meta.annotations.as_mut() {
+                a.remove(CONFIG_CHECKSUM_ANNOTATION);
+            }
+        }
+    }
+    template
 }
 
 /// Template hash annotated on a Deployment by the operator.

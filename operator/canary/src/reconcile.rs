@@ -280,7 +280,11 @@ fn writes(
     }
     if let (PrimaryAction::Restore, Some(previous)) = (primary, &w.primary_previous) {
         let hash = objects::template_hash(previous)?;
-        writes.primary = Some(objects::workload(&w.target, Role::Primary, previous, &hash, total, owner)?);
+        let previous = objects::with_config_checksum(previous, objects::config_checksum(&w.template));
+        writes.primary = Some(objects::workload(&w.target, Role::Primary, &previous, &hash, total, owner)?);
+    }
+    if writes.primary.is_none() {
+        writes.primary = contract_roll(w, owner)?;
     }
     // Until the primary is ready the target keeps serving, and there is no canary yet.
     if status.phase == CanaryPhase::Initializing {
@@ -298,6 +302,20 @@ fn writes(
         writes.route = Some(RouteWeight { route, target, canary_weight: routed_weight(spec, status) });
     }
     Ok((writes, split))
+}
+
+/// The primary with the target's contract checksum, when only that differs: a contract change rolls the primary's
+/// pods (`appConfig.rolloutOnChange`) without starting a run; the rest of its template stays as it is.
+fn contract_roll(w: &World, owner: &OwnerReference) -> Result<Option<Deployment>> {
+    let Some(primary) = &w.primary else { return Ok(None) };
+    let Some(live) = primary.spec.as_ref().map(|s| &s.template) else { return Ok(None) };
+    let wanted = objects::config_checksum(&w.template);
+    if objects::config_checksum(live) == wanted {
+        return Ok(None);
+    }
+    let hash = objects::annotated_hash(primary).unwrap_or(objects::template_hash(live)?);
+    let template = objects::with_config_checksum(live, wanted);
+    Ok(Some(objects::workload(&w.target, Role::Primary, &template, &hash, objects::replicas(primary), owner)?))
 }
 
 fn params() -> PatchParams {

@@ -199,3 +199,36 @@ fn with_a_route_the_achieved_weight_is_the_one_on_the_route() {
     let by_pods = objects::split(9, 25, false);
     assert_eq!(achieved_weight(&CanarySpec::default(), &status(CanaryPhase::WaitingForPods, 1), &by_pods), Some(25));
 }
+
+/// `target` with the app contract's checksum on its pod template.
+fn with_checksum(mut target: Deployment, checksum: &str) -> Deployment {
+    let template = &mut target.spec.as_mut().unwrap().template;
+    let meta = template.metadata.get_or_insert_with(Default::default);
+    meta.annotations = Some([(perf_operator_api::CONFIG_CHECKSUM_ANNOTATION.to_string(), checksum.to_string())].into());
+    target
+}
+
+#[test]
+fn a_contract_change_rolls_the_primary_without_starting_a_run() {
+    // Settled on a template whose contract checksum was `a`.
+    let initializing = CanaryStatus { phase: CanaryPhase::Initializing, ..CanaryStatus::default() };
+    let first = observation(with_checksum(target(0), "a"), true, initializing);
+    let idle = decide(&with_uid(profile()), &first, t0()).unwrap().status;
+    assert_eq!(idle.phase, CanaryPhase::Idle);
+    // The contract changed: the target's template now carries `b`; the primary still runs `a`.
+    let mut changed = observation(with_checksum(target(0), "b"), true, idle.clone());
+    changed.world.primary = first.world.primary.clone();
+    assert_eq!(changed.world.hash, first.world.hash, "the run id ignores the contract's checksum");
+    let step = decide(&with_uid(profile()), &changed, t0()).unwrap();
+    assert_eq!((step.status.phase, step.events.len()), (CanaryPhase::Idle, 0), "a contract change started a run");
+    let primary = step.writes.primary.as_ref().expect("the primary rolled for the new contract");
+    let template = &primary.spec.as_ref().unwrap().template;
+    assert_eq!(objects::config_checksum(template).map(String::as_str), Some("b"));
+    let before = &first.world.primary.as_ref().unwrap().spec.as_ref().unwrap().template;
+    assert_eq!(template, &objects::with_config_checksum(before, Some(&"b".to_string())), "only the checksum changed");
+    assert_eq!(objects::annotated_hash(primary).as_deref(), Some(first.world.hash.as_str()));
+    // Rolled: nothing more to write.
+    let mut rolled = observation(with_checksum(target(0), "b"), true, step.status);
+    rolled.world.primary = Some(primary.clone());
+    assert!(decide(&with_uid(profile()), &rolled, t0()).unwrap().writes.primary.is_none());
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 /// Label naming the profile an object belongs to; the controller maps owned objects back through owner references.
 pub const PROFILE_LABEL: &str = "perf.operator.dev/profile";
 /// Annotation on the target's pod template carrying the app contract checksum.
-pub const CONFIG_CHECKSUM_ANNOTATION: &str = "perf.operator.dev/config-checksum";
+pub use perf_operator_api::CONFIG_CHECKSUM_ANNOTATION;
 
 /// Standard labels of an object owned by `profile`, for `component` (e.g. `redis`).
 pub fn labels(profile: &PerformanceProfile, component: &str) -> BTreeMap<String, String> {

@@ -11,9 +11,10 @@ mod prometheus;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use perf_e2e::fixtures::{create_app, http_route, http_routes, profile, replicas_and_image, route_weights, set_image};
 use perf_e2e::{Cluster, OPERATOR_USER, audit, cluster, env_path, kubelet};
+use perf_operator_api::CONFIG_CHECKSUM_ANNOTATION;
 use perf_operator_api::status::{CanaryPhase, CanaryStatus, CheckVerdict};
 use prometheus::{Behaviour, PrometheusFixture};
 use serde_json::{Value, json};
@@ -636,4 +637,38 @@ async fn an_abort_during_the_promotion_gives_the_primary_its_previous_template_b
     assert_eq!(primary_image(&c).await, OLD);
     assert_eq!(told(&event_counts(&c).await, "Aborted"), 1);
     assert_writes_accepted(writes.as_ref(), &c.namespace);
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run through tests/run.sh"]
+async fn a_contract_change_rolls_the_primary_without_a_canary_run() {
+    let c = cluster().await;
+    let prom = PrometheusFixture::start().await;
+    prom.serve(&c.namespace, TARGET, Behaviour::healthy()).await;
+    create_app(&c.api(), TARGET, OLD, 2).await;
+    let _kubelet = kubelet::run(c.api::<Pod>());
+    let _op = c.operator("replica-a");
+    let mut spec = canary_spec(&prom.url, json!({}));
+    spec["appConfig"] = json!({"rolloutOnChange": true});
+    c.profiles().create(&PostParams::default(), &profile(&c.namespace, TARGET, spec)).await.expect("create");
+    wait_idle(&c).await;
+    let deployments = c.api::<Deployment>();
+    let checksum = || async {
+        let primary = deployments.get(PRIMARY).await.ok()?;
+        primary.spec?.template.metadata?.annotations?.get(CONFIG_CHECKSUM_ANNOTATION).cloned()
+    };
+    let before = c.eventually(60, "the primary carrying the contract's checksum", checksum).await;
+
+    // The contract changes (a TTL class): the primary's pods roll for it, and no run starts.
+    let ttl = json!({"spec": {"cache": {"ttlClasses": [{"name": "pages", "ttlSeconds": 120}]}}});
+    c.profiles().patch(TARGET, &PatchParams::default(), &Patch::Merge(&ttl)).await.expect("change the contract");
+    c.eventually(60, "the primary rolled for the new contract", || async {
+        checksum().await.filter(|now| *now != before)
+    })
+    .await;
+    let start = Instant::now();
+    let held = observe_for(&c, None, Duration::from_secs(3 * STEP)).await;
+    assert!(held.iter().all(|s| !s.active()), "a contract change started a run:\n{}", history(&held, start));
+    assert_eq!(told(&event_counts(&c).await, "RunStarted"), 0);
+    assert_eq!(primary_image(&c).await, OLD);
 }
