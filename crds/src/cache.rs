@@ -58,6 +58,38 @@ pub struct RedisProvision {
     /// to orphan them for a migration).
     #[serde(default = "default_true")]
     pub delete_with_profile: bool,
+    /// A Prometheus exporter beside Redis (a sidecar reading it over localhost with the Secret's password), its
+    /// port named `metrics` on the Redis Service. Turning it on or off restarts Redis once (a new pod template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter: Option<RedisExporter>,
+}
+
+/// The Redis exporter sidecar.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisExporter {
+    /// Container image of a redis_exporter (reads `REDIS_ADDR` and `REDIS_PASSWORD`).
+    #[serde(default = "default_exporter_image")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// Port the exporter serves `/metrics` on.
+    #[serde(default = "default_exporter_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    #[x_kube(validation = Rule::new("self != 6379").message("exporter.port must differ from Redis's 6379"))]
+    pub port: u16,
+}
+
+fn default_exporter_image() -> String {
+    "oliver006/redis_exporter:v1.62.0".into()
+}
+fn default_exporter_port() -> u16 {
+    9121
+}
+
+impl Default for RedisExporter {
+    fn default() -> Self {
+        Self { image: default_exporter_image(), port: default_exporter_port() }
+    }
 }
 
 fn default_redis_image() -> String {
@@ -81,6 +113,7 @@ impl Default for RedisProvision {
             eviction_policy: EvictionPolicy::default(),
             max_clients: default_max_clients(),
             delete_with_profile: true,
+            exporter: None,
         }
     }
 }

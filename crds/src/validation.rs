@@ -103,6 +103,13 @@ fn check_cache(c: &mut Check, cache: &CacheSpec) {
             "a memory size like 256Mi (digits, optional Ki/Mi/Gi)",
         );
         c.range(p.max_clients, 1, 100_000, "spec.cache.redis.provision.maxClients");
+        if let Some(x) = &p.exporter {
+            c.len(&x.image, 1, 512, "spec.cache.redis.provision.exporter.image");
+            c.range(x.port, 1024, 65535, "spec.cache.redis.provision.exporter.port");
+            c.ensure(x.port != 6379, "spec.cache.redis.provision.exporter.port", || {
+                "must differ from Redis's 6379".into()
+            });
+        }
     }
     if let Some(e) = &redis.external {
         let ok = is_url(&e.address, &["redis://", "rediss://"]) && !e.address.contains('@') && e.address.len() <= 2048;

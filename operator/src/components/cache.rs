@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use perf_operator_api::validation::parse_memory;
-use perf_operator_api::{CacheSpec, PerformanceProfile, RedisProvision};
+use perf_operator_api::{CacheSpec, PerformanceProfile, RedisExporter, RedisProvision};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -76,7 +76,7 @@ pub fn build(profile: &PerformanceProfile, spec: &CacheSpec, password: &str, obj
     let config = redis_conf(&provision);
     objects.secrets.push(secret(profile, &name, password));
     objects.config_maps.push(config_map(profile, &name, &config));
-    objects.services.push(service(profile, &name));
+    objects.services.push(service(profile, &name, provision.exporter.as_ref()));
     objects.deployments.push(deployment(profile, &name, &provision, &restart_checksum(&config, password)));
     CachePlan {
         address: provisioned_address(profile),
@@ -143,18 +143,19 @@ fn config_map(profile: &PerformanceProfile, name: &str, config: &str) -> ConfigM
     }
 }
 
-fn service(profile: &PerformanceProfile, name: &str) -> Service {
+fn service(profile: &PerformanceProfile, name: &str, exporter: Option<&RedisExporter>) -> Service {
+    let redis = ServicePort {
+        name: Some("redis".into()),
+        port: REDIS_PORT,
+        target_port: Some(IntOrString::Int(REDIS_PORT)),
+        protocol: Some("TCP".into()),
+        ..ServicePort::default()
+    };
     Service {
         metadata: meta(profile, name.to_string(), "redis"),
         spec: Some(ServiceSpec {
             selector: Some(labels(profile, "redis")),
-            ports: Some(vec![ServicePort {
-                name: Some("redis".into()),
-                port: REDIS_PORT,
-                target_port: Some(IntOrString::Int(REDIS_PORT)),
-                protocol: Some("TCP".into()),
-                ..ServicePort::default()
-            }]),
+            ports: Some(std::iter::once(redis).chain(exporter.map(super::redis_exporter::service_port)).collect()),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -238,7 +239,13 @@ fn deployment(profile: &PerformanceProfile, name: &str, p: &RedisProvision, chec
             template: PodTemplateSpec {
                 metadata: Some(pod_meta),
                 spec: Some(PodSpec {
-                    containers: vec![container],
+                    containers: std::iter::once(container)
+                        .chain(
+                            p.exporter
+                                .as_ref()
+                                .map(|x| super::redis_exporter::container(x, name, PASSWORD_KEY, REDIS_PORT)),
+                        )
+                        .collect(),
                     security_context: Some(PodSecurityContext {
                         fs_group: Some(REDIS_GID),
                         ..PodSecurityContext::default()
@@ -287,5 +294,33 @@ mod tests {
             objects.config_maps[0].data.as_ref().unwrap()["redis.conf"].contains("include /etc/redis-auth/auth.conf")
         );
         assert_eq!(auth_conf("a\"b\\c"), "requirepass \"a\\\"b\\\\c\"\n");
+        assert_eq!(pod.containers.len(), 1, "no exporter unless asked");
+    }
+
+    #[test]
+    fn the_exporter_reads_the_password_from_the_secret_and_is_on_the_service() {
+        let mut profile = PerformanceProfile::new("shop", Default::default());
+        profile.metadata.namespace = Some("web".into());
+        let spec: CacheSpec = serde_json::from_value(serde_json::json!({
+            "redis": {"provision": {"exporter": {}}}, "ttlClasses": []
+        }))
+        .unwrap();
+        let mut objects = OwnedObjects::default();
+        build(&profile, &spec, "hunter2", &mut objects);
+        let pod = objects.deployments[0].spec.as_ref().unwrap().template.spec.clone().unwrap();
+        let exporter = pod.containers.iter().find(|c| c.name == "redis-exporter").expect("the sidecar");
+        let text = serde_json::to_string(exporter).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        let env = exporter.env.clone().unwrap();
+        let password = env.iter().find(|e| e.name == "REDIS_PASSWORD").unwrap();
+        let from = password.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        assert_eq!(
+            (from.name.as_str(), from.key.as_str()),
+            (objects.secrets[0].metadata.name.as_deref().unwrap(), PASSWORD_KEY)
+        );
+        assert!(env.iter().any(|e| e.name == "REDIS_ADDR" && e.value.as_deref() == Some("redis://localhost:6379")));
+        let ports = objects.services[0].spec.clone().unwrap().ports.unwrap();
+        let metrics = ports.iter().find(|p| p.name.as_deref() == Some("metrics")).expect("the metrics port");
+        assert_eq!(metrics.port, 9121);
     }
 }

@@ -7,6 +7,7 @@ pub mod labels;
 pub mod pool_limits;
 pub mod pools;
 pub mod rate_limit;
+pub mod redis_exporter;
 pub mod slo_rules;
 
 use k8s_openapi::api::apps::v1::Deployment;
