@@ -244,7 +244,14 @@ fn decide_cache(
         let decided = |c: &PublishedClass| ClassDecision { ttl_seconds: c.ttl_seconds, admit: c.admit };
         p.classes.iter().map(|(name, c)| (name.clone(), decided(c))).collect()
     });
-    let done = evaluate::<CacheUse>(r, observed.cache_policy.as_ref(), &input, last_good);
+    // Without this round's reading of Redis there is nothing to decide on: the policy is not called on zeros (it
+    // would advise memory for an empty cache); the failure mode publishes the last decision or the spec's.
+    let unread: Read<Arc<Policy>> = Err(Unread::NotObserved("Redis was not read this round: no cache statistics"));
+    let loaded = match observed.cache_policy.as_ref() {
+        Some(Ok(_)) if stats.is_none() => Some(&unread),
+        loaded => loaded,
+    };
+    let done = evaluate::<CacheUse>(r, loaded, &input, last_good);
     plan.ttl_seconds = done.published.iter().map(|(n, d)| (n.clone(), d.ttl_seconds)).collect();
     plan.admit = done.published.iter().map(|(n, d)| (n.clone(), d.admit)).collect();
     let advice = done.output.as_ref().and_then(|o| o.memory.as_ref());

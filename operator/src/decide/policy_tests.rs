@@ -101,6 +101,23 @@ fn the_cache_policy_is_given_the_counters_of_the_interval() {
 }
 
 #[test]
+fn without_a_reading_of_redis_the_cache_policy_is_not_called_on_zeros() {
+    let decided = json!({"policies": {"cache": {"policy": "builtin:adaptive-ttl", "published": "Policy",
+        "classes": {"query": {"ttlSeconds": 2400, "admit": true}, "metrics": {"ttlSeconds": 120, "admit": true}}}}});
+    let p = profile("KeepLastGood", decided);
+    let (mut cache, mut limits) = plans(&p);
+    let mut observed = loaded(0, 0);
+    observed.redis = Some(Err(Unread::Timeout { what: "Redis", after: std::time::Duration::from_secs(3) }));
+    let Decided { status, report, runs, redis_live } = decide(&p, &observed, Some(&mut cache), Some(&mut limits));
+    assert_eq!(cache.ttl_seconds["query"], 2400, "the last decision is kept");
+    assert!(redis_live.is_none(), "no memory advice from an unread Redis");
+    let cache_run = runs.iter().find(|r| r.world == World::Cache).unwrap();
+    assert_eq!(cache_run.elapsed, None, "the component was not called");
+    assert!(!report.ok && report.message.contains("Redis was not read"), "{report:?}");
+    assert_eq!(status.unwrap().cache.unwrap().evaluation.published, PublishedFrom::LastGood);
+}
+
+#[test]
 fn policy_text_is_sanitised() {
     let text = "ok\u{202e}evil\nnext\u{2028}\u{1b}[31m";
     assert_eq!(sanitize(text), "ok evil next  [31m");
