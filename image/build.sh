@@ -9,22 +9,30 @@
 #
 # PERF_IMAGE_PROFILE: cargo profile of the binary (default release; CI uses dev to save a second optimised build).
 # PERF_IMAGE_REPOSITORY: image name inside the tarballs (default ghcr.io/perf-operator/perf-operator).
+# PERF_IMAGE_STATIC_GLIBC=1: skip musl and link statically against glibc (what happens when rustup cannot add musl).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/target/image}"
 profile="${PERF_IMAGE_PROFILE:-release}"
 repository="${PERF_IMAGE_REPOSITORY:-ghcr.io/perf-operator/perf-operator}"
 triple=x86_64-unknown-linux-musl
+[[ "${PERF_IMAGE_STATIC_GLIBC:-}" == 1 ]] && triple=none   # force the fallback below (to test it)
 user=65532
 
 die() { echo "image: $*" >&2; exit 1; }
 log() { echo "image: $*" >&2; }
 sudo_() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
-# Toolchain: the musl target and a C compiler for it (ring and aws-lc build C code).
-rustup target list --installed | grep -qx "$triple" || rustup target add "$triple" \
-    || die "rustup could not add $triple (the static binary needs it)"
-if ! command -v musl-gcc >/dev/null; then
+# Toolchain: the musl target and a C compiler for it (ring and aws-lc build C code). Where rustup cannot add the
+# target, the binary is linked statically against glibc instead (+crt-static on the host's own target): it runs in
+# the scratch image all the same, and the checks below still prove it.
+if [[ "$triple" == none ]] || { ! rustup target list --installed | grep -qx "$triple" && ! rustup target add "$triple"; }; then
+    log "no musl target (rustup could not add it, or PERF_IMAGE_STATIC_GLIBC=1): a static glibc binary instead" \
+        "(x86_64-unknown-linux-gnu, +crt-static)"
+    triple=x86_64-unknown-linux-gnu
+    export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+fi
+if [[ "$triple" == *musl ]] && ! command -v musl-gcc >/dev/null; then
     log "apt-get install musl-tools"
     sudo_ apt-get update -qq && sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends musl-tools >&2
 fi
