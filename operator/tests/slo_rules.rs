@@ -214,7 +214,8 @@ fn templates_that_could_read_another_namespace_are_refused() {
         ("errorRatio", "max_over_time(sum(rate(x[1m]))[{{interval}}:1m])", "x[1m]"),
     ] {
         match slo_rules::decide(&with(field, query)) {
-            SloRule::Refused { message, .. } => {
+            SloRule::Refused { reason, message, .. } => {
+                assert_eq!(reason, "QueryRefused", "{query}");
                 assert!(message.contains(&format!("queries.{field}")), "{query}: {message}");
                 assert!(message.contains(expected), "{query}: {message}");
             }
@@ -253,7 +254,8 @@ fn the_rule_object_is_owned_labelled_and_can_be_turned_off() {
     bad.spec.slo.alerts.alert_labels.insert("severity".into(), "low".into());
     bad.spec.slo.alerts.rule_labels.insert("-x".into(), "y".into());
     match slo_rules::decide(&bad) {
-        SloRule::Refused { message, .. } => {
+        SloRule::Refused { reason, message, .. } => {
+            assert_eq!(reason, "InvalidLabels");
             assert!(message.contains("spec.slo.alerts.alertLabels.severity"), "{message}");
             assert!(message.contains("spec.slo.alerts.ruleLabels.-x"), "{message}");
         }

@@ -313,7 +313,10 @@ fn contract_roll(w: &World, owner: &OwnerReference) -> Result<Option<Deployment>
     if objects::config_checksum(live) == wanted {
         return Ok(None);
     }
-    let hash = objects::annotated_hash(primary).unwrap_or(objects::template_hash(live)?);
+    let hash = match objects::annotated_hash(primary) {
+        Some(hash) => hash,
+        None => objects::template_hash(live)?,
+    };
     let template = objects::with_config_checksum(live, wanted);
     Ok(Some(objects::workload(&w.target, Role::Primary, &template, &hash, objects::replicas(primary), owner)?))
 }

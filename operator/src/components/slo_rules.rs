@@ -53,8 +53,11 @@ pub enum SloRule {
     Disabled {
         name: String,
     },
-    /// A template is not a query that can be scoped to the profile's namespace.
+    /// A template is not a query that can be scoped to the profile's namespace, or a label is not one Prometheus or
+    /// Kubernetes takes.
     Refused {
+        /// `AlertsReady` reason: `InvalidLabels` or `QueryRefused`.
+        reason: &'static str,
         name: String,
         message: String,
     },
@@ -84,11 +87,11 @@ pub fn decide(profile: &PerformanceProfile) -> SloRule {
     let problems = profile.spec.slo.alerts.label_problems();
     if !problems.is_empty() {
         let message = problems.iter().map(|(f, m)| format!("spec.slo.alerts.{f}: {m}")).collect::<Vec<_>>().join("; ");
-        return SloRule::Refused { name, message };
+        return SloRule::Refused { name, reason: "InvalidLabels", message };
     }
     match plan(profile) {
         Ok(plan) => SloRule::Desired(plan),
-        Err(message) => SloRule::Refused { name, message },
+        Err(message) => SloRule::Refused { name, reason: "QueryRefused", message },
     }
 }
 

@@ -145,8 +145,7 @@ pub fn alerts_report(rule: &slo_rules::SloRule) -> Report {
         slo_rules::SloRule::Disabled { .. } => {
             Report::ok(condition::ALERTS_READY, "Disabled", "spec.slo.alerts.enabled is false")
         }
-        slo_rules::SloRule::Refused { message, .. } => {
-            let reason = if message.starts_with("spec.slo.alerts.") { "InvalidLabels" } else { "QueryRefused" };
+        slo_rules::SloRule::Refused { reason, message, .. } => {
             Report::failed(condition::ALERTS_READY, reason, message.clone())
         }
         slo_rules::SloRule::Desired(plan) => Report::ok(
