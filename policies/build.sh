@@ -12,15 +12,21 @@
 # LTO, stripped, paths remapped.
 set -euo pipefail
 
-# compile-heavy.wasm: one function with this many i64 locals and a loop of this many add operations, sized to sit just
-# inside the host's static load bounds (locals and operators per function) so that it must still load. The host
-# tunes its bounds and these numbers together; `HEAVY_LOCALS=... HEAVY_OPS=... policies/build.sh` tries others.
+# compile-heavy.wasm: HEAVY_COUNT functions of HEAVY_LOCALS i64 locals and a loop of HEAVY_OPS add operations each,
+# sized to sit just inside the host's load bounds (locals and bytes per function, and the compile weight of the whole
+# component, see host/src/preflight.rs) so that it must still load: the most expensive compile the bounds allow.
+# The host tunes its bounds and these numbers together; `HEAVY_LOCALS=... HEAVY_OPS=... policies/build.sh` tries others.
 heavy_locals="${HEAVY_LOCALS:-2000}"
-heavy_ops="${HEAVY_OPS:-8000}"
+heavy_ops="${HEAVY_OPS:-10500}"
+heavy_count="${HEAVY_COUNT:-2}"
 # compile-bomb.wasm: far over any sane bound; 49999 i64 locals plus the parameter is the most a function may have
 # (wasmparser's limit: more would be refused by validation before the compiler ever sees it).
 bomb_locals=49999
 bomb_ops=20000
+# compile-wide.wasm: 32 functions each inside the per-function bounds (2000 locals, ~120 KiB) and the total code
+# bound (4 MiB), but over the compile weight: what took 10.6 s to compile before the weight was bounded.
+wide_ops=12000
+wide_count=32
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Cargo derives crate hashes, and with them symbol names and their order after LTO, from where path dependencies
@@ -63,7 +69,8 @@ fixture hostile
 fixture multi-memory --extra-memory
 fixture many-tables --extra-tables 8
 fixture compile-bomb --bomb "$bomb_locals,$bomb_ops"
-fixture compile-heavy --bomb "$heavy_locals,$heavy_ops"
+fixture compile-heavy --bomb "$heavy_locals,$heavy_ops,$heavy_count"
+fixture compile-wide --bomb "$heavy_locals,$wide_ops,$wide_count"
 
 # Altered copies of the contract, made here from policy.wit (never committed, so they cannot drift from it).
 wit="$stage/src/policies/wit/policy.wit"

@@ -130,10 +130,12 @@ fn main() {
         cold.as_nanos() as f64 / cached_pinned
     );
 
-    // The worst shape the load bounds allow (one function of 2 000 locals in a dense loop, `fixtures/compile-heavy.wasm`)
-    // against a built-in, and the refused compile bomb: what a tenant's component can cost the compile thread.
+    // The worst shape the load bounds allow (two functions of 2 000 locals in a dense loop, at the compile weight's
+    // bound, `fixtures/compile-heavy.wasm`) against a built-in, and the refused compile bombs (one huge function; 32
+    // functions each inside the per-function bounds): what a tenant's component can cost the compile thread.
     let heavy = include_bytes!("../tests/fixtures/compile-heavy.wasm");
     let bomb = include_bytes!("../tests/fixtures/compile-bomb.wasm");
+    let wide = include_bytes!("../tests/fixtures/compile-wide.wasm");
     let cold_load = |bytes: &[u8]| {
         let fresh = PolicyHost::new(HostConfig::default()).expect("host");
         let start = Instant::now();
@@ -142,8 +144,9 @@ fn main() {
     };
     let (heavy_load, heavy_err) = cold_load(heavy);
     let (bomb_load, bomb_err) = cold_load(bomb);
+    let (wide_load, wide_err) = cold_load(wide);
     println!(
-        "cold load of the heaviest allowed component: {:.0} ms ({:.1}x the built-in's {:.0} ms, deadline {} s){}   compile bomb refused before compiling in {:.2} ms ({})",
+        "cold load of the heaviest allowed component: {:.0} ms ({:.1}x the built-in's {:.0} ms, deadline {} s){}   compile bombs refused before compiling in {:.2} ms ({}) and {:.2} ms ({})",
         heavy_load.as_secs_f64() * 1e3,
         heavy_load.as_secs_f64() / cold.as_secs_f64(),
         cold.as_secs_f64() * 1e3,
@@ -151,6 +154,8 @@ fn main() {
         heavy_err.map(|c| format!(" FAILED: {c}")).unwrap_or_default(),
         bomb_load.as_secs_f64() * 1e3,
         bomb_err.unwrap_or("LOADED"),
+        wide_load.as_secs_f64() * 1e3,
+        wide_err.unwrap_or("LOADED"),
     );
 
     let no_reuse = PolicyHost::new(HostConfig { max_warm_instances: 0, ..HostConfig::default() }).expect("host");

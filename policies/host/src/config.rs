@@ -1,6 +1,7 @@
 //! Configuration of the host, shared by the host and the policies it loads.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,6 +19,10 @@ pub struct HostConfig {
     pub max_warm_instances: usize,
     /// A tenant's instances are dropped after this long without a call, so their memory returns.
     pub idle_after: Duration,
+    /// Linear memory that idle warm instances of all tenants may hold together. An instance that would cross it is
+    /// dropped after its call instead of kept (the next call instantiates afresh, tens of microseconds), so many
+    /// profiles, each within its own per-instance cap, cannot together hold the operator's memory.
+    pub max_warm_memory_bytes: usize,
     /// Compilations running at once. A compilation that outlives its deadline keeps its slot until it ends, so
     /// this also bounds the CPU that refused components can still take.
     pub max_concurrent_compiles: usize,
@@ -31,8 +36,40 @@ impl Default for HostConfig {
             cache_dir: None,
             max_warm_instances: 2,
             idle_after: Duration::from_secs(600),
+            max_warm_memory_bytes: 256 << 20,
             max_concurrent_compiles: 1,
         }
+    }
+}
+
+/// The linear memory held by idle warm instances across the host, against `HostConfig::max_warm_memory_bytes`.
+#[derive(Debug)]
+pub(crate) struct WarmBudget {
+    held: AtomicUsize,
+    max: usize,
+}
+
+impl WarmBudget {
+    pub(crate) fn new(max: usize) -> Self {
+        Self { held: AtomicUsize::new(0), max }
+    }
+
+    /// Takes `bytes` of the budget if they fit.
+    pub(crate) fn reserve(&self, bytes: usize) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(bytes).filter(|total| *total <= self.max)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release(&self, bytes: usize) {
+        self.held.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes held now (for tests and metrics).
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
     }
 }
 

@@ -7,6 +7,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
+use crate::preflight::{ImportKind, Shape};
 use crate::{Error, World};
 
 /// The package and version of `policies/wit/policy.wit` (a test keeps them in step).
@@ -16,6 +17,53 @@ pub const VERSION: &str = "0.2.0";
 const TYPES_INTERFACE: &str = "types";
 /// What both worlds export, and nothing else.
 const EXPORTS: [&str; 2] = ["validate-settings", "evaluate"];
+
+/// The checks that need only the names in the binary, made before compiling so that a component of the wrong
+/// contract costs no compilation: capabilities, the exports, and the version of a `perf:policy/types`
+/// import. Which instances are type-only needs the resolved types: [`check`] decides that after compiling.
+pub(crate) fn check_surface(shape: &Shape, sha256: &str, world: World) -> crate::Result<()> {
+    let wrong_world = |detail: String| Error::WrongWorld {
+        sha256: sha256.to_string(),
+        expected: world,
+        detail: crate::check::clean(&detail, 2048),
+    };
+    let capabilities: Vec<String> = shape
+        .imports
+        .iter()
+        .filter(|(_, kind)| *kind == ImportKind::Capability)
+        .map(|(name, _)| crate::check::clean(name, 256))
+        .collect();
+    if !capabilities.is_empty() {
+        return Err(Error::ForbiddenImports { sha256: sha256.to_string(), imports: capabilities });
+    }
+    // Type imports are how a world names the interface's types it uses (`cache-input` ...): resolved after compiling.
+    for (name, kind) in &shape.imports {
+        if *kind == ImportKind::Instance && name.starts_with(&format!("{PACKAGE}/{TYPES_INTERFACE}@")) {
+            types_import(name).map_err(wrong_world)?;
+        }
+    }
+    let instances: Vec<&String> =
+        shape.imports.iter().filter(|(_, kind)| *kind == ImportKind::Instance).map(|(name, _)| name).collect();
+    if instances.is_empty() {
+        return Err(wrong_world(format!("it does not import {PACKAGE}/types, so its contract version is unknown")));
+    }
+    // Another instance may hold functions, which is `forbidden_import` and reported first: decided after compiling.
+    if instances.iter().all(|name| name.starts_with(&format!("{PACKAGE}/{TYPES_INTERFACE}@"))) {
+        exports(&shape.exports, world).map_err(wrong_world)?;
+    }
+    Ok(())
+}
+
+/// Exactly the world's exports, none missing, none extra.
+fn exports(exports: &[String], world: World) -> Result<(), String> {
+    if let Some(extra) = exports.iter().find(|name| !EXPORTS.contains(&name.as_str())) {
+        return Err(format!("it exports {extra:?}; the {world} world exports exactly {EXPORTS:?}"));
+    }
+    if let Some(missing) = EXPORTS.iter().find(|name| !exports.iter().any(|e| e == *name)) {
+        return Err(format!("it does not export {missing:?}"));
+    }
+    Ok(())
+}
 
 /// Checks imports and exports; returns the names of the type-only instances the linker must define.
 pub(crate) fn check(engine: &Engine, component: &Component, sha256: &str, world: World) -> crate::Result<Vec<String>> {
@@ -51,13 +99,8 @@ pub(crate) fn check(engine: &Engine, component: &Component, sha256: &str, world:
         }
         names => return Err(wrong_world(format!("it imports {names:?}; policies import only {PACKAGE}/types"))),
     }
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
-    if let Some(extra) = exports.iter().find(|name| !EXPORTS.contains(&name.as_str())) {
-        return Err(wrong_world(format!("it exports {extra:?}; the {world} world exports exactly {EXPORTS:?}")));
-    }
-    if let Some(missing) = EXPORTS.iter().find(|name| !exports.iter().any(|e| e == *name)) {
-        return Err(wrong_world(format!("it does not export {missing:?}")));
-    }
+    let names: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    exports(&names, world).map_err(wrong_world)?;
     Ok(type_only)
 }
 

@@ -10,7 +10,8 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine, OptLevel};
 
 use crate::compile::{self, Slots};
-use crate::config::{HostConfig, lock};
+use crate::config::{HostConfig, WarmBudget, lock};
+use crate::contract;
 use crate::policy::Policy;
 use crate::source::Source;
 use crate::template::Template;
@@ -37,6 +38,7 @@ pub struct PolicyHost {
     slots: Arc<Slots>,
     compiles: AtomicU64,
     last_sweep: Mutex<Instant>,
+    warm_budget: Arc<WarmBudget>,
 }
 
 impl PolicyHost {
@@ -53,6 +55,7 @@ impl PolicyHost {
         Ok(Self {
             engine,
             slots: Slots::new(config.max_concurrent_compiles),
+            warm_budget: Arc::new(WarmBudget::new(config.max_warm_memory_bytes)),
             config,
             components: Mutex::default(),
             templates: Mutex::default(),
@@ -127,6 +130,11 @@ impl PolicyHost {
         self.compiles.load(Ordering::Relaxed)
     }
 
+    /// Linear memory held by idle warm instances of every tenant, against `HostConfig::max_warm_memory_bytes`.
+    pub fn warm_memory_bytes(&self) -> usize {
+        self.warm_budget.held()
+    }
+
     /// Tenants with a loaded policy right now (for tests and metrics).
     pub fn tenant_policies(&self) -> usize {
         lock(&self.policies).len()
@@ -160,9 +168,9 @@ impl PolicyHost {
     fn tenant_policy(&self, tenant: &str, template: Arc<Template>) -> Arc<Policy> {
         let key = (template.sha256.clone(), template.world, tenant.to_string());
         let mut policies = lock(&self.policies);
-        let policy = policies
-            .entry(key)
-            .or_insert_with(|| Arc::new(Policy::new(template, tenant, self.config.max_warm_instances)));
+        let policy = policies.entry(key).or_insert_with(|| {
+            Arc::new(Policy::new(template, tenant, self.config.max_warm_instances, Arc::clone(&self.warm_budget)))
+        });
         Arc::clone(policy)
     }
 
@@ -172,19 +180,21 @@ impl PolicyHost {
         if let Some(template) = lock(&self.templates).get(&key) {
             return Ok(Arc::clone(template));
         }
-        let component = self.component(sha256, bytes, trusted)?;
+        let component = self.component(sha256, world, bytes, trusted)?;
         let template = Arc::new(Template::new(&self.engine, &component, world, sha256.to_string(), &self.config)?);
         lock(&self.templates).insert(key, Arc::clone(&template));
         Ok(template)
     }
 
-    fn component(&self, sha256: &str, bytes: &[u8], trusted: bool) -> Result<Component> {
+    fn component(&self, sha256: &str, world: World, bytes: &[u8], trusted: bool) -> Result<Component> {
         if let Some(component) = lock(&self.components).get(sha256) {
             return Ok(component.clone());
         }
         // Checked before the disk cache too, so that tighter limits apply to components compiled earlier.
-        preflight::inspect(bytes, &self.config.load_limits)
-            .map_err(|detail| Error::Load { sha256: sha256.to_string(), detail })?;
+        let shape = preflight::inspect(bytes, &self.config.load_limits)
+            .map_err(|detail| Error::Load { sha256: sha256.to_string(), detail: crate::check::clean(&detail, 2048) })?;
+        // What the names alone refuse (capabilities, versions, exports) costs no compilation.
+        contract::check_surface(&shape, sha256, world)?;
         let component = match self.load_precompiled(sha256) {
             Some(component) => component,
             None => self.compile(sha256, bytes, trusted)?,

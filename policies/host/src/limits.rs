@@ -42,8 +42,12 @@ pub struct LoadLimits {
     pub max_locals: u32,
     /// Code bytes of one function body.
     pub max_function_bytes: usize,
-    /// Code bytes of all function bodies together: with the per-function bounds, this bounds the whole compile.
+    /// Code bytes of all function bodies together.
     pub max_code_bytes: usize,
+    /// Code bytes of all function bodies, each weighted by its locals (`preflight::weight`): what bounds the whole
+    /// compile. The register allocator's cost per byte grows with the values live at once, so 128 KiB functions of
+    /// 2 000 locals cost ~8x plain code: 32 of them (4 MiB) took 10.6 s to compile here, far more than one.
+    pub max_compile_weight: usize,
     /// Linear memories defined across the component: exactly one is what the worlds need.
     pub max_memories: usize,
     /// Tables defined across the component.
@@ -62,6 +66,7 @@ impl Default for LoadLimits {
             max_locals: 2_000,
             max_function_bytes: 128 << 10,
             max_code_bytes: 4 << 20,
+            max_compile_weight: 2 << 20,
             max_memories: 1,
             max_tables: 4,
             compile_deadline: Duration::from_secs(20),

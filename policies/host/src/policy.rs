@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 
 use crate::check;
-use crate::config::lock;
+use crate::config::{WarmBudget, lock};
 use crate::limits::StoreState;
 use crate::template::{Exports, Instance, Template};
 use crate::types::{CacheInput, CacheOutput, RateLimitInput, RateLimitOutput};
@@ -21,9 +21,11 @@ pub struct Policy {
     template: Arc<Template>,
     tenant: String,
     max_warm: usize,
-    /// Idle instances. Dropped after any failed call into wasm (guest state after a trap is not trustworthy; a
+    /// Host-wide bound on the memory idle instances hold; each kept instance holds its memory size of it.
+    budget: Arc<WarmBudget>,
+    /// Idle instances, with the bytes of the budget each holds. Dropped after any failed call into wasm (guest state after a trap is not trustworthy; a
     /// completed call whose output the host refuses keeps its instance) and when idle (see [`Policy::release_idle`]).
-    warm: Mutex<Vec<Instance>>,
+    warm: Mutex<Vec<(Instance, usize)>>,
     last_fuel_used: AtomicU64,
     peak_memory: AtomicUsize,
     /// Calls so far, and (calls, when) as of the last idle check: a counter keeps the clock off the hot path.
@@ -42,11 +44,12 @@ impl std::fmt::Debug for Policy {
 }
 
 impl Policy {
-    pub(crate) fn new(template: Arc<Template>, tenant: &str, max_warm: usize) -> Self {
+    pub(crate) fn new(template: Arc<Template>, tenant: &str, max_warm: usize, budget: Arc<WarmBudget>) -> Self {
         Self {
             template,
             tenant: tenant.to_string(),
             max_warm,
+            budget,
             warm: Mutex::default(),
             last_fuel_used: AtomicU64::new(0),
             peak_memory: AtomicUsize::new(0),
@@ -136,9 +139,15 @@ impl Policy {
         }
         let is_idle = now.saturating_duration_since(seen.1) >= idle;
         if is_idle {
-            lock(&self.warm).clear();
+            self.drop_warm();
         }
         is_idle
+    }
+
+    /// Drops every idle instance and gives its memory back to the budget.
+    fn drop_warm(&self) {
+        let dropped: usize = lock(&self.warm).drain(..).map(|(_, bytes)| bytes).sum();
+        self.budget.release(dropped);
     }
 
     fn expect_world(&self, world: World) -> Result<()> {
@@ -166,8 +175,12 @@ impl Policy {
     /// succeeded.
     fn call<T>(&self, f: impl FnOnce(&mut Store<StoreState>, &Exports) -> wasmtime::Result<T>) -> Result<T> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut warm = match lock(&self.warm).pop() {
-            Some(warm) => warm,
+        let popped = lock(&self.warm).pop();
+        let mut warm = match popped {
+            Some((warm, bytes)) => {
+                self.budget.release(bytes);
+                warm
+            }
             None => self.template.instantiate()?,
         };
         self.template.refuel(&mut warm.store)?;
@@ -177,10 +190,7 @@ impl Policy {
             Ok(value) => {
                 let left = warm.store.get_fuel().unwrap_or(0);
                 self.last_fuel_used.store(self.template.limits.fuel.saturating_sub(left), Ordering::Relaxed);
-                let mut pool = lock(&self.warm);
-                if pool.len() < self.max_warm {
-                    pool.push(warm);
-                }
+                self.keep(warm);
                 Ok(value)
             }
             Err(error) => {
@@ -190,6 +200,24 @@ impl Policy {
                 Err(error)
             }
         }
+    }
+}
+
+impl Policy {
+    /// Keeps an instance warm if this tenant has room for it and the host's budget has room for its memory;
+    /// otherwise it is dropped here and its memory returns.
+    fn keep(&self, warm: Instance) {
+        let bytes = warm.store.data().limiter.peak;
+        let mut pool = lock(&self.warm);
+        if pool.len() < self.max_warm && self.budget.reserve(bytes) {
+            pool.push((warm, bytes));
+        }
+    }
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        self.drop_warm();
     }
 }
 

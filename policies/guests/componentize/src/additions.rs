@@ -75,7 +75,7 @@ struct Appended {
     body: Function,
 }
 
-/// The appended functions, in index order: the exported zero function, then the bomb.
+/// The appended functions, in index order: the exported zero function, then the bomb's.
 fn appended_functions(additions: &Additions) -> Vec<Appended> {
     let mut functions = Vec::new();
     if additions.export_extra.is_some() {
@@ -84,7 +84,10 @@ fn appended_functions(additions: &Additions) -> Vec<Appended> {
         functions.push(Appended { params: vec![], results: vec![ValType::I32], body });
     }
     if let Some(bomb) = &additions.bomb {
-        functions.push(Appended { params: Bomb::params().to_vec(), results: vec![], body: bomb.body() });
+        // Copies of one body (the same seed): the compiler's work is per function, identical bodies included.
+        for _ in 0..bomb.count() {
+            functions.push(Appended { params: Bomb::params().to_vec(), results: vec![], body: bomb.body() });
+        }
     }
     functions
 }

@@ -4,7 +4,7 @@ use crate::additions::Additions;
 use crate::bomb::Bomb;
 
 pub const USAGE: &str = "usage: componentize [--wit DIR --world NAME] [--extra-memory] [--extra-tables N] \
-                         [--export-extra NAME] [--bomb LOCALS,OPS] IN.wasm OUT.wasm";
+                         [--export-extra NAME] [--bomb LOCALS,OPS[,COUNT]] IN.wasm OUT.wasm";
 
 /// A WIT world to embed in place of the module's own.
 pub struct Contract {
@@ -69,8 +69,13 @@ fn export_name(name: String) -> Result<Option<String>, String> {
 }
 
 fn bomb(text: &str) -> Result<Option<Bomb>, String> {
-    let (locals, ops) = text.split_once(',').ok_or(format!("--bomb: expected LOCALS,OPS, got {text:?}"))?;
-    Bomb::new(number("--bomb LOCALS", locals)?, number("--bomb OPS", ops)?).map(Some)
+    let parts: Vec<&str> = text.split(',').collect();
+    let (locals, ops, count) = match parts.as_slice() {
+        [locals, ops] => (*locals, *ops, "1"),
+        [locals, ops, count] => (*locals, *ops, *count),
+        _ => return Err(format!("--bomb: expected LOCALS,OPS[,COUNT], got {text:?}")),
+    };
+    Bomb::new(number("--bomb LOCALS", locals)?, number("--bomb OPS", ops)?, number("--bomb COUNT", count)?).map(Some)
 }
 
 #[cfg(test)]
@@ -90,11 +95,12 @@ mod tests {
 
     #[test]
     fn options_anywhere() {
-        let args = parse("--extra-memory in.wasm --extra-tables 8 out.wasm --bomb 10,20 --export-extra x").unwrap();
+        let args = parse("--extra-memory in.wasm --extra-tables 8 out.wasm --bomb 10,20,3 --export-extra x").unwrap();
         assert!(args.additions.extra_memory);
         assert_eq!(args.additions.extra_tables, 8);
         assert_eq!(args.additions.export_extra.as_deref(), Some("x"));
-        assert_eq!(args.additions.bomb, Some(Bomb::new(10, 20).unwrap()));
+        assert_eq!(args.additions.bomb, Some(Bomb::new(10, 20, 3).unwrap()));
+        assert_eq!(parse("--bomb 10,20 in out").unwrap().additions.bomb, Some(Bomb::new(10, 20, 1).unwrap()));
     }
 
     #[test]
@@ -110,8 +116,10 @@ mod tests {
             ("--wit dir in out", "--wit and --world go together"),
             ("--extra-tables x in out", "--extra-tables: expected a whole number, got \"x\""),
             ("--extra-tables", "--extra-tables needs a value"),
-            ("--bomb 10 in out", "--bomb: expected LOCALS,OPS, got \"10\""),
+            ("--bomb 10 in out", "--bomb: expected LOCALS,OPS[,COUNT], got \"10\""),
+            ("--bomb 1,2,3,4 in out", "--bomb: expected LOCALS,OPS[,COUNT], got \"1,2,3,4\""),
             ("--bomb 0,10 in out", "--bomb: LOCALS must be at least 1"),
+            ("--bomb 10,10,0 in out", "--bomb: COUNT must be at least 1"),
             ("--extra-memory --extra-memory in out", "--extra-memory given twice"),
             ("--memory in out", "unknown option --memory"),
         ] {

@@ -11,10 +11,15 @@ const MAX_LOCALS: u32 = 50_000;
 pub struct Bomb {
     locals: u32,
     ops: u32,
+    /// How many such functions (each inside a per-function bound, together over a per-component one).
+    count: u32,
 }
 
 impl Bomb {
-    pub fn new(locals: u32, ops: u32) -> Result<Self, String> {
+    pub fn new(locals: u32, ops: u32, count: u32) -> Result<Self, String> {
+        if count == 0 {
+            return Err("--bomb: COUNT must be at least 1".into());
+        }
         if locals == 0 {
             return Err("--bomb: LOCALS must be at least 1".into());
         }
@@ -24,12 +29,16 @@ impl Bomb {
                  function may have (wasmparser's limit: more would fail validation, not stress the compiler)"
             ));
         }
-        Ok(Self { locals, ops })
+        Ok(Self { locals, ops, count })
     }
 
     /// The function's type: one `i32` parameter (the loop's exit condition), no results.
     pub fn params() -> [ValType; 1] {
         [ValType::I32]
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
     }
 
     /// `loop { OPS x (local.get a; local.get b; i64.add; local.set c) ; br_if 0 (param 0) }`, with a, b, c drawn

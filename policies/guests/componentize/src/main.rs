@@ -10,8 +10,8 @@
 //! - `--extra-tables N`: N more defined funcref tables of one element each;
 //! - `--export-extra NAME`: a function `() -> i32` returning 0, exported as NAME (for a world that declares
 //!   `export NAME: func() -> u32;`);
-//! - `--bomb LOCALS,OPS`: an unexported, never called function with LOCALS i64 locals and a loop of OPS
-//!   `local.get; local.get; i64.add; local.set` over them: work for the compiler's register allocator only.
+//! - `--bomb LOCALS,OPS[,COUNT]`: COUNT (default 1) unexported, never called functions, each with LOCALS i64 locals
+//!   and a loop of OPS `local.get; local.get; i64.add; local.set` over them: work for the register allocator only.
 
 mod additions;
 mod args;
