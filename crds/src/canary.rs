@@ -66,6 +66,9 @@ pub struct AnalysisSpec {
     #[serde(default = "default_prometheus")]
     #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
     pub prometheus: String,
+    /// Credentials, CA and headers for `prometheus` (an open Prometheus needs none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_access: Option<crate::PrometheusAccess>,
     /// Failed checks tolerated before a rollback.
     #[serde(default = "default_failure_limit")]
     #[schemars(range(min = 1, max = 100))]
@@ -109,6 +112,7 @@ impl Default for AnalysisSpec {
     fn default() -> Self {
         Self {
             prometheus: default_prometheus(),
+            prometheus_access: None,
             failure_limit: default_failure_limit(),
             min_requests: default_min_requests(),
             on_no_data: NoDataPolicy::default(),

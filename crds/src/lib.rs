@@ -13,6 +13,7 @@ pub mod duration;
 pub mod policy;
 pub mod policy_status;
 pub mod pools;
+pub mod prometheus_access;
 pub mod ratelimit;
 pub mod ssa;
 pub mod status;
@@ -29,6 +30,7 @@ pub use definition::crd;
 pub use policy::*;
 pub use policy_status::*;
 pub use pools::*;
+pub use prometheus_access::*;
 pub use ratelimit::*;
 pub use status::*;
 

@@ -20,6 +20,9 @@ pub struct RateLimitSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
     pub prometheus: Option<String>,
+    /// Credentials, CA and headers for `prometheus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_access: Option<crate::PrometheusAccess>,
 }
 
 /// Token bucket of one route.

@@ -357,6 +357,24 @@ fn check_rate_limit(c: &mut Check, rl: &RateLimitSpec) {
     if let Some(url) = &rl.prometheus {
         c.pattern(is_url(url, HTTP), url, "spec.rateLimit.prometheus", "an http:// or https:// URL");
     }
+    if let Some(access) = &rl.prometheus_access {
+        check_prometheus_access(c, access, "spec.rateLimit.prometheusAccess");
+    }
+}
+
+/// The schema's bounds of `prometheusAccess`. Header names and values are checked when the client is built (an
+/// HTTP-token rule over map keys would cost the API server's CEL budget), and reported in the canary's status.
+fn check_prometheus_access(c: &mut Check, access: &PrometheusAccess, field: &str) {
+    if let Some(r) = &access.secret_ref {
+        c.len(&r.name, 1, 253, &format!("{field}.secretRef.name"));
+    }
+    if let Some(ca) = &access.ca {
+        c.len(&ca.name, 1, 253, &format!("{field}.ca.name"));
+        c.len(&ca.key, 1, 253, &format!("{field}.ca.key"));
+    }
+    c.ensure(access.headers.len() <= 16, &format!("{field}.headers"), || {
+        format!("at most 16 headers, got {}", access.headers.len())
+    });
 }
 
 fn check_policy(c: &mut Check, p: &PolicyRef, field: &str) {
@@ -423,6 +441,9 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
         "spec.canary.analysis.prometheus",
         "an http:// or https:// URL",
     );
+    if let Some(access) = &a.prometheus_access {
+        check_prometheus_access(c, access, "spec.canary.analysis.prometheusAccess");
+    }
     c.range(a.failure_limit, 1, 100, "spec.canary.analysis.failureLimit");
     c.range(a.min_requests, 0, 100_000_000, "spec.canary.analysis.minRequests");
     if let Some(p99) = a.max_p99_latency_ms {

@@ -47,6 +47,9 @@ pub struct AnalyzeArgs {
     /// Deadline of the whole analysis (its queries run concurrently), e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = crate::cli::parse_interval)]
     pub timeout: Duration,
+    /// Credentials, CA and headers for Prometheus.
+    #[command(flatten)]
+    pub access: crate::access_args::AccessArgs,
 }
 
 /// What an analysis needs, read and checked before any query.
@@ -88,7 +91,7 @@ fn prepare(args: &AnalyzeArgs) -> Result<Prepared> {
     let profile = crate::cli::read_profile(&args.file)?;
     let spec = profile.spec.canary.as_ref().ok_or(Error::NotConfigured)?;
     let url = args.prometheus.clone().unwrap_or_else(|| spec.analysis.prometheus.clone());
-    let source = Prometheus::new(&url, args.timeout)?;
+    let source = Prometheus::with_access(&url, args.timeout, args.access.access()?)?;
     let namespace = args.namespace.clone().or_else(|| profile.namespace()).unwrap_or_else(|| "default".into());
     let ctx = QueryContext { namespace, target: profile.spec.target_ref.name.clone() };
     let checks = checks(spec, &profile.spec.slo, &ctx);
@@ -176,7 +179,8 @@ mod tests {
 
     fn args(file: &str, prometheus: &str) -> AnalyzeArgs {
         let file = PathBuf::from(file);
-        AnalyzeArgs { file, prometheus: Some(prometheus.into()), namespace: None, timeout: Duration::from_secs(1) }
+        let timeout = Duration::from_secs(1);
+        AnalyzeArgs { file, prometheus: Some(prometheus.into()), namespace: None, timeout, access: Default::default() }
     }
 
     async fn run(args: &AnalyzeArgs) -> (i32, String) {

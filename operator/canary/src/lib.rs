@@ -7,6 +7,7 @@
 //! [`machine`] step and the [`objects`] to write) -> [`apply`] (server-side apply of what differs); the caller
 //! writes the [`Step`]'s status and condition and emits its events. The Prometheus client is `perf_prometheus`.
 
+pub mod access_args;
 pub mod analysis;
 pub mod analyze;
 pub mod cli;

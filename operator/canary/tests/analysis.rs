@@ -188,7 +188,13 @@ async fn analyze_gives_each_case_its_verdict_exit_code_and_message_within_one_de
         let url = url_of(case.endpoint, &prom).await;
         let path = std::env::temp_dir().join(format!("perf-canary-analysis-{}.yaml", std::process::id()));
         std::fs::write(&path, serde_json::to_string(&profile_for(&case)).unwrap()).unwrap();
-        let args = AnalyzeArgs { file: path, prometheus: Some(url), namespace: None, timeout: DEADLINE };
+        let args = AnalyzeArgs {
+            file: path,
+            prometheus: Some(url),
+            namespace: None,
+            timeout: DEADLINE,
+            access: Default::default(),
+        };
         let started = Instant::now();
         let mut out = Vec::new();
         let code = analyze(&args, &mut out).await.unwrap();
@@ -252,7 +258,13 @@ async fn a_prometheus_killed_between_analyses_is_unreachable() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let path = std::env::temp_dir().join(format!("perf-canary-killed-{}.yaml", std::process::id()));
     std::fs::write(&path, serde_json::to_string(&profile("clean", STEP)).unwrap()).unwrap();
-    let args = AnalyzeArgs { file: path, prometheus: Some(prom.url.clone()), namespace: None, timeout: DEADLINE };
+    let args = AnalyzeArgs {
+        file: path,
+        prometheus: Some(prom.url.clone()),
+        namespace: None,
+        timeout: DEADLINE,
+        access: Default::default(),
+    };
     let mut out = Vec::new();
     assert_eq!(analyze(&args, &mut out).await.unwrap(), EXIT_PASS, "{}", String::from_utf8_lossy(&out));
     prom.kill();

@@ -2,10 +2,12 @@
 //! clients by base URL. Its own crate so that the canary analysis and the operator's other readers of Prometheus
 //! share one client (and its connection pool) without depending on each other or on kube.
 
+mod access;
 mod answer;
 pub mod config;
 mod error;
 
+pub use access::{Access, Auth, header};
 pub use config::ScrapeIntervals;
 pub use error::{QueryError, Trouble};
 
@@ -22,6 +24,8 @@ pub enum Error {
     HttpClient(#[source] reqwest::Error),
     #[error("invalid Prometheus URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
+    #[error("invalid Prometheus access: {reason}")]
+    InvalidAccess { reason: String },
 }
 
 impl Error {
@@ -29,7 +33,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::HttpClient(_) => "prometheus",
-            Error::InvalidUrl { .. } => "input",
+            Error::InvalidUrl { .. } | Error::InvalidAccess { .. } => "input",
         }
     }
 }
@@ -60,19 +64,22 @@ pub struct Prometheus {
     at: String,
     host: String,
     timeout: Duration,
+    access: Access,
 }
 
 impl Prometheus {
     /// `base` is e.g. `http://prometheus:9090` (a path prefix is kept); it is checked here, before any query.
     /// Every request is bounded by `timeout`, so a hung Prometheus never stalls the caller longer than that.
     pub fn new(base: &str, timeout: Duration) -> Result<Self> {
+        Self::with_access(base, timeout, Access::default())
+    }
+
+    /// [`Prometheus::new`] for a Prometheus behind credentials, a private CA or a tenant header.
+    pub fn with_access(base: &str, timeout: Duration, access: Access) -> Result<Self> {
         let (host, at) = check_url(base)?;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
-            .build()
-            .map_err(Error::HttpClient)?;
-        Ok(Self { client, base: base.trim_end_matches('/').to_string(), at, host, timeout })
+        let builder = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(3)));
+        let client = access.configure(builder)?.build().map_err(Error::HttpClient)?;
+        Ok(Self { client, base: base.trim_end_matches('/').to_string(), at, host, timeout, access })
     }
 
     /// Runs an instant query; see [`answer::read_data`] and [`answer::decode`] for how the answer is judged.
@@ -86,7 +93,8 @@ impl Prometheus {
     pub(crate) async fn api(&self, path: &str, query: &[(&str, &str)]) -> Result<serde_json::Value, QueryError> {
         let url = format!("{}/api/v1/{path}", self.base);
         let transport = |e: reqwest::Error| error::transport(&e, &self.at, &self.host, self.timeout);
-        let response = self.client.get(&url).query(query).send().await.map_err(transport)?;
+        let request = self.access.apply(self.client.get(&url).query(query));
+        let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let html = response
             .headers()
@@ -126,21 +134,34 @@ impl MetricsSource for Prometheus {
 /// Timeout of each query made through [`Clients`].
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Prometheus clients by base URL, built once: each holds a connection pool, and profiles usually share one
-/// Prometheus.
+/// Prometheus clients by base URL and access, built once: each holds a connection pool, and profiles usually share
+/// one Prometheus. Keyed by a digest of the access, so a rotated credential gets a new client and two tenants with
+/// their own credentials for one URL never share one.
 #[derive(Default)]
-pub struct Clients(Mutex<HashMap<String, Arc<Prometheus>>>);
+pub struct Clients(Mutex<HashMap<(String, String), Arc<Prometheus>>>);
+
+/// Clients kept at most; past that the map starts again (rotated credentials leave old entries behind).
+const MAX_CLIENTS: usize = 256;
 
 impl Clients {
-    /// The client for `base`, built on first use (queries bounded by [`TIMEOUT`]).
+    /// The client for an open Prometheus at `base`, built on first use (queries bounded by [`TIMEOUT`]).
     pub fn get(&self, base: &str) -> Result<Arc<Prometheus>> {
+        self.get_with(base, Access::default())
+    }
+
+    /// The client for `base` reached with `access`, built on first use.
+    pub fn get_with(&self, base: &str, access: Access) -> Result<Arc<Prometheus>> {
+        let key = (base.to_string(), access.fingerprint());
         // A panic elsewhere while holding the lock leaves the map intact: keep using it.
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = map.get(base) {
+        if let Some(p) = map.get(&key) {
             return Ok(p.clone());
         }
-        let p = Arc::new(Prometheus::new(base, TIMEOUT)?);
-        map.insert(base.to_string(), p.clone());
+        let p = Arc::new(Prometheus::with_access(base, TIMEOUT, access)?);
+        if map.len() >= MAX_CLIENTS {
+            map.clear();
+        }
+        map.insert(key, p.clone());
         Ok(p)
     }
 }

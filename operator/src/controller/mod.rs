@@ -9,6 +9,7 @@ pub mod converge;
 pub mod limits;
 pub mod observe;
 pub mod policy_runtime;
+pub mod prometheus_access;
 pub mod report;
 pub mod rollout;
 pub mod slo_rule;

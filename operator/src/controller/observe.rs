@@ -66,7 +66,7 @@ async fn bounded<T>(what: &'static str, after: Duration, read: impl Future<Outpu
     tokio::time::timeout(after, read).await.unwrap_or(Err(Unread::Timeout { what, after }))
 }
 
-fn kube_error(what: String) -> impl FnOnce(kube::Error) -> Unread {
+pub(super) fn kube_error(what: String) -> impl FnOnce(kube::Error) -> Unread {
     move |source| Unread::Kube { what, source: Box::new(source) }
 }
 
@@ -166,7 +166,7 @@ async fn optional_ref<'a, R, T, F: Future<Output = T>>(r: Option<&'a R>, read: i
     }
 }
 
-fn namespace(profile: &PerformanceProfile) -> String {
+pub(super) fn namespace(profile: &PerformanceProfile) -> String {
     profile.namespace().unwrap_or_else(|| "default".into())
 }
 
@@ -269,7 +269,8 @@ async fn load(
 async fn traffic(profile: &PerformanceProfile, ctx: &Context) -> Read<BTreeMap<String, RouteTraffic>> {
     let Some(spec) = &profile.spec.rate_limit else { return Ok(BTreeMap::new()) };
     let Some(url) = &spec.prometheus else { return Ok(BTreeMap::new()) };
-    let prometheus = ctx.prometheus.get(url).map_err(Unread::Prometheus)?;
+    let access = spec.prometheus_access.as_ref();
+    let prometheus = super::prometheus_access::client(profile, ctx, url, access, "spec.rateLimit").await?;
     let ns = namespace(profile);
     let routes = spec.routes.iter().map(|r| async {
         let queries = super::traffic::queries(&ns, &r.route);
@@ -303,7 +304,8 @@ pub async fn clickhouse_credentials(
 
 async fn canary(profile: &PerformanceProfile, ctx: &Context) -> Read<perf_canary::Observation> {
     let Some(spec) = &profile.spec.canary else { return Err(Unread::NotObserved("no canary section")) };
-    let prometheus = ctx.prometheus.get(&spec.analysis.prometheus).map_err(Unread::Prometheus)?;
+    let (url, access) = (&spec.analysis.prometheus, spec.analysis.prometheus_access.as_ref());
+    let prometheus = super::prometheus_access::client(profile, ctx, url, access, "spec.canary.analysis").await?;
     perf_canary::observe(&ctx.client, profile, prometheus.as_ref(), jiff::Timestamp::now())
         .await
         .map_err(Unread::Canary)

@@ -27,6 +27,8 @@ pub enum Unread {
     },
     #[error("Secret {namespace}/{name} {problem}")]
     Secret { namespace: String, name: String, problem: SecretProblem },
+    #[error("ConfigMap {namespace}/{name} {problem}")]
+    ConfigMap { namespace: String, name: String, problem: SecretProblem },
     #[error(transparent)]
     Redis(#[from] RedisError),
     #[error(transparent)]
@@ -48,7 +50,7 @@ pub enum Unread {
     Given { what: &'static str, message: String },
 }
 
-/// What is wrong with a referenced Secret.
+/// What is wrong with a referenced Secret (or ConfigMap).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretProblem {
     NotFound,
@@ -85,6 +87,7 @@ impl Unread {
             Unread::Timeout { .. } => "timeout",
             Unread::Kube { .. } => "kube",
             Unread::Secret { .. } => "secret",
+            Unread::ConfigMap { .. } => "config_map",
             Unread::Redis(_) => "redis",
             Unread::Postgres(e) => e.category(),
             Unread::Policy(PolicyUnavailable::PinMismatch { .. }) => "digest_mismatch",

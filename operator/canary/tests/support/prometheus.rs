@@ -115,10 +115,59 @@ fn pod_names(target: &str) -> (String, String) {
     (format!("{target}-primary-7c9d8bf5d-x2k4p"), format!("{target}-canary-5f6b7c8d9-q7m2w"))
 }
 
+/// What a client needs to reach a fixture started with [`PrometheusFixture::start_secured`].
+#[derive(Clone, Debug)]
+pub struct Secured {
+    pub ca_pem: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl Secured {
+    fn new() -> Self {
+        Self { ca_pem: String::new(), username: "canary-reader".into(), password: format!("pw-{}", std::process::id()) }
+    }
+
+    fn access(&self) -> perf_prometheus::Access {
+        perf_prometheus::Access {
+            auth: Some(perf_prometheus::Auth::Basic {
+                username: self.username.clone(),
+                password: self.password.clone(),
+            }),
+            ca_pem: Some(self.ca_pem.clone().into_bytes()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Writes a test CA, a server certificate for 127.0.0.1 and the web config (TLS and basic auth) into `dir`;
+    /// keeps the CA. Returns the `--web.config.file` path.
+    fn write_web_config(&mut self, dir: &std::path::Path) -> PathBuf {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join("server.crt"), leaf.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+        self.ca_pem = ca.pem();
+        let hash = bcrypt::hash(&self.password, 4).unwrap();
+        let web = format!(
+            "tls_server_config:\n  cert_file: {0}/server.crt\n  key_file: {0}/server.key\nbasic_auth_users:\n  {1}: '{hash}'\n",
+            dir.display(),
+            self.username
+        );
+        std::fs::write(dir.join("web.yml"), web).unwrap();
+        dir.join("web.yml")
+    }
+}
+
 /// Prometheus plus the app it scrapes; both stop on drop.
 pub struct PrometheusFixture {
     pub url: String,
     pub source: Prometheus,
+    /// Set when Prometheus serves TLS with basic auth.
+    pub secured: Option<Secured>,
     app: App,
     child: Child,
     dir: PathBuf,
@@ -127,6 +176,16 @@ pub struct PrometheusFixture {
 impl PrometheusFixture {
     /// Starts the app and Prometheus, and waits until `rate()` has a value (about 7 s after start).
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// [`PrometheusFixture::start`] with Prometheus behind TLS (a test CA) and basic auth (`--web.config.file`), as
+    /// users run it.
+    pub async fn start_secured() -> Self {
+        Self::start_with(Some(Secured::new())).await
+    }
+
+    async fn start_with(mut secured: Option<Secured>) -> Self {
         let bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "/usr/bin/prometheus".into());
         assert!(
             std::path::Path::new(&bin).exists(),
@@ -157,17 +216,21 @@ impl PrometheusFixture {
         );
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        command
             .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        let url = format!("http://127.0.0.1:{port}");
-        let source = Prometheus::new(&url, Duration::from_secs(5)).unwrap();
-        let fixture = Self { url, source, app, child, dir };
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        if let Some(secured) = secured.as_mut() {
+            command.arg(format!("--web.config.file={}", secured.write_web_config(&dir).display()));
+        }
+        let child =
+            command.stdout(Stdio::null()).stderr(log).spawn().unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let scheme = if secured.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let access = secured.as_ref().map(Secured::access).unwrap_or_default();
+        let source = Prometheus::with_access(&url, Duration::from_secs(5), access).unwrap();
+        let fixture = Self { url, source, secured, app, child, dir };
         fixture.add_pods("warmup", "app", Behaviour::healthy());
         fixture.wait_for_rates().await;
         fixture

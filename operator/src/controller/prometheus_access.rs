@@ -1,0 +1,135 @@
+//! The Prometheus client of a profile: its URL with the credentials, CA and headers its `prometheusAccess` names,
+//! read from the profile's own namespace on every reconcile (a rotated Secret gets a new client, see
+//! `perf_prometheus::Clients`). A profile never reaches another namespace's Secret.
+
+use std::sync::Arc;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::Api;
+use perf_operator_api::{CaBundleKind, CaBundleRef, PerformanceProfile, PrometheusAccess};
+use perf_prometheus::{Access, Auth, Prometheus};
+use std::collections::BTreeMap;
+
+use super::Context;
+use super::observe::{kube_error, namespace};
+use crate::decide::{Read, SecretProblem, Unread};
+
+/// Keys of the credentials Secret, as Flagger's MetricTemplate reads them.
+const TOKEN_KEY: &str = "token";
+const USERNAME_KEY: &str = "username";
+const PASSWORD_KEY: &str = "password";
+
+/// The client for `url`, reached with `access` (`field` names it in errors, e.g. `spec.canary.analysis`).
+pub async fn client(
+    profile: &PerformanceProfile,
+    ctx: &Context,
+    url: &str,
+    access: Option<&PrometheusAccess>,
+    field: &str,
+) -> Read<Arc<Prometheus>> {
+    let access = match access {
+        Some(spec) => resolve(profile, ctx, spec, field).await?,
+        None => Access::default(),
+    };
+    ctx.prometheus.get_with(url, access).map_err(Unread::Prometheus)
+}
+
+async fn resolve(profile: &PerformanceProfile, ctx: &Context, spec: &PrometheusAccess, field: &str) -> Read<Access> {
+    let auth = match &spec.secret_ref {
+        Some(r) => Some(credentials(&namespace(profile), &r.name, &secret_data(profile, ctx, &r.name).await?, field)?),
+        None => None,
+    };
+    let ca_pem = match &spec.ca {
+        Some(r) => Some(ca_bundle(profile, ctx, r).await?),
+        None => None,
+    };
+    let headers = spec.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
+    Ok(Access { auth, ca_pem, headers })
+}
+
+/// A bearer token, or a user name and password; both or neither is a mistake the status names.
+fn credentials(ns: &str, name: &str, data: &BTreeMap<String, ByteString>, field: &str) -> Read<Auth> {
+    let problem = |problem| Unread::Secret { namespace: ns.to_string(), name: name.to_string(), problem };
+    let text = |key: &str| -> Read<Option<String>> {
+        data.get(key)
+            .map(|v| String::from_utf8(v.0.clone()).map_err(|_| problem(SecretProblem::NotUtf8(key.to_string()))))
+            .transpose()
+    };
+    match (text(TOKEN_KEY)?, text(USERNAME_KEY)?, text(PASSWORD_KEY)?) {
+        (Some(token), None, None) => Ok(Auth::Bearer(token.trim_end().to_string())),
+        (None, Some(username), Some(password)) => Ok(Auth::Basic { username, password }),
+        (None, Some(_), None) => Err(problem(SecretProblem::MissingKey(PASSWORD_KEY.into()))),
+        (None, None, Some(_)) => Err(problem(SecretProblem::MissingKey(USERNAME_KEY.into()))),
+        (None, None, None) => Err(problem(SecretProblem::MissingKey(format!(
+            "{TOKEN_KEY} (or {USERNAME_KEY} and {PASSWORD_KEY}), for {field}.prometheusAccess.secretRef"
+        )))),
+        (Some(_), _, _) => Err(Unread::Prometheus(perf_prometheus::Error::InvalidAccess {
+            reason: format!(
+                "{field}.prometheusAccess.secretRef: Secret {name} holds both {TOKEN_KEY} and {USERNAME_KEY}/\
+                 {PASSWORD_KEY}; keep one kind of credential"
+            ),
+        })),
+    }
+}
+
+async fn secret_data(profile: &PerformanceProfile, ctx: &Context, name: &str) -> Read<BTreeMap<String, ByteString>> {
+    let ns = namespace(profile);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret = secrets.get_opt(name).await.map_err(kube_error(format!("get Secret {name}")))?;
+    let secret =
+        secret.ok_or_else(|| Unread::Secret { namespace: ns, name: name.into(), problem: SecretProblem::NotFound })?;
+    Ok(secret.data.unwrap_or_default())
+}
+
+/// The PEM bundle a `ca` reference names (a ConfigMap's `data`, or a Secret's).
+async fn ca_bundle(profile: &PerformanceProfile, ctx: &Context, r: &CaBundleRef) -> Read<Vec<u8>> {
+    let ns = namespace(profile);
+    let missing = |problem| Unread::Secret { namespace: ns.clone(), name: r.name.clone(), problem };
+    match r.kind {
+        CaBundleKind::Secret => {
+            let data = secret_data(profile, ctx, &r.name).await?;
+            data.get(&r.key).map(|v| v.0.clone()).ok_or_else(|| missing(SecretProblem::MissingKey(r.key.clone())))
+        }
+        CaBundleKind::ConfigMap => {
+            let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+            let map = maps.get_opt(&r.name).await.map_err(kube_error(format!("get ConfigMap {}", r.name)))?;
+            let problem = |problem| Unread::ConfigMap { namespace: ns.clone(), name: r.name.clone(), problem };
+            let map = map.ok_or_else(|| problem(SecretProblem::NotFound))?;
+            map.data
+                .and_then(|d| d.get(&r.key).cloned())
+                .map(String::into_bytes)
+                .ok_or_else(|| problem(SecretProblem::MissingKey(r.key.clone())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &[u8])]) -> BTreeMap<String, ByteString> {
+        pairs.iter().map(|(k, v)| (k.to_string(), ByteString(v.to_vec()))).collect()
+    }
+
+    #[test]
+    fn the_secret_holds_one_kind_of_credential() {
+        let auth = |pairs: &[(&str, &[u8])]| {
+            credentials("shop", "prom", &data(pairs), "spec.canary.analysis").map_err(|e| e.to_string())
+        };
+        assert_eq!(auth(&[("token", b"t0ken\n")]), Ok(Auth::Bearer("t0ken".into())));
+        let basic = Auth::Basic { username: "ops".into(), password: "pw ".into() };
+        assert_eq!(auth(&[("username", b"ops"), ("password", b"pw "), ("other", b"x")]), Ok(basic));
+        for (pairs, expected) in [
+            (&[("username", &b"ops"[..])][..], "Secret shop/prom has no key \"password\""),
+            (&[("password", &b"pw"[..])][..], "Secret shop/prom has no key \"username\""),
+            (&[][..], "token (or username and password), for spec.canary.analysis.prometheusAccess.secretRef"),
+            (&[("token", &b"t"[..]), ("username", &b"u"[..])][..], "holds both token and username/password"),
+            (&[("token", &b"\xff"[..])][..], "key \"token\" is not UTF-8"),
+        ] {
+            let got = auth(pairs).unwrap_err();
+            let chain = credentials("shop", "prom", &data(pairs), "spec.canary.analysis").unwrap_err().chain();
+            assert!(got.contains(expected) || chain.contains(expected), "{expected:?} not in {chain}");
+        }
+    }
+}
