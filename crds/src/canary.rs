@@ -69,6 +69,14 @@ pub struct AnalysisSpec {
     /// Credentials, CA and headers for `prometheus` (an open Prometheus needs none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus_access: Option<crate::PrometheusAccess>,
+    /// How often the gates are also checked within a stage, over the data gathered since the stage began holding (or
+    /// was last analysed): a failure counts toward `failureLimit` at once, so a bad canary rolls back within a few
+    /// scrapes of turning bad instead of at the end of its step. Promotion still needs the whole step to pass.
+    /// Default: two scrape intervals of the Prometheus (its global `scrape_interval`; 30s when it cannot be read).
+    /// `0s`, or a value not shorter than `stepInterval`, turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::duration::duration_schema")]
+    pub check_interval: Option<String>,
     /// Failed checks tolerated before a rollback.
     #[serde(default = "default_failure_limit")]
     #[schemars(range(min = 1, max = 100))]
@@ -113,6 +121,7 @@ impl Default for AnalysisSpec {
         Self {
             prometheus: default_prometheus(),
             prometheus_access: None,
+            check_interval: None,
             failure_limit: default_failure_limit(),
             min_requests: default_min_requests(),
             on_no_data: NoDataPolicy::default(),

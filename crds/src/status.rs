@@ -356,6 +356,10 @@ pub struct CanaryStatus {
     /// When the stage was last analysed (or its hold began); the next analysis is one step interval later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check_at: Option<Time>,
+    /// When the gates were last checked early within the stage (`analysis.checkInterval`): a failure there counts
+    /// toward `failureLimit` at once; a pass never advances the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_quick_check_at: Option<Time>,
     /// When the phase or stage last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_at: Option<Time>,

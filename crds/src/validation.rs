@@ -444,6 +444,9 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
     if let Some(access) = &a.prometheus_access {
         check_prometheus_access(c, access, "spec.canary.analysis.prometheusAccess");
     }
+    if let Some(Err(e)) = a.check_interval.as_deref().map(parse_duration) {
+        c.fail("spec.canary.analysis.checkInterval", e);
+    }
     c.range(a.failure_limit, 1, 100, "spec.canary.analysis.failureLimit");
     c.range(a.min_requests, 0, 100_000_000, "spec.canary.analysis.minRequests");
     if let Some(p99) = a.max_p99_latency_ms {

@@ -1,10 +1,12 @@
-//! Time from the first bad scrape to the rollback decision, against the floor: one scrape interval (1 s) plus one
-//! analysis interval (the step interval), measured side by side in one run against a real Prometheus.
+//! Time from the first bad scrape to the rollback decision at step intervals of 5, 30 and 60 s, measured side by
+//! side in one run against a real Prometheus (1 s scrapes): with the quick checks within a step (the default
+//! cadence, two scrape intervals, read from Prometheus's configuration) against the goal of two scrape intervals,
+//! and without them (`checkInterval: 0s`) against their floor, one scrape plus one step interval.
 //!
 //! Run: `cargo bench -p perf-canary --bench rollback_latency` (needs the `prometheus` binary, see
 //! tests/support/install-prometheus.sh). The canary starts healthy; when its first stage begins holding it starts
-//! failing 5 % of requests, so the next analysis is a full step interval away (the worst alignment);
-//! `failureLimit: 1`, so the first failed check is the decision. Ratio < 1: decided within the floor.
+//! failing 5 % of requests, so the next full analysis is a whole step interval away (the worst alignment);
+//! `failureLimit: 1`, so the first failed check is the decision.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -16,11 +18,12 @@ use support::*;
 const SCRAPE: Duration = Duration::from_secs(1);
 const RUNS: usize = 3;
 
-async fn one_run(prom: &PrometheusFixture, target: &str, step: Duration) -> Duration {
+async fn one_run(prom: &PrometheusFixture, target: &str, step: Duration, quick: bool) -> Duration {
     prom.serve(NS, target, Behaviour::healthy()).await;
     let mut spec = profile(target, &format!("{}s", step.as_secs()));
     if let Some(canary) = spec.spec.canary.as_mut() {
         canary.analysis.failure_limit = 1;
+        canary.analysis.check_interval = (!quick).then(|| "0s".to_string());
     }
     let cluster = Cluster::with(spec, "shop/app:1", vec![]).await;
     for _ in 0..2 {
@@ -49,33 +52,49 @@ async fn one_run(prom: &PrometheusFixture, target: &str, step: Duration) -> Dura
     }
 }
 
+/// The median of `RUNS` runs, each printed.
+async fn median(prom: &PrometheusFixture, step_secs: u64, quick: bool, runs: usize) -> Duration {
+    let step = Duration::from_secs(step_secs);
+    let (mode, goal) = if quick { ("quick", 2 * SCRAPE) } else { ("step only", SCRAPE + step) };
+    let mut measured = Vec::new();
+    for i in 0..runs {
+        let one = one_run(prom, &format!("app{step_secs}{}x{i}", if quick { "q" } else { "s" }), step, quick).await;
+        println!(
+            "{:>5}s {:>10} {:>9.2}s {:>9.2}s {:>7.2}",
+            step_secs,
+            mode,
+            one.as_secs_f64(),
+            goal.as_secs_f64(),
+            one.as_secs_f64() / goal.as_secs_f64()
+        );
+        measured.push(one);
+    }
+    measured.sort();
+    measured[runs / 2]
+}
+
 #[tokio::main]
 async fn main() {
     let prom = PrometheusFixture::start().await;
-    println!("rollback decision latency (first bad scrape -> RolledBack), {RUNS} runs per step interval");
-    println!("{:>6} {:>10} {:>10} {:>7}", "step", "measured", "floor", "ratio");
-    for step_secs in [3, 5] {
-        let step = Duration::from_secs(step_secs);
-        let floor = SCRAPE + step;
-        let mut runs = Vec::new();
-        for i in 0..RUNS {
-            let measured = one_run(&prom, &format!("app{step_secs}x{i}"), step).await;
-            println!(
-                "{:>5}s {:>9.2}s {:>9.2}s {:>7.2}",
-                step_secs,
-                measured.as_secs_f64(),
-                floor.as_secs_f64(),
-                measured.as_secs_f64() / floor.as_secs_f64()
-            );
-            runs.push(measured);
-        }
-        runs.sort();
-        let median = runs[RUNS / 2];
+    println!("rollback decision latency (first bad scrape -> RolledBack), scrape interval {SCRAPE:?}");
+    println!("goal: quick checks 2 scrape intervals; step only: 1 scrape + 1 step interval (its floor)");
+    println!("{:>6} {:>10} {:>10} {:>10} {:>7}", "step", "mode", "measured", "goal", "ratio");
+    let mut summary = Vec::new();
+    for step_secs in [5, 30, 60] {
+        let quick = median(&prom, step_secs, true, RUNS).await;
+        // Without quick checks a run costs a whole step: three at 5 s, one each at 30 and 60 s.
+        let runs = if step_secs == 5 { RUNS } else { 1 };
+        let step_only = median(&prom, step_secs, false, runs).await;
+        summary.push((step_secs, quick, step_only));
+    }
+    println!("median decision time, quick checks vs step only (same run):");
+    for (step_secs, quick, step_only) in summary {
         println!(
-            "median {step_secs}s: {:.2}s vs floor {:.2}s: ratio {:.2}",
-            median.as_secs_f64(),
-            floor.as_secs_f64(),
-            median.as_secs_f64() / floor.as_secs_f64()
+            "  step {step_secs:>2}s: {:.2}s vs {:.2}s ({:.1}x faster); quick / goal {:.2}",
+            quick.as_secs_f64(),
+            step_only.as_secs_f64(),
+            step_only.as_secs_f64() / quick.as_secs_f64(),
+            quick.as_secs_f64() / (2 * SCRAPE).as_secs_f64()
         );
     }
 }

@@ -10,6 +10,7 @@
 pub mod access_args;
 pub mod analysis;
 pub mod analyze;
+pub mod cadence;
 pub mod cli;
 pub mod gather;
 pub mod history;

@@ -20,6 +20,9 @@ pub struct Timing {
     pub step_interval: Duration,
     pub progress_deadline: Duration,
     pub failure_limit: u32,
+    /// Cadence of the quick checks within a step (see [`crate::cadence`]); zero when off. Not in the spec alone:
+    /// its default comes from the Prometheus's scrape interval, set by the caller.
+    pub check_interval: Duration,
 }
 
 impl Timing {
@@ -46,6 +49,7 @@ impl Timing {
             step_interval: duration(&spec.step_interval, "spec.canary.stepInterval")?,
             progress_deadline: duration(&spec.progress_deadline, "spec.canary.progressDeadline")?,
             failure_limit: spec.analysis.failure_limit.max(1),
+            check_interval: Duration::ZERO,
         })
     }
 }
@@ -104,8 +108,10 @@ pub struct Observed {
     pub primary: Option<Workload>,
     /// Canary runs the target's template with the replicas of the current weight, all ready.
     pub canary_ready: bool,
-    /// Result of an analysis run for this step (only when [`analysis_due`] said so).
+    /// Result of an analysis run for this step (only when [`analysis_due`] said so), or of a quick check within
+    /// it (`quick`).
     pub analysis: Option<AnalysisRecord>,
+    pub quick: bool,
     /// Manual command, if the annotation is set.
     pub command: Option<CommandRequest>,
     /// The template the primary ran before its current one is still held by one of its ReplicaSets (read only
@@ -176,27 +182,7 @@ pub fn is_active(phase: CanaryPhase) -> bool {
     matches!(phase, CanaryPhase::WaitingForPods | CanaryPhase::Progressing | CanaryPhase::Promoting)
 }
 
-/// True when the current stage has held for a step interval since it began or was last analysed.
-pub fn analysis_due(timing: &Timing, status: &CanaryStatus, now: Timestamp) -> bool {
-    status.phase == CanaryPhase::Progressing
-        && !status.paused
-        && status.last_check_at.as_ref().is_none_or(|at| now >= after(at.0, timing.step_interval))
-}
-
-/// When the controller should look again.
-pub fn requeue_after(timing: &Timing, status: &CanaryStatus, now: Timestamp) -> Duration {
-    let poll = Duration::from_secs(2).min(timing.step_interval).max(Duration::from_millis(500));
-    match status.phase {
-        _ if status.paused => Duration::from_secs(30),
-        CanaryPhase::Progressing => {
-            let next = status.last_check_at.as_ref().map_or(now, |at| after(at.0, timing.step_interval));
-            let wait = next.duration_since(now);
-            Duration::try_from(wait).unwrap_or_default().max(Duration::from_millis(200))
-        }
-        CanaryPhase::Initializing | CanaryPhase::WaitingForPods | CanaryPhase::Promoting => poll,
-        _ => Duration::from_secs(60),
-    }
-}
+pub use crate::cadence::{analysis_due, requeue_after};
 
 /// The condition for a status.
 pub fn condition(status: &CanaryStatus) -> CanaryCondition {
@@ -230,7 +216,7 @@ fn ceil_second(t: Timestamp) -> Timestamp {
 }
 
 /// `t + d`, saturating (a huge duration from the spec must not panic).
-fn after(t: Timestamp, d: Duration) -> Timestamp {
+pub(crate) fn after(t: Timestamp, d: Duration) -> Timestamp {
     SignedDuration::try_from(d).ok().and_then(|d| t.checked_add(d).ok()).unwrap_or(Timestamp::MAX)
 }
 
@@ -381,6 +367,7 @@ impl Machine<'_> {
         self.s.started_at = Some(Time(self.now));
         self.s.stage_started_at = None;
         self.s.last_check_at = None;
+        self.s.last_quick_check_at = None;
         let (reason, message) = if restarted {
             ("RunRestarted", format!("new template {} during a run: analysis restarts", self.o.target_hash))
         } else {
@@ -395,6 +382,7 @@ impl Machine<'_> {
         self.s.stage_index = Some(index as u32);
         self.s.stage = Some(format!("{}/{}", index + 1, self.t.stages.len()));
         self.s.weight = weight;
+        self.s.last_quick_check_at = None;
         self.go(CanaryPhase::WaitingForPods, &format!("scaling the canary to {weight}% (stage {})", index + 1));
     }
 
@@ -412,6 +400,7 @@ impl Machine<'_> {
             CanaryPhase::WaitingForPods if self.o.canary_ready && primary.ready => {
                 self.s.stage_started_at = Some(Time(self.now));
                 self.s.last_check_at = Some(Time(ceil_second(self.now)));
+                self.s.last_quick_check_at = None;
                 let message = format!("holding {}% for {:?}, then analysing", self.s.weight, self.t.step_interval);
                 self.go(CanaryPhase::Progressing, &message);
             }
@@ -423,24 +412,43 @@ impl Machine<'_> {
 
     fn judge(&mut self) {
         let Some(record) = self.o.analysis.clone() else { return };
+        if self.o.quick {
+            return self.judge_quick(record);
+        }
         self.s.last_check_at = Some(Time(ceil_second(self.now)));
         let summary = summarize(&record);
         let verdict = record.verdict;
-        self.s.analyses.insert(0, record);
-        self.s.analyses.truncate(KEPT_ANALYSES);
+        self.keep(record);
         match verdict {
             CheckVerdict::Pass => self.next_stage(),
             CheckVerdict::NoData => self.s.message = Some(format!("holding: {summary}")),
-            CheckVerdict::Fail => {
-                self.s.failed_checks += 1;
-                let counts = format!("{}/{}", self.s.failed_checks, self.t.failure_limit);
-                if self.s.failed_checks >= self.t.failure_limit {
-                    return self.roll_back("RolledBack", format!("{counts} failed checks, last: {summary}"));
-                }
-                self.s.message = Some(format!("failed check {counts}: {summary}"));
-                self.event(EventKind::Warning, "CheckFailed", format!("failed check {counts}: {summary}"));
-            }
+            CheckVerdict::Fail => self.check_failed(&summary, ""),
         }
+    }
+
+    /// A quick check within the step: only a failure counts (and is kept); a pass or no data waits for the step.
+    fn judge_quick(&mut self, record: AnalysisRecord) {
+        self.s.last_quick_check_at = Some(Time(self.now));
+        if record.verdict == CheckVerdict::Fail {
+            let summary = summarize(&record);
+            self.keep(record);
+            self.check_failed(&summary, " (quick check within the step)");
+        }
+    }
+
+    fn keep(&mut self, record: AnalysisRecord) {
+        self.s.analyses.insert(0, record);
+        self.s.analyses.truncate(KEPT_ANALYSES);
+    }
+
+    fn check_failed(&mut self, summary: &str, when: &str) {
+        self.s.failed_checks += 1;
+        let counts = format!("{}/{}", self.s.failed_checks, self.t.failure_limit);
+        if self.s.failed_checks >= self.t.failure_limit {
+            return self.roll_back("RolledBack", format!("{counts} failed checks{when}, last: {summary}"));
+        }
+        self.s.message = Some(format!("failed check {counts}{when}: {summary}"));
+        self.event(EventKind::Warning, "CheckFailed", format!("failed check {counts}{when}: {summary}"));
     }
 
     fn next_stage(&mut self) {

@@ -100,8 +100,16 @@ impl Rollout {
         self
     }
 
+    /// Quick checks every `seconds` within a step.
+    fn with_quick_checks(mut self, seconds: u64) -> Self {
+        self.timing.check_interval = Duration::from_secs(seconds);
+        self
+    }
+
     fn step(&mut self) -> &mut Self {
-        self.world.analysis = analysis_due(&self.timing, &self.status, self.now).then(|| {
+        let full = analysis_due(&self.timing, &self.status, self.now);
+        self.world.quick = !full && crate::cadence::quick_check_due(&self.timing, &self.status, self.now);
+        self.world.analysis = (full || self.world.quick).then(|| {
             let ctx = QueryContext { namespace: "shop".into(), target: "web".into() };
             let analysis = evaluate(&checks(&self.spec, &Slo::default(), &ctx), (self.answers)());
             analysis.record(self.status.stage_index.unwrap_or(0), self.status.weight, self.now)
@@ -183,6 +191,42 @@ fn failed_checks_up_to_the_limit_roll_back_and_the_rollback_is_final() {
     assert_eq!(r.events, ["RunStarted", "CheckFailed", "RolledBack"]);
     r.deploy("v3");
     assert_eq!((r.phase(), r.status.run_id.as_deref()), (CanaryPhase::WaitingForPods, Some("v3")));
+}
+
+#[test]
+fn quick_checks_roll_a_bad_canary_back_within_the_step() {
+    let mut r = Rollout::stable().with_quick_checks(5);
+    r.prometheus(slow).deploy("v2").canary_pods_ready();
+    r.wait(4);
+    assert_eq!((r.phase(), r.status.failed_checks), (CanaryPhase::Progressing, 0), "checked before its cadence");
+    r.wait(1);
+    assert_eq!((r.phase(), r.status.failed_checks), (CanaryPhase::Progressing, 1));
+    assert!(r.status.message.as_deref().unwrap_or_default().contains("quick check within the step"));
+    r.wait(5);
+    assert_eq!((r.phase(), r.status.stage.as_deref()), (CanaryPhase::RolledBack, Some("1/4")), "10 s, not 60 s");
+    assert_eq!(r.events, ["RunStarted", "CheckFailed", "RolledBack"]);
+    assert_eq!(r.status.analyses.len(), 2, "both failed quick checks are kept: {:?}", r.status.analyses);
+}
+
+#[test]
+fn quick_checks_that_pass_or_see_no_data_never_advance_a_stage() {
+    for answers in [healthy as fn() -> Answers, no_traffic, prometheus_down] {
+        let mut r = Rollout::stable().with_quick_checks(5);
+        r.prometheus(answers).deploy("v2").canary_pods_ready();
+        for _ in 0..11 {
+            r.wait(5);
+        }
+        assert_eq!((r.phase(), r.status.stage.as_deref()), (CanaryPhase::Progressing, Some("1/4")));
+        assert_eq!((r.status.failed_checks, r.status.analyses.len()), (0, 0), "nothing counted nor kept");
+        assert!(r.status.last_quick_check_at.is_some());
+    }
+    // The full analysis at the end of the step still advances a healthy canary.
+    let mut r = Rollout::stable().with_quick_checks(5);
+    r.deploy("v2").canary_pods_ready();
+    for _ in 0..12 {
+        r.wait(5);
+    }
+    assert_eq!((r.status.stage.as_deref(), r.status.last_quick_check_at.as_ref()), (Some("2/4"), None));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! step's status and condition and emits its events.
 
 use crate::analysis::{self, Analysis, Asking, MetricsSource, QueryContext, analyse, checks};
+use crate::cadence;
 use crate::machine::{self, CanaryCondition, CanaryEvent, CommandRequest, Observed, PrimaryAction, Timing, Workload};
 use crate::objects::{self, Role, Split};
 use crate::{Error, Result};
@@ -33,6 +34,10 @@ pub struct Observation {
     command: Option<CommandRequest>,
     /// Run only when one was due, so a step never queries Prometheus for nothing.
     analysis: Option<Analysis>,
+    /// `analysis` is a quick check within the step, not the step's full analysis.
+    quick: bool,
+    /// The quick-check cadence in effect (zero: off); see [`crate::cadence::check_interval`].
+    check_interval: std::time::Duration,
 }
 
 impl Observation {
@@ -69,6 +74,8 @@ pub struct Step {
     pub requeue_after: Duration,
     /// The analysis run for this step, if one was due (for metrics).
     pub analysis: Option<Analysis>,
+    /// `analysis` was a quick check within the step (see [`crate::cadence`]).
+    pub quick: bool,
     writes: Writes,
 }
 
@@ -118,26 +125,34 @@ pub async fn observe(
         world.primary_previous = Box::pin(crate::history::previous_template(client, &ns, primary)).await?;
     }
     // Only the run of the current template is judged: a new template restarts the run before any analysis.
-    let due = machine::analysis_due(&timing, &prev, now) && prev.run_id.as_deref() == Some(world.hash.as_str());
-    let analysis = if due {
+    let same_run = prev.run_id.as_deref() == Some(world.hash.as_str());
+    let holding = same_run && prev.phase == CanaryPhase::Progressing && !prev.paused;
+    // The default cadence needs the scrape interval: read (and cached) only while a stage holds.
+    let scrape = if holding { prom.scrape_interval().await } else { None };
+    let timing = Timing { check_interval: cadence::check_interval(spec, timing.step_interval, scrape), ..timing };
+    let full = holding && cadence::analysis_due(&timing, &prev, now);
+    let quick = holding && !full && cadence::quick_check_due(&timing, &prev, now);
+    let analysis = if full || quick {
         let ctx = QueryContext { namespace: ns, target: target.clone() };
-        let asking = Asking {
-            namespace: &ctx.namespace,
-            window: &spec.step_interval,
-            deadline: analysis::deadline(timing.step_interval),
+        let (window, deadline) = if quick {
+            (cadence::quick_window(&prev, now), analysis::deadline(timing.check_interval))
+        } else {
+            (spec.step_interval.clone(), analysis::deadline(timing.step_interval))
         };
+        let asking = Asking { namespace: &ctx.namespace, window: &window, deadline };
         Some(analyse(prom, &checks(spec, &profile.spec.slo, &ctx), asking).await)
     } else {
         None
     };
     let command = profile.annotations().get(objects::COMMAND_ANNOTATION).map(|v| machine::parse_command(v));
-    Ok(Observation { world: Box::new(world), prev, command, analysis })
+    let check_interval = timing.check_interval;
+    Ok(Observation { world: Box::new(world), prev, command, analysis, quick, check_interval })
 }
 
 /// Steps the machine on `observation` and builds the objects the new status asks for.
 pub fn decide(profile: &PerformanceProfile, observation: &Observation, now: Timestamp) -> Result<Step> {
     let spec = canary_spec(profile)?;
-    let timing = Timing::from_spec(spec)?;
+    let timing = Timing { check_interval: observation.check_interval, ..Timing::from_spec(spec)? };
     let owner = objects::owner(profile)?;
     let w = &observation.world;
     // The primary's replicas (people or its HPA set them) size the run; before it exists, the target's.
@@ -154,6 +169,7 @@ pub fn decide(profile: &PerformanceProfile, observation: &Observation, now: Time
         status,
         events: decision.events,
         analysis: observation.analysis.clone(),
+        quick: observation.quick,
         writes,
     })
 }
@@ -256,6 +272,7 @@ fn observed(spec: &CanarySpec, o: &Observation, total: u32, now: Timestamp) -> O
             .map(|p| Workload { hash: objects::annotated_hash(p), ready: objects::rollout_complete(p) }),
         canary_ready,
         analysis: o.analysis.as_ref().map(|a| a.record(o.prev.stage_index.unwrap_or(0), o.prev.weight, now)),
+        quick: o.quick,
         command: o.command.clone(),
         primary_restorable: w.primary_previous.is_some(),
     }

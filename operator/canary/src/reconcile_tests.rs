@@ -59,7 +59,14 @@ fn observation(target: Deployment, with_primary: bool, prev: CanaryStatus) -> Ob
         p
     });
     let world = World { target, template, hash, primary, primary_previous: None, canary: None, hpa: None };
-    Observation { world: Box::new(world), prev, command: None, analysis: None }
+    Observation {
+        world: Box::new(world),
+        prev,
+        command: None,
+        analysis: None,
+        quick: false,
+        check_interval: Duration::ZERO,
+    }
 }
 
 fn with_uid(mut profile: PerformanceProfile) -> PerformanceProfile {
@@ -148,14 +155,15 @@ async fn a_run_advances_stage_by_stage_and_a_reconcile_right_after_a_step_does_n
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     deployments.patch("web", &PatchParams::default(), &Patch::Merge(&image)).await.unwrap();
 
-    let (mut events, mut stages, mut analysed) = (Vec::new(), Vec::new(), 0);
+    let (mut events, mut stages, mut analysed, mut quick) = (Vec::new(), Vec::new(), 0, 0);
     let mut t = at(2);
     while stages.last() != Some(&(CanaryPhase::Succeeded, None)) {
         assert!(t < at(600), "run still going: {stages:?}");
         // Each step's own writes trigger the next reconcile at once: that one must not step the run again.
         for again in [t, t + SignedDuration::from_millis(200)] {
             let s = step(&client, again).await;
-            analysed += usize::from(s.analysis.is_some());
+            analysed += usize::from(s.analysis.is_some() && !s.quick);
+            quick += usize::from(s.quick);
             events.extend(s.events.iter().map(|e| e.reason));
             stages.push((s.status.phase, s.status.stage_index.filter(|_| machine::is_active(s.status.phase))));
         }
@@ -170,6 +178,8 @@ async fn a_run_advances_stage_by_stage_and_a_reconcile_right_after_a_step_does_n
     assert_eq!(advanced, [0, 1, 2, 3], "stage by stage, never back: {stages:?}");
     assert_eq!(events, ["RunStarted", "StageAdvanced", "StageAdvanced", "StageAdvanced", "Promoting", "Promoted"]);
     assert_eq!(analysed, 4, "one analysis per stage");
+    // The stub source has no scrape interval: quick checks every 30 s, one between two 31 s steps at most.
+    assert!(quick <= 4, "a reconcile right after a quick check checked again: {quick}");
     let profiles: Api<PerformanceProfile> = Api::namespaced(client.clone(), NS);
     let status = profiles.get("checkout").await.unwrap().status.unwrap().canary.unwrap();
     let judged: Vec<u32> = status.analyses.iter().map(|a| a.stage_index).collect();

@@ -44,10 +44,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Future returned by [`MetricsSource::query`]: `Ok(None)` is an empty result; NaN and ±Inf are values.
 pub type QueryFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<f64>, QueryError>> + Send + 'a>>;
 
+/// Future returned by [`MetricsSource::scrape_interval`].
+pub type IntervalFuture<'a> = Pin<Box<dyn Future<Output = Option<Duration>> + Send + 'a>>;
+
 /// Where values come from; [`Prometheus`] in production, a stub in tests.
 pub trait MetricsSource: Send + Sync {
     /// Runs an instant query that returns one value.
     fn query<'a>(&'a self, promql: &'a str) -> QueryFuture<'a>;
+
+    /// The source's global scrape interval, when it can say (a default cadence is derived from it).
+    fn scrape_interval(&self) -> IntervalFuture<'_> {
+        Box::pin(std::future::ready(None))
+    }
 
     /// How errors name this source when the caller gives up on it (a deadline): `host:port` for Prometheus.
     fn at(&self) -> &str {
@@ -65,7 +73,15 @@ pub struct Prometheus {
     host: String,
     timeout: Duration,
     access: Access,
+    /// The global scrape interval as last read (None: could not be read), and when: see [`SCRAPE_INTERVAL_KEPT`].
+    scrape_interval: Arc<Mutex<Option<KeptInterval>>>,
 }
+
+/// A scrape interval as read (None: could not be read), and when it was read.
+type KeptInterval = (std::time::Instant, Option<Duration>);
+
+/// How long a scrape interval read from the configuration (or the failure to read it) is believed.
+const SCRAPE_INTERVAL_KEPT: Duration = Duration::from_secs(600);
 
 impl Prometheus {
     /// `base` is e.g. `http://prometheus:9090` (a path prefix is kept); it is checked here, before any query.
@@ -79,7 +95,23 @@ impl Prometheus {
         let (host, at) = check_url(base)?;
         let builder = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(3)));
         let client = access.configure(builder)?.build().map_err(Error::HttpClient)?;
-        Ok(Self { client, base: base.trim_end_matches('/').to_string(), at, host, timeout, access })
+        let base = base.trim_end_matches('/').to_string();
+        Ok(Self { client, base, at, host, timeout, access, scrape_interval: Arc::default() })
+    }
+
+    /// The global scrape interval from `/api/v1/status/config`, read at most every [`SCRAPE_INTERVAL_KEPT`]
+    /// (Thanos and Mimir do not serve the configuration: then None, believed as long).
+    async fn cached_scrape_interval(&self) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        let kept = *self.scrape_interval.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, interval)) = kept
+            && now.duration_since(at) < SCRAPE_INTERVAL_KEPT
+        {
+            return interval;
+        }
+        let interval = self.scrape_intervals().await.ok().map(|s| s.global);
+        *self.scrape_interval.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, interval));
+        interval
     }
 
     /// Runs an instant query; see [`answer::read_data`] and [`answer::decode`] for how the answer is judged.
@@ -124,6 +156,10 @@ fn check_url(base: &str) -> Result<(String, String)> {
 impl MetricsSource for Prometheus {
     fn query<'a>(&'a self, promql: &'a str) -> QueryFuture<'a> {
         Box::pin(self.instant(promql))
+    }
+
+    fn scrape_interval(&self) -> IntervalFuture<'_> {
+        Box::pin(self.cached_scrape_interval())
     }
 
     fn at(&self) -> &str {

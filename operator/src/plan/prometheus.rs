@@ -40,6 +40,15 @@ pub fn interval_warnings(profile: &PerformanceProfile, scrape: &ScrapeIntervals)
     for (job, every) in scrape.jobs.iter().filter(|(_, every)| *every != scrape.global && too_short(*every)) {
         warnings.push(format!("job {job:?}, if it scrapes the app: {}", advice(*every)));
     }
+    let quick = canary.analysis.check_interval.as_deref().and_then(|text| parse_duration(text).ok());
+    if let Some(quick) = quick.filter(|q| !q.is_zero() && *q < scrape.global * 2) {
+        warnings.push(format!(
+            "analysis.checkInterval {} is shorter than two global scrape intervals ({}): the first quick checks of \
+             each stage see fewer than two samples (no data), so a bad canary is caught no sooner",
+            human(quick),
+            human(scrape.global * 2)
+        ));
+    }
     warnings
 }
 
@@ -94,5 +103,19 @@ mod tests {
         assert!(got[0].contains("step interval 29s") && got[0].contains("at least 30s"), "{got:?}");
         let got = interval_warnings(&profile("30s"), &scrape(15, &[("slow", 60)]));
         assert!(got[0].starts_with("job \"slow\"") && got[0].contains("at least 2m"), "{got:?}");
+    }
+
+    #[test]
+    fn warns_when_the_quick_check_cadence_is_below_two_scrapes() {
+        let with = |check: &str| {
+            let mut p = profile("1m");
+            if let Some(c) = p.spec.canary.as_mut() {
+                c.analysis.check_interval = Some(check.into());
+            }
+            interval_warnings(&p, &scrape(15, &[]))
+        };
+        assert!(with("10s")[0].contains("checkInterval 10s is shorter than two global scrape intervals (30s)"));
+        assert!(with("30s").is_empty() && with("0s").is_empty());
+        assert!(interval_warnings(&profile("1m"), &scrape(15, &[])).is_empty(), "the default follows the scrapes");
     }
 }
