@@ -64,6 +64,7 @@ pub const FIELD_MANAGER: &str = "perf-operator";
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Stage", type_ = "string", json_path = ".status.canary.stage"),
     printcolumn(name = "Weight", type_ = "integer", json_path = ".status.canary.weight"),
+    printcolumn(name = "Achieved", type_ = "integer", json_path = ".status.canary.achievedWeight"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

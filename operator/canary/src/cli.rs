@@ -2,7 +2,8 @@
 
 use crate::analysis::{Check, QueryContext, checks};
 use crate::analyze::{AnalyzeArgs, EXIT_CODES_HELP};
-use crate::objects::{self, Split};
+use crate::objects;
+use crate::split::{self, Split};
 use crate::{Error, Result};
 use jiff::Timestamp;
 use kube::Client;
@@ -196,7 +197,8 @@ pub struct ScheduledStage {
     pub pods: Split,
 }
 
-/// Stages, weights, pod counts (for `replicas` primary pods), rendered queries and thresholds.
+/// Stages, weights, pod counts (for `replicas` primary pods, not autoscaled: with an HPA on the target the primary
+/// keeps its pods and the canary caps at 50 %), rendered queries and thresholds.
 pub fn plan_schedule(spec: &CanarySpec, slo: &Slo, ctx: &QueryContext, replicas: u32) -> Schedule {
     let routed = spec.routing.http_route.is_some();
     let stages = spec
@@ -206,7 +208,7 @@ pub fn plan_schedule(spec: &CanarySpec, slo: &Slo, ctx: &QueryContext, replicas:
         .map(|(i, &weight)| ScheduledStage {
             stage: i as u32 + 1,
             weight,
-            pods: objects::split(replicas, weight, routed),
+            pods: split::split(replicas, weight, split::mode(routed, false)),
         })
         .collect();
     Schedule {
@@ -261,9 +263,10 @@ mod tests {
     fn plan_lists_stages_pods_queries_and_thresholds() {
         let ctx = QueryContext { namespace: "shop".into(), target: "web".into() };
         let schedule = plan_schedule(&CanarySpec::default(), &Slo::default(), &ctx, 9);
-        let weights: Vec<(u32, u32, u32)> =
-            schedule.stages.iter().map(|s| (s.weight, s.pods.canary, s.pods.achieved_weight)).collect();
-        assert_eq!(weights, [(10, 1, 10), (25, 3, 25), (50, 9, 50), (100, 9, 50)]);
+        let weights: Vec<(u32, u32, u32, u32)> =
+            schedule.stages.iter().map(|s| (s.weight, s.pods.primary, s.pods.canary, s.pods.achieved_weight)).collect();
+        // The primary gives pods up as the canary grows, never leaving fewer than 9 serving.
+        assert_eq!(weights, [(10, 9, 1, 10), (25, 9, 3, 25), (50, 5, 5, 50), (100, 0, 9, 100)]);
         let json = serde_json::to_value(&schedule).unwrap();
         assert_eq!(json["stages"][1]["achievedWeight"], 25);
         assert_eq!(json["checks"][1]["name"], "p99-latency");

@@ -18,6 +18,7 @@ pub mod machine;
 pub mod objects;
 pub mod reconcile;
 pub mod selectors;
+pub mod split;
 
 pub use analysis::{
     Analysis, Answer, Asking, MetricsSource, Prometheus, QueryContext, QueryError, QueryFuture, Trouble,

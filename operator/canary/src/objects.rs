@@ -19,7 +19,6 @@ use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServicePort, ServiceS
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use perf_operator_api::CONFIG_CHECKSUM_ANNOTATION;
-use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -30,6 +29,8 @@ pub const ROLE_LABEL: &str = "perf.operator.dev/role";
 pub const TEMPLATE_HASH_ANNOTATION: &str = "perf.operator.dev/template-hash";
 /// Annotation on the profile carrying a manual command: `pause`, `resume`, `promote`, `abort` (optionally `@nonce`).
 pub const COMMAND_ANNOTATION: &str = "perf.operator.dev/canary-command";
+/// On a primary shrunk during a replica-ratio run: its full size, which sizes the run and is given back after it.
+pub const FULL_REPLICAS_ANNOTATION: &str = "perf.operator.dev/full-replicas";
 
 /// Which copy of the target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +119,21 @@ pub fn rollout_complete(deployment: &Deployment) -> bool {
     seen && status.updated_replicas.unwrap_or(0) >= desired && status.ready_replicas.unwrap_or(0) >= desired
 }
 
+/// The primary's full size: its replicas, or while a run has shrunk it, the size it had before.
+pub fn full_replicas(primary: &Deployment) -> u32 {
+    let annotated = primary.metadata.annotations.as_ref().and_then(|a| a.get(FULL_REPLICAS_ANNOTATION));
+    annotated.and_then(|v| v.parse().ok()).unwrap_or_else(|| replicas(primary))
+}
+
+/// Marks `primary` (running `replicas` pods) with its full size when it runs fewer; the mark goes when it is full.
+pub fn with_full_size(mut primary: Deployment, replicas: u32, full: u32) -> Deployment {
+    if replicas < full {
+        let annotations = primary.metadata.annotations.get_or_insert_with(BTreeMap::new);
+        annotations.insert(FULL_REPLICAS_ANNOTATION.into(), full.to_string());
+    }
+    primary
+}
+
 /// Desired replicas of a Deployment (Kubernetes defaults a missing count to 1).
 pub fn replicas(deployment: &Deployment) -> u32 {
     let n = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -175,38 +191,6 @@ fn owned_meta(name: String, target: &Deployment, owner: &OwnerReference, hash: O
 /// Apply body that sets only `spec.replicas` of the target (the rest stays with whoever owns it).
 pub fn target_replicas(name: &str, replicas: u32) -> Value {
     json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": name }, "spec": { "replicas": replicas } })
-}
-
-/// Pods per side for a stage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Split {
-    pub primary: u32,
-    pub canary: u32,
-    /// Share of traffic the canary gets, in percent.
-    pub achieved_weight: u32,
-}
-
-/// Pods for `weight`% canary traffic with `total` primary pods (set by people or the primary's HPA).
-///
-/// The primary keeps all its pods during a run (capacity never drops). With a route the canary gets
-/// `ceil(total * w / 100)` pods and the route gives the exact weight. By replica ratio the canary gets
-/// `round(total * w / (100 - w))` pods, at least 1 and at most `total`, so the achieved weight is close to `w` up
-/// to 50 % and capped at 50 % (status shows the achieved weight).
-pub fn split(total: u32, weight: u32, routed: bool) -> Split {
-    let total = total.max(1);
-    if weight == 0 {
-        return Split { primary: total, canary: 0, achieved_weight: 0 };
-    }
-    let w = u64::from(weight.min(100));
-    let t = u64::from(total);
-    if routed {
-        let canary = (t * w).div_ceil(100).max(1);
-        return Split { primary: total, canary: canary as u32, achieved_weight: weight.min(100) };
-    }
-    let canary = if w >= 100 { t } else { ((t * w * 2 + (100 - w)) / (2 * (100 - w))).clamp(1, t) };
-    let achieved = (canary * 200 + (t + canary)) / (2 * (t + canary));
-    Split { primary: total, canary: canary as u32, achieved_weight: achieved as u32 }
 }
 
 /// The HPA aimed at the target Deployment, if any (ours, aimed at the primary, excluded).
@@ -314,22 +298,6 @@ pub fn owner(profile: &perf_operator_api::PerformanceProfile) -> Result<OwnerRef
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn replica_ratio_is_close_to_the_stage_weight_and_never_shrinks_the_primary() {
-        let cases = [(10, 1, 10), (25, 3, 25), (50, 9, 50), (100, 9, 50)];
-        for (weight, canary, achieved) in cases {
-            assert_eq!(split(9, weight, false), Split { primary: 9, canary, achieved_weight: achieved }, "{weight}%");
-        }
-        assert_eq!(split(3, 10, false), Split { primary: 3, canary: 1, achieved_weight: 25 });
-        assert_eq!(split(3, 0, false).canary, 0);
-    }
-
-    #[test]
-    fn routed_split_keeps_the_exact_weight() {
-        assert_eq!(split(4, 10, true), Split { primary: 4, canary: 1, achieved_weight: 10 });
-        assert_eq!(split(4, 100, true), Split { primary: 4, canary: 4, achieved_weight: 100 });
-    }
 
     #[test]
     fn route_weights_change_only_our_backends_and_require_both() {

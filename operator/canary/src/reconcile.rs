@@ -7,7 +7,8 @@
 use crate::analysis::{self, Analysis, Asking, MetricsSource, QueryContext, analyse, checks};
 use crate::cadence;
 use crate::machine::{self, CanaryCondition, CanaryEvent, CommandRequest, Observed, PrimaryAction, Timing, Workload};
-use crate::objects::{self, Role, Split};
+use crate::objects::{self, Role};
+use crate::split::{self, Mode, Split};
 use crate::{Error, Result};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -155,8 +156,8 @@ pub fn decide(profile: &PerformanceProfile, observation: &Observation, now: Time
     let timing = Timing { check_interval: observation.check_interval, ..Timing::from_spec(spec)? };
     let owner = objects::owner(profile)?;
     let w = &observation.world;
-    // The primary's replicas (people or its HPA set them) size the run; before it exists, the target's.
-    let total = w.primary.as_ref().map_or_else(|| objects::replicas(&w.target).max(1), objects::replicas);
+    // The primary's full size (people or its HPA set it) sizes the run; before it exists, the target's.
+    let total = w.primary.as_ref().map_or_else(|| objects::replicas(&w.target).max(1), objects::full_replicas);
     let decision = machine::step(&timing, &observation.prev, &observed(spec, observation, total, now), now);
     let mut status = decision.status;
     let (writes, split) = writes(spec, w, &owner, &status, decision.primary, total)?;
@@ -258,7 +259,7 @@ async fn read_world(client: &Client, ns: &str, target: &str) -> Result<World> {
 /// What the machine sees of the world; the canary counts as ready only at the current stage's size.
 fn observed(spec: &CanarySpec, o: &Observation, total: u32, now: Timestamp) -> Observed {
     let w = &o.world;
-    let current = objects::split(total, o.prev.weight, spec.routing.http_route.is_some());
+    let current = split::split(total, o.prev.weight, mode(spec, w));
     let canary_ready = w.canary.as_ref().is_some_and(|c| {
         objects::annotated_hash(c).as_deref() == Some(w.hash.as_str())
             && objects::replicas(c) == current.canary
@@ -287,7 +288,6 @@ fn writes(
     primary: PrimaryAction,
     total: u32,
 ) -> Result<(Writes, Split)> {
-    let routed = spec.routing.http_route.is_some();
     let mut writes =
         Writes { hpa: w.hpa.as_ref().map(|hpa| objects::primary_hpa(hpa, &w.target, owner)), ..Writes::default() };
     let promote = primary == PrimaryAction::Promote && status.run_id.as_deref() == Some(w.hash.as_str());
@@ -301,13 +301,22 @@ fn writes(
         writes.primary = Some(objects::workload(&w.target, Role::Primary, &previous, &hash, total, owner)?);
     }
     if writes.primary.is_none() {
-        writes.primary = contract_roll(w, owner)?;
+        writes.primary = contract_roll(w, owner, total)?;
     }
     // Until the primary is ready the target keeps serving, and there is no canary yet.
     if status.phase == CanaryPhase::Initializing {
-        return Ok((writes, objects::split(total, 0, routed)));
+        return Ok((writes, split::split(total, 0, Mode::Routed)));
     }
-    let split = objects::split(total, status.weight, routed);
+    let mut split = split::split(total, status.weight, mode(spec, w));
+    if promote {
+        split.primary = total;
+    } else {
+        split.primary = primary_size(w, status, split.primary, total);
+        split.achieved_weight = split::share(split.primary, split.canary);
+        if writes.primary.is_none() {
+            writes.primary = resize_primary(w, owner, split.primary, total)?;
+        }
+    }
     writes.canary = Some(objects::workload(&w.target, Role::Canary, &w.template, &w.hash, split.canary, owner)?);
     if objects::replicas(&w.target) != 0 {
         let name = w.target.name_any();
@@ -321,9 +330,43 @@ fn writes(
     Ok((writes, split))
 }
 
+/// How the run splits pods: an HPA on the target (cloned onto the primary) owns the primary's size.
+fn mode(spec: &CanarySpec, w: &World) -> Mode {
+    split::mode(spec.routing.http_route.is_some(), w.hpa.is_some())
+}
+
+/// The primary's pods for this step: the split's while the stage holds, its full size when no run is going. While
+/// the canary's pods start (`WaitingForPods`) the primary keeps the pods it has, so it gives pods up only once the
+/// canary's are ready and serving never drops below the full size.
+fn primary_size(w: &World, status: &CanaryStatus, wanted: u32, total: u32) -> u32 {
+    let live = w.primary.as_ref().map_or(total, objects::replicas);
+    match status.phase {
+        CanaryPhase::WaitingForPods => wanted.max(live.min(total)),
+        CanaryPhase::Progressing => wanted,
+        _ => total,
+    }
+}
+
+/// The primary at `replicas` (marked with its full size while it runs fewer), when the live one differs.
+fn resize_primary(w: &World, owner: &OwnerReference, replicas: u32, total: u32) -> Result<Option<Deployment>> {
+    let Some(primary) = &w.primary else { return Ok(None) };
+    let marked =
+        primary.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(objects::FULL_REPLICAS_ANNOTATION));
+    if objects::replicas(primary) == replicas && marked == (replicas < total) {
+        return Ok(None);
+    }
+    let Some(template) = primary.spec.as_ref().map(|s| &s.template) else { return Ok(None) };
+    let hash = match objects::annotated_hash(primary) {
+        Some(hash) => hash,
+        None => objects::template_hash(template)?,
+    };
+    let object = objects::workload(&w.target, Role::Primary, template, &hash, replicas, owner)?;
+    Ok(Some(objects::with_full_size(object, replicas, total)))
+}
+
 /// The primary with the target's contract checksum, when only that differs: a contract change rolls the primary's
-/// pods (`appConfig.rolloutOnChange`) without starting a run; the rest of its template stays as it is.
-fn contract_roll(w: &World, owner: &OwnerReference) -> Result<Option<Deployment>> {
+/// pods (`appConfig.rolloutOnChange`) without starting a run; the rest of its template (and its size) stays.
+fn contract_roll(w: &World, owner: &OwnerReference, total: u32) -> Result<Option<Deployment>> {
     let Some(primary) = &w.primary else { return Ok(None) };
     let Some(live) = primary.spec.as_ref().map(|s| &s.template) else { return Ok(None) };
     let wanted = objects::config_checksum(&w.template);
@@ -335,7 +378,9 @@ fn contract_roll(w: &World, owner: &OwnerReference) -> Result<Option<Deployment>
         None => objects::template_hash(live)?,
     };
     let template = objects::with_config_checksum(live, wanted);
-    Ok(Some(objects::workload(&w.target, Role::Primary, &template, &hash, objects::replicas(primary), owner)?))
+    let replicas = objects::replicas(primary);
+    let object = objects::workload(&w.target, Role::Primary, &template, &hash, replicas, owner)?;
+    Ok(Some(objects::with_full_size(object, replicas, total)))
 }
 
 fn params() -> PatchParams {

@@ -198,7 +198,7 @@ fn with_a_route_the_achieved_weight_is_the_one_on_the_route() {
         weight: routed.stages[stage_index as usize],
         ..CanaryStatus::default()
     };
-    let pods = objects::split(4, 50, true);
+    let pods = split::split(4, 50, Mode::Routed);
     // Stage 3 (50 %) starting: its pods are not ready, the route still sends the previous stage's 25 %.
     assert_eq!(achieved_weight(&routed, &status(CanaryPhase::WaitingForPods, 2), &pods), Some(25));
     assert_eq!(achieved_weight(&routed, &status(CanaryPhase::WaitingForPods, 0), &pods), Some(0));
@@ -206,8 +206,64 @@ fn with_a_route_the_achieved_weight_is_the_one_on_the_route() {
     let idle = CanaryStatus { weight: 0, ..status(CanaryPhase::Succeeded, 3) };
     assert_eq!(achieved_weight(&routed, &idle, &pods), None);
     // By replica ratio it is the canary's share of the pods.
-    let by_pods = objects::split(9, 25, false);
+    let by_pods = split::split(9, 25, Mode::RatioFixedPrimary);
     assert_eq!(achieved_weight(&CanarySpec::default(), &status(CanaryPhase::WaitingForPods, 1), &by_pods), Some(25));
+}
+
+/// A run at stage 3 (50 %) of a new template in `phase`, the primary (old template) at `replicas` pods, marked
+/// with its full size `full` if given; an HPA on the target when `hpa`.
+fn shrinking(phase: CanaryPhase, replicas: i32, full: Option<u32>, hpa: bool) -> Step {
+    let prev = CanaryStatus { phase, stage_index: Some(2), weight: 50, ..CanaryStatus::default() };
+    let mut o = observation(target(0), true, prev);
+    o.prev.run_id = Some(o.world.hash.clone());
+    let primary = o.world.primary.as_mut().unwrap();
+    primary.spec.as_mut().unwrap().replicas = Some(replicas);
+    let annotations = primary.metadata.annotations.get_or_insert_with(Default::default);
+    annotations.insert(objects::TEMPLATE_HASH_ANNOTATION.into(), "old".into());
+    if let Some(full) = full {
+        annotations.insert(objects::FULL_REPLICAS_ANNOTATION.into(), full.to_string());
+    }
+    let status = json!({ "replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas });
+    primary.status = Some(serde_json::from_value(status).unwrap());
+    if hpa {
+        o.world.hpa = Some(
+            serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"maxReplicas": 9,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}}))
+            .unwrap(),
+        );
+    }
+    decide(&with_uid(profile()), &o, t0()).unwrap()
+}
+
+/// (replicas, full-size mark) of the primary written, if any.
+fn primary_written(step: &Step) -> Option<(i32, Option<String>)> {
+    let p = step.writes.primary.as_ref()?;
+    let full = p.metadata.annotations.as_ref().and_then(|a| a.get(objects::FULL_REPLICAS_ANNOTATION).cloned());
+    Some((p.spec.as_ref()?.replicas?, full))
+}
+
+#[test]
+fn by_replica_ratio_the_primary_gives_pods_up_once_the_canary_is_ready_and_gets_them_back() {
+    // 3 pods at 50 %: 2 + 2 (four serving, never fewer than three). While the canary's pods start, the primary
+    // keeps its three.
+    let waiting = shrinking(CanaryPhase::WaitingForPods, 3, None, false);
+    assert_eq!(primary_written(&waiting), None);
+    assert_eq!((waiting.status.primary_replicas, waiting.status.canary_replicas), (3, 2));
+    let holding = shrinking(CanaryPhase::Progressing, 3, None, false);
+    assert_eq!(primary_written(&holding), Some((2, Some("3".into()))), "shrunk, its full size kept");
+    let s = &holding.status;
+    assert_eq!((s.primary_replicas, s.canary_replicas, s.achieved_weight), (2, 2, Some(50)));
+    // Once shrunk, the mark sizes the run: nothing more to write.
+    assert_eq!(primary_written(&shrinking(CanaryPhase::Progressing, 2, Some(3), false)), None);
+    // A run that ends gives the primary its pods back and drops the mark.
+    for ended in [CanaryPhase::RolledBack, CanaryPhase::Failed] {
+        let back = shrinking(ended, 2, Some(3), false);
+        assert_eq!(primary_written(&back), Some((3, None)), "{ended:?}");
+    }
+    // With an HPA the primary's size is the HPA's: never shrunk, the canary caps at the primary's size.
+    let autoscaled = shrinking(CanaryPhase::Progressing, 3, None, true);
+    assert_eq!(primary_written(&autoscaled), None);
+    assert_eq!((autoscaled.status.primary_replicas, autoscaled.status.canary_replicas), (3, 3));
 }
 
 /// `target` with the app contract's checksum on its pod template.

@@ -319,21 +319,25 @@ async fn a_run_walks_every_stage_by_replica_ratio_and_promotes() {
     eprintln!("replica-ratio run:\n{}", history(&samples, start));
     assert_walked_in_order(&samples, STAGES.len(), start);
 
-    // Pods per stage, 9 primary pods: canary = round(9 w / (100 - w)), capped at 9 (50 %).
-    let expected: [i32; 4] = [1, 3, 9, 9];
-    for (stage, &canary) in expected.iter().enumerate() {
+    // Pods per stage with a primary of 9: the closest weight with at least 9 serving; the primary gives pods up.
+    let expected: [(i32, i32); 4] = [(9, 1), (9, 3), (5, 5), (0, 9)];
+    for (stage, &(primary, canary)) in expected.iter().enumerate() {
         let holding: Vec<&Sample> =
             samples.iter().filter(|s| s.status.phase == CanaryPhase::Progressing && s.stage() == Some(stage)).collect();
         assert!(!holding.is_empty(), "stage {stage} never held:\n{}", history(&samples, start));
         for s in &holding {
             let st = &s.status;
-            assert_eq!((st.primary_replicas, st.canary_replicas), (9, canary as u32), "status pods at stage {stage}");
-            assert_eq!(st.achieved_weight, Some(ratio(9, canary)), "achievedWeight at stage {stage}");
-            // The Deployments hold the stage's counts (or already the next stage's: its step applies them just
-            // before it writes its status).
-            let next = expected.get(stage + 1).copied().unwrap_or(canary);
+            let want = (primary as u32, canary as u32);
+            assert_eq!((st.primary_replicas, st.canary_replicas), want, "status pods at stage {stage}");
+            assert_eq!(st.achieved_weight, Some(ratio(primary, canary)), "achievedWeight at stage {stage}");
+            assert!(primary + canary >= 9, "fewer than 9 pods serving at stage {stage}");
+            // The Deployments hold the stage's counts (or already the next stage's canary: its step applies it just
+            // before it writes its status; the primary gives pods up only once that canary is ready, and the
+            // promotion gives it all 9 back).
+            let (next_primary, next_canary) = expected.get(stage + 1).copied().unwrap_or((9, canary));
             assert!(
-                s.primary == Some(9) && (s.canary == Some(canary) || s.canary == Some(next)),
+                (s.primary == Some(primary) || s.primary == Some(next_primary).filter(|_| stage == 3))
+                    && (s.canary == Some(canary) || s.canary == Some(next_canary)),
                 "Deployments at stage {stage}: {}",
                 s.line(start)
             );
@@ -353,8 +357,10 @@ async fn a_run_walks_every_stage_by_replica_ratio_and_promotes() {
     wait_canary_scaled_to_zero(&c).await;
     let primary = deployments.get(PRIMARY).await.expect("primary");
     assert_eq!(primary_image(&c).await, NEW, "the primary was not promoted");
-    assert_eq!(primary.spec.and_then(|s| s.replicas), Some(9), "the primary changed size");
-    let hash = primary.metadata.annotations.unwrap_or_default().get("perf.operator.dev/template-hash").cloned();
+    assert_eq!(primary.spec.and_then(|s| s.replicas), Some(9), "the primary did not get its full size back");
+    let annotations = primary.metadata.annotations.unwrap_or_default();
+    assert!(!annotations.contains_key("perf.operator.dev/full-replicas"), "still marked as shrunk: {annotations:?}");
+    let hash = annotations.get("perf.operator.dev/template-hash").cloned();
     assert_eq!(hash, done.stable_id, "the primary's template hash is not the stable id");
     assert_eq!(replicas_and_image(&deployments, TARGET).await, Some((0, NEW.into())), "the target");
     assert_eq!(canary_ready(&c).await, ("True".into(), "Promoted".into()));
