@@ -62,6 +62,51 @@ pub struct RedisProvision {
     /// port named `metrics` on the Redis Service. Turning it on or off restarts Redis once (a new pod template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exporter: Option<RedisExporter>,
+    /// Keep the cache across restarts: Redis runs as a StatefulSet writing its data (AOF and/or RDB) to a
+    /// PersistentVolumeClaim. Without it Redis runs as a Deployment with no persistence. Turning it on or off
+    /// restarts Redis once (the workload changes kind); one replica, so no PodDisruptionBudget (it could only block
+    /// every drain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<RedisPersistence>,
+}
+
+/// Where and how a provisioned Redis persists its data.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisPersistence {
+    /// What Redis writes: `aof` (append-only file, fsync every second: at most about a second of writes lost),
+    /// `rdb` (snapshots after 1 change in an hour, 100 in 5 minutes or 10 000 in a minute), or `both`.
+    #[serde(default)]
+    pub mode: PersistenceMode,
+    /// Size of the PersistentVolumeClaim, `Mi`, `Gi` or `Ti`, e.g. `2Gi`. Fixed once the claim exists (a
+    /// StatefulSet's claim templates cannot change): a new size needs the claim resized by hand.
+    #[serde(default = "default_persistence_size")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$"))]
+    pub size: String,
+    /// StorageClass of the claim; default: the cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+/// What a persistent Redis writes.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistenceMode {
+    #[default]
+    Aof,
+    Rdb,
+    Both,
+}
+
+fn default_persistence_size() -> String {
+    "1Gi".into()
+}
+
+impl Default for RedisPersistence {
+    fn default() -> Self {
+        Self { mode: PersistenceMode::default(), size: default_persistence_size(), storage_class_name: None }
+    }
 }
 
 /// The Redis exporter sidecar.
@@ -114,6 +159,7 @@ impl Default for RedisProvision {
             max_clients: default_max_clients(),
             delete_with_profile: true,
             exporter: None,
+            persistence: None,
         }
     }
 }

@@ -110,6 +110,17 @@ fn check_cache(c: &mut Check, cache: &CacheSpec) {
                 "must differ from Redis's 6379".into()
             });
         }
+        if let Some(d) = &p.persistence {
+            c.pattern(
+                is_volume_size(&d.size),
+                &d.size,
+                "spec.cache.redis.provision.persistence.size",
+                "a size like 2Gi",
+            );
+            if let Some(class) = &d.storage_class_name {
+                c.len(class, 1, 253, "spec.cache.redis.provision.persistence.storageClassName");
+            }
+        }
     }
     if let Some(e) = &redis.external {
         let ok = is_url(&e.address, &["redis://", "rediss://"]) && !e.address.contains('@') && e.address.len() <= 2048;
@@ -305,6 +316,14 @@ fn is_call(s: &str, name_ok: impl Fn(char) -> bool) -> bool {
             && a[1..a.len() - 1].chars().all(|ch| ch.is_ascii_digit() || ", .".contains(ch))
     });
     name_valid && args_valid
+}
+
+/// `^[1-9][0-9]{0,5}(Mi|Gi|Ti)$`, the schema's pattern for a claim size.
+fn is_volume_size(s: &str) -> bool {
+    let Some(digits) = s.strip_suffix("Mi").or_else(|| s.strip_suffix("Gi")).or_else(|| s.strip_suffix("Ti")) else {
+        return false;
+    };
+    (1..=6).contains(&digits.len()) && !digits.starts_with('0') && digits.chars().all(|c| c.is_ascii_digit())
 }
 
 fn is_index_type(s: &str) -> bool {

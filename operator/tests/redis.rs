@@ -6,7 +6,7 @@ mod fixtures;
 use fixtures::{Profile, World};
 use perf_operator::components::cache::{auth_conf, redis_conf, restart_checksum};
 use perf_operator::redis_stats;
-use perf_operator_api::{EvictionPolicy, RedisProvision};
+use perf_operator_api::{EvictionPolicy, PersistenceMode, RedisPersistence, RedisProvision};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -23,12 +23,23 @@ struct OwnRedis(Child, u16);
 impl OwnRedis {
     fn start(conf: &str, password: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // A fresh data directory: an earlier run on this port may have left files Redis would load.
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("perf-redis-{port}")));
+        Self::start_on(conf, password, port)
+    }
+
+    /// On `port`, in the data directory kept for that port (a restart finds what the last run wrote).
+    fn start_on(conf: &str, password: &str, port: u16) -> Self {
         let dir = std::env::temp_dir().join(format!("perf-redis-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let auth = dir.join("auth.conf");
         std::fs::write(&auth, auth_conf(password)).unwrap();
         let path = dir.join("redis.conf");
-        std::fs::write(&path, conf.replace("/etc/redis-auth/auth.conf", auth.to_str().unwrap())).unwrap();
+        // The pod's paths, here: the auth file, and the claim's mount (Redis changes to `dir` as it reads it).
+        let conf = conf
+            .replace("/etc/redis-auth/auth.conf", auth.to_str().unwrap())
+            .replace("dir /data\n", &format!("dir {}\n", dir.display()));
+        std::fs::write(&path, conf).unwrap();
         let child = Command::new(std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into()))
             .arg(&path)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", dir.to_str().unwrap()])
@@ -76,6 +87,43 @@ async fn redis_runs_with_the_generated_config() {
     assert_eq!(policy[1], "allkeys-lfu");
     let denied = redis_stats::fetch(&url, None, Duration::from_secs(2)).await;
     assert!(denied.is_err(), "the password is required");
+}
+
+/// Writes keys, kills Redis as a node loss or an OOM kill would (SIGKILL, no shutdown save), starts it again on the
+/// same data directory, and says how many keys came back.
+async fn keys_after_a_kill(provision: &RedisProvision) -> usize {
+    let conf = redis_conf(provision);
+    let first = OwnRedis::start(&conf, "s3cret");
+    let port = first.1;
+    fetch_with_retry(&format!("redis://127.0.0.1:{port}"), Some("s3cret")).await;
+    let url = format!("redis://:s3cret@127.0.0.1:{port}");
+    let mut con = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    for i in 0..100 {
+        let _: () = redis::cmd("SET").arg(format!("risk:{i}")).arg("model").query_async(&mut con).await.unwrap();
+    }
+    // RDB snapshots on a schedule; a test of the RDB mode asks for one, as the schedule would.
+    if provision.persistence.as_ref().is_some_and(|p| p.mode == PersistenceMode::Rdb) {
+        let _: () = redis::cmd("SAVE").query_async(&mut con).await.unwrap();
+    }
+    drop(con);
+    drop(first);
+    let _again = OwnRedis::start_on(&conf, "s3cret", port);
+    fetch_with_retry(&format!("redis://127.0.0.1:{port}"), Some("s3cret")).await;
+    let mut con = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("DBSIZE").query_async(&mut con).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_persistent_redis_keeps_its_keys_across_a_kill_and_a_cache_only_one_does_not() {
+    let persistent = |mode| RedisProvision {
+        persistence: Some(RedisPersistence { mode, ..RedisPersistence::default() }),
+        ..RedisProvision::default()
+    };
+    // AOF: every acknowledged write is in the file before the reply (fsync every second only bounds a power loss).
+    assert_eq!(keys_after_a_kill(&persistent(PersistenceMode::Aof)).await, 100);
+    assert_eq!(keys_after_a_kill(&persistent(PersistenceMode::Both)).await, 100);
+    assert_eq!(keys_after_a_kill(&persistent(PersistenceMode::Rdb)).await, 100);
+    assert_eq!(keys_after_a_kill(&RedisProvision::default()).await, 0, "without persistence a restart starts empty");
 }
 
 #[tokio::test]

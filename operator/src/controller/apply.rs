@@ -2,7 +2,7 @@
 //! field), its ClickHouse statements and its canary step; returns what each part did.
 
 use super::Context;
-use crate::components::OwnedObjects;
+use crate::components::{OwnedObjects, Retired};
 use crate::decide::Decision;
 use crate::{Error, Result};
 use k8s_openapi::NamespaceResourceScope;
@@ -115,6 +115,37 @@ async fn apply_objects(client: &Client, objects: &OwnedObjects) -> Result<()> {
     }
     for o in &objects.deployments {
         apply_if_changed(client, o).await?;
+    }
+    for o in &objects.stateful_sets {
+        apply_if_changed(client, o).await?;
+    }
+    retire(client, objects).await
+}
+
+/// Deletes the workloads the profile no longer wants (decide keeps only those observed), in the namespace of the
+/// objects it applies. The claim of a StatefulSet stays (retention `Retain`).
+async fn retire(client: &Client, objects: &OwnedObjects) -> Result<()> {
+    let Some(namespace) = objects.secrets.first().and_then(|s| s.namespace()) else { return Ok(()) };
+    let params = kube::api::DeleteParams::default();
+    for retired in &objects.retired {
+        let deleted = match retired {
+            Retired::Deployment(name) => {
+                Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &namespace)
+                    .delete(name, &params)
+                    .await
+                    .map(|_| ())
+            }
+            Retired::StatefulSet(name) => {
+                Api::<k8s_openapi::api::apps::v1::StatefulSet>::namespaced(client.clone(), &namespace)
+                    .delete(name, &params)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match deleted {
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            other => other?,
+        }
     }
     Ok(())
 }

@@ -5,10 +5,11 @@
 use super::Context;
 use super::limits;
 use super::policy_runtime::Loading;
+use crate::components::Retired;
 use crate::components::cache::{self as cache_objects, PASSWORD_KEY};
 use crate::decide::{ClickHouseObserved, Observed, ProvisionedRedis, Read, SecretProblem, Unread};
 use crate::redis_stats::{self, RedisStats};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
@@ -201,16 +202,36 @@ async fn provisioned_redis(profile: &PerformanceProfile, ctx: &Context) -> Read<
     let name = cache_objects::redis_name(profile);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let (secret, deployment) = tokio::join!(secrets.get_opt(&name), deployments.get_opt(&name));
+    let stateful_sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let (secret, deployment, stateful_set) =
+        tokio::join!(secrets.get_opt(&name), deployments.get_opt(&name), stateful_sets.get_opt(&name));
     let secret = secret.map_err(kube_error(format!("get Secret {name}")))?;
     let deployment = deployment.map_err(kube_error(format!("get Deployment {name}")))?;
+    let stateful_set = stateful_set.map_err(kube_error(format!("get StatefulSet {name}")))?;
     let password = secret
         .and_then(|s| s.data)
         .and_then(|d| d.get(PASSWORD_KEY).cloned())
         .and_then(|b| String::from_utf8(b.0).ok())
         .filter(|p| !p.is_empty());
-    let available = deployment.and_then(|d| d.status).and_then(|s| s.available_replicas).unwrap_or(0) >= 1;
-    Ok(ProvisionedRedis { password, available })
+    let persistent =
+        profile.spec.cache.as_ref().and_then(|c| c.redis.provision.as_ref()).is_some_and(|p| p.persistence.is_some());
+    // Only what this profile owns is ever retired.
+    let uid = profile.uid();
+    let owned =
+        |meta: &kube::api::ObjectMeta| meta.owner_references.iter().flatten().any(|o| Some(&o.uid) == uid.as_ref());
+    let live: Vec<Retired> = [
+        deployment.as_ref().filter(|d| owned(&d.metadata)).map(|_| Retired::Deployment(name.clone())),
+        stateful_set.as_ref().filter(|s| owned(&s.metadata)).map(|_| Retired::StatefulSet(name.clone())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let available = if persistent {
+        stateful_set.and_then(|s| s.status).and_then(|s| s.available_replicas).unwrap_or(0) >= 1
+    } else {
+        deployment.and_then(|d| d.status).and_then(|s| s.available_replicas).unwrap_or(0) >= 1
+    };
+    Ok(ProvisionedRedis { password, available, live })
 }
 
 /// `INFO` of the profile's Redis: the external one with its Secret's password, or the provisioned one.

@@ -202,7 +202,13 @@ fn decide_cache(
         }
     };
     let plan = match password {
-        Ok(password) => cache::build(profile, spec, password, objects),
+        Ok(password) => {
+            let plan = cache::build(profile, spec, password, objects);
+            // Only a workload of the other kind that exists is deleted (no call for one that does not).
+            let live = provisioned.and_then(|p| p.as_ref().ok());
+            objects.retired.retain(|r| live.is_some_and(|p| p.live.contains(r)));
+            plan
+        }
         Err(e) => {
             let reason = if matches!(e, Unread::Randomness(_)) { "NoRandomness" } else { "ObserveFailed" };
             return (Some(plan_only()), Report::failed(condition::CACHE_READY, reason, e.chain()));
@@ -215,10 +221,17 @@ fn decide_cache(
         _ => Report::progressing(
             condition::CACHE_READY,
             "WaitingForRedis",
-            "Redis Deployment has no available replica yet",
+            format!(
+                "Redis {} has no available replica yet",
+                if persistent(spec) { "StatefulSet" } else { "Deployment" }
+            ),
         ),
     };
     (Some(plan), report)
+}
+
+fn persistent(spec: &perf_operator_api::CacheSpec) -> bool {
+    spec.redis.provision.as_ref().is_some_and(|p| p.persistence.is_some())
 }
 
 /// `CacheReady` reason for a Redis that could not be read.

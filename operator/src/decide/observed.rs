@@ -113,8 +113,10 @@ impl Unread {
 pub struct ProvisionedRedis {
     /// Password in its Secret; None before the Secret exists.
     pub password: Option<String>,
-    /// Whether its Deployment has an available replica.
+    /// Whether its workload (the Deployment, or the StatefulSet of a persistent Redis) has an available replica.
     pub available: bool,
+    /// The Redis workloads that exist, of either kind (one is left behind when persistence is turned on or off).
+    pub live: Vec<crate::components::Retired>,
 }
 
 /// ClickHouse as read this round.

@@ -260,8 +260,9 @@ impl Observations {
         Observed {
             serving: spec.pools.as_ref().map(|_| Ok(self.replicas)),
             autoscaling: spec.pools.as_ref().map(|_| Ok(self.hpa_max_replicas)),
-            provisioned_redis: provisioned
-                .then(|| Ok(ProvisionedRedis { password: Some(PLAN_PASSWORD.into()), available: true })),
+            provisioned_redis: provisioned.then(|| {
+                Ok(ProvisionedRedis { password: Some(PLAN_PASSWORD.into()), available: true, live: Vec::new() })
+            }),
             new_password: None,
             redis: cache.map(|_| Ok(redis)),
             cache_policy: cache.and_then(|c| c.policy.as_ref()).map(|r| load(World::Cache, r)),

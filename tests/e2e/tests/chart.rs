@@ -339,6 +339,7 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
         ("perf.operator.dev", "performanceprofiles", "watch"),
         ("perf.operator.dev", "performanceprofiles/status", "patch"),
         ("apps", "deployments", "patch"),
+        ("apps", "statefulsets", "delete"),
         ("", "secrets", "create"),
         ("", "configmaps", "watch"),
         ("events.k8s.io", "events", "create"),
