@@ -68,6 +68,15 @@ pub struct RedisProvision {
     /// every drain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<RedisPersistence>,
+    /// After a password rotation (annotation `perf.operator.dev/rotate-redis-password` set to a new value), how long
+    /// the previous password keeps working beside the new one, so apps move over without a failed connection.
+    #[serde(default = "default_rotation_grace")]
+    #[schemars(schema_with = "crate::duration::duration_schema")]
+    pub rotation_grace: String,
+}
+
+fn default_rotation_grace() -> String {
+    "10m".into()
 }
 
 /// Where and how a provisioned Redis persists its data.
@@ -160,6 +169,7 @@ impl Default for RedisProvision {
             delete_with_profile: true,
             exporter: None,
             persistence: None,
+            rotation_grace: default_rotation_grace(),
         }
     }
 }

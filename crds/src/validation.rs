@@ -110,6 +110,9 @@ fn check_cache(c: &mut Check, cache: &CacheSpec) {
                 "must differ from Redis's 6379".into()
             });
         }
+        if let Err(e) = parse_duration(&p.rotation_grace) {
+            c.fail("spec.cache.redis.provision.rotationGrace", e);
+        }
         if let Some(d) = &p.persistence {
             c.pattern(
                 is_volume_size(&d.size),

@@ -45,7 +45,11 @@ fn observed() -> Observed {
     };
     Observed {
         serving: Some(Ok(Some(4))),
-        provisioned_redis: Some(Ok(ProvisionedRedis { password: Some("x".into()), available: true, live: Vec::new() })),
+        provisioned_redis: Some(Ok(ProvisionedRedis {
+            password: Some("x".into()),
+            available: true,
+            ..Default::default()
+        })),
         redis: Some(Ok(redis)),
         cache_policy: Some(Ok(cache.clone())),
         rate_limit_policy: Some(Ok(rate_limit.clone())),

@@ -126,6 +126,117 @@ pub async fn configure(
     .await
 }
 
+/// Makes the default user accept exactly `accepted` (plain passwords; compared and set as SHA-256 hashes) with
+/// `ACL SETUSER ... resetpass`, and the exporter's user exist with `exporter`'s password (or not at all),
+/// connecting with the first of `candidates` the server takes (during a rotation the server may still know only
+/// the old one). Returns whether it changed anything: a second round sends nothing.
+pub async fn hold_passwords(
+    address: &str,
+    candidates: &[&str],
+    accepted: &[&str],
+    exporter: Option<&str>,
+    timeout: Duration,
+) -> Result<bool, RedisError> {
+    use crate::components::redis_auth::{EXPORTER_RULES, EXPORTER_USER, sha256};
+    within(address, timeout, async {
+        let mut con = connect_any(address, candidates).await?;
+        let mut changed = false;
+        let wanted: Vec<String> = accepted.iter().map(|p| sha256(p)).collect();
+        if !same(&wanted, &user_passwords(&mut con, address, "default").await?) {
+            let mut cmd = redis::cmd("ACL");
+            cmd.arg("SETUSER").arg("default").arg("on").arg("resetpass");
+            for hash in &wanted {
+                cmd.arg(format!("#{hash}"));
+            }
+            let () = cmd.query_async(&mut con).await.map_err(unreachable(address))?;
+            changed = true;
+        }
+        let live = user_passwords(&mut con, address, EXPORTER_USER).await?;
+        match exporter {
+            Some(password) if !same(&[sha256(password)], &live) || live.is_empty() => {
+                let mut cmd = redis::cmd("ACL");
+                cmd.arg("SETUSER").arg(EXPORTER_USER).arg("reset").arg("on").arg(format!("#{}", sha256(password)));
+                for rule in EXPORTER_RULES.split_whitespace() {
+                    cmd.arg(rule);
+                }
+                let () = cmd.query_async(&mut con).await.map_err(unreachable(address))?;
+                changed = true;
+            }
+            None if !live.is_empty() => {
+                let _: i64 = redis::cmd("ACL")
+                    .arg("DELUSER")
+                    .arg(EXPORTER_USER)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(unreachable(address))?;
+                changed = true;
+            }
+            _ => {}
+        }
+        Ok(changed)
+    })
+    .await
+}
+
+/// Equal as sets.
+fn same(a: &[String], b: &[String]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// The password hashes of `user`; empty when it does not exist.
+async fn user_passwords(
+    con: &mut redis::aio::MultiplexedConnection,
+    address: &str,
+    user: &str,
+) -> Result<Vec<String>, RedisError> {
+    let answer: redis::Value =
+        redis::cmd("ACL").arg("GETUSER").arg(user).query_async(con).await.map_err(unreachable(address))?;
+    Ok(acl_passwords(&answer))
+}
+
+/// A connection with the first password the server accepts; the last refusal when none is.
+async fn connect_any(address: &str, candidates: &[&str]) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+    let mut refused = None;
+    for password in candidates {
+        match connect(address, Some(password)).await {
+            Ok(con) => return Ok(con),
+            Err(e @ RedisError::Auth { .. }) => refused = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(refused.unwrap_or_else(|| RedisError::Auth { address: address.into(), message: "no password to try".into() }))
+}
+
+/// The `passwords` entry of an `ACL GETUSER` answer (RESP2: a flat list of name, value; RESP3: a map).
+fn acl_passwords(user: &redis::Value) -> Vec<String> {
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let list = |v: &redis::Value| match v {
+        redis::Value::Array(items) | redis::Value::Set(items) => items.iter().filter_map(text).collect(),
+        _ => Vec::new(),
+    };
+    match user {
+        redis::Value::Array(items) => items
+            .chunks(2)
+            .find(|pair| pair.first().and_then(text).as_deref() == Some("passwords"))
+            .and_then(|pair| pair.get(1))
+            .map(list)
+            .unwrap_or_default(),
+        redis::Value::Map(pairs) => pairs
+            .iter()
+            .find(|(k, _)| text(k).as_deref() == Some("passwords"))
+            .map(|(_, v)| list(v))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 fn unreachable(address: &str) -> impl Fn(redis::RedisError) -> RedisError + '_ {
     move |e| {
         let message = e.to_string();

@@ -5,6 +5,7 @@ mod fixtures;
 
 use fixtures::{Profile, World};
 use perf_operator::components::cache::{auth_conf, redis_conf, restart_checksum};
+use perf_operator::components::redis_auth::{self, Credentials, acl_conf};
 use perf_operator::redis_stats;
 use perf_operator_api::{EvictionPolicy, PersistenceMode, RedisPersistence, RedisProvision};
 use serde_json::json;
@@ -22,18 +23,24 @@ struct OwnRedis(Child, u16);
 
 impl OwnRedis {
     fn start(conf: &str, password: &str) -> Self {
+        Self::start_auth(conf, &auth_conf(password))
+    }
+
+    /// With `auth` as the mounted `auth.conf` (e.g. the operator's ACL form).
+    fn start_auth(conf: &str, auth: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // A fresh data directory: an earlier run on this port may have left files Redis would load.
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("perf-redis-{port}")));
-        Self::start_on(conf, password, port)
+        Self::start_on(conf, auth, port)
     }
 
-    /// On `port`, in the data directory kept for that port (a restart finds what the last run wrote).
-    fn start_on(conf: &str, password: &str, port: u16) -> Self {
+    /// On `port`, in the data directory kept for that port (a restart finds what the last run wrote), with `auth`
+    /// as `auth.conf`.
+    fn start_on(conf: &str, auth_text: &str, port: u16) -> Self {
         let dir = std::env::temp_dir().join(format!("perf-redis-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let auth = dir.join("auth.conf");
-        std::fs::write(&auth, auth_conf(password)).unwrap();
+        std::fs::write(&auth, auth_text).unwrap();
         let path = dir.join("redis.conf");
         // The pod's paths, here: the auth file, and the claim's mount (Redis changes to `dir` as it reads it).
         let conf = conf
@@ -107,7 +114,7 @@ async fn keys_after_a_kill(provision: &RedisProvision) -> usize {
     }
     drop(con);
     drop(first);
-    let _again = OwnRedis::start_on(&conf, "s3cret", port);
+    let _again = OwnRedis::start_on(&conf, &auth_conf("s3cret"), port);
     fetch_with_retry(&format!("redis://127.0.0.1:{port}"), Some("s3cret")).await;
     let mut con = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
     redis::cmd("DBSIZE").query_async(&mut con).await.unwrap()
@@ -235,8 +242,7 @@ async fn a_spec_change_is_applied_live_without_a_restart() {
     };
     // The pod template does not change, so Kubernetes does not restart Redis; a new password would.
     let pw = "p\"w\\ with spaces";
-    assert_eq!(restart_checksum(&redis_conf(&old), pw), restart_checksum(&redis_conf(&new), pw));
-    assert_ne!(restart_checksum(&redis_conf(&old), pw), restart_checksum(&redis_conf(&old), "rotated"));
+    assert_eq!(restart_checksum(&redis_conf(&old)), restart_checksum(&redis_conf(&new)));
 
     let redis = OwnRedis::start(&redis_conf(&old), pw);
     let url = format!("redis://127.0.0.1:{}", redis.1);
@@ -298,5 +304,98 @@ async fn a_managed_redis_refusing_config_stays_ready_and_a_wrong_password_is_nam
         } else {
             assert_eq!(server, None);
         }
+    }
+}
+
+/// Connects with `password` and reads `key`; the error when the password is refused.
+async fn get_with(port: u16, password: &str, key: &str) -> Result<Option<String>, String> {
+    let url = format!("redis://:{password}@127.0.0.1:{port}");
+    let mut con =
+        redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+    redis::cmd("GET").arg(key).query_async(&mut con).await.map_err(|e| e.to_string())
+}
+
+async fn run_id(port: u16, password: &str) -> String {
+    let url = format!("redis://:{password}@127.0.0.1:{port}");
+    let mut con = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO").arg("server").query_async(&mut con).await.unwrap();
+    info.lines().find_map(|l| l.strip_prefix("run_id:")).unwrap_or_default().trim().to_string()
+}
+
+#[tokio::test]
+async fn a_password_rotation_keeps_the_cache_with_both_passwords_in_the_grace_then_retires_the_old_one() {
+    let grace = Duration::from_secs(600);
+    let t0: jiff::Timestamp = "2026-11-30T10:00:00Z".parse().unwrap();
+    let old = Credentials { current: "old-pw".into(), ..Credentials::default() };
+    let conf = redis_conf(&RedisProvision::default());
+    let redis = OwnRedis::start_auth(&conf, &acl_conf(&old, false));
+    let (port, url) = (redis.1, format!("redis://127.0.0.1:{}", redis.1));
+    fetch_with_retry(&url, Some("old-pw")).await;
+    let mut con = redis::Client::open(format!("redis://:old-pw@127.0.0.1:{port}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET").arg("risk:model").arg("cached").query_async(&mut con).await.unwrap();
+    let process = run_id(port, "old-pw").await;
+
+    // Rotation: the new password becomes current and the old one keeps working, live, in the same process.
+    let rotated = redis_auth::decide(&old, Some("2026-11-30"), Some("new-pw"), grace, t0);
+    let candidates = ["new-pw", "old-pw"];
+    let hold = async |accepted: Vec<&str>| {
+        redis_stats::hold_passwords(&url, &candidates, &accepted, Some("exp-pw"), Duration::from_secs(3)).await
+    };
+    assert!(hold(rotated.accepted()).await.unwrap(), "the server knew only the old password");
+    assert!(!hold(rotated.accepted()).await.unwrap(), "a second round sends nothing");
+    for password in ["new-pw", "old-pw"] {
+        assert_eq!(get_with(port, password, "risk:model").await, Ok(Some("cached".into())), "{password}");
+    }
+    assert_eq!(run_id(port, "new-pw").await, process, "no restart");
+    exporter_reads_only(port, "exp-pw").await;
+
+    // The grace over: the old password is refused, the cache is still there.
+    let retired =
+        redis_auth::decide(&rotated, Some("2026-11-30"), None, grace, t0 + jiff::SignedDuration::from_secs(601));
+    assert_eq!(retired.accepted(), ["new-pw"]);
+    assert!(hold(retired.accepted()).await.unwrap(), "the old password retired");
+    let refused = get_with(port, "old-pw", "risk:model").await.unwrap_err();
+    assert!(refused.contains("WRONGPASS") || refused.to_lowercase().contains("auth"), "{refused}");
+    assert_eq!(get_with(port, "new-pw", "risk:model").await, Ok(Some("cached".into())));
+    assert_eq!(run_id(port, "new-pw").await, process, "no restart");
+
+    // A restart reads the auth.conf written from the same credentials: the new password only.
+    drop(con);
+    drop(redis);
+    let _again = OwnRedis::start_on(&conf, &acl_conf(&retired, true), port);
+    fetch_with_retry(&url, Some("new-pw")).await;
+    assert!(get_with(port, "old-pw", "x").await.is_err());
+    // The exporter's user from the file Redis read, with the password derived for it.
+    exporter_reads_only(port, &retired.exporter).await;
+    // A wrong password among the candidates alone is named as such, never shown.
+    let wrong =
+        redis_stats::hold_passwords(&url, &["nope"], &["new-pw"], None, Duration::from_secs(3)).await.unwrap_err();
+    assert!(matches!(wrong, redis_stats::RedisError::Auth { .. }) && !wrong.to_string().contains("nope"), "{wrong}");
+}
+
+/// The exporter's user (`exporter`, `password`) reads what an exporter reads and nothing else.
+async fn exporter_reads_only(port: u16, password: &str) {
+    let url = format!("redis://exporter:{password}@127.0.0.1:{port}");
+    let mut con = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO").query_async(&mut con).await.unwrap();
+    assert!(info.contains("redis_version"), "{info}");
+    let maxmemory: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxmemory").query_async(&mut con).await.unwrap();
+    assert_eq!(maxmemory.len(), 2);
+    let _: i64 = redis::cmd("DBSIZE").query_async(&mut con).await.unwrap();
+    let _: String = redis::cmd("CLIENT").arg("LIST").query_async(&mut con).await.unwrap();
+    for denied in
+        [vec!["GET", "risk:model"], vec!["SET", "x", "1"], vec!["FLUSHALL"], vec!["CONFIG", "SET", "maxmemory", "1"]]
+    {
+        let mut cmd = redis::cmd(denied[0]);
+        for arg in &denied[1..] {
+            cmd.arg(*arg);
+        }
+        let refused: Result<redis::Value, _> = cmd.query_async(&mut con).await;
+        let message = refused.expect_err(&format!("{denied:?} allowed")).to_string();
+        assert!(message.to_lowercase().contains("noperm"), "{denied:?}: {message}");
     }
 }

@@ -2,6 +2,7 @@
 
 use super::OwnedObjects;
 use super::labels::{labels, meta};
+use super::redis_auth::{self, Credentials};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
@@ -60,7 +61,12 @@ pub fn provisioned_address(profile: &PerformanceProfile) -> String {
 }
 
 /// Builds the cache plan, adding the Redis objects to `objects` when the profile provisions one.
-pub fn build(profile: &PerformanceProfile, spec: &CacheSpec, password: &str, objects: &mut OwnedObjects) -> CachePlan {
+pub fn build(
+    profile: &PerformanceProfile,
+    spec: &CacheSpec,
+    credentials: &Credentials,
+    objects: &mut OwnedObjects,
+) -> CachePlan {
     let ttl_seconds = spec.ttl_classes.iter().map(|c| (c.name.clone(), c.ttl_seconds)).collect();
     if let Some(external) = &spec.redis.external {
         return CachePlan {
@@ -74,10 +80,10 @@ pub fn build(profile: &PerformanceProfile, spec: &CacheSpec, password: &str, obj
     let provision = spec.redis.provision.clone().unwrap_or_default();
     let name = redis_name(profile);
     let config = redis_conf(&provision);
-    objects.secrets.push(secret(profile, &name, password));
+    objects.secrets.push(secret(profile, &name, credentials, provision.exporter.is_some()));
     objects.config_maps.push(config_map(profile, &name, &config));
     objects.services.push(service(profile, &name, provision.exporter.as_ref()));
-    let template = pod_template(profile, &name, &provision, &restart_checksum(&config, password));
+    let template = pod_template(profile, &name, &provision, &restart_checksum(&config));
     // One workload kind at a time: the other one, left from before persistence was turned on or off, goes.
     match &provision.persistence {
         Some(persistence) => {
@@ -111,7 +117,8 @@ pub fn redis_conf(p: &RedisProvision) -> String {
     )
 }
 
-/// The password as a Redis config line. Quoted, with Redis's escapes, whatever the password holds.
+/// The password as a Redis config line (`requirepass`), quoted with Redis's escapes whatever it holds. The
+/// operator writes the ACL form ([`redis_auth::acl_conf`]); this one is for a Redis configured by hand or in tests.
 pub fn auth_conf(password: &str) -> String {
     let escaped: String = password
         .chars()
@@ -123,25 +130,35 @@ pub fn auth_conf(password: &str) -> String {
     format!("requirepass \"{escaped}\"\n")
 }
 
-/// What a restart is needed for: the config without the settings held live, and the password (Redis reads both
-/// only at start). A change of maxmemory, the eviction policy or maxclients leaves it as it is.
-pub fn restart_checksum(config: &str, password: &str) -> String {
+/// What a restart is needed for: the config without the settings held live. Passwords are held live too
+/// (`ACL SETUSER`, see [`redis_auth`]), so a rotation never restarts Redis; a change of maxmemory, the eviction
+/// policy or maxclients neither.
+pub fn restart_checksum(config: &str) -> String {
     let fixed: Vec<&str> =
         config.lines().filter(|l| !LIVE_SETTINGS.iter().any(|k| l.split_whitespace().next() == Some(k))).collect();
-    let mut hash = Sha256::new();
-    hash.update(fixed.join("\n").as_bytes());
-    hash.update(b"\0");
-    hash.update(password.as_bytes());
-    hex::encode(hash.finalize())
+    hex::encode(Sha256::digest(fixed.join("\n").as_bytes()))
 }
 
-fn secret(profile: &PerformanceProfile, name: &str, password: &str) -> Secret {
+fn secret(profile: &PerformanceProfile, name: &str, credentials: &Credentials, exporter: bool) -> Secret {
+    let text = |v: &str| ByteString(v.as_bytes().to_vec());
+    let mut data = BTreeMap::from([
+        (PASSWORD_KEY.to_string(), text(&credentials.current)),
+        (AUTH_CONF_KEY.to_string(), text(&redis_auth::acl_conf(credentials, exporter))),
+        (redis_auth::EXPORTER_KEY.to_string(), text(&credentials.exporter)),
+    ]);
+    let extra = [
+        (redis_auth::PREVIOUS_KEY, &credentials.previous),
+        (redis_auth::ROTATION_KEY, &credentials.rotation),
+        (redis_auth::ROTATED_AT_KEY, &credentials.rotated_at),
+    ];
+    for (key, value) in extra {
+        if let Some(value) = value {
+            data.insert(key.to_string(), text(value));
+        }
+    }
     Secret {
         metadata: meta(profile, name.to_string(), "redis"),
-        data: Some(BTreeMap::from([
-            (PASSWORD_KEY.to_string(), ByteString(password.as_bytes().to_vec())),
-            (AUTH_CONF_KEY.to_string(), ByteString(auth_conf(password).into_bytes())),
-        ])),
+        data: Some(data),
         type_: Some("Opaque".into()),
         ..Secret::default()
     }
@@ -268,7 +285,11 @@ fn pod_template(profile: &PerformanceProfile, name: &str, p: &RedisProvision, ch
         metadata: Some(pod_meta),
         spec: Some(PodSpec {
             containers: std::iter::once(container)
-                .chain(p.exporter.as_ref().map(|x| super::redis_exporter::container(x, name, PASSWORD_KEY, REDIS_PORT)))
+                .chain(
+                    p.exporter
+                        .as_ref()
+                        .map(|x| super::redis_exporter::container(x, name, redis_auth::EXPORTER_KEY, REDIS_PORT)),
+                )
                 .collect(),
             security_context: Some(PodSecurityContext { fs_group: Some(REDIS_GID), ..PodSecurityContext::default() }),
             volumes: Some(vec![
@@ -301,7 +322,7 @@ mod tests {
         }))
         .unwrap();
         let mut objects = OwnedObjects::default();
-        build(&profile, &spec, "pw", &mut objects);
+        build(&profile, &spec, &Credentials::default(), &mut objects);
         assert!(objects.deployments.is_empty());
         assert_eq!(objects.retired, [super::super::Retired::Deployment("shop-redis".into())]);
         let set = objects.stateful_sets[0].spec.clone().unwrap();
@@ -320,7 +341,7 @@ mod tests {
         }))
         .unwrap();
         let mut objects = OwnedObjects::default();
-        build(&profile, &plain, "pw", &mut objects);
+        build(&profile, &plain, &Credentials::default(), &mut objects);
         assert_eq!((objects.deployments.len(), objects.stateful_sets.len()), (1, 0));
         assert_eq!(objects.retired, [super::super::Retired::StatefulSet("shop-redis".into())]);
     }
@@ -334,13 +355,15 @@ mod tests {
         }))
         .unwrap();
         let mut objects = OwnedObjects::default();
-        build(&profile, &spec, "hunter2", &mut objects);
+        build(&profile, &spec, &Credentials { current: "hunter2".into(), ..Credentials::default() }, &mut objects);
         let pod = objects.deployments[0].spec.as_ref().unwrap().template.spec.clone().unwrap();
         let container = serde_json::to_string(&pod.containers[0]).unwrap();
         assert!(!container.contains("hunter2") && !container.contains("requirepass"), "{container}");
         assert!(container.contains("/etc/redis-auth"), "{container}");
         let data = objects.secrets[0].data.clone().unwrap();
-        assert_eq!(data[AUTH_CONF_KEY].0, b"requirepass \"hunter2\"\n");
+        let auth = String::from_utf8(data[AUTH_CONF_KEY].0.clone()).unwrap();
+        assert_eq!(auth, format!("user default on #{} ~* &* +@all\n", redis_auth::sha256("hunter2")));
+        assert!(!auth.contains("hunter2"), "only a hash in the file Redis reads");
         assert!(
             objects.config_maps[0].data.as_ref().unwrap()["redis.conf"].contains("include /etc/redis-auth/auth.conf")
         );
@@ -357,7 +380,7 @@ mod tests {
         }))
         .unwrap();
         let mut objects = OwnedObjects::default();
-        build(&profile, &spec, "hunter2", &mut objects);
+        build(&profile, &spec, &Credentials { current: "hunter2".into(), ..Credentials::default() }, &mut objects);
         let pod = objects.deployments[0].spec.as_ref().unwrap().template.spec.clone().unwrap();
         let exporter = pod.containers.iter().find(|c| c.name == "redis-exporter").expect("the sidecar");
         let text = serde_json::to_string(exporter).unwrap();
@@ -365,10 +388,14 @@ mod tests {
         let env = exporter.env.clone().unwrap();
         let password = env.iter().find(|e| e.name == "REDIS_PASSWORD").unwrap();
         let from = password.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        // Its own user and password, which no rotation of the app's password changes.
         assert_eq!(
             (from.name.as_str(), from.key.as_str()),
-            (objects.secrets[0].metadata.name.as_deref().unwrap(), PASSWORD_KEY)
+            (objects.secrets[0].metadata.name.as_deref().unwrap(), redis_auth::EXPORTER_KEY)
         );
+        assert!(env.iter().any(|e| e.name == "REDIS_USER" && e.value.as_deref() == Some("exporter")));
+        let auth = String::from_utf8(objects.secrets[0].data.as_ref().unwrap()[AUTH_CONF_KEY].0.clone()).unwrap();
+        assert!(auth.contains("\nuser exporter on #"), "{auth}");
         assert!(env.iter().any(|e| e.name == "REDIS_ADDR" && e.value.as_deref() == Some("redis://localhost:6379")));
         let ports = objects.services[0].spec.clone().unwrap().ports.unwrap();
         let metrics = ports.iter().find(|p| p.name.as_deref() == Some("metrics")).expect("the metrics port");

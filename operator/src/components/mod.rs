@@ -7,6 +7,7 @@ pub mod labels;
 pub mod pool_limits;
 pub mod pools;
 pub mod rate_limit;
+pub mod redis_auth;
 pub mod redis_exporter;
 pub mod redis_persistence;
 pub mod slo_rules;

@@ -38,6 +38,8 @@ pub fn container(exporter: &RedisExporter, secret: &str, password_key: &str, red
         image: Some(exporter.image.clone()),
         env: Some(vec![
             env("REDIS_ADDR", format!("redis://localhost:{redis_port}")),
+            // Its own ACL user, whose password no rotation of the app's changes (see `redis_auth`).
+            env("REDIS_USER", super::redis_auth::EXPORTER_USER.into()),
             password,
             env("REDIS_EXPORTER_WEB_LISTEN_ADDRESS", format!(":{port}")),
         ]),

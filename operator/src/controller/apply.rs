@@ -89,8 +89,7 @@ pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decis
     };
     let redis_live = async {
         let live = decision.redis_live.as_ref()?;
-        let timeout = std::time::Duration::from_secs(3);
-        Some(crate::redis_stats::configure(&live.address, Some(&live.password), &live.settings.settings, timeout).await)
+        Some(hold_redis(live).await)
     };
     let slo_rule = super::slo_rule::apply(&ctx.client, &ctx.rules_unserved, profile, &decision.slo_rule);
     let ((objects, contract), clickhouse, canary, redis_live, slo_rule) = tokio::join!(
@@ -101,6 +100,18 @@ pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decis
         Box::pin(slo_rule)
     );
     Outcomes { objects, contract, clickhouse, canary, redis_live, slo_rule }
+}
+
+/// The provisioned Redis's passwords (`ACL SETUSER`), then its settings (`CONFIG SET`) with the current password:
+/// how many settings changed.
+async fn hold_redis(live: &crate::decide::RedisLive) -> std::result::Result<usize, crate::redis_stats::RedisError> {
+    let timeout = std::time::Duration::from_secs(3);
+    let candidates: Vec<&str> = live.candidates.iter().map(String::as_str).collect();
+    let accepted: Vec<&str> = live.accepted.iter().map(String::as_str).collect();
+    let exporter = live.exporter.as_deref();
+    crate::redis_stats::hold_passwords(&live.address, &candidates, &accepted, exporter, timeout).await?;
+    let Some(settings) = &live.settings else { return Ok(0) };
+    crate::redis_stats::configure(&live.address, accepted.first().copied(), &settings.settings, timeout).await
 }
 
 async fn apply_objects(client: &Client, objects: &OwnedObjects) -> Result<()> {

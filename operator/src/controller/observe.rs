@@ -5,8 +5,8 @@
 use super::Context;
 use super::limits;
 use super::policy_runtime::Loading;
-use crate::components::Retired;
 use crate::components::cache::{self as cache_objects, PASSWORD_KEY};
+use crate::components::{Retired, redis_auth};
 use crate::decide::{ClickHouseObserved, Observed, ProvisionedRedis, Read, SecretProblem, Unread};
 use crate::redis_stats::{self, RedisStats};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -130,8 +130,11 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
             )
         }),
     );
+    // A fresh password for a new Redis, or for a rotation the profile asks for and the Secret has not answered.
+    let requested = profile.annotations().get(redis_auth::ROTATE_ANNOTATION);
     let new_password = match &provisioned_redis {
         Some(Ok(ProvisionedRedis { password: None, .. })) => Some(new_password()),
+        Some(Ok(p)) if requested.is_some_and(|r| p.rotation.as_ref() != Some(r)) => Some(new_password()),
         _ => None,
     };
     Observed {
@@ -208,11 +211,11 @@ async fn provisioned_redis(profile: &PerformanceProfile, ctx: &Context) -> Read<
     let secret = secret.map_err(kube_error(format!("get Secret {name}")))?;
     let deployment = deployment.map_err(kube_error(format!("get Deployment {name}")))?;
     let stateful_set = stateful_set.map_err(kube_error(format!("get StatefulSet {name}")))?;
-    let password = secret
-        .and_then(|s| s.data)
-        .and_then(|d| d.get(PASSWORD_KEY).cloned())
-        .and_then(|b| String::from_utf8(b.0).ok())
-        .filter(|p| !p.is_empty());
+    let data = secret.and_then(|s| s.data).unwrap_or_default();
+    let text = |key: &str| data.get(key).and_then(|b| String::from_utf8(b.0.clone()).ok()).filter(|v| !v.is_empty());
+    let password = text(PASSWORD_KEY);
+    let (previous, rotation, rotated_at) =
+        (text(redis_auth::PREVIOUS_KEY), text(redis_auth::ROTATION_KEY), text(redis_auth::ROTATED_AT_KEY));
     let persistent =
         profile.spec.cache.as_ref().and_then(|c| c.redis.provision.as_ref()).is_some_and(|p| p.persistence.is_some());
     // Only what this profile owns is ever retired.
@@ -231,7 +234,8 @@ async fn provisioned_redis(profile: &PerformanceProfile, ctx: &Context) -> Read<
     } else {
         deployment.and_then(|d| d.status).and_then(|s| s.available_replicas).unwrap_or(0) >= 1
     };
-    Ok(ProvisionedRedis { password, available, live })
+    let exporter = text(redis_auth::EXPORTER_KEY);
+    Ok(ProvisionedRedis { password, previous, rotation, rotated_at, exporter, available, live })
 }
 
 /// `INFO` of the profile's Redis: the external one with its Secret's password, or the provisioned one.

@@ -28,7 +28,7 @@ pub async fn report(
 ) -> Result<Action> {
     let requeue_canary = decision.canary_requeue();
     let Decision { mut status, mut reports, canary, policy_runs, checksum, redis_live, slo_rule, .. } = decision;
-    let decision_live = redis_live.map(|l| l.settings.summary);
+    let decision_live = redis_live.and_then(|l| l.settings).map(|s| s.summary);
     let previous = profile.status.as_ref();
     let mut failed = None;
     if let Err(e) = outcomes.objects {

@@ -12,11 +12,13 @@ pub mod redis_server;
 
 pub use observed::{ClickHouseObserved, Observed, PolicyUnavailable, ProvisionedRedis, Read, SecretProblem, Unread};
 
+use crate::components::redis_auth::{self, Credentials};
 use crate::components::{OwnedObjects, app_config, cache, rate_limit, slo_rules};
 use crate::conditions::{self, Report};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Resource;
+use perf_operator_api::duration::parse_duration;
 use perf_operator_api::{CacheStatus, ClickHouseSpec, PerformanceProfile, PerformanceProfileStatus, condition};
 use std::time::Duration;
 
@@ -47,8 +49,30 @@ pub struct Decision {
 pub struct RedisLive {
     /// `redis://host:port` of its Service.
     pub address: String,
-    pub password: String,
-    pub settings: memory::LiveSettings,
+    /// Passwords to connect with, in order: the server may not know this round's new one yet.
+    pub candidates: Vec<String>,
+    /// The passwords the default user must accept (the current one first).
+    pub accepted: Vec<String>,
+    /// The exporter user's password when the exporter sidecar runs (None: no such user).
+    pub exporter: Option<String>,
+    /// `CONFIG SET` these, when decided.
+    pub settings: Option<memory::LiveSettings>,
+}
+
+/// This round's passwords, then what the Secret held before it (a Redis restarted before its mounted `auth.conf`
+/// caught up knows only those).
+fn connect_candidates(credentials: &Credentials, observed: &Observed) -> Vec<String> {
+    let before = match observed.provisioned_redis.as_ref() {
+        Some(Ok(p)) => [p.password.clone(), p.previous.clone()],
+        _ => [None, None],
+    };
+    let mut out: Vec<String> = Vec::new();
+    for p in credentials.accepted().into_iter().map(String::from).chain(before.into_iter().flatten()) {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// ClickHouse statements to send, with the credentials they were planned with.
@@ -71,7 +95,7 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     let mut status = conditions::carried(previous, &profile.spec, profile.meta().generation);
     let mut objects = OwnedObjects::default();
 
-    let (mut cache_plan, cache_report) = decide_cache(profile, observed, &mut objects);
+    let (mut cache_plan, cache_report, credentials) = decide_cache(profile, observed, now, &mut objects);
     let mut rate_limits = profile.spec.rate_limit.as_ref().map(rate_limit::plan);
     let policies = policy::decide(profile, observed, cache_plan.as_mut(), rate_limits.as_mut());
     // The spec's live settings, or the cache policy's advice when it decided this round (after a failed
@@ -81,13 +105,14 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
         let provision = cache.redis.provision.as_ref().filter(|_| cache.policy.is_none())?;
         Some(memory::live_settings(provision, None))
     };
-    let redis_live = policies.redis_live.clone().or_else(from_spec).and_then(|settings| {
-        let password = match observed.provisioned_redis.as_ref() {
-            Some(Ok(ProvisionedRedis { password: Some(p), .. })) => p.clone(),
-            // No Redis running yet with a password: nothing to configure live this round.
-            _ => return None,
-        };
-        Some(RedisLive { address: format!("redis://{}", cache::provisioned_address(profile)), password, settings })
+    // Every round for a provisioned Redis with known credentials: its passwords are held live (a rotation), and
+    // its settings when the spec or a policy decided them.
+    let redis_live = credentials.map(|credentials| RedisLive {
+        address: format!("redis://{}", cache::provisioned_address(profile)),
+        candidates: connect_candidates(&credentials, observed),
+        accepted: credentials.accepted().iter().map(|p| p.to_string()).collect(),
+        exporter: exporter_runs(profile).then(|| credentials.exporter.clone()),
+        settings: policies.redis_live.clone().or_else(from_spec),
     });
     if let Some(plan) = &cache_plan {
         status.cache = Some(CacheStatus {
@@ -156,16 +181,18 @@ pub fn alerts_report(rule: &slo_rules::SloRule) -> Report {
     }
 }
 
-/// The cache plan and its readiness. A provisioned Redis's objects are built only when its password is known (read
-/// from its Secret, or drawn for a new one): never with a password that would rotate the live one.
+/// The cache plan, its readiness, and a provisioned Redis's credentials. Its objects are built only when its
+/// password is known (read from its Secret, or drawn for a new one or a rotation the profile asks for): never with
+/// a password that would replace the live one unasked.
 fn decide_cache(
     profile: &PerformanceProfile,
     observed: &Observed,
+    now: Timestamp,
     objects: &mut OwnedObjects,
-) -> (Option<cache::CachePlan>, Report) {
-    let Some(spec) = &profile.spec.cache else { return (None, Report::not_configured(condition::CACHE_READY)) };
+) -> (Option<cache::CachePlan>, Report, Option<Credentials>) {
+    let Some(spec) = &profile.spec.cache else { return (None, Report::not_configured(condition::CACHE_READY), None) };
     // The plan without any object: what the contract publishes whatever the Redis objects' fate this round.
-    let plan_only = || cache::build(profile, spec, "", &mut OwnedObjects::default());
+    let plan_only = || cache::build(profile, spec, &Credentials::default(), &mut OwnedObjects::default());
     if spec.redis.external.is_some() {
         let plan = plan_only();
         let report = match &observed.redis {
@@ -190,34 +217,30 @@ fn decide_cache(
             Some(Err(e)) => Report::failed(condition::CACHE_READY, redis_reason(e), e.chain()),
             None => Report::failed(condition::CACHE_READY, "NotObserved", "the external Redis was not read"),
         };
-        return (Some(plan), report);
+        return (Some(plan), report, None);
     }
     let provisioned = observed.provisioned_redis.as_ref();
-    let password = match (provisioned, &observed.new_password) {
-        (Some(Ok(ProvisionedRedis { password: Some(p), .. })), _) => Ok(p.as_str()),
-        (Some(Ok(_)), Some(Ok(fresh))) => Ok(fresh.as_str()),
-        (Some(Ok(_)), Some(Err(e))) | (Some(Err(e)), _) => Err(e),
-        (Some(Ok(_)), None) | (None, _) => {
-            return (Some(plan_only()), Report::failed(condition::CACHE_READY, "NotObserved", "Redis Secret not read"));
-        }
-    };
-    let plan = match password {
-        Ok(password) => {
-            let plan = cache::build(profile, spec, password, objects);
-            // Only a workload of the other kind that exists is deleted (no call for one that does not).
-            let live = provisioned.and_then(|p| p.as_ref().ok());
-            objects.retired.retain(|r| live.is_some_and(|p| p.live.contains(r)));
-            plan
+    let credentials = match credentials(profile, observed, now) {
+        Ok(Some(credentials)) => credentials,
+        Ok(None) => {
+            let report = Report::failed(condition::CACHE_READY, "NotObserved", "Redis Secret not read");
+            return (Some(plan_only()), report, None);
         }
         Err(e) => {
             let reason = if matches!(e, Unread::Randomness(_)) { "NoRandomness" } else { "ObserveFailed" };
-            return (Some(plan_only()), Report::failed(condition::CACHE_READY, reason, e.chain()));
+            return (Some(plan_only()), Report::failed(condition::CACHE_READY, reason, e.chain()), None);
         }
     };
+    let plan = cache::build(profile, spec, &credentials, objects);
+    // Only a workload of the other kind that exists is deleted (no call for one that does not).
+    let live = provisioned.and_then(|p| p.as_ref().ok());
+    objects.retired.retain(|r| live.is_some_and(|p| p.live.contains(r)));
     let report = match provisioned {
-        Some(Ok(ProvisionedRedis { available: true, .. })) => {
-            Report::ok(condition::CACHE_READY, "RedisAvailable", format!("Redis serving at {}", plan.address))
-        }
+        Some(Ok(ProvisionedRedis { available: true, .. })) => Report::ok(
+            condition::CACHE_READY,
+            "RedisAvailable",
+            format!("Redis serving at {}{}", plan.address, rotation_note(&credentials, profile)),
+        ),
         _ => Report::progressing(
             condition::CACHE_READY,
             "WaitingForRedis",
@@ -227,7 +250,60 @@ fn decide_cache(
             ),
         ),
     };
-    (Some(plan), report)
+    (Some(plan), report, Some(credentials))
+}
+
+/// The provisioned Redis's credentials for this round (see [`redis_auth::decide`]); None before its Secret was read.
+fn credentials<'a>(
+    profile: &PerformanceProfile,
+    observed: &'a Observed,
+    now: Timestamp,
+) -> Result<Option<Credentials>, &'a Unread> {
+    let fresh = match &observed.new_password {
+        Some(Ok(fresh)) => Some(fresh.as_str()),
+        Some(Err(e)) => return Err(e),
+        None => None,
+    };
+    let p = match observed.provisioned_redis.as_ref() {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => return Err(e),
+        None => return Ok(None),
+    };
+    let Some(current) = &p.password else {
+        let first = |fresh: &str| Credentials {
+            current: fresh.to_string(),
+            exporter: redis_auth::exporter_password(fresh),
+            ..Credentials::default()
+        };
+        return Ok(fresh.map(first));
+    };
+    let live = Credentials {
+        current: current.clone(),
+        previous: p.previous.clone(),
+        rotation: p.rotation.clone(),
+        rotated_at: p.rotated_at.clone(),
+        exporter: p.exporter.clone().unwrap_or_default(),
+    };
+    let requested = profile.meta().annotations.as_ref().and_then(|a| a.get(redis_auth::ROTATE_ANNOTATION));
+    let requested = requested.map(String::as_str);
+    Ok(Some(redis_auth::decide(&live, requested, fresh, rotation_grace(profile), now)))
+}
+
+fn rotation_grace(profile: &PerformanceProfile) -> std::time::Duration {
+    let grace = profile.spec.cache.as_ref().and_then(|c| c.redis.provision.as_ref()).map(|p| p.rotation_grace.as_str());
+    grace.and_then(|g| parse_duration(g).ok()).unwrap_or(std::time::Duration::from_secs(600))
+}
+
+/// `; the previous password works until T` during a rotation's grace.
+fn rotation_note(credentials: &Credentials, profile: &PerformanceProfile) -> String {
+    match credentials.previous_until(rotation_grace(profile)) {
+        Some(until) => format!("; password rotated, the previous one works until {until}"),
+        None => String::new(),
+    }
+}
+
+fn exporter_runs(profile: &PerformanceProfile) -> bool {
+    profile.spec.cache.as_ref().and_then(|c| c.redis.provision.as_ref()).is_some_and(|p| p.exporter.is_some())
 }
 
 fn persistent(spec: &perf_operator_api::CacheSpec) -> bool {
@@ -310,3 +386,7 @@ pub fn canary_report(c: &perf_canary::CanaryCondition) -> Report {
 pub fn progressing(reports: &[Report]) -> bool {
     reports.iter().any(|r| r.progressing)
 }
+
+#[cfg(test)]
+#[path = "rotation_tests.rs"]
+mod rotation_tests;

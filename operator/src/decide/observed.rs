@@ -113,6 +113,13 @@ impl Unread {
 pub struct ProvisionedRedis {
     /// Password in its Secret; None before the Secret exists.
     pub password: Option<String>,
+    /// The rest of its credentials in the Secret: the previous password during a rotation's grace, the rotation
+    /// answered and when (see `components::redis_auth`).
+    pub previous: Option<String>,
+    pub rotation: Option<String>,
+    pub rotated_at: Option<String>,
+    /// The exporter user's password.
+    pub exporter: Option<String>,
     /// Whether its workload (the Deployment, or the StatefulSet of a persistent Redis) has an available replica.
     pub available: bool,
     /// The Redis workloads that exist, of either kind (one is left behind when persistence is turned on or off).

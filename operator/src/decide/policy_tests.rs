@@ -22,7 +22,7 @@ fn profile(on_failure: &str, status: serde_json::Value) -> PerformanceProfile {
 }
 
 fn plans(p: &PerformanceProfile) -> (CachePlan, RateLimitPlan) {
-    let cache = cache::build(p, p.spec.cache.as_ref().unwrap(), "", &mut OwnedObjects::default());
+    let cache = cache::build(p, p.spec.cache.as_ref().unwrap(), &Default::default(), &mut OwnedObjects::default());
     (cache, rate_limit::plan(p.spec.rate_limit.as_ref().unwrap()))
 }
 

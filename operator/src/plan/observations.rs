@@ -261,7 +261,11 @@ impl Observations {
             serving: spec.pools.as_ref().map(|_| Ok(self.replicas)),
             autoscaling: spec.pools.as_ref().map(|_| Ok(self.hpa_max_replicas)),
             provisioned_redis: provisioned.then(|| {
-                Ok(ProvisionedRedis { password: Some(PLAN_PASSWORD.into()), available: true, live: Vec::new() })
+                Ok(ProvisionedRedis {
+                    password: Some(PLAN_PASSWORD.into()),
+                    available: true,
+                    ..ProvisionedRedis::default()
+                })
             }),
             new_password: None,
             redis: cache.map(|_| Ok(redis)),
