@@ -252,7 +252,7 @@ mod tests {
     }
 
     #[test]
-    fn sizes_never_exceed_the_share_and_grow_with_load_for_every_pod_count() {
+    fn sizes_never_exceed_the_share_and_grow_with_load_and_latency_for_every_pod_count() {
         let mut p = pool(1, 1000);
         for replicas in 1..=20u32 {
             for canary in [false, true] {
@@ -266,6 +266,16 @@ mod tests {
                         "{replicas} {canary} {qps}: {s:?}"
                     );
                     assert!(s.min <= s.max && s.max >= last, "{replicas} {canary} {qps}: {s:?}");
+                    last = s.max;
+                }
+                // And with the time a query holds a connection.
+                let mut last = 0;
+                for latency in [0.5, 5.0, 50.0, 500.0, 5000.0] {
+                    p.load =
+                        Some(PoolLoad { queries_per_second: 100.0, query_latency_ms: latency, headroom_percent: 20 });
+                    let s = size(&p, replicas, worst, &limit(500)).size;
+                    assert!(u64::from(s.max) * u64::from(worst) <= 450 || s.max == 1, "{replicas} {latency}: {s:?}");
+                    assert!(s.min <= s.max && s.max >= last, "{replicas} {canary} {latency} ms: {s:?}");
                     last = s.max;
                 }
             }
