@@ -128,22 +128,32 @@ pub async fn observe(
     // Only the run of the current template is judged: a new template restarts the run before any analysis.
     let same_run = prev.run_id.as_deref() == Some(world.hash.as_str());
     let holding = same_run && prev.phase == CanaryPhase::Progressing && !prev.paused;
-    // The default cadence needs the scrape interval: read (and cached) only while a stage holds.
-    let scrape = if holding { prom.scrape_interval().await } else { None };
-    let timing = Timing { check_interval: cadence::check_interval(spec, timing.step_interval, scrape), ..timing };
+    // The full analysis does not depend on the quick-check cadence: it runs alongside the read of the scrape
+    // interval (cached; bounded by its own short timeout), so a hung Prometheus costs it nothing more.
+    let ctx = QueryContext { namespace: ns, target: target.clone() };
+    let checks = checks(spec, &profile.spec.slo, &ctx);
     let full = holding && cadence::analysis_due(&timing, &prev, now);
-    let quick = holding && !full && cadence::quick_check_due(&timing, &prev, now);
-    let analysis = if full || quick {
-        let ctx = QueryContext { namespace: ns, target: target.clone() };
-        let (window, deadline) = if quick {
-            (cadence::quick_window(&prev, now), analysis::deadline(timing.check_interval))
-        } else {
-            (spec.step_interval.clone(), analysis::deadline(timing.step_interval))
+    let scrape = async { if holding { prom.scrape_interval().await } else { None } };
+    let (analysis, scrape) = if full {
+        let asking = Asking {
+            namespace: &ctx.namespace,
+            window: &spec.step_interval,
+            deadline: analysis::deadline(timing.step_interval),
         };
-        let asking = Asking { namespace: &ctx.namespace, window: &window, deadline };
-        Some(analyse(prom, &checks(spec, &profile.spec.slo, &ctx), asking).await)
+        let (analysis, scrape) = futures::join!(analyse(prom, &checks, asking), scrape);
+        (Some(analysis), scrape)
     } else {
-        None
+        (None, scrape.await)
+    };
+    let timing = Timing { check_interval: cadence::check_interval(spec, timing.step_interval, scrape), ..timing };
+    let quick = holding && !full && cadence::quick_check_due(&timing, &prev, now);
+    let analysis = if quick {
+        let window = cadence::quick_window(&prev, now);
+        let asking =
+            Asking { namespace: &ctx.namespace, window: &window, deadline: analysis::deadline(timing.check_interval) };
+        Some(analyse(prom, &checks, asking).await)
+    } else {
+        analysis
     };
     let command = profile.annotations().get(objects::COMMAND_ANNOTATION).map(|v| machine::parse_command(v));
     let check_interval = timing.check_interval;

@@ -39,7 +39,12 @@ struct Job {
 impl Prometheus {
     /// Reads the configuration Prometheus runs with.
     pub async fn scrape_intervals(&self) -> Result<ScrapeIntervals, QueryError> {
-        let data = self.api("status/config", &[]).await?;
+        self.scrape_intervals_within(self.timeout).await
+    }
+
+    /// [`Prometheus::scrape_intervals`] within `timeout`.
+    pub async fn scrape_intervals_within(&self, timeout: std::time::Duration) -> Result<ScrapeIntervals, QueryError> {
+        let data = self.api_within("status/config", &[], timeout).await?;
         let unexpected = |what: String| QueryError::NotPrometheus { at: self.at.clone(), what };
         let yaml = data["yaml"].as_str().ok_or_else(|| unexpected("a config answer without yaml".into()))?;
         parse(yaml).map_err(unexpected)

@@ -82,6 +82,8 @@ type KeptInterval = (std::time::Instant, Option<Duration>);
 
 /// How long a scrape interval read from the configuration (or the failure to read it) is believed.
 const SCRAPE_INTERVAL_KEPT: Duration = Duration::from_secs(600);
+/// How long reading it may take.
+const SCRAPE_INTERVAL_READ: Duration = Duration::from_secs(1);
 
 impl Prometheus {
     /// `base` is e.g. `http://prometheus:9090` (a path prefix is kept); it is checked here, before any query.
@@ -109,7 +111,8 @@ impl Prometheus {
         {
             return interval;
         }
-        let interval = self.scrape_intervals().await.ok().map(|s| s.global);
+        // A short bound: this only picks a default cadence, and a failure is believed as long as a success.
+        let interval = self.scrape_intervals_within(SCRAPE_INTERVAL_READ).await.ok().map(|s| s.global);
         *self.scrape_interval.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, interval));
         interval
     }
@@ -123,9 +126,20 @@ impl Prometheus {
     /// GETs `/api/v1/<path>` and returns the `data` of a successful answer; see [`answer::read_data`] for how the
     /// status, content type and body are judged.
     pub(crate) async fn api(&self, path: &str, query: &[(&str, &str)]) -> Result<serde_json::Value, QueryError> {
+        self.api_within(path, query, self.timeout).await
+    }
+
+    /// [`Prometheus::api`] bounded by `timeout` (at most the client's own) instead of the client's.
+    pub(crate) async fn api_within(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<serde_json::Value, QueryError> {
         let url = format!("{}/api/v1/{path}", self.base);
-        let transport = |e: reqwest::Error| error::transport(&e, &self.at, &self.host, self.timeout);
-        let request = self.access.apply(self.client.get(&url).query(query));
+        let timeout = timeout.min(self.timeout);
+        let transport = |e: reqwest::Error| error::transport(&e, &self.at, &self.host, timeout);
+        let request = self.access.apply(self.client.get(&url).query(query).timeout(timeout));
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let html = response
