@@ -194,14 +194,7 @@ async fn memory_advice_is_held_live_without_a_restart_and_a_second_round_sets_no
     let client = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}", redis.1)).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("SET").arg("perf-test:kept").arg("v").query_async(&mut con).await.unwrap();
-    let run_id = |con: &mut redis::aio::MultiplexedConnection| {
-        let mut con = con.clone();
-        async move {
-            let info: String = redis::cmd("INFO").arg("server").query_async(&mut con).await.unwrap();
-            info.lines().find_map(|l| l.strip_prefix("run_id:")).unwrap_or_default().trim().to_string()
-        }
-    };
-    let process = run_id(&mut con).await;
+    let process = run_id(redis.1, "s3cret").await;
 
     // The policy advises 200 MiB (above the spec's 64 Mi) and LFU: applied within the profile's bounds.
     let advice = perf_policy_host::MemoryAdvice {
@@ -217,7 +210,7 @@ async fn memory_advice_is_held_live_without_a_restart_and_a_second_round_sets_no
         redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(&mut con).await.unwrap();
     assert_eq!(policy[1], "allkeys-lfu");
     let kept: Option<String> = redis::cmd("GET").arg("perf-test:kept").query_async(&mut con).await.unwrap();
-    assert_eq!((kept.as_deref(), run_id(&mut con).await), (Some("v"), process), "same process, keys kept");
+    assert_eq!((kept.as_deref(), run_id(redis.1, "s3cret").await), (Some("v"), process), "same process, keys kept");
 
     let again = redis_stats::configure(&url, Some("s3cret"), &live.settings, Duration::from_secs(3)).await.unwrap();
     assert_eq!(again, 0, "a second round sets nothing");
@@ -315,6 +308,7 @@ async fn get_with(port: u16, password: &str, key: &str) -> Result<Option<String>
     redis::cmd("GET").arg(key).query_async(&mut con).await.map_err(|e| e.to_string())
 }
 
+/// The server's `run_id`: the same value means the same process (no restart).
 async fn run_id(port: u16, password: &str) -> String {
     let url = format!("redis://:{password}@127.0.0.1:{port}");
     let mut con = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();

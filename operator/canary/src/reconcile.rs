@@ -131,7 +131,7 @@ pub async fn observe(
     // The full analysis does not depend on the quick-check cadence: it runs alongside the read of the scrape
     // interval (cached; bounded by its own short timeout), so a hung Prometheus costs it nothing more.
     let ctx = QueryContext { namespace: ns, target: target.clone() };
-    let checks = checks(spec, &profile.spec.slo, &ctx);
+    let render = || checks(spec, &profile.spec.slo, &ctx);
     let full = holding && cadence::analysis_due(&timing, &prev, now);
     let scrape = async { if holding { prom.scrape_interval().await } else { None } };
     let (analysis, scrape) = if full {
@@ -140,6 +140,7 @@ pub async fn observe(
             window: &spec.step_interval,
             deadline: analysis::deadline(timing.step_interval),
         };
+        let checks = render();
         let (analysis, scrape) = futures::join!(analyse(prom, &checks, asking), scrape);
         (Some(analysis), scrape)
     } else {
@@ -151,7 +152,7 @@ pub async fn observe(
         let window = cadence::quick_window(&prev, now);
         let asking =
             Asking { namespace: &ctx.namespace, window: &window, deadline: analysis::deadline(timing.check_interval) };
-        Some(analyse(prom, &checks, asking).await)
+        Some(analyse(prom, &render(), asking).await)
     } else {
         analysis
     };

@@ -49,6 +49,11 @@ pub struct CachePlan {
     pub max_clients: Option<u32>,
 }
 
+/// Whether the profile's Redis is provisioned with persistence (a StatefulSet rather than a Deployment).
+pub fn is_persistent(spec: &CacheSpec) -> bool {
+    spec.redis.provision.as_ref().is_some_and(|p| p.persistence.is_some())
+}
+
 /// Name of the provisioned Redis objects.
 pub fn redis_name(profile: &PerformanceProfile) -> String {
     format!("{}-redis", profile.name_any())

@@ -137,26 +137,26 @@ async fn apply_objects(client: &Client, objects: &OwnedObjects) -> Result<()> {
 /// objects it applies. The claim of a StatefulSet stays (retention `Retain`).
 async fn retire(client: &Client, objects: &OwnedObjects) -> Result<()> {
     let Some(namespace) = objects.secrets.first().and_then(|s| s.namespace()) else { return Ok(()) };
-    let params = kube::api::DeleteParams::default();
     for retired in &objects.retired {
-        let deleted = match retired {
+        match retired {
             Retired::Deployment(name) => {
-                Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &namespace)
-                    .delete(name, &params)
-                    .await
-                    .map(|_| ())
+                delete::<k8s_openapi::api::apps::v1::Deployment>(client, &namespace, name).await?
             }
             Retired::StatefulSet(name) => {
-                Api::<k8s_openapi::api::apps::v1::StatefulSet>::namespaced(client.clone(), &namespace)
-                    .delete(name, &params)
-                    .await
-                    .map(|_| ())
+                delete::<k8s_openapi::api::apps::v1::StatefulSet>(client, &namespace, name).await?
             }
-        };
-        match deleted {
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            other => other?,
         }
     }
     Ok(())
+}
+
+/// Deletes `name`; already gone is done.
+async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<()>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    match Api::<K>::namespaced(client.clone(), namespace).delete(name, &kube::api::DeleteParams::default()).await {
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        other => other.map(|_| ()).map_err(Into::into),
+    }
 }

@@ -261,16 +261,24 @@ async fn redis_stats(profile: &PerformanceProfile, ctx: &Context, timeout: Durat
 
 /// One key of a Secret in the profile's namespace, as UTF-8.
 pub async fn secret_key(profile: &PerformanceProfile, ctx: &Context, name: &str, key: &str) -> Read<String> {
+    let problem = |problem| Unread::Secret { namespace: namespace(profile), name: name.to_string(), problem };
+    let mut data = secret_data(profile, ctx, name).await?;
+    let value = data.remove(key).ok_or_else(|| problem(SecretProblem::MissingKey(key.to_string())))?;
+    String::from_utf8(value.0).map_err(|_| problem(SecretProblem::NotUtf8(key.to_string())))
+}
+
+/// The data of a Secret in the profile's namespace; a missing Secret is an error that names it.
+pub(super) async fn secret_data(
+    profile: &PerformanceProfile,
+    ctx: &Context,
+    name: &str,
+) -> Read<BTreeMap<String, k8s_openapi::ByteString>> {
     let ns = namespace(profile);
-    let problem = |problem| Unread::Secret { namespace: ns.clone(), name: name.to_string(), problem };
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let secret = secrets.get_opt(name).await.map_err(kube_error(format!("get Secret {name}")))?;
-    let secret = secret.ok_or_else(|| problem(SecretProblem::NotFound))?;
-    let value = secret
-        .data
-        .and_then(|d| d.get(key).cloned())
-        .ok_or_else(|| problem(SecretProblem::MissingKey(key.to_string())))?;
-    String::from_utf8(value.0).map_err(|_| problem(SecretProblem::NotUtf8(key.to_string())))
+    let secret =
+        secret.ok_or_else(|| Unread::Secret { namespace: ns, name: name.into(), problem: SecretProblem::NotFound })?;
+    Ok(secret.data.unwrap_or_default())
 }
 
 async fn load(

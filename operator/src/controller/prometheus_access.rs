@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use perf_operator_api::{CaBundleKind, CaBundleRef, PerformanceProfile, PrometheusAccess};
 use perf_prometheus::{Access, Auth, Prometheus};
 use std::collections::BTreeMap;
 
 use super::Context;
-use super::observe::{kube_error, namespace};
+use super::observe::{kube_error, namespace, secret_data};
 use crate::decide::{Read, SecretProblem, Unread};
 
 /// Keys of the credentials Secret, as Flagger's MetricTemplate reads them.
@@ -71,15 +71,6 @@ fn credentials(ns: &str, name: &str, data: &BTreeMap<String, ByteString>, field:
             ),
         })),
     }
-}
-
-async fn secret_data(profile: &PerformanceProfile, ctx: &Context, name: &str) -> Read<BTreeMap<String, ByteString>> {
-    let ns = namespace(profile);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let secret = secrets.get_opt(name).await.map_err(kube_error(format!("get Secret {name}")))?;
-    let secret =
-        secret.ok_or_else(|| Unread::Secret { namespace: ns, name: name.into(), problem: SecretProblem::NotFound })?;
-    Ok(secret.data.unwrap_or_default())
 }
 
 /// The PEM bundle a `ca` reference names (a ConfigMap's `data`, or a Secret's).

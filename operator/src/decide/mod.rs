@@ -246,7 +246,7 @@ fn decide_cache(
             "WaitingForRedis",
             format!(
                 "Redis {} has no available replica yet",
-                if persistent(spec) { "StatefulSet" } else { "Deployment" }
+                if cache::is_persistent(spec) { "StatefulSet" } else { "Deployment" }
             ),
         ),
     };
@@ -304,10 +304,6 @@ fn rotation_note(credentials: &Credentials, profile: &PerformanceProfile) -> Str
 
 fn exporter_runs(profile: &PerformanceProfile) -> bool {
     profile.spec.cache.as_ref().and_then(|c| c.redis.provision.as_ref()).is_some_and(|p| p.exporter.is_some())
-}
-
-fn persistent(spec: &perf_operator_api::CacheSpec) -> bool {
-    spec.redis.provision.as_ref().is_some_and(|p| p.persistence.is_some())
 }
 
 /// `CacheReady` reason for a Redis that could not be read.
