@@ -7,6 +7,11 @@ use serde_json::json;
 
 /// Marks every pod of the namespace that is not Ready yet as Running and Ready; returns how many it marked.
 pub async fn mark_pods_ready(pods: &Api<Pod>) -> usize {
+    mark_ready_except(pods, &|_| false).await
+}
+
+/// As [`mark_pods_ready`], leaving the pods `held` picks Pending, as a node that cannot start them would.
+async fn mark_ready_except(pods: &Api<Pod>, held: &(dyn Fn(&Pod) -> bool + Send + Sync)) -> usize {
     let Ok(list) = pods.list(&ListParams::default()).await else { return 0 };
     let now = jiff::Timestamp::now().to_string();
     let mut marked = 0;
@@ -16,7 +21,7 @@ pub async fn mark_pods_ready(pods: &Api<Pod>) -> usize {
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if ready || pod.metadata.deletion_timestamp.is_some() {
+        if ready || pod.metadata.deletion_timestamp.is_some() || held(&pod) {
             continue;
         }
         let Some(name) = pod.metadata.name.clone() else { continue };
@@ -49,12 +54,25 @@ pub async fn mark_pods_ready(pods: &Api<Pod>) -> usize {
 
 /// Marks the namespace's pods Ready every half second while the returned guard lives.
 pub fn run(pods: Api<Pod>) -> Kubelet {
+    run_except(pods, |_| false)
+}
+
+/// Marks the namespace's pods Ready every half second, except those `held` picks, while the guard lives. A test
+/// holds a rollout this way by a condition it controls (which pods never start), not by when it stops a kubelet.
+pub fn run_except(pods: Api<Pod>, held: impl Fn(&Pod) -> bool + Send + Sync + 'static) -> Kubelet {
     Kubelet(tokio::spawn(async move {
         loop {
-            mark_pods_ready(&pods).await;
+            mark_ready_except(&pods, &held).await;
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }))
+}
+
+/// The pod runs `image` in a container and carries `key: value`.
+pub fn runs(pod: &Pod, key: &str, value: &str, image: &str) -> bool {
+    let labelled = pod.metadata.labels.as_ref().and_then(|l| l.get(key)).is_some_and(|v| v == value);
+    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    labelled && containers.iter().any(|c| c.image.as_deref() == Some(image))
 }
 
 /// The running stand-in; stops on drop.

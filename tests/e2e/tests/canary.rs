@@ -12,6 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use perf_canary::objects::ROLE_LABEL;
 use perf_e2e::fixtures::{create_app, http_route, http_routes, profile, replicas_and_image, route_weights, set_image};
 use perf_e2e::{Cluster, OPERATOR_USER, audit, cluster, env_path, kubelet};
 use perf_operator_api::CONFIG_CHECKSUM_ANNOTATION;
@@ -385,14 +386,13 @@ async fn a_run_with_failing_checks_rolls_back_and_stays_rolled_back() {
     let samples = record(&c, None, 120, |s| s.status.phase == CanaryPhase::RolledBack).await;
     eprintln!("failing run:\n{}", history(&samples, start));
     assert_eq!(stage_entries(&samples).iter().map(|(s, _)| *s).collect::<Vec<_>>(), [0], "a failing stage advanced");
-    assert!(
-        samples.iter().any(|s| s.status.failed_checks == 1 && s.active()),
-        "the first failed check (of failureLimit 2) did not hold the run:\n{}",
-        history(&samples, start)
-    );
-
     let rolled_back = canary_status(&c).await.expect("status");
     assert_eq!((rolled_back.failed_checks, rolled_back.weight, rolled_back.achieved_weight), (2, 0, None));
+    // The first failed check (of failureLimit 2) held the run: two failed analyses are kept, the rollback came at
+    // the second. Read from the record, not from samples that may miss a state lasting one check interval.
+    let failed: Vec<_> = rolled_back.analyses.iter().filter(|a| a.verdict == CheckVerdict::Fail).collect();
+    assert_eq!(failed.len(), 2, "failed analyses before the rollback:\n{}", history(&samples, start));
+    assert!(failed[1].at <= failed[0].at, "the failed analyses are not newest first: {failed:?}");
     let message = rolled_back.message.clone().unwrap_or_default();
     assert!(message.contains("error-rate"), "the status does not say which check failed: {message}");
     let last = rolled_back.analyses.first().expect("the failed analysis is recorded");
@@ -436,13 +436,27 @@ async fn a_run_with_failing_checks_rolls_back_and_stays_rolled_back() {
 #[ignore = "needs a cluster: run through tests/run.sh"]
 async fn the_cli_pauses_a_live_run_resumes_it_and_aborts_it() {
     let c = cluster().await;
-    let Run { prom: _prom, idle: _, writes, _kubelet, _op } = start(&c, Behaviour::healthy(), 4, json!({})).await;
+    // The new version serves nothing yet: its first stage holds on missing data (onNoData: wait) until the test
+    // says otherwise, so the pause lands on a live stage whatever the machine's load.
+    let Run { prom, idle: _, writes, _kubelet, _op } = start(&c, Behaviour::thin(0), 4, json!({})).await;
+    // Of the new version's pods only the first ever becomes ready: stage 2 (two canary pods) waits for its pods,
+    // so the abort below lands on a live run, not on one that already promoted.
+    drop(_kubelet);
+    let first = std::sync::Mutex::new(None::<String>);
+    let _holding = kubelet::run_except(c.api::<Pod>(), move |pod| {
+        if !kubelet::runs(pod, ROLE_LABEL, "canary", NEW) {
+            return false;
+        }
+        let name = pod.metadata.name.clone();
+        let mut first = first.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        first.get_or_insert_with(|| name.clone().unwrap_or_default()).as_str() != name.as_deref().unwrap_or_default()
+    });
 
     let deployments = c.api::<Deployment>();
     set_image(&deployments, TARGET, NEW).await;
     let start = Instant::now();
     let mut samples =
-        record(&c, None, 90, |s| s.status.phase == CanaryPhase::Progressing && s.stage() == Some(1)).await;
+        record(&c, None, 90, |s| s.status.phase == CanaryPhase::Progressing && s.stage() == Some(0)).await;
 
     // Pause: the stage holds for three step intervals, with no analysis, no step and no deadline.
     let out = canary_cli(&["pause", TARGET], &c.namespace).await;
@@ -451,7 +465,10 @@ async fn the_cli_pauses_a_live_run_resumes_it_and_aborts_it() {
         c.eventually(15, "status.canary.paused", || async { canary_status(&c).await.filter(|s| s.paused) }).await;
     assert!(paused.last_command.as_deref().is_some_and(|v| v.starts_with("pause@")), "{:?}", paused.last_command);
     assert_eq!(paused.deadline, None, "a paused run keeps a deadline");
+    assert_eq!(paused.stage_index, Some(0), "paused elsewhere than the held stage");
     assert_eq!(canary_ready(&c).await, ("False".into(), "Paused".into()));
+    // Traffic from here: only the pause holds the run now.
+    prom.set_canary(TARGET, Behaviour::healthy());
     let held = observe_for(&c, None, Duration::from_secs(3 * STEP + 1)).await;
     let still = |s: &Sample| {
         s.status.paused
@@ -465,10 +482,9 @@ async fn the_cli_pauses_a_live_run_resumes_it_and_aborts_it() {
     assert!(shown.contains("(paused)"), "canary status does not show the pause: {shown}");
     samples.extend(held);
 
-    // Resume: the run goes on to the next stage.
+    // Resume: the run goes on, through stage 1, to stage 2, where it waits for the pods held back above.
     canary_cli(&["resume", TARGET], &c.namespace).await;
-    let held_stage = paused.stage_index;
-    samples.extend(record(&c, None, 30, |s| !s.status.paused && s.status.stage_index > held_stage).await);
+    samples.extend(record(&c, None, 30, |s| !s.status.paused && s.stage() == Some(2)).await);
     let resumed = canary_status(&c).await.expect("status");
     assert!(resumed.deadline.is_some(), "a resumed run has no deadline");
 
@@ -604,21 +620,25 @@ async fn an_httproute_gets_each_stage_weight_and_goes_back_to_the_primary() {
 async fn an_abort_during_the_promotion_gives_the_primary_its_previous_template_back() {
     let c = cluster().await;
     let Run { prom: _prom, idle: _, writes, _kubelet, _op } = start(&c, Behaviour::healthy(), 4, json!({})).await;
+    // From Idle on, the primary's pods of the new template never become ready (every other pod does), so the
+    // promotion stays under way however fast the stages pass: no timing decides where the abort lands.
+    drop(_kubelet);
+    let _holding = kubelet::run_except(c.api::<Pod>(), |pod| kubelet::runs(pod, ROLE_LABEL, "primary", NEW));
     let deployments = c.api::<Deployment>();
     set_image(&deployments, TARGET, NEW).await;
     let start = Instant::now();
-    let last = STAGES.len() - 1;
-    let mut samples =
-        record(&c, None, 120, |s| s.status.phase == CanaryPhase::Progressing && s.stage() == Some(last)).await;
-    // No kubelet from here: the primary's new pods never become ready, so the promotion stays under way.
-    drop(_kubelet);
-    samples.extend(record(&c, None, 60, |s| s.status.phase == CanaryPhase::Promoting).await);
+    let mut samples = record(&c, None, 120, |s| s.status.phase == CanaryPhase::Promoting).await;
     c.eventually(30, "the primary given the new template", || async {
         (replicas_and_image(&deployments, PRIMARY).await?.1 == NEW).then_some(())
     })
     .await;
+    // Held: two step intervals later the promotion is still under way.
+    let held = observe_for(&c, None, Duration::from_secs(2 * STEP)).await;
+    assert!(held.iter().all(|s| s.status.phase == CanaryPhase::Promoting), "{}", history(&held, start));
+    samples.extend(held);
 
     canary_cli(&["abort", TARGET], &c.namespace).await;
+    drop(_holding);
     let _kubelet = kubelet::run(c.api::<Pod>());
     samples.extend(record(&c, None, 30, |s| s.status.phase == CanaryPhase::RolledBack).await);
     eprintln!("run aborted during its promotion:\n{}", history(&samples, start));
