@@ -53,6 +53,10 @@ pub struct PolicyEvaluation {
     /// Why the policy gave no decision, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the policy was last evaluated. A decision holds until the operator's evaluation interval (its resync)
+    /// has passed, the spec changes or an evaluation fails; rounds in between publish it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// A cache policy's last evaluation.

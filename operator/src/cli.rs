@@ -2,10 +2,10 @@
 
 use crate::leader::LeaseConfig;
 use crate::telemetry::{self, LogFormat, Metrics, Replica};
-use crate::{Error, Result, controller, leader, plan, validate};
+use crate::{Error, Result, api_clients, controller, leader, plan, validate};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use kube::Client;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,15 +88,92 @@ pub struct RunArgs {
     /// Identity of this replica in the Lease.
     #[arg(long, env = "POD_NAME", default_value = "perf-operator-local")]
     pub holder: String,
-    /// Lease duration in seconds.
-    #[arg(long, env = "PERF_LEASE_TTL_SECONDS", default_value_t = 15)]
+    /// Lease duration in seconds: a standby takes the lease this long after the leader's last renewal.
+    #[arg(long, env = "PERF_LEASE_TTL_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..))]
     pub lease_ttl_seconds: u64,
-    /// Watch and reconcile only this namespace (a namespace-scoped install); all namespaces when unset.
-    #[arg(long, env = "PERF_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
-    /// Seconds between resyncs of a settled profile (external systems such as ClickHouse drift without events).
+    /// The leader stops acting when it could not renew for this long; shorter than the lease (default: two thirds
+    /// of it), so that two replicas never act at once.
+    #[arg(long, env = "PERF_LEASE_RENEW_DEADLINE_SECONDS", value_parser = clap::value_parser!(u64).range(2..))]
+    pub lease_renew_deadline_seconds: Option<u64>,
+    /// Watch and reconcile only these namespaces (comma-separated or repeated: a namespaced install); all
+    /// namespaces when unset.
+    #[arg(long, env = "PERF_WATCH_NAMESPACE", value_delimiter = ',')]
+    pub watch_namespace: Vec<String>,
+    /// Reconcile only profiles matching this label selector: one shard of several instances, as Flux's
+    /// `--watch-label-selector`. The default instance of a sharded install takes the profiles no shard claims,
+    /// e.g. `!perf.operator.dev/shard`; a shard takes `perf.operator.dev/shard=shard1`.
+    #[arg(long, env = "PERF_WATCH_LABEL_SELECTOR")]
+    pub watch_label_selector: Option<String>,
+    /// Seconds between resyncs of a settled profile (external systems such as ClickHouse drift without events);
+    /// each is jittered by 10 %.
     #[arg(long, env = "PERF_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub resync_seconds: u64,
+    /// Profiles reconciled at the same time, over every watched namespace.
+    #[arg(long, env = "PERF_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+    /// Milliseconds a trigger waits for more of the same profile before its round starts.
+    #[arg(long, env = "PERF_DEBOUNCE_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub debounce_ms: u64,
+    /// Seconds a whole reconcile may take before it is dropped and retried with backoff.
+    #[arg(long, env = "PERF_RECONCILE_TIMEOUT_SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(5..))]
+    pub reconcile_timeout_seconds: u64,
+    /// Sustained requests per second to the API server (watches aside).
+    #[arg(long, env = "PERF_KUBE_API_QPS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_api_qps: u32,
+    /// Requests to the API server that may go at once after a quiet spell.
+    #[arg(long, env = "PERF_KUBE_API_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_api_burst: u32,
+    /// Seconds an API server response may keep a request (not a watch) waiting.
+    #[arg(long, env = "PERF_KUBE_API_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub kube_api_timeout_seconds: u64,
+}
+
+impl RunArgs {
+    /// The watch scope and pace these flags ask for.
+    pub fn scope(&self) -> controller::Scope {
+        controller::Scope {
+            namespaces: self.watch_namespace.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect(),
+            selector: self.watch_label_selector.clone().filter(|s| !s.trim().is_empty()),
+            resync: Duration::from_secs(self.resync_seconds),
+            pace: controller::Pace {
+                concurrency: self.concurrency,
+                debounce: Duration::from_millis(self.debounce_ms),
+                reconcile_timeout: Duration::from_secs(self.reconcile_timeout_seconds),
+            },
+        }
+    }
+
+    /// The bounds of the API client for unary calls.
+    pub fn api_limits(&self) -> api_clients::Limits {
+        api_clients::Limits {
+            qps: NonZeroU32::new(self.kube_api_qps).unwrap_or(NonZeroU32::MIN),
+            burst: NonZeroU32::new(self.kube_api_burst.max(self.kube_api_qps)).unwrap_or(NonZeroU32::MIN),
+            read_timeout: Duration::from_secs(self.kube_api_timeout_seconds),
+        }
+    }
+
+    /// The Lease settings; a renew deadline not shorter than the lease is refused.
+    pub fn lease(&self) -> Result<LeaseConfig> {
+        let ttl = Duration::from_secs(self.lease_ttl_seconds);
+        let renew_deadline = self
+            .lease_renew_deadline_seconds
+            .map_or_else(|| LeaseConfig::default_renew_deadline(ttl), Duration::from_secs);
+        if renew_deadline >= ttl {
+            return Err(Error::Leader(format!(
+                "--lease-renew-deadline-seconds ({}) must be shorter than --lease-ttl-seconds ({}): a standby may \
+                 take the lease as soon as it expires",
+                renew_deadline.as_secs(),
+                ttl.as_secs()
+            )));
+        }
+        Ok(LeaseConfig {
+            namespace: self.lease_namespace.clone(),
+            name: self.lease_name.clone(),
+            holder: self.holder.clone(),
+            ttl,
+            renew_deadline,
+        })
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -233,66 +310,46 @@ pub async fn run_plan(args: &PlanArgs) -> Result<PlanOutput> {
 /// `run`: admin server, leader election, controller; returns when shut down or when leadership is lost. The admin
 /// server is bound first, so `/healthz` answers from the start and `/readyz` as [`telemetry::Replica`] says.
 pub async fn run_operator(args: RunArgs) -> Result<()> {
-    let client = kube::Client::try_default().await?;
+    let lease = args.leader_election.then(|| args.lease()).transpose()?;
+    let clients = api_clients::Clients::infer(args.api_limits()).await?;
     let metrics = Arc::new(Metrics::new()?);
     let replica = Replica::new(&metrics);
     let listener = telemetry::bind_admin(args.admin_addr).await?;
     let admin = tokio::spawn(telemetry::serve_admin(listener, metrics.clone(), replica.clone()));
-    let scope = controller::Scope {
-        namespace: args.watch_namespace.clone().filter(|n| !n.is_empty()),
-        resync: Duration::from_secs(args.resync_seconds),
-    };
-    let result = if args.leader_election {
-        let config = leader::LeaseConfig {
-            namespace: args.lease_namespace,
-            name: args.lease_name,
-            holder: args.holder,
-            ttl: Duration::from_secs(args.lease_ttl_seconds.max(3)),
-        };
-        run_elected(client, metrics, replica, scope, config).await
-    } else {
-        replica.leading();
-        controller::run(client, metrics, replica, scope, std::future::pending()).await
+    let scope = args.scope();
+    let result = match lease {
+        Some(config) => run_elected(clients, metrics, replica, scope, config).await,
+        None => {
+            replica.leading();
+            controller::run(clients, metrics, replica, scope).await
+        }
     };
     admin.abort();
     result
 }
 
-/// Waits for the lease (a ready standby meanwhile), then reconciles while it holds it.
+/// Waits for the lease (a ready standby meanwhile), then reconciles while it holds it. Leadership lost stops the
+/// controller at once, reconciles in flight included: by the renew deadline it must have stopped acting.
 async fn run_elected(
-    client: Client,
+    clients: api_clients::Clients,
     metrics: Arc<Metrics>,
     replica: Replica,
     scope: controller::Scope,
     config: LeaseConfig,
 ) -> Result<()> {
-    let lock = Arc::new(leader::acquire(client.clone(), &config, &replica).await?);
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel();
-    let holder = {
-        let lock = lock.clone();
-        tokio::spawn(async move {
-            let reason = leader::hold(&lock, config.ttl).await;
-            let _ = lost_tx.send(reason);
-        })
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let lost = tokio::spawn(async move {
-        let reason = lost_rx.await.ok();
-        let _ = stop_tx.send(());
-        reason
-    });
-    controller::run(client, metrics, replica, scope, async move {
-        let _ = stop_rx.await;
-    })
-    .await?;
-    holder.abort();
-    if lost.is_finished()
-        && let Ok(Some(reason)) = lost.await
-    {
-        return Err(reason);
+    let lock = leader::acquire(clients.unary.clone(), &config, &replica).await?;
+    let controller = controller::run(clients, metrics, replica.clone(), scope);
+    tokio::select! {
+        result = controller => {
+            result?;
+            leader::release(&lock).await;
+            Ok(())
+        }
+        reason = leader::hold(&lock, &config) => {
+            replica.stopping();
+            Err(reason)
+        }
     }
-    leader::release(&lock).await;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -303,5 +360,51 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from([&["perf-operator", "run"], args].concat()).expect("parses");
+        match cli.command {
+            Command::Run(run) => run,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_renew_deadline_is_shorter_than_the_lease_or_refused() {
+        let lease = run_args(&["--lease-ttl-seconds", "6"]).lease().expect("the default deadline");
+        assert_eq!((lease.ttl, lease.renew_deadline), (Duration::from_secs(6), Duration::from_secs(4)));
+        assert_eq!(lease.retry_period(), Duration::from_secs(4) / 3);
+        let error = run_args(&["--lease-ttl-seconds", "6", "--lease-renew-deadline-seconds", "6"]).lease().unwrap_err();
+        assert!(error.to_string().contains("must be shorter than --lease-ttl-seconds"), "{error}");
+    }
+
+    #[test]
+    fn namespaces_selector_and_pace_come_from_the_flags() {
+        let run = run_args(&[
+            "--watch-namespace",
+            "team-a,team-b",
+            "--watch-namespace",
+            "team-c",
+            "--watch-label-selector",
+            "!perf.operator.dev/shard",
+            "--concurrency",
+            "4",
+            "--debounce-ms",
+            "0",
+            "--kube-api-qps",
+            "200",
+            "--kube-api-burst",
+            "10",
+        ]);
+        let scope = run.scope();
+        assert_eq!(scope.namespaces, ["team-a", "team-b", "team-c"]);
+        assert_eq!(scope.selector.as_deref(), Some("!perf.operator.dev/shard"));
+        assert_eq!((scope.pace.concurrency, scope.pace.debounce), (4, Duration::ZERO));
+        let limits = run.api_limits();
+        assert_eq!((limits.qps.get(), limits.burst.get()), (200, 200), "a burst below the rate is raised to it");
+        let every = run_args(&[]).scope();
+        assert!(every.namespaces.is_empty() && every.selector.is_none(), "by default every namespace and profile");
+        assert!(Cli::try_parse_from(["perf-operator", "run", "--concurrency", "0"]).is_err(), "no concurrency");
     }
 }

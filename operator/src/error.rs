@@ -34,6 +34,8 @@ pub enum Error {
     ClickHouse(#[source] Box<perf_clickhouse::Error>),
     #[error("{component}: {message}")]
     Component { component: &'static str, message: String },
+    #[error("the reconcile did not finish within {0:?}; it is retried with backoff")]
+    ReconcileTimeout(std::time::Duration),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -55,6 +57,7 @@ impl Error {
             Error::Canary(e) => e.category(),
             Error::ClickHouse(e) => e.category(),
             Error::Component { component, .. } => component,
+            Error::ReconcileTimeout(_) => "reconcile_timeout",
         }
     }
 }

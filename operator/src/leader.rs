@@ -12,7 +12,24 @@ pub struct LeaseConfig {
     pub namespace: String,
     pub name: String,
     pub holder: String,
+    /// How long a lease lasts after its last renewal; a standby takes it only once that much has passed.
     pub ttl: Duration,
+    /// The leader stops acting when it has not renewed for this long. Shorter than `ttl` (client-go's rule, 10 s
+    /// of a 15 s lease by default), so the old leader has stopped before a standby may take over.
+    pub renew_deadline: Duration,
+}
+
+impl LeaseConfig {
+    /// How often the leader renews (and a standby retries): a third of the renew deadline, so two renewals can
+    /// fail before the deadline passes.
+    pub fn retry_period(&self) -> Duration {
+        self.renew_deadline / 3
+    }
+
+    /// The renew deadline a `ttl` gets when none is set: two thirds of it.
+    pub fn default_renew_deadline(ttl: Duration) -> Duration {
+        ttl * 2 / 3
+    }
 }
 
 /// Blocks until this replica holds the lease; returns the lock to keep renewing. While another replica holds it
@@ -37,24 +54,30 @@ pub async fn acquire(client: Client, config: &LeaseConfig, replica: &Replica) ->
             }
             Err(e) => tracing::warn!(error = %e, "lease not reachable; retrying"),
         }
-        tokio::time::sleep(config.ttl / 3).await;
+        tokio::time::sleep(config.retry_period()).await;
     }
 }
 
-/// Renews the lease every ttl/3 and returns when leadership is lost (the caller then stops reconciling).
-pub async fn hold(lock: &LeaseLock, ttl: Duration) -> Error {
-    let mut failures_since = None::<tokio::time::Instant>;
+/// Renews the lease every retry period and returns when leadership is lost: the lease taken by another replica, or
+/// no successful renewal within the renew deadline (each attempt is bounded by what is left of it, so a hung API
+/// server cannot stretch it). The caller stops reconciling at once.
+pub async fn hold(lock: &LeaseLock, config: &LeaseConfig) -> Error {
+    // The lease was acquired or renewed just before this is called.
+    let mut renewed = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(ttl / 3).await;
-        match lock.try_acquire_or_renew().await {
-            Ok(LeaseLockResult::Acquired(_)) => failures_since = None,
-            Ok(LeaseLockResult::NotAcquired(_)) => return Error::Leader("lease taken by another replica".into()),
-            Err(e) => {
-                // A brief API outage is tolerated until the lease could have expired.
-                let since = *failures_since.get_or_insert_with(tokio::time::Instant::now);
-                if since.elapsed() >= ttl {
-                    return Error::Leader(format!("could not renew the lease: {e}"));
-                }
+        tokio::time::sleep(config.retry_period()).await;
+        let sent = tokio::time::Instant::now();
+        let Some(left) = config.renew_deadline.checked_sub(sent.duration_since(renewed)).filter(|l| !l.is_zero())
+        else {
+            return Error::Leader(format!("lease not renewed within {:?}", config.renew_deadline));
+        };
+        match tokio::time::timeout(left, lock.try_acquire_or_renew()).await {
+            // Counted from when the request left: the server's renewTime is no earlier than that.
+            Ok(Ok(LeaseLockResult::Acquired(_))) => renewed = sent,
+            Ok(Ok(LeaseLockResult::NotAcquired(_))) => return Error::Leader("lease taken by another replica".into()),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not renew the lease; retrying within the renew deadline"),
+            Err(_) => {
+                return Error::Leader(format!("lease not renewed within {:?}", config.renew_deadline));
             }
         }
     }

@@ -1,6 +1,7 @@
 //! perf-operator: reconciles `PerformanceProfile`s. The binary in `main.rs` only parses the command line and
 //! calls into this library, where tests reach everything.
 
+pub mod api_clients;
 pub mod cli;
 pub mod components;
 pub mod conditions;

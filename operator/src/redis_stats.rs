@@ -1,6 +1,9 @@
 //! What the operator reads from a Redis: reachability and the cache statistics that cache policies take as input.
 
+use redis::aio::MultiplexedConnection;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -73,26 +76,99 @@ pub fn parse_info(text: &str) -> RedisStats {
     s
 }
 
-/// Connects, reads `INFO` and `maxclients`, within `timeout`. The password never appears in errors.
+/// Reads `INFO` and `maxclients` within `timeout`, on a connection kept for this address and password
+/// ([`reused`]). The password never appears in errors.
 pub async fn fetch(address: &str, password: Option<&str>, timeout: Duration) -> Result<RedisStats, RedisError> {
-    within(address, timeout, async {
-        let mut con = connect(address, password).await?;
-        let text: String =
-            redis::cmd("INFO").arg("everything").query_async(&mut con).await.map_err(unreachable(address))?;
-        let max_clients: Result<Vec<String>, _> =
-            redis::cmd("CONFIG").arg("GET").arg("maxclients").query_async(&mut con).await;
-        let mut stats = parse_info(&text);
-        match max_clients {
-            Ok(v) => stats.max_clients = v.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
-            // The server answered, refusing the command: verify what INFO says, report the rest as unknown.
-            Err(e) if is_refusal(&e) => {
-                stats.config_refused = Some(e.to_string());
-            }
-            Err(e) => return Err(unreachable(address)(e)),
+    let read = within(address, timeout, reused(address, password, |con| read_stats(address, con))).await;
+    if let Err(RedisError::Timeout { .. }) = read {
+        // A kept connection to a server that stopped answering would time out every round: the next one connects.
+        kept().remove(&kept_key(address, password));
+    }
+    read
+}
+
+async fn read_stats(address: &str, mut con: MultiplexedConnection) -> Result<RedisStats, RedisError> {
+    let text: String =
+        redis::cmd("INFO").arg("everything").query_async(&mut con).await.map_err(unreachable(address))?;
+    let max_clients: Result<Vec<String>, _> =
+        redis::cmd("CONFIG").arg("GET").arg("maxclients").query_async(&mut con).await;
+    let mut stats = parse_info(&text);
+    match max_clients {
+        Ok(v) => stats.max_clients = v.get(1).and_then(|v| v.parse().ok()).unwrap_or(0),
+        // The server answered, refusing the command: verify what INFO says, report the rest as unknown.
+        Err(e) if is_refusal(&e) => {
+            stats.config_refused = Some(e.to_string());
         }
-        Ok(stats)
-    })
-    .await
+        Err(e) => return Err(unreachable(address)(e)),
+    }
+    Ok(stats)
+}
+
+/// Connections kept between rounds, by address and a digest of the password: many profiles share one Redis, and
+/// a round that opened a connection each time made a connection per profile per round. Idle ones are dropped.
+struct Kept {
+    connection: MultiplexedConnection,
+    used: std::time::Instant,
+}
+
+type KeptKey = (String, Option<[u8; 32]>);
+
+static KEPT: std::sync::LazyLock<Mutex<HashMap<KeptKey, Kept>>> = std::sync::LazyLock::new(Mutex::default);
+
+/// At most this many kept connections (a tenant may name many servers); the least recently used goes first.
+const KEPT_MAX: usize = 256;
+/// A connection unused for this long is closed.
+const KEPT_IDLE: Duration = Duration::from_secs(600);
+
+fn kept() -> std::sync::MutexGuard<'static, HashMap<KeptKey, Kept>> {
+    KEPT.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `work` on the kept connection for `address` and `password`; when there is none, or it fails as a dead
+/// connection would (the server restarted, the network dropped it), on a new one, which is kept if it works.
+async fn reused<T, F, Fut>(address: &str, password: Option<&str>, work: F) -> Result<T, RedisError>
+where
+    F: Fn(MultiplexedConnection) -> Fut,
+    Fut: std::future::Future<Output = Result<T, RedisError>>,
+{
+    let key = kept_key(address, password);
+    let cached = kept().get(&key).map(|k| k.connection.clone());
+    if let Some(connection) = cached {
+        match work(connection).await {
+            Err(RedisError::Unreachable { .. }) => {
+                kept().remove(&key);
+            }
+            done => return done,
+        }
+    }
+    let connection = connect(address, password).await?;
+    let done = work(connection.clone()).await;
+    if done.is_ok() {
+        keep(key, connection);
+    }
+    done
+}
+
+fn kept_key(address: &str, password: Option<&str>) -> KeptKey {
+    use sha2::Digest;
+    (address.to_string(), password.map(|p| sha2::Sha256::digest(p.as_bytes()).into()))
+}
+
+fn keep(key: KeptKey, connection: MultiplexedConnection) {
+    let mut kept = kept();
+    let now = std::time::Instant::now();
+    kept.retain(|_, k| now.duration_since(k.used) < KEPT_IDLE);
+    if kept.len() >= KEPT_MAX
+        && let Some(oldest) = kept.iter().min_by_key(|(_, k)| k.used).map(|(key, _)| key.clone())
+    {
+        kept.remove(&oldest);
+    }
+    kept.insert(key, Kept { connection, used: now });
+}
+
+/// Kept connections now (for tests and the scale benchmark).
+pub fn kept_connections() -> usize {
+    kept().len()
 }
 
 /// Holds `settings` live (`CONFIG GET`, then `CONFIG SET` only what differs), within `timeout`. Returns how many
@@ -261,7 +337,7 @@ fn is_refusal(e: &redis::RedisError) -> bool {
 }
 
 /// A connection authenticated with `password`, if any.
-async fn connect(address: &str, password: Option<&str>) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+async fn connect(address: &str, password: Option<&str>) -> Result<MultiplexedConnection, RedisError> {
     let mut info = redis::IntoConnectionInfo::into_connection_info(address).map_err(unreachable(address))?;
     if let Some(p) = password {
         let with_password = info.redis_settings().clone().set_password(p);

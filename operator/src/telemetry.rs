@@ -168,7 +168,13 @@ struct AdminState {
 /// standby: see [`Replica`]; the leader is told by `perf_operator_leader` in `/metrics`).
 pub fn admin_router(metrics: Arc<Metrics>, replica: Replica) -> axum::Router {
     axum::Router::new()
-        .route("/metrics", get(|State(s): State<AdminState>| async move { s.metrics.render() }))
+        // Rendered on a blocking thread: with many profiles a scrape is CPU work the reconciles' workers need.
+        .route(
+            "/metrics",
+            get(|State(s): State<AdminState>| async move {
+                tokio::task::spawn_blocking(move || s.metrics.render()).await.unwrap_or_default()
+            }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

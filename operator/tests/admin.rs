@@ -80,6 +80,7 @@ async fn of_two_replicas_one_leads_and_the_other_waits_as_a_ready_standby() {
         name: "perf-operator-leader".into(),
         holder: holder.into(),
         ttl: Duration::from_secs(15),
+        renew_deadline: Duration::from_secs(10),
     };
     let (leader_base, first) = admin().await;
     let lock = leader::acquire(client.clone(), &config("replica-a"), &first).await.unwrap();
@@ -100,4 +101,42 @@ async fn of_two_replicas_one_leads_and_the_other_waits_as_a_ready_standby() {
     assert!(!waiting.is_finished(), "and still waits for the lease");
     waiting.abort();
     drop(lock);
+}
+
+/// An API server that takes connections and never answers; it lives as long as the listener.
+fn black_hole() -> (std::net::TcpListener, kube::Client) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    (listener, client)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_cannot_renew_stops_at_its_renew_deadline_before_the_lease_expires() {
+    // Time is the runtime's own here (paused, advanced when every task waits): the bound is exact, not a race.
+    perf_operator::tls::install_crypto_provider();
+    let (_server, client) = black_hole();
+    let config = LeaseConfig {
+        namespace: "perf-operator".into(),
+        name: "perf-operator-leader".into(),
+        holder: "replica-a".into(),
+        ttl: Duration::from_secs(15),
+        renew_deadline: Duration::from_secs(10),
+    };
+    let lock = kube_leader_election::LeaseLock::new(
+        client,
+        &config.namespace,
+        kube_leader_election::LeaseLockParams {
+            holder_id: config.holder.clone(),
+            lease_name: config.name.clone(),
+            lease_ttl: config.ttl,
+        },
+    );
+    let started = tokio::time::Instant::now();
+    let reason = leader::hold(&lock, &config).await;
+    let took = started.elapsed();
+    assert!(reason.to_string().contains("not renewed within"), "{reason}");
+    // A hung renewal is cut at what is left of the deadline: the leader has stopped before a standby may act.
+    assert!(took <= config.renew_deadline, "stopped after {took:?}, the renew deadline is {:?}", config.renew_deadline);
+    assert!(took < config.ttl, "stopped after {took:?}, when the lease ({:?}) could already be taken", config.ttl);
 }

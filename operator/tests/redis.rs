@@ -393,3 +393,47 @@ async fn exporter_reads_only(port: u16, password: &str) {
         assert!(message.to_lowercase().contains("noperm"), "{denied:?}: {message}");
     }
 }
+
+/// `total_connections_received` of the Redis on `port`.
+async fn connections_received(port: u16) -> u64 {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO").arg("stats").query_async(&mut con).await.unwrap();
+    info.lines().find_map(|l| l.strip_prefix("total_connections_received:")?.trim().parse().ok()).unwrap()
+}
+
+#[tokio::test]
+async fn rounds_reuse_one_connection_and_reconnect_after_the_server_drops_it() {
+    // A Redis of this test's own, so that no other test's connections are counted.
+    let own = OwnRedis::start_auth("port 0\nsave \"\"\nappendonly no\n", "");
+    let url = format!("redis://127.0.0.1:{}", own.1);
+    fetch_with_retry(&url, None).await;
+    let before = connections_received(own.1).await;
+    for _ in 0..10 {
+        redis_stats::fetch(&url, None, Duration::from_secs(2)).await.expect("read");
+    }
+    // The counting connection itself is the only new one: ten rounds opened none.
+    assert_eq!(connections_received(own.1).await - before, 1, "rounds opened connections of their own");
+
+    // The server drops every client (a restart or a network cut looks the same to the client): the next round
+    // still reads, on a new connection, which is kept in turn.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: redis::RedisResult<u64> = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut admin)
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stats = redis_stats::fetch(&url, None, Duration::from_secs(2)).await;
+    assert!(stats.is_ok(), "after the server dropped the kept connection: {stats:?}");
+    let reconnected = connections_received(own.1).await;
+    redis_stats::fetch(&url, None, Duration::from_secs(2)).await.expect("read");
+    assert_eq!(connections_received(own.1).await - reconnected, 1, "the new connection is kept");
+    // A different password is a different connection (tenants never share an authenticated one).
+    let refused = redis_stats::fetch(&url, Some("not-this-one"), Duration::from_secs(2)).await;
+    assert!(refused.is_err(), "a password Redis does not ask for: {refused:?}");
+}

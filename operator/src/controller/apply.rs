@@ -2,6 +2,7 @@
 //! field), its ClickHouse statements and its canary step; returns what each part did.
 
 use super::Context;
+use super::triggers::OwnWrites;
 use crate::components::{OwnedObjects, Retired};
 use crate::decide::Decision;
 use crate::{Error, Result};
@@ -16,8 +17,9 @@ use std::fmt::Debug;
 
 pub use perf_operator_api::ssa::is_subset;
 
-/// Applies `desired` unless the live object already matches. Returns whether a write was sent.
-pub async fn apply_if_changed<K>(client: &Client, desired: &K) -> Result<bool>
+/// Applies `desired` unless the live object already matches, recording the version written in `own` (its watch
+/// event then starts no round). Returns whether a write was sent.
+pub async fn apply_if_changed<K>(client: &Client, desired: &K, own: &OwnWrites) -> Result<bool>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
@@ -31,7 +33,8 @@ where
         return Ok(false);
     }
     // force: we are the only manager of these fields; another manager's conflicting change is drift to undo.
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&want)).await?;
+    let written = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&want)).await?;
+    own.record(&written);
     Ok(true)
 }
 
@@ -61,8 +64,8 @@ pub enum ContractFailure {
 /// canary's rollback; the Redis objects go before the contract that points the app at them.
 pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decision) -> Outcomes {
     let objects_then_contract = async {
-        let objects = apply_objects(&ctx.client, &decision.objects).await;
-        let contract = match apply_if_changed(&ctx.client, &decision.contract).await {
+        let objects = apply_objects(&ctx.client, &decision.objects, &ctx.own_writes).await;
+        let contract = match apply_if_changed(&ctx.client, &decision.contract, &ctx.own_writes).await {
             Err(e) => Err(ContractFailure::NotPublished(e)),
             Ok(_) if profile.spec.app_config.rollout_on_change => {
                 super::rollout::roll_target_on_change(profile, ctx, &decision.checksum)
@@ -114,21 +117,21 @@ async fn hold_redis(live: &crate::decide::RedisLive) -> std::result::Result<usiz
     crate::redis_stats::configure(&live.address, accepted.first().copied(), &settings.settings, timeout).await
 }
 
-async fn apply_objects(client: &Client, objects: &OwnedObjects) -> Result<()> {
+async fn apply_objects(client: &Client, objects: &OwnedObjects, own: &OwnWrites) -> Result<()> {
     for o in &objects.secrets {
-        apply_if_changed(client, o).await?;
+        apply_if_changed(client, o, own).await?;
     }
     for o in &objects.config_maps {
-        apply_if_changed(client, o).await?;
+        apply_if_changed(client, o, own).await?;
     }
     for o in &objects.services {
-        apply_if_changed(client, o).await?;
+        apply_if_changed(client, o, own).await?;
     }
     for o in &objects.deployments {
-        apply_if_changed(client, o).await?;
+        apply_if_changed(client, o, own).await?;
     }
     for o in &objects.stateful_sets {
-        apply_if_changed(client, o).await?;
+        apply_if_changed(client, o, own).await?;
     }
     retire(client, objects).await
 }

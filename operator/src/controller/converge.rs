@@ -22,6 +22,8 @@ pub async fn reconcile(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> R
     async move {
         let _timer = ctx.metrics.timer("profile");
         ctx.metrics.reconciles.with_label_values(&["profile"]).inc();
+        // Inside kube-runtime's span, which names what started the round (`object.reason`).
+        tracing::debug!("round started");
         let namespace = profile.namespace().unwrap_or_else(|| "default".into());
         let api: Api<PerformanceProfile> = Api::namespaced(ctx.client.clone(), &namespace);
         let key = ObjectRef::from_obj(&*profile).erase();
@@ -30,8 +32,11 @@ pub async fn reconcile(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> R
         // it now keeps a round from carrying older records over newer ones.
         let Some(profile) = api.get_opt(&profile.name_any()).await?.map(Arc::new) else {
             ctx.metrics.profiles.remove(&profile);
+            ctx.references.forget(&namespace, &profile.name_any());
+            ctx.backoff.reset(&key);
             return Ok(Action::await_change());
         };
+        ctx.references.learn(&profile);
         let action = if needs_finalizer(&profile) || profile.finalizers().iter().any(|f| f == FINALIZER) {
             finalizer(&api, FINALIZER, profile, |event| async {
                 match event {

@@ -14,18 +14,18 @@ pub mod report;
 pub mod rollout;
 pub mod slo_rule;
 pub mod traffic;
+pub mod triggers;
+pub mod watches;
 
+use crate::api_clients::Clients;
 use crate::telemetry::{Metrics, Replica};
 use crate::{Error, Result};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use kube::core::{DeserializeGuard, PartialObjectMeta, error_boundary::InvalidObject};
-use kube::runtime::controller::{Action, Controller};
+use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use perf_operator_api::{FIELD_MANAGER, PerformanceProfile};
 use serde_json::json;
@@ -43,6 +43,15 @@ pub struct Context {
     pub policies: policy_runtime::PolicyRuntime,
     /// When a LIST of PrometheusRules last found the type not served (see [`slo_rule::apply`]).
     pub rules_unserved: slo_rule::Unserved,
+    /// Which profiles name which target and policy ConfigMap, for the watches of those.
+    pub references: triggers::References,
+    /// The operator's own last write to each owned object, whose watch event starts no round.
+    pub own_writes: triggers::OwnWrites,
+    /// Reconciles running now, over every watched namespace, at most [`Pace::concurrency`].
+    pub slots: tokio::sync::Semaphore,
+    /// Events published per second, with a burst: the recorder keeps each event it sent for minutes (to count
+    /// repeats into a series), so an unbounded burst would grow it without bound.
+    pub event_budget: governor::DefaultDirectRateLimiter,
 }
 
 impl Context {
@@ -57,11 +66,30 @@ impl Context {
             prometheus: perf_prometheus::Clients::default(),
             policies: policy_runtime::PolicyRuntime::new()?,
             rules_unserved: slo_rule::Unserved::default(),
+            references: triggers::References::default(),
+            own_writes: triggers::OwnWrites::default(),
+            slots: tokio::sync::Semaphore::new(usize::from(Pace::default().concurrency)),
+            event_budget: governor::RateLimiter::direct(EVENT_QUOTA),
         })
     }
 
-    /// Publishes an event; a failure to record one is logged, never fatal.
+    /// Drops what the process keeps for a profile that left the watch: its backoff, the references it named and its
+    /// metric series.
+    pub fn forget(&self, profile: &DeserializeGuard<PerformanceProfile>) {
+        let (namespace, name) = (profile.namespace().unwrap_or_default(), profile.name_any());
+        self.backoff.reset(&ObjectRef::from_obj(profile).erase());
+        self.references.forget(&namespace, &name);
+        self.metrics.profiles.remove_key(&(namespace, name));
+    }
+
+    /// Publishes an event; a failure to record one is logged, never fatal. Past the budget the event is dropped
+    /// (logged and counted): status holds the same facts.
     pub async fn event(&self, profile: &PerformanceProfile, warning: bool, reason: &str, note: String) {
+        if self.event_budget.check().is_err() {
+            self.metrics.errors.with_label_values(&["events", "rate_limited"]).inc();
+            tracing::warn!(reason, "event dropped: more than the event budget this second");
+            return;
+        }
         let event = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),
@@ -75,10 +103,27 @@ impl Context {
     }
 }
 
-/// Reconciles one watched object.
+/// Events the process publishes: 20 a second, bursts of 100.
+const EVENT_QUOTA: governor::Quota = governor::Quota::per_second(nonzero(20)).allow_burst(nonzero(100));
+
+const fn nonzero(n: u32) -> std::num::NonZeroU32 {
+    match std::num::NonZeroU32::new(n) {
+        Some(n) => n,
+        None => std::num::NonZeroU32::MIN,
+    }
+}
+
+/// Reconciles one watched object: one of at most [`Pace::concurrency`] at a time, within
+/// [`Pace::reconcile_timeout`] (counted once it runs, not while it waits for a slot).
 pub async fn reconcile(guard: Arc<DeserializeGuard<PerformanceProfile>>, ctx: Arc<Context>) -> Result<Action> {
+    // The semaphore is never closed; were it, the round would be refused rather than run unbounded.
+    let closed = |_| Error::Component { component: "controller", message: "the reconcile slots are closed".into() };
+    let _slot = ctx.slots.acquire().await.map_err(closed)?;
+    let limit = ctx.scope.pace.reconcile_timeout;
     match &guard.0 {
-        Ok(profile) => converge::reconcile(Arc::new(profile.clone()), ctx).await,
+        Ok(profile) => tokio::time::timeout(limit, converge::reconcile(Arc::new(profile.clone()), ctx.clone()))
+            .await
+            .unwrap_or(Err(Error::ReconcileTimeout(limit))),
         Err(invalid) => {
             report_unreadable(invalid, &ctx).await?;
             Ok(Action::await_change())
@@ -112,65 +157,47 @@ async fn report_unreadable(invalid: &InvalidObject, ctx: &Context) -> Result<()>
 pub fn error_policy(guard: Arc<DeserializeGuard<PerformanceProfile>>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.errors.with_label_values(&["profile", error.category()]).inc();
     let key = ObjectRef::from_obj(&*guard).erase();
-    let delay = ctx.backoff.next_delay(&key);
+    // Jittered, so profiles failing together (an API server or shared Redis outage) do not retry together.
+    let delay = triggers::jittered(ctx.backoff.next_delay(&key), 0.2);
     tracing::warn!(error = %crate::error::chain(error), retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
-/// Runs the controller until shutdown (SIGTERM/SIGINT) or until `stop` resolves (lost leadership). The replica is
-/// ready once the controller has started, and neither ready nor leader once it stops.
-pub async fn run(
-    client: Client,
-    metrics: Arc<Metrics>,
-    replica: Replica,
-    scope: Scope,
-    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> Result<()> {
-    let profiles: Api<DeserializeGuard<PerformanceProfile>> = scope.api(&client);
-    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=perf-operator");
-    let ctx = Arc::new(Context { scope: scope.clone(), ..Context::new(client.clone(), metrics)? });
+/// Runs the controller until shutdown (SIGTERM/SIGINT), letting reconciles in flight finish; a caller that loses
+/// leadership drops the returned future instead. The replica is ready once the controller has started, and neither
+/// ready nor leader once it stops. Each watched namespace gets a controller of its own (a watch covers one
+/// namespace or all of them); they share the context, so the concurrency limit and the clients are the process's.
+pub async fn run(clients: Clients, metrics: Arc<Metrics>, replica: Replica, scope: Scope) -> Result<()> {
+    let slots = tokio::sync::Semaphore::new(usize::from(scope.pace.concurrency.max(1)));
+    let ctx = Arc::new(Context { scope: scope.clone(), slots, ..Context::new(clients.unary.clone(), metrics)? });
     replica.started();
+    let (shutdown, stopped) = tokio::sync::watch::channel(false);
     let stopping = replica.clone();
-    let controller = Controller::new(profiles, watcher::Config::default().any_semantic());
-    let store = controller.store();
-    // A profile deleted without a finalizer is never reconciled again: its series go when the cache drops it.
-    let live = store.clone();
-    ctx.metrics.profiles.follow(move |(ns, name)| live.get(&ObjectRef::new(name).within(ns)).is_some());
-    let policy_store = store.clone();
-    controller
-        .owns(scope.api::<Deployment>(&client), owned.clone())
-        // The target itself: a new pod template starts a canary run, a replica change resizes pools.
-        .watches(scope.api::<Deployment>(&client), watcher::Config::default(), move |d| {
-            let (name, namespace) = (d.name_any(), d.namespace());
-            store
-                .state()
-                .into_iter()
-                .filter(|g| g.0.as_ref().is_ok_and(|p| p.spec.target_ref.name == name && p.namespace() == namespace))
-                .map(|g| ObjectRef::from_obj(&*g))
-                .collect::<Vec<_>>()
-        })
-        // Policy components in ConfigMaps, metadata only (the bytes are read when reconciling): an edit in place is
-        // checked against the profile's pin without a restart.
-        .watches(scope.api::<PartialObjectMeta<ConfigMap>>(&client), watcher::Config::default(), move |cm| {
-            policy_runtime::profiles_using_config_map(policy_store.state(), cm.namespace().as_deref(), &cm.name_any())
-        })
-        .owns(scope.api::<Service>(&client), owned.clone())
-        .owns(scope.api::<ConfigMap>(&client), owned.clone())
-        .owns(scope.api::<Secret>(&client), owned)
-        .graceful_shutdown_on(async move {
-            tokio::select! {
-                () = stop => tracing::warn!("stopping: leadership lost"),
-                () = shutdown_signal() => tracing::info!("stopping: signal received"),
-            }
-            stopping.stopping();
-        })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile loop");
-            }
-        })
-        .await;
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: signal received");
+        stopping.stopping();
+        let _ = shutdown.send(true);
+    });
+    let namespaces: Vec<Option<String>> = match scope.namespaces.as_slice() {
+        [] => vec![None],
+        listed => listed.iter().cloned().map(Some).collect(),
+    };
+    let controllers = namespaces.into_iter().map(|namespace| {
+        let mut stopped = stopped.clone();
+        let controller = watches::controller(&ctx, &clients.watch, namespace.as_deref());
+        controller
+            .graceful_shutdown_on(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "reconcile loop");
+                }
+            })
+    });
+    futures::future::join_all(controllers).await;
     replica.stopping();
     Ok(())
 }
@@ -195,36 +222,49 @@ async fn shutdown_signal() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
-/// What one operator process watches, and how often it resyncs.
+/// What one operator process watches, and how it paces its work.
 #[derive(Clone, Debug)]
 pub struct Scope {
-    /// One namespace (a namespace-scoped install, as Flagger's `-namespace`), or every namespace.
-    pub namespace: Option<String>,
+    /// Namespaces to watch (a namespaced install, as Flagger's `-namespace`); empty: every namespace.
+    pub namespaces: Vec<String>,
+    /// Only profiles matching this label selector: one shard of several operator instances (as Flux's
+    /// `--watch-label-selector`).
+    pub selector: Option<String>,
     /// Periodic resync of a settled profile: external systems such as ClickHouse drift without any event.
     pub resync: Duration,
+    pub pace: Pace,
 }
 
 impl Default for Scope {
     fn default() -> Self {
-        Self { namespace: None, resync: Duration::from_secs(300) }
+        Self { namespaces: Vec::new(), selector: None, resync: Duration::from_secs(300), pace: Pace::default() }
+    }
+}
+
+/// How much work the controller takes on at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    /// Profiles reconciled at the same time, over every watched namespace.
+    pub concurrency: u16,
+    /// A trigger waits this long for more of the same profile before the round starts (kube-runtime's trailing
+    /// debounce: the events of one apply arrive within milliseconds of each other).
+    pub debounce: Duration,
+    /// A whole reconcile may take at most this long; past it the round is dropped and retried with backoff.
+    pub reconcile_timeout: Duration,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self { concurrency: 16, debounce: Duration::from_millis(250), reconcile_timeout: Duration::from_secs(120) }
     }
 }
 
 impl Scope {
-    /// An API of kind `K` over the watched namespaces.
-    pub fn api<K>(&self, client: &Client) -> Api<K>
-    where
-        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        match &self.namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
-
-    /// Requeue delay: short while something is in progress, the resync period otherwise.
+    /// Requeue delay: short while something is in progress, the resync period otherwise, jittered by 10 % so
+    /// that profiles created together spread their resyncs.
     pub fn requeue_after(&self, progressing: bool) -> Duration {
-        if progressing { Duration::from_secs(15).min(self.resync) } else { self.resync }
+        let period = if progressing { Duration::from_secs(15).min(self.resync) } else { self.resync };
+        triggers::jittered(period, 0.1)
     }
 }
 

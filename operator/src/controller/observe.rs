@@ -150,6 +150,8 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
         canary,
         postgres_limits,
         clickhouse_limits,
+        // A resync round always evaluates (its jitter is 10 %); a round some event started in between does not.
+        policy_every: Some(ctx.scope.resync.mul_f64(0.8)),
     }
 }
 

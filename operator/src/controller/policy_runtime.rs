@@ -3,10 +3,8 @@
 
 use crate::decide::PolicyUnavailable;
 use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
 use kube::api::Api;
-use kube::core::DeserializeGuard;
-use kube::runtime::reflector::ObjectRef;
-use kube::{Client, ResourceExt};
 use perf_operator_api::{ConfigMapPolicySource, PerformanceProfile, PolicyRef};
 use perf_policy_host::{Evaluator, HostConfig, Policy, PolicyHost, World, source};
 use std::sync::Arc;
@@ -134,27 +132,15 @@ async fn config_map_bytes(
         .ok_or_else(|| source(format!("ConfigMap {namespace}/{name} has no binaryData key {key:?}")))
 }
 
-/// Whether `profile` takes a policy from the ConfigMap `namespace/name`, so that an edit of that ConfigMap must
-/// reconcile it.
-pub fn uses_config_map(profile: &PerformanceProfile, namespace: Option<&str>, name: &str) -> bool {
+/// The ConfigMaps (in the profile's namespace) `profile` takes a policy from, so that an edit of one of them
+/// reconciles it ([`super::triggers::References`]).
+pub fn config_maps_used(profile: &PerformanceProfile) -> Vec<String> {
     let cache = profile.spec.cache.as_ref().and_then(|c| c.policy.as_ref());
     let rate_limit = profile.spec.rate_limit.as_ref().and_then(|r| r.policy.as_ref());
-    profile.namespace().as_deref() == namespace
-        && cache.into_iter().chain(rate_limit).any(|r| r.config_map.as_ref().is_some_and(|cm| cm.name == name))
-}
-
-/// The profiles to reconcile when the ConfigMap `namespace/name` changes: those taking a policy from it. Profiles
-/// that do not deserialize are left to their own watch events.
-pub fn profiles_using_config_map(
-    profiles: impl IntoIterator<Item = Arc<DeserializeGuard<PerformanceProfile>>>,
-    namespace: Option<&str>,
-    name: &str,
-) -> Vec<ObjectRef<DeserializeGuard<PerformanceProfile>>> {
-    profiles
-        .into_iter()
-        .filter(|g| g.0.as_ref().is_ok_and(|p| uses_config_map(p, namespace, name)))
-        .map(|g| ObjectRef::from_obj(&*g))
-        .collect()
+    let mut names: Vec<String> =
+        cache.into_iter().chain(rate_limit).filter_map(|r| r.config_map.as_ref().map(|cm| cm.name.clone())).collect();
+    names.dedup();
+    names
 }
 
 #[cfg(test)]
@@ -163,14 +149,9 @@ mod tests {
     use serde_json::{Value, json};
 
     /// A profile `name` in `namespace` whose cache and rate-limit policies come from `cache` and `rate_limit`.
-    fn profile(
-        namespace: &str,
-        name: &str,
-        cache: Value,
-        rate_limit: Value,
-    ) -> Arc<DeserializeGuard<PerformanceProfile>> {
+    fn profile(namespace: &str, name: &str, cache: Value, rate_limit: Value) -> PerformanceProfile {
         // `null` means no policy.
-        let p: PerformanceProfile = serde_json::from_value(json!({
+        serde_json::from_value(json!({
             "apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {
@@ -179,38 +160,36 @@ mod tests {
                 "rateLimit": {"routes": [], "policy": rate_limit}
             }
         }))
-        .unwrap();
-        Arc::new(DeserializeGuard(Ok(p)))
+        .unwrap()
     }
 
     fn from_config_map(name: &str) -> Value {
         json!({"configMap": {"name": name, "key": "policy.wasm", "sha256": "0".repeat(64)}})
     }
 
-    fn names(refs: Vec<ObjectRef<DeserializeGuard<PerformanceProfile>>>) -> Vec<String> {
-        refs.into_iter().map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name)).collect()
-    }
-
     #[test]
     fn a_config_map_maps_to_the_profiles_taking_a_policy_from_it_in_its_namespace() {
-        let profiles = vec![
+        let references = super::super::triggers::References::default();
+        for p in [
             profile("shop", "cache-user", from_config_map("policies"), Value::Null),
             profile("shop", "rate-limit-user", json!({"builtin": "adaptive-rate-limit"}), from_config_map("policies")),
+            profile("shop", "both", from_config_map("policies"), from_config_map("policies")),
             profile("shop", "other-config-map", from_config_map("other"), Value::Null),
             profile("shop", "builtin-only", json!({"builtin": "adaptive-ttl"}), Value::Null),
             profile("billing", "same-name-elsewhere", from_config_map("policies"), Value::Null),
-        ];
-        assert_eq!(
-            names(profiles_using_config_map(profiles.clone(), Some("shop"), "policies")),
-            ["shop/cache-user", "shop/rate-limit-user"]
-        );
-        assert_eq!(
-            names(profiles_using_config_map(profiles.clone(), Some("billing"), "policies")),
-            ["billing/same-name-elsewhere"]
-        );
+        ] {
+            references.learn(&p);
+        }
+        let names = |ns: Option<&str>, cm: &str| {
+            let refs = references.config_maps.profiles(ns, cm);
+            refs.into_iter().map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name)).collect::<Vec<_>>()
+        };
+        assert_eq!(names(Some("shop"), "policies"), ["shop/both", "shop/cache-user", "shop/rate-limit-user"]);
+        assert_eq!(names(Some("billing"), "policies"), ["billing/same-name-elsewhere"]);
         // The contract ConfigMap the operator writes, or any other ConfigMap, reconciles nothing.
-        assert!(profiles_using_config_map(profiles.clone(), Some("shop"), "cache-user-perf").is_empty());
-        assert!(profiles_using_config_map(profiles, None, "policies").is_empty());
+        assert!(names(Some("shop"), "cache-user-perf").is_empty());
+        assert!(names(None, "policies").is_empty());
+        assert_eq!(config_maps_used(&profile("shop", "both", from_config_map("p"), from_config_map("p"))), ["p"]);
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
 
     let (mut cache_plan, cache_report, credentials) = decide_cache(profile, observed, now, &mut objects);
     let mut rate_limits = profile.spec.rate_limit.as_ref().map(rate_limit::plan);
-    let policies = policy::decide(profile, observed, cache_plan.as_mut(), rate_limits.as_mut());
+    let policies = policy::decide(profile, observed, now, cache_plan.as_mut(), rate_limits.as_mut());
     // The spec's live settings, or the cache policy's advice when it decided this round (after a failed
     // evaluation the live settings stay as they are).
     let from_spec = || {

@@ -156,4 +156,7 @@ pub struct Observed {
     pub postgres_limits: Option<Read<PostgresLimits>>,
     /// Limits of the profile's ClickHouse, read when it has a ClickHouse pool.
     pub clickhouse_limits: Option<Read<ClickHouseLimits>>,
+    /// How long a policy's decision holds before the policy is evaluated again (the operator's evaluation
+    /// interval); None: at every round, as `plan` does.
+    pub policy_every: Option<std::time::Duration>,
 }

@@ -7,6 +7,9 @@ use super::memory::{self, LiveSettings};
 use super::{Observed, PolicyUnavailable, Read, Unread};
 use crate::components::{cache::CachePlan, rate_limit::RateLimitPlan};
 use crate::conditions::Report;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Resource;
 use perf_operator_api::{
     self as api, CacheObservation, CachePolicyStatus, MemoryAdviceStatus, PerformanceProfile, PoliciesStatus,
     PolicyEvaluation, PolicyRef, PublishedClass, PublishedFrom, PublishedLimit, RateLimitPolicyStatus,
@@ -159,6 +162,7 @@ fn evaluate<U: PolicyUse>(
         published: from,
         reason: output.as_ref().map(|o| sanitize(U::reason(o))),
         error: failure.as_ref().map(|f| sanitize(&f.message)),
+        evaluated_at: None,
     };
     Evaluated { published, evaluation, output, failure, elapsed }
 }
@@ -172,10 +176,27 @@ pub struct Decided {
     pub redis_live: Option<LiveSettings>,
 }
 
-/// The policies' decisions, written into the cache and rate-limit plans.
+/// Whether the previous evaluation still holds at `now`: the policy decided, the spec is the one that decision was
+/// made for (the status was written for this generation), and the evaluation interval has not passed. A round in
+/// between (a target change, an owned object's event) then publishes that decision again and keeps its counter
+/// baseline, so the next evaluation is given the whole interval and never the gap between two close rounds.
+fn holds(profile: &PerformanceProfile, evaluation: &PolicyEvaluation, every: Option<Duration>, now: Timestamp) -> bool {
+    let (Some(every), Some(at)) = (every, evaluation.evaluated_at.as_ref()) else { return false };
+    let same_spec = profile.status.as_ref().and_then(|s| s.observed_generation) == profile.meta().generation;
+    let elapsed = now.duration_since(at.0);
+    evaluation.published == PublishedFrom::Policy
+        && evaluation.error.is_none()
+        && same_spec
+        && !elapsed.is_negative()
+        && elapsed.unsigned_abs() < every
+}
+
+/// The policies' decisions, written into the cache and rate-limit plans: evaluated when due ([`holds`]), else the
+/// previous ones as they are.
 pub fn decide(
     profile: &PerformanceProfile,
     observed: &Observed,
+    now: Timestamp,
     cache: Option<&mut CachePlan>,
     rate_limits: Option<&mut RateLimitPlan>,
 ) -> Decided {
@@ -185,23 +206,37 @@ pub fn decide(
     let mut runs = Vec::new();
     let mut redis_live = None;
     let cache_use = profile.spec.cache.as_ref().and_then(|c| c.policy.as_ref().map(|r| (c, r)));
+    let held = |e: &PolicyEvaluation| holds(profile, e, observed.policy_every, now);
     if let (Some((spec, r)), Some(plan)) = (cache_use, cache) {
-        let (entry, failure, live, elapsed) =
-            decide_cache(profile, observed, previous.and_then(|p| p.cache.as_ref()), spec, r, plan);
-        redis_live = live;
-        runs.push(Run { world: CacheUse::WORLD, failure: failure.as_ref().map(|f| f.category), elapsed });
-        failures.extend(failure.map(|f| ("cache", f, entry.evaluation.published)));
-        status.cache = Some(entry);
+        let previous = previous.and_then(|p| p.cache.as_ref());
+        if let Some(held) = previous.filter(|p| held(&p.evaluation)) {
+            plan.ttl_seconds = held.classes.iter().map(|(n, c)| (n.clone(), c.ttl_seconds)).collect();
+            plan.admit = held.classes.iter().map(|(n, c)| (n.clone(), c.admit)).collect();
+            status.cache = Some(held.clone());
+        } else {
+            let (mut entry, failure, live, elapsed) = decide_cache(profile, observed, previous, spec, r, plan);
+            entry.evaluation.evaluated_at = Some(Time(now));
+            redis_live = live;
+            runs.push(Run { world: CacheUse::WORLD, failure: failure.as_ref().map(|f| f.category), elapsed });
+            failures.extend(failure.map(|f| ("cache", f, entry.evaluation.published)));
+            status.cache = Some(entry);
+        }
     }
     let rate_use = profile.spec.rate_limit.as_ref().and_then(|s| s.policy.as_ref().map(|r| (s, r)));
     if let (Some((spec, r)), Some(plan)) = (rate_use, rate_limits) {
         let previous = previous.and_then(|p| p.rate_limit.as_ref());
-        let (entry, failure, elapsed) = decide_rate_limit(profile, observed, previous, spec, r, plan);
-        runs.push(Run { world: RateLimitUse::WORLD, failure: failure.as_ref().map(|f| f.category), elapsed });
-        failures.extend(failure.map(|f| ("rateLimit", f, entry.evaluation.published)));
-        status.rate_limit = Some(entry);
+        if let Some(held) = previous.filter(|p| held(&p.evaluation)) {
+            plan.routes = published_routes(spec, &held.routes);
+            status.rate_limit = Some(held.clone());
+        } else {
+            let (mut entry, failure, elapsed) = decide_rate_limit(profile, observed, previous, spec, r, plan);
+            entry.evaluation.evaluated_at = Some(Time(now));
+            runs.push(Run { world: RateLimitUse::WORLD, failure: failure.as_ref().map(|f| f.category), elapsed });
+            failures.extend(failure.map(|f| ("rateLimit", f, entry.evaluation.published)));
+            status.rate_limit = Some(entry);
+        }
     }
-    if runs.is_empty() {
+    if status.cache.is_none() && status.rate_limit.is_none() {
         return Decided { status: None, report: Report::not_configured(condition::POLICIES_READY), runs, redis_live };
     }
     let report = match failures.first() {
@@ -321,14 +356,9 @@ fn decide_rate_limit(
         p.routes.iter().map(|(route, l)| (route.clone(), limit(l))).collect()
     });
     let done = evaluate::<RateLimitUse>(r, observed.rate_limit_policy.as_ref(), &input, last_good);
-    plan.routes = spec
-        .routes
-        .iter()
-        .filter_map(|r| {
-            let l = done.published.get(&r.route)?;
-            Some(api::RouteLimit { route: r.route.clone(), requests_per_second: l.requests_per_second, burst: l.burst })
-        })
-        .collect();
+    let limit = |l: &RouteLimit| PublishedLimit { requests_per_second: l.requests_per_second, burst: l.burst };
+    let routes: BTreeMap<String, PublishedLimit> = done.published.iter().map(|(r, l)| (r.clone(), limit(l))).collect();
+    plan.routes = published_routes(spec, &routes);
     let entry = RateLimitPolicyStatus {
         observed: traffic
             .iter()
@@ -342,16 +372,20 @@ fn decide_rate_limit(
                 (route.clone(), seen)
             })
             .collect(),
-        routes: done
-            .published
-            .iter()
-            .map(|(route, l)| {
-                (route.clone(), PublishedLimit { requests_per_second: l.requests_per_second, burst: l.burst })
-            })
-            .collect(),
+        routes,
         evaluation: done.evaluation,
     };
     (entry, done.failure, done.elapsed)
+}
+
+/// The spec's routes, in its order, at the published limits (a route without one is left out).
+fn published_routes(spec: &api::RateLimitSpec, published: &BTreeMap<String, PublishedLimit>) -> Vec<api::RouteLimit> {
+    let at = |r: &api::RouteLimit, l: &PublishedLimit| api::RouteLimit {
+        route: r.route.clone(),
+        requests_per_second: l.requests_per_second,
+        burst: l.burst,
+    };
+    spec.routes.iter().filter_map(|r| published.get(&r.route).map(|l| at(r, l))).collect()
 }
 
 /// How a policy reference is shown in status and events.

@@ -1,6 +1,7 @@
 use super::*;
 use crate::components::{OwnedObjects, cache, rate_limit};
 use crate::redis_stats::RedisStats;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use perf_policy_host::{HostConfig, PolicyHost};
 use serde_json::json;
 
@@ -51,7 +52,8 @@ fn loaded(hits: u64, misses: u64) -> Observed {
 fn fail_closed_before_any_decision_publishes_closed_values_never_nothing() {
     let p = profile("FailClosed", serde_json::Value::Null);
     let (mut cache, mut limits) = plans(&p);
-    let Decided { status, report, runs, .. } = decide(&p, &unavailable(), Some(&mut cache), Some(&mut limits));
+    let Decided { status, report, runs, .. } =
+        decide(&p, &unavailable(), Timestamp::now(), Some(&mut cache), Some(&mut limits));
     assert!(cache.admit.values().all(|admit| !admit) && cache.admit.len() == 2, "{:?}", cache.admit);
     assert_eq!(cache.ttl_seconds["query"], 1800, "TTLs stay at the spec's");
     assert_eq!((limits.routes[0].requests_per_second, limits.routes[0].burst), (0, 0));
@@ -72,13 +74,13 @@ fn failures_fall_back_to_the_last_decision_whatever_was_published_since() {
     for mode in ["KeepLastGood", "FailClosed"] {
         let p = profile(mode, decided.clone());
         let (mut cache, mut limits) = plans(&p);
-        decide(&p, &unavailable(), Some(&mut cache), Some(&mut limits));
+        decide(&p, &unavailable(), Timestamp::now(), Some(&mut cache), Some(&mut limits));
         assert_eq!((cache.ttl_seconds["query"], cache.admit["metrics"]), (2400, false), "{mode}");
         assert_eq!(limits.routes[0].requests_per_second, 70, "{mode}");
     }
     let p = profile("UseSpec", decided);
     let (mut cache, mut limits) = plans(&p);
-    decide(&p, &unavailable(), Some(&mut cache), Some(&mut limits));
+    decide(&p, &unavailable(), Timestamp::now(), Some(&mut cache), Some(&mut limits));
     assert_eq!((cache.ttl_seconds["query"], limits.routes[0].requests_per_second), (1800, 100));
 }
 
@@ -86,7 +88,8 @@ fn failures_fall_back_to_the_last_decision_whatever_was_published_since() {
 fn the_cache_policy_is_given_the_counters_of_the_interval() {
     let p = profile("KeepLastGood", serde_json::Value::Null);
     let (mut cache, mut limits) = plans(&p);
-    let Decided { status, report, .. } = decide(&p, &loaded(5_000, 1_000), Some(&mut cache), Some(&mut limits));
+    let Decided { status, report, .. } =
+        decide(&p, &loaded(5_000, 1_000), Timestamp::now(), Some(&mut cache), Some(&mut limits));
     assert!(report.ok, "{report:?}");
     let first = status.unwrap().cache.unwrap();
     assert_eq!(first.observed.map(|o| (o.hits, o.misses)), Some((0, 0)), "no interval before the first reading");
@@ -94,10 +97,71 @@ fn the_cache_policy_is_given_the_counters_of_the_interval() {
 
     let p = profile("KeepLastGood", json!({"policies": {"cache": first}}));
     let (mut cache, mut limits) = plans(&p);
-    let Decided { status, .. } = decide(&p, &loaded(5_900, 1_100), Some(&mut cache), Some(&mut limits));
+    let Decided { status, .. } =
+        decide(&p, &loaded(5_900, 1_100), Timestamp::now(), Some(&mut cache), Some(&mut limits));
     let second = status.unwrap().cache.unwrap();
     assert_eq!(second.observed.map(|o| (o.hits, o.misses)), Some((900, 100)));
     assert_eq!(second.counters.map(|c| (c.hits, c.misses)), Some((5_900, 1_100)));
+}
+
+/// A profile at `generation` whose status (written for `observed_generation`) holds `policies`.
+fn with_generation(generation: i64, observed_generation: i64, policies: serde_json::Value) -> PerformanceProfile {
+    let mut p = profile("KeepLastGood", json!({"observedGeneration": observed_generation, "policies": policies}));
+    p.metadata.generation = Some(generation);
+    p
+}
+
+#[test]
+fn a_decision_holds_until_the_interval_passes_the_spec_changes_or_it_failed() {
+    let every = Some(std::time::Duration::from_secs(60));
+    // Whole seconds, as the API server stores a time.
+    let at = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
+    let later = |secs: i64| at.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+    // The first evaluation, with counters 5000/1000.
+    let p = with_generation(3, 3, serde_json::Value::Null);
+    let (mut cache, mut limits) = plans(&p);
+    let first =
+        decide(&p, &Observed { policy_every: every, ..loaded(5_000, 1_000) }, at, Some(&mut cache), Some(&mut limits));
+    let first = first.status.unwrap();
+    assert_eq!(first.cache.as_ref().unwrap().evaluation.evaluated_at, Some(Time(at)));
+
+    // Ten seconds later (a round some event started): nothing is evaluated, the decision and its baseline stay.
+    let p = with_generation(3, 3, serde_json::to_value(&first).unwrap());
+    let (mut cache, mut limits) = plans(&p);
+    let observed = Observed { policy_every: every, ..loaded(5_900, 1_100) };
+    let held = decide(&p, &observed, later(10), Some(&mut cache), Some(&mut limits));
+    assert!(held.runs.is_empty(), "a policy was evaluated within its interval: {:?}", held.runs);
+    assert!(held.report.ok, "{:?}", held.report);
+    assert_eq!(held.status.as_ref(), Some(&first), "the status moved without an evaluation");
+    let published = &first.cache.as_ref().unwrap().classes;
+    assert_eq!(cache.ttl_seconds["query"], published["query"].ttl_seconds, "the held decision is published");
+    assert_eq!(limits.routes.len(), 1, "the held rate limits are published");
+
+    // Past the interval, with the spec changed, or after a failure: evaluated, over the whole interval.
+    let mut failed = first.clone();
+    if let Some(c) = failed.cache.as_mut() {
+        c.evaluation.published = PublishedFrom::LastGood;
+        c.evaluation.error = Some("trapped".into());
+    }
+    // (case, profile, now, policies evaluated: the rate-limit policy's decision held when only the cache's failed)
+    for (case, p, now, evaluated) in [
+        ("interval passed", with_generation(3, 3, serde_json::to_value(&first).unwrap()), later(61), 2),
+        ("spec changed", with_generation(4, 3, serde_json::to_value(&first).unwrap()), later(10), 2),
+        ("failed before", with_generation(3, 3, serde_json::to_value(&failed).unwrap()), later(10), 1),
+        ("clock went back", with_generation(3, 3, serde_json::to_value(&first).unwrap()), later(-5), 2),
+    ] {
+        let (mut cache, mut limits) = plans(&p);
+        let again = decide(&p, &observed, now, Some(&mut cache), Some(&mut limits));
+        let entry = again.status.unwrap().cache.unwrap();
+        assert_eq!(entry.evaluation.evaluated_at, Some(Time(now)), "{case}");
+        assert_eq!(entry.observed.map(|o| (o.hits, o.misses)), Some((900, 100)), "{case}: the whole interval");
+        assert_eq!(again.runs.len(), evaluated, "{case}");
+    }
+    // Without an interval (plan), every round evaluates.
+    let p = with_generation(3, 3, serde_json::to_value(&first).unwrap());
+    let (mut cache, mut limits) = plans(&p);
+    let plan = decide(&p, &loaded(5_900, 1_100), later(1), Some(&mut cache), Some(&mut limits));
+    assert_eq!(plan.runs.len(), 2, "plan evaluates every time");
 }
 
 #[test]
@@ -108,7 +172,8 @@ fn without_a_reading_of_redis_the_cache_policy_is_not_called_on_zeros() {
     let (mut cache, mut limits) = plans(&p);
     let mut observed = loaded(0, 0);
     observed.redis = Some(Err(Unread::Timeout { what: "Redis", after: std::time::Duration::from_secs(3) }));
-    let Decided { status, report, runs, redis_live } = decide(&p, &observed, Some(&mut cache), Some(&mut limits));
+    let Decided { status, report, runs, redis_live } =
+        decide(&p, &observed, Timestamp::now(), Some(&mut cache), Some(&mut limits));
     assert_eq!(cache.ttl_seconds["query"], 2400, "the last decision is kept");
     assert!(redis_live.is_none(), "no memory advice from an unread Redis");
     let cache_run = runs.iter().find(|r| r.world == World::Cache).unwrap();

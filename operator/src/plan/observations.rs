@@ -282,6 +282,8 @@ impl Observations {
                 .then(|| self.postgres.clone().unwrap_or_default().read()),
             clickhouse_limits: crate::decide::pools::reads_clickhouse(profile)
                 .then(|| self.clickhouse.clone().unwrap_or_default().read()),
+            // plan evaluates the policies every time.
+            policy_every: None,
         }
     }
 }

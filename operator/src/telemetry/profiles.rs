@@ -141,7 +141,7 @@ fn phase_name(phase: CanaryPhase) -> &'static str {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Entry {
     snapshot: Option<Snapshot>,
     /// Runs ended without promotion, by event reason, since this process started.
@@ -210,11 +210,16 @@ impl ProfileMetrics {
 
     fn render(&self) -> prometheus::Result<Families> {
         let f = Families::new()?;
-        let mut entries = self.entries();
-        if let Some(live) = self.live.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-            entries.retain(|k, _| live(k));
-        }
-        for ((namespace, profile), entry) in entries.iter() {
+        // A copy taken under the lock and rendered outside it: a scrape of thousands of profiles never holds up
+        // the reconciles that record their status.
+        let entries: Vec<(Key, Entry)> = {
+            let mut entries = self.entries();
+            if let Some(live) = self.live.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+                entries.retain(|k, _| live(k));
+            }
+            entries.iter().map(|(k, e)| (k.clone(), e.clone())).collect()
+        };
+        for ((namespace, profile), entry) in &entries {
             let id = [namespace.as_str(), profile.as_str()];
             // From 0 for a profile with a canary, so `increase()` counts its first rollback.
             let canary = entry.snapshot.as_ref().is_some_and(|s| s.canary.is_some());

@@ -9,7 +9,7 @@
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
-use perf_e2e::fixtures::{app, profile};
+use perf_e2e::fixtures::{create_apps, is_ready, profile};
 use perf_e2e::{Operator, audit, cluster};
 use perf_operator_api::PerformanceProfile;
 use serde_json::json;
@@ -60,18 +60,7 @@ async fn main() {
 
 async fn measure(n: usize) -> Measure {
     let c = cluster().await;
-    let deployments = c.api();
-    stream::iter(0..n)
-        .map(|i| {
-            let deployments = &deployments;
-            async move {
-                deployments.create(&PostParams::default(), &app(&format!("app-{i}"), "registry.example/app:1", 1)).await
-            }
-        })
-        .buffer_unordered(16)
-        .try_collect::<Vec<_>>()
-        .await
-        .expect("create target Deployments");
+    create_apps(&c.api(), n).await;
     let op = Operator::start_with(&c.namespace, "bench", &["--resync-seconds", "20"]);
     let window = audit::Window::open().expect("the benchmark needs the audit log of tests/support/control-plane.sh");
     let profiles: Api<PerformanceProfile> = c.profiles();
@@ -123,8 +112,4 @@ async fn measure(n: usize) -> Measure {
     drop(op);
     let _ = namespaces.delete(&c.namespace, &Default::default()).await;
     Measure { n, converge, peak_rss_kib: peak, requests_per_profile: requests as f64 / n as f64, quiet_writes }
-}
-
-fn is_ready(p: &PerformanceProfile) -> bool {
-    p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }

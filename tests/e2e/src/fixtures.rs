@@ -151,3 +151,21 @@ pub fn pruned_index_and_canary(db: &str) -> Value {
         "canary": {"stages": [10, 25, 50, 100], "stepInterval": "5s"}
     })
 }
+
+/// Creates `app-0` .. `app-{n-1}`, one pod each, 16 at a time (the scale benchmarks' targets).
+pub async fn create_apps(api: &Api<Deployment>, n: usize) {
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(0..n)
+        .map(|i| async move {
+            api.create(&PostParams::default(), &app(&format!("app-{i}"), "registry.example/app:1", 1)).await
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("create target Deployments");
+}
+
+/// Whether the profile's `Ready` condition is True.
+pub fn is_ready(p: &PerformanceProfile) -> bool {
+    p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}

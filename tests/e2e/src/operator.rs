@@ -43,7 +43,13 @@ impl Operator {
             .env("RUST_LOG", "info,perf_operator=debug")
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .args(["run", "--watch-namespace", namespace, "--lease-namespace", RELEASE_NAMESPACE])
-            .args(["--lease-name", &lease_name(namespace), "--holder", holder, "--lease-ttl-seconds", "6"])
+            // A shard elects its leader on a Lease of its own (passed in `extra`).
+            .args(if extra.contains(&"--lease-name") {
+                vec![]
+            } else {
+                vec!["--lease-name".into(), lease_name(namespace)]
+            })
+            .args(["--holder", holder, "--lease-ttl-seconds", "6"])
             .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
             // A settled profile resyncs every 5 s here (300 s by default), so tests see resyncs quickly.
             .args(if extra.contains(&"--resync-seconds") { &[][..] } else { &["--resync-seconds", "5"][..] })
@@ -83,6 +89,17 @@ impl Operator {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// CPU seconds the process has used (user and system), 0 when it cannot be read.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // After the command name in parentheses: fields 14 and 15 of the line (utime, stime), in clock ticks.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // The kernel's USER_HZ is 100 on every Linux this suite runs on.
+        (ticks(11) + ticks(12)) / 100.0
     }
 
     /// Whether the process still runs.

@@ -153,6 +153,11 @@ fn the_chart_lints_renders_for_the_server_and_checks_its_values() {
         ("networkPolicy.egress.postgresql.cidrs={10.0.0.0}", "postgresql/cidrs"),
         ("networkPolicy.egress.mysql.enabled=true", "mysql"),
         ("networkPolicy.ingress.selectors[0].nodeSelector.a=b", "nodeSelector"),
+        ("leaseRenewDeadlineSeconds=1", "leaseRenewDeadlineSeconds"),
+        ("controller.concurrency=0", "concurrency"),
+        ("controller.watchNamespaces={Team_A}", "watchNamespaces"),
+        ("controller.resync=60", "resync"),
+        ("controller.kubeApiQps=fast", "kubeApiQps"),
     ] {
         let (ok, out) = helm(&["template", "perf-operator", &chart(), "--set", set]);
         assert!(!ok, "values.schema.json accepted --set {set}");
@@ -292,6 +297,22 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
             server_dry_run(&objects, &format!("replicas {replicas}"));
         }
     }
+
+    // What the operator watches and its pace: the defaults, and a shard of two namespaces.
+    let value = |objects: &[Value], name: &str| env_var(objects, name).and_then(Value::as_str).map(String::from);
+    for (name, expected) in [("PERF_CONCURRENCY", "16"), ("PERF_RESYNC_SECONDS", "300"), ("PERF_KUBE_API_QPS", "50")] {
+        assert_eq!(value(&plain, name).as_deref(), Some(expected), "{name} by default");
+    }
+    assert_eq!(value(&plain, "PERF_LEASE_RENEW_DEADLINE_SECONDS").as_deref(), Some("10"));
+    for name in ["PERF_WATCH_NAMESPACE", "PERF_WATCH_LABEL_SELECTOR"] {
+        assert!(env_var(&plain, name).is_none(), "{name} set by default: every namespace and profile");
+    }
+    let shard = render(&json!({"controller": {"watchNamespaces": ["team-a", "team-b"],
+        "watchLabelSelector": "perf.operator.dev/shard=shard1", "concurrency": 4}}));
+    assert_eq!(value(&shard, "PERF_WATCH_NAMESPACE").as_deref(), Some("team-a,team-b"));
+    assert_eq!(value(&shard, "PERF_WATCH_LABEL_SELECTOR").as_deref(), Some("perf.operator.dev/shard=shard1"));
+    assert_eq!(value(&shard, "PERF_CONCURRENCY").as_deref(), Some("4"));
+    server_dry_run(&shard, "a shard");
 
     // The policy CA bundle: the variable and a read-only mount of the one key, only when a source is set.
     assert!(env_var(&plain, "PERF_POLICY_CA_FILE").is_none(), "PERF_POLICY_CA_FILE set without a bundle");

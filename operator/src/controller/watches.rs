@@ -1,0 +1,116 @@
+//! The watches of one controller (one namespace, or all of them): profiles through a predicate and the shard's
+//! label selector, owned objects and targets metadata-only, so that what the operator holds in memory and maps per
+//! event does not grow with objects that no profile names.
+
+use super::Context;
+use super::triggers::{self, Watched};
+use futures::TryStreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Config, Controller};
+use kube::runtime::reflector;
+use kube::runtime::{Predicate, WatchStreamExt, predicates, reflector::Store, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// The label on every object the operator owns; owned objects are watched through it.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=perf-operator";
+
+/// The controller of `namespace` (every namespace when None): its triggers, its limits.
+pub fn controller(ctx: &Arc<Context>, client: &Client, namespace: Option<&str>) -> Controller<Watched> {
+    let gone = ctx.clone();
+    let (store, profiles) = profiles(client, namespace, ctx.scope.selector.as_deref(), move |p| gone.forget(p));
+    let pace = ctx.scope.pace;
+    let owned = watcher::Config::default().labels(MANAGED_BY).any_semantic();
+    let targets = ctx.clone();
+    let config_maps = ctx.clone();
+    // Generation, labels and annotations: a new pod template or size, not the status a rollout moves.
+    let target_changed = predicates::generation.combine(predicates::labels).combine(predicates::annotations);
+    Controller::for_stream(profiles, store)
+        .with_config(Config::default().concurrency(pace.concurrency).debounce(pace.debounce))
+        .owns_stream(owned_changes::<Deployment>(ctx, client, namespace, owned.clone()))
+        .owns_stream(owned_changes::<Service>(ctx, client, namespace, owned.clone()))
+        .owns_stream(owned_changes::<ConfigMap>(ctx, client, namespace, owned.clone()))
+        .owns_stream(owned_changes::<Secret>(ctx, client, namespace, owned))
+        // The target itself: a new pod template starts a canary run, a replica change resizes pools.
+        .watches_stream(
+            watcher(api::<PartialObjectMeta<Deployment>>(client, namespace), watcher::Config::default().any_semantic())
+                .default_backoff()
+                .applied_objects()
+                .predicate_filter(target_changed, Default::default()),
+            move |d| targets.references.targets.profiles(d.namespace().as_deref(), &d.name_any()),
+        )
+        // Policy components in ConfigMaps: an edit in place is checked against the profile's pin without a restart.
+        .watches_stream(
+            watcher(api::<PartialObjectMeta<ConfigMap>>(client, namespace), watcher::Config::default().any_semantic())
+                .default_backoff()
+                .touched_objects(),
+            move |cm| config_maps.references.config_maps.profiles(cm.namespace().as_deref(), &cm.name_any()),
+        )
+}
+
+/// The profiles of `namespace` matching `selector`, cached without their managedFields, and the stream of those
+/// worth a round ([`triggers::profile_trigger`]); `deleted` hears of each profile that leaves the watch (deleted,
+/// or relabelled out of this shard), which no round does.
+fn profiles(
+    client: &Client,
+    namespace: Option<&str>,
+    selector: Option<&str>,
+    deleted: impl Fn(&Watched) + Send + 'static,
+) -> (Store<Watched>, impl futures::Stream<Item = Result<Watched, watcher::Error>> + Send + 'static) {
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = selector {
+        config = config.labels(selector);
+    }
+    let (store, writer) = reflector::store();
+    let stream = watcher(api::<Watched>(client, namespace), config)
+        .default_backoff()
+        .modify(|p| p.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(p) = event {
+                deleted(p);
+            }
+        })
+        .applied_objects()
+        .predicate_filter(triggers::profile_trigger, Default::default());
+    (store, stream)
+}
+
+/// Changes of owned objects of kind `K`, metadata only, less the operator's own writes ([`triggers::OwnWrites`]).
+fn owned_changes<K>(
+    ctx: &Arc<Context>,
+    client: &Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let ctx = ctx.clone();
+    watcher(api::<PartialObjectMeta<K>>(client, namespace), config)
+        .default_backoff()
+        .touched_objects()
+        .try_filter(move |o| std::future::ready(!ctx.own_writes.is_own(o)))
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
