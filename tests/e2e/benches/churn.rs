@@ -11,7 +11,6 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{ListParams, PostParams};
 use perf_e2e::fixtures::{create_apps, is_ready, profile};
 use perf_e2e::{Operator, audit, cluster, redis_traffic};
-use perf_operator_api::PerformanceProfile;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

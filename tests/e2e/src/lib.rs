@@ -15,6 +15,7 @@ pub mod fixtures;
 pub mod kubelet;
 pub mod operator;
 pub mod prometheus;
+pub mod proxy;
 pub mod redis_traffic;
 
 pub use operator::Operator;

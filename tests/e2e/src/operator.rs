@@ -32,8 +32,22 @@ impl Operator {
 
     /// Starts a replica with extra `run` arguments.
     pub fn start_with(namespace: &str, holder: &str, extra: &[&str]) -> Self {
+        Self::start_via(namespace, holder, extra, None)
+    }
+
+    /// Starts a replica that reaches the API server at `server` (a [`crate::proxy::Proxy`]) when given.
+    pub fn start_via(namespace: &str, holder: &str, extra: &[&str], server: Option<&str>) -> Self {
         let bin = crate::env_path("PERF_OPERATOR_BIN");
         let (kubeconfig, credential_id) = own_token(namespace, holder);
+        if let Some(server) = server {
+            let path = kubeconfig.to_str().expect("utf-8 path");
+            let (ok, cluster, err) =
+                crate::kubectl(&["--kubeconfig", path, "config", "view", "-o", "jsonpath={.clusters[0].name}"]);
+            assert!(ok, "kubectl config view: {err}");
+            let set = ["--kubeconfig", path, "config", "set-cluster", cluster.trim(), "--server", server];
+            let (ok, _, err) = crate::kubectl(&set);
+            assert!(ok, "kubectl config set-cluster: {err}");
+        }
         let admin_port = free_port();
         let log = std::env::temp_dir().join(format!("perf-e2e-{namespace}-{holder}.log"));
         let file = std::fs::File::create(&log).expect("operator log file");
