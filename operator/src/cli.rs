@@ -123,6 +123,9 @@ pub struct RunArgs {
     /// Requests to the API server that may go at once after a quiet spell.
     #[arg(long, env = "PERF_KUBE_API_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_api_burst: u32,
+    /// Series per profile on /metrics (about 30 each); false keeps only the operator's own, for very many profiles.
+    #[arg(long, env = "PERF_PROFILE_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub profile_metrics: bool,
     /// Seconds an API server response may keep a request (not a watch) waiting.
     #[arg(long, env = "PERF_KUBE_API_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub kube_api_timeout_seconds: u64,
@@ -313,6 +316,9 @@ pub async fn run_operator(args: RunArgs) -> Result<()> {
     let lease = args.leader_election.then(|| args.lease()).transpose()?;
     let clients = api_clients::Clients::infer(args.api_limits()).await?;
     let metrics = Arc::new(Metrics::new()?);
+    if !args.profile_metrics {
+        metrics.profiles.turn_off();
+    }
     let replica = Replica::new(&metrics);
     let listener = telemetry::bind_admin(args.admin_addr).await?;
     let admin = tokio::spawn(telemetry::serve_admin(listener, metrics.clone(), replica.clone()));

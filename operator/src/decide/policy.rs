@@ -206,10 +206,14 @@ pub fn decide(
     let mut runs = Vec::new();
     let mut redis_live = None;
     let cache_use = profile.spec.cache.as_ref().and_then(|c| c.policy.as_ref().map(|r| (c, r)));
-    let held = |e: &PolicyEvaluation| holds(profile, e, observed.policy_every, now);
+    // A decision holds only while this round could have made it again: its component loaded (a ConfigMap edited
+    // under its pin is refused at once) and its input read; otherwise the round evaluates and reports as before.
+    let held = |e: &PolicyEvaluation, fine: bool| fine && holds(profile, e, observed.policy_every, now);
+    let cache_fine = matches!(observed.cache_policy, Some(Ok(_))) && matches!(observed.redis, Some(Ok(_)));
+    let rate_limit_fine = matches!(observed.rate_limit_policy, Some(Ok(_))) && matches!(observed.traffic, Some(Ok(_)));
     if let (Some((spec, r)), Some(plan)) = (cache_use, cache) {
         let previous = previous.and_then(|p| p.cache.as_ref());
-        if let Some(held) = previous.filter(|p| held(&p.evaluation)) {
+        if let Some(held) = previous.filter(|p| held(&p.evaluation, cache_fine)) {
             plan.ttl_seconds = held.classes.iter().map(|(n, c)| (n.clone(), c.ttl_seconds)).collect();
             plan.admit = held.classes.iter().map(|(n, c)| (n.clone(), c.admit)).collect();
             status.cache = Some(held.clone());
@@ -225,7 +229,7 @@ pub fn decide(
     let rate_use = profile.spec.rate_limit.as_ref().and_then(|s| s.policy.as_ref().map(|r| (s, r)));
     if let (Some((spec, r)), Some(plan)) = (rate_use, rate_limits) {
         let previous = previous.and_then(|p| p.rate_limit.as_ref());
-        if let Some(held) = previous.filter(|p| held(&p.evaluation)) {
+        if let Some(held) = previous.filter(|p| held(&p.evaluation, rate_limit_fine)) {
             plan.routes = published_routes(spec, &held.routes);
             status.rate_limit = Some(held.clone());
         } else {

@@ -44,6 +44,7 @@ fn loaded(hits: u64, misses: u64) -> Observed {
             max_memory_bytes: 100,
             ..Default::default()
         })),
+        traffic: Some(Ok(BTreeMap::new())),
         ..Observed::default()
     }
 }
@@ -156,6 +157,24 @@ fn a_decision_holds_until_the_interval_passes_the_spec_changes_or_it_failed() {
         assert_eq!(entry.evaluation.evaluated_at, Some(Time(now)), "{case}");
         assert_eq!(entry.observed.map(|o| (o.hits, o.misses)), Some((900, 100)), "{case}: the whole interval");
         assert_eq!(again.runs.len(), evaluated, "{case}");
+    }
+    // A component that no longer loads (a ConfigMap edited under its pin) or a Redis not read this round: the
+    // round evaluates, and reports the failure, within the interval too.
+    let p = with_generation(3, 3, serde_json::to_value(&first).unwrap());
+    for (case, broken) in [
+        (
+            "component refused",
+            Observed { cache_policy: unavailable().cache_policy, policy_every: every, ..loaded(5_900, 1_100) },
+        ),
+        (
+            "Redis unread",
+            Observed { redis: Some(Err(Unread::NotObserved("down"))), policy_every: every, ..loaded(5_900, 1_100) },
+        ),
+    ] {
+        let (mut cache, mut limits) = plans(&p);
+        let again = decide(&p, &broken, later(10), Some(&mut cache), Some(&mut limits));
+        assert!(again.runs.iter().any(|r| r.world == World::Cache), "{case}: not evaluated");
+        assert!(!again.report.ok, "{case}: {:?}", again.report);
     }
     // Without an interval (plan), every round evaluates.
     let p = with_generation(3, 3, serde_json::to_value(&first).unwrap());

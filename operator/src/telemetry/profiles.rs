@@ -157,6 +157,9 @@ pub struct ProfileMetrics {
     entries: Arc<Mutex<BTreeMap<Key, Entry>>>,
     live: Arc<Mutex<Option<Live>>>,
     descs: Arc<Vec<Desc>>,
+    /// Off (`--profile-metrics=false`): no series per profile, for installs whose Prometheus cannot take about
+    /// 30 series for each of thousands of profiles; the operator's own series stay.
+    off: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The key of a profile.
@@ -175,14 +178,30 @@ impl ProfileMetrics {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Records no series per profile from now on.
+    pub fn turn_off(&self) {
+        self.off.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.entries().clear();
+    }
+
+    fn is_off(&self) -> bool {
+        self.off.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Replaces the profile's snapshot with what `status` says (called as the status is written).
     pub fn set(&self, profile: &PerformanceProfile, status: &PerformanceProfileStatus) {
+        if self.is_off() {
+            return;
+        }
         let snapshot = Snapshot::of(profile, status);
         self.entries().entry(key(profile)).or_default().snapshot = Some(snapshot);
     }
 
     /// Counts a canary event: a run ending without promotion is a rollback.
     pub fn canary_event(&self, profile: &PerformanceProfile, reason: &str) {
+        if self.is_off() {
+            return;
+        }
         if let Some(reason) = ROLLBACK_REASONS.iter().find(|r| **r == reason) {
             *self.entries().entry(key(profile)).or_default().rollbacks.entry(*reason).or_default() += 1;
         }

@@ -201,3 +201,18 @@ fn policy_sources_and_evaluation_time_are_exported() {
         assert!(text.contains(&expected), "{expected} missing from:\n{text}");
     }
 }
+
+#[test]
+fn turned_off_no_profile_has_series_and_the_operators_own_stay() {
+    let metrics = Metrics::new().unwrap();
+    let p = profile("shop", "web");
+    metrics.profiles.set(&p, &status());
+    metrics.profiles.turn_off();
+    metrics.profiles.set(&p, &status());
+    metrics.profiles.canary_event(&p, "RolledBack");
+    metrics.reconciles.with_label_values(&["profile"]).inc();
+    assert!(samples(&metrics).is_empty(), "series per profile while off: {:?}", samples(&metrics));
+    let text = metrics.render();
+    assert!(!text.contains("profile=\"web\""), "{text}");
+    assert!(text.contains("perf_operator_reconciles_total{component=\"profile\"} 1"), "{text}");
+}
