@@ -343,7 +343,7 @@ async fn run_elected(
     scope: controller::Scope,
     config: LeaseConfig,
 ) -> Result<()> {
-    let lock = leader::acquire(clients.unary.clone(), &config, &replica).await?;
+    let (lock, renewed) = leader::acquire(clients.unary.clone(), &config, &replica).await?;
     let controller = controller::run(clients, metrics, replica.clone(), scope);
     tokio::select! {
         result = controller => {
@@ -351,7 +351,7 @@ async fn run_elected(
             leader::release(&lock).await;
             Ok(())
         }
-        reason = leader::hold(&lock, &config) => {
+        reason = leader::hold(&lock, &config, renewed) => {
             replica.stopping();
             Err(reason)
         }

@@ -35,18 +35,26 @@ impl LeaseConfig {
 /// Blocks until this replica holds the lease; returns the lock to keep renewing. While another replica holds it
 /// this one is a ready standby ([`Replica::standby`]); it turns ready only on the API server's answer, so a replica
 /// that never reached the lease (network, RBAC) is not ready and a rollout stops on it.
-pub async fn acquire(client: Client, config: &LeaseConfig, replica: &Replica) -> Result<LeaseLock> {
+///
+/// Also returns when the successful request was sent: the lease's renewTime is no earlier, so the renew deadline
+/// counted from it ends no later than the server's (a slow answer must not stretch it).
+pub async fn acquire(
+    client: Client,
+    config: &LeaseConfig,
+    replica: &Replica,
+) -> Result<(LeaseLock, tokio::time::Instant)> {
     let lock = LeaseLock::new(
         client,
         &config.namespace,
         LeaseLockParams { holder_id: config.holder.clone(), lease_name: config.name.clone(), lease_ttl: config.ttl },
     );
     loop {
+        let sent = tokio::time::Instant::now();
         match lock.try_acquire_or_renew().await {
             Ok(LeaseLockResult::Acquired(_)) => {
                 tracing::info!(lease = %config.name, holder = %config.holder, "leadership acquired");
                 replica.leading();
-                return Ok(lock);
+                return Ok((lock, sent));
             }
             Ok(LeaseLockResult::NotAcquired(_)) => {
                 tracing::debug!("another replica leads; waiting");
@@ -60,10 +68,9 @@ pub async fn acquire(client: Client, config: &LeaseConfig, replica: &Replica) ->
 
 /// Renews the lease every retry period and returns when leadership is lost: the lease taken by another replica, or
 /// no successful renewal within the renew deadline (each attempt is bounded by what is left of it, so a hung API
-/// server cannot stretch it). The caller stops reconciling at once.
-pub async fn hold(lock: &LeaseLock, config: &LeaseConfig) -> Error {
-    // The lease was acquired or renewed just before this is called.
-    let mut renewed = tokio::time::Instant::now();
+/// server cannot stretch it), counted from `renewed`, when the request of the last success was sent. The caller stops
+/// reconciling at once.
+pub async fn hold(lock: &LeaseLock, config: &LeaseConfig, mut renewed: tokio::time::Instant) -> Error {
     loop {
         tokio::time::sleep(config.retry_period()).await;
         let sent = tokio::time::Instant::now();

@@ -83,7 +83,7 @@ async fn of_two_replicas_one_leads_and_the_other_waits_as_a_ready_standby() {
         renew_deadline: Duration::from_secs(10),
     };
     let (leader_base, first) = admin().await;
-    let lock = leader::acquire(client.clone(), &config("replica-a"), &first).await.unwrap();
+    let (lock, _) = leader::acquire(client.clone(), &config("replica-a"), &first).await.unwrap();
     assert_eq!(leader_gauge(&leader_base).await, "1");
     assert_eq!(get(&leader_base, "/readyz").await.0, 503, "ready once its controller has started");
 
@@ -133,7 +133,7 @@ async fn a_leader_that_cannot_renew_stops_at_its_renew_deadline_before_the_lease
         },
     );
     let started = tokio::time::Instant::now();
-    let reason = leader::hold(&lock, &config).await;
+    let reason = leader::hold(&lock, &config, started).await;
     let took = started.elapsed();
     assert!(reason.to_string().contains("not renewed within"), "{reason}");
     // A hung renewal is cut at what is left of the deadline: the leader has stopped before a standby may act.

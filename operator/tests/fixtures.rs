@@ -189,6 +189,14 @@ impl World {
         Self { client, ctx, writes, failing, events }
     }
 
+    /// Policies evaluated at every reconcile, as with a resync of zero (the operator holds a decision for 80 % of
+    /// its resync): for tests of what one evaluation passes to the next.
+    pub fn evaluating_every_round(mut self) -> Self {
+        let ctx = Arc::get_mut(&mut self.ctx).expect("the context is not shared before the first reconcile");
+        ctx.scope.resync = std::time::Duration::ZERO;
+        self
+    }
+
     /// Events recorded so far: (type, reason, note).
     pub fn events(&self) -> Vec<(String, String, String)> {
         let field = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();

@@ -64,7 +64,8 @@ fn cache_reason(p: &PerformanceProfile) -> String {
 async fn profiles_sharing_a_component_never_share_its_state() {
     let sha = sha256_hex(HOSTILE);
     let secret = json!({"mode": "remember", "secret": "risk-api-card-4111"});
-    let world = World::with(profile("risk-api", &sha, secret), None).await;
+    // Each reconcile evaluates: the state the guest keeps is what one evaluation passes to the next.
+    let world = World::with(profile("risk-api", &sha, secret), None).await.evaluating_every_round();
     world.api::<ConfigMap>().create(&PostParams::default(), &config_map(HOSTILE)).await.unwrap();
     let other = profile("pricing-api", &sha, json!({"mode": "remember"}));
     world.api::<PerformanceProfile>().create(&PostParams::default(), &other).await.unwrap();

@@ -32,6 +32,24 @@ async fn canary(c: &Cluster) -> Option<(Option<u32>, CanaryPhase)> {
     Some((status.stage_index, status.phase))
 }
 
+/// The profile `shop` with a canary judged on `prom` (4 s steps), once its primary serves.
+async fn create_serving(c: &Cluster, prom: &PrometheusFixture) {
+    let spec = json!({"canary": {"stages": [10, 25, 50, 100], "stepInterval": "4s", "progressDeadline": "3m",
+        "analysis": {"prometheus": prom.url, "minRequests": 10}}});
+    c.profiles().create(&PostParams::default(), &profile(&c.namespace, "shop", spec)).await.expect("create");
+    c.eventually(60, "the primary serving", || async {
+        matches!(canary(c).await?.1, CanaryPhase::Idle | CanaryPhase::Succeeded).then_some(())
+    })
+    .await;
+}
+
+/// A new pod template for the target: it starts a run.
+async fn new_image(c: &Cluster) {
+    let image =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.example/shop:2"}]}}}});
+    c.api::<Deployment>().patch("shop", &PatchParams::default(), &Patch::Strategic(&image)).await.expect("new image");
+}
+
 #[tokio::test]
 #[ignore = "needs a cluster: run through tests/run.sh"]
 async fn one_leader_writes_a_killed_leader_is_replaced_and_both_replicas_are_ready() {
@@ -54,18 +72,10 @@ async fn one_leader_writes_a_killed_leader_is_replaced_and_both_replicas_are_rea
     assert_eq!(b.metric("perf_operator_leader").await, Some(0.0), "the standby claims to lead");
 
     let window = audit::Window::open();
-    let spec = json!({"canary": {"stages": [10, 25, 50, 100], "stepInterval": "4s", "progressDeadline": "3m",
-        "analysis": {"prometheus": prom.url, "minRequests": 10}}});
-    c.profiles().create(&PostParams::default(), &profile(&c.namespace, "shop", spec)).await.expect("create");
-    c.eventually(60, "the primary serving", || async {
-        matches!(canary(&c).await?.1, CanaryPhase::Idle | CanaryPhase::Succeeded).then_some(())
-    })
-    .await;
+    create_serving(&c, &prom).await;
 
     // A new template starts a run; the leader dies in the middle of it.
-    let image =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.example/shop:2"}]}}}});
-    c.api::<Deployment>().patch("shop", &PatchParams::default(), &Patch::Strategic(&image)).await.expect("new image");
+    new_image(&c).await;
     let mut steps: Vec<(Instant, u32)> = Vec::new();
     let record = |steps: &mut Vec<(Instant, u32)>, stage: Option<u32>| {
         if let Some(s) = stage
@@ -126,16 +136,8 @@ async fn a_leader_cut_from_the_api_stops_by_its_renew_deadline_and_never_writes_
     let mut a = perf_e2e::Operator::start_via(&c.namespace, "replica-a", &[], Some(&proxy.url()));
     c.eventually(30, "replica-a leading", || async { (holder(&c).await? == "replica-a").then_some(()) }).await;
     let b = c.operator("replica-b");
-    let spec = json!({"canary": {"stages": [10, 25, 50, 100], "stepInterval": "4s", "progressDeadline": "3m",
-        "analysis": {"prometheus": prom.url, "minRequests": 10}}});
-    c.profiles().create(&PostParams::default(), &profile(&c.namespace, "shop", spec)).await.expect("create");
-    c.eventually(60, "the primary serving", || async {
-        matches!(canary(&c).await?.1, CanaryPhase::Idle | CanaryPhase::Succeeded).then_some(())
-    })
-    .await;
-    let image =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.example/shop:2"}]}}}});
-    c.api::<Deployment>().patch("shop", &PatchParams::default(), &Patch::Strategic(&image)).await.expect("new image");
+    create_serving(&c, &prom).await;
+    new_image(&c).await;
     c.eventually(90, "the run at its second stage", || async { canary(&c).await.filter(|(s, _)| *s >= Some(1)) }).await;
 
     // Cut a off mid-run; give its access back after its renew deadline has certainly passed (4 s after its last
