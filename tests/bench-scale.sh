@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The scale benchmarks against a real API server: starts the control plane and a private Redis as tests/run.sh
 # does, installs the CRDs and the chart, builds the release operator, and prints each benchmark's table and ratios.
-# PERF_BENCHES picks them (default churn,converge):
+# PERF_BENCHES picks them (default churn,unrelated,converge):
 # - churn (tests/e2e/benches/churn.rs): PERF_CHURN_PROFILES (200), PERF_CHURN_WINDOW_SECONDS (90),
 #   PERF_CHURN_RESYNC_SECONDS (20);
+# - unrelated (tests/e2e/benches/unrelated.rs): PERF_UNRELATED_OBJECTS (10000), PERF_UNRELATED_PROFILES (100);
 # - converge (tests/e2e/benches/converge.rs): PERF_BENCH_SIZES (500,2000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 export PERF_OPERATOR_BIN="$target_dir/release/perf-operator"
 e2e_env="$(tests/e2e/setup.sh "$state/e2e" "$PERF_CP_BIN/helm")"
 eval "$e2e_env"
-IFS=',' read -ra benches <<<"${PERF_BENCHES:-churn,converge}"
+IFS=',' read -ra benches <<<"${PERF_BENCHES:-churn,unrelated,converge}"
 for bench in "${benches[@]}"; do
     cargo bench -p perf-e2e --bench "$bench" --locked
 done

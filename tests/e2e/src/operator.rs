@@ -56,7 +56,13 @@ impl Operator {
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,perf_operator=debug")
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .args(["run", "--watch-namespace", namespace, "--lease-namespace", RELEASE_NAMESPACE])
+            // `--watch-namespace ""` in `extra` watches every namespace (a cluster-wide install).
+            .args(if extra.contains(&"--watch-namespace") {
+                vec!["run"]
+            } else {
+                vec!["run", "--watch-namespace", namespace]
+            })
+            .args(["--lease-namespace", RELEASE_NAMESPACE])
             // A shard elects its leader on a Lease of its own (passed in `extra`).
             .args(if extra.contains(&"--lease-name") {
                 vec![]
