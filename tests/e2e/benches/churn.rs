@@ -8,11 +8,11 @@
 //! `tests/bench-scale.sh` (it starts the control plane and a Redis like tests/run.sh).
 
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{ListParams, PostParams};
-use perf_e2e::fixtures::{create_apps, is_ready, profile};
+use kube::api::PostParams;
+use perf_e2e::fixtures::{create_apps, profile, wait_all_ready};
 use perf_e2e::{Operator, audit, cluster, redis_traffic};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -70,16 +70,7 @@ async fn main() {
         .try_collect::<Vec<_>>()
         .await
         .expect("create profiles");
-    let started = Instant::now();
-    loop {
-        let list = profiles.list(&ListParams::default()).await.expect("list profiles");
-        let ready = list.items.iter().filter(|p| is_ready(p)).count();
-        if ready == n {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(900), "only {ready}/{n} Ready after 15 min");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    wait_all_ready(&profiles, n, &op, Duration::from_secs(900)).await;
     // One resync to settle, then the idle window; traffic from then on, one resync to settle, the busy window.
     tokio::time::sleep(Duration::from_secs(resync)).await;
     let idle = measure(&op, &c.namespace, span).await;

@@ -8,8 +8,8 @@
 
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams, PostParams};
-use perf_e2e::fixtures::{create_apps, is_ready, profile};
+use kube::api::{Api, PostParams};
+use perf_e2e::fixtures::{create_apps, profile, wait_all_ready};
 use perf_e2e::{Operator, audit, cluster};
 use perf_operator_api::PerformanceProfile;
 use serde_json::json;
@@ -77,17 +77,7 @@ async fn measure(n: usize) -> Measure {
         .try_collect::<Vec<_>>()
         .await
         .expect("create profiles");
-    let mut peak = 0;
-    loop {
-        peak = peak.max(op.peak_rss_kib());
-        let list = profiles.list(&ListParams::default()).await.expect("list profiles");
-        let ready = list.items.iter().filter(|p| is_ready(p)).count();
-        if ready == n {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(1800), "only {ready}/{n} Ready after 30 min");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let mut peak = wait_all_ready(&profiles, n, &op, Duration::from_secs(1800)).await;
     let converge = started.elapsed();
     let requests = window.requests(perf_e2e::OPERATOR_USER).len();
     // Convergence ends with the last write (events trail the Ready status): let one full resync pass, then count

@@ -7,8 +7,8 @@
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, PostParams};
-use perf_e2e::fixtures::{app, create_apps, is_ready, profile};
+use kube::api::{Api, PostParams};
+use perf_e2e::fixtures::{app, create_apps, profile, wait_all_ready};
 use perf_e2e::{Cluster, Operator, cluster};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -65,19 +65,9 @@ async fn start(profiles: usize) -> Start {
         .try_collect::<Vec<_>>()
         .await
         .expect("create profiles");
-    let mut peak = 0;
-    loop {
-        peak = peak.max(op.peak_rss_kib());
-        let ready =
-            api.list(&ListParams::default()).await.expect("list profiles").items.iter().filter(|p| is_ready(p)).count();
-        if ready == profiles {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(900), "only {ready}/{profiles} Ready after 15 min");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let peak = wait_all_ready(&api, profiles, &op, Duration::from_secs(900)).await;
     let ready_after = started.elapsed();
-    Start { ready_after, peak_rss_kib: peak.max(op.peak_rss_kib()), cpu_seconds: op.cpu_seconds() }
+    Start { ready_after, peak_rss_kib: peak, cpu_seconds: op.cpu_seconds() }
 }
 
 #[tokio::main]

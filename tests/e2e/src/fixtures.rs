@@ -169,3 +169,25 @@ pub async fn create_apps(api: &Api<Deployment>, n: usize) {
 pub fn is_ready(p: &PerformanceProfile) -> bool {
     p.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
+
+/// Waits until all `n` profiles of `api` are Ready (listing them every half second), or panics after `limit`;
+/// returns the peak RSS of `op` seen meanwhile, in KiB.
+pub async fn wait_all_ready(
+    api: &Api<PerformanceProfile>,
+    n: usize,
+    op: &crate::Operator,
+    limit: std::time::Duration,
+) -> u64 {
+    let started = std::time::Instant::now();
+    let mut peak = 0;
+    loop {
+        peak = peak.max(op.peak_rss_kib());
+        let list = api.list(&kube::api::ListParams::default()).await.expect("list profiles");
+        let ready = list.items.iter().filter(|p| is_ready(p)).count();
+        if ready == n {
+            return peak.max(op.peak_rss_kib());
+        }
+        assert!(started.elapsed() < limit, "only {ready}/{n} Ready after {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
