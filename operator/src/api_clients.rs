@@ -27,18 +27,6 @@ pub struct Limits {
     pub read_timeout: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        // Flux's defaults (`--kube-api-qps 50 --kube-api-burst 100`); client-go's own 5/10 starve a controller of
-        // thousands of objects at start.
-        Self {
-            qps: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
-            burst: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
-            read_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
 /// The unary client and the watch client.
 #[derive(Clone)]
 pub struct Clients {

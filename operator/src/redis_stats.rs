@@ -166,11 +166,6 @@ fn keep(key: KeptKey, connection: MultiplexedConnection) {
     kept.insert(key, Kept { connection, used: now });
 }
 
-/// Kept connections now (for tests and the scale benchmark).
-pub fn kept_connections() -> usize {
-    kept().len()
-}
-
 /// Holds `settings` live (`CONFIG GET`, then `CONFIG SET` only what differs), within `timeout`. Returns how many
 /// were set: 0 when Redis already held them all. The password never appears in errors.
 pub async fn configure(

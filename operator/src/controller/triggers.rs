@@ -98,7 +98,7 @@ impl Index {
         names.into_iter().flatten().map(|name| ObjectRef::new(name).within(namespace)).collect()
     }
 
-    /// Entries held, for tests and the scale benchmark.
+    /// Objects some profile names now.
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).profiles.len()
     }
