@@ -2,7 +2,7 @@
 
 use crate::leader::LeaseConfig;
 use crate::telemetry::{self, LogFormat, Metrics, Replica};
-use crate::{Error, Result, api_clients, controller, leader, plan, validate};
+use crate::{Error, Result, api_clients, controller, leader, plan, shards, validate};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -322,31 +322,49 @@ pub async fn run_operator(args: RunArgs) -> Result<()> {
     let replica = Replica::new(&metrics);
     let listener = telemetry::bind_admin(args.admin_addr).await?;
     let admin = tokio::spawn(telemetry::serve_admin(listener, metrics.clone(), replica.clone()));
-    let scope = args.scope();
+    let ctx = controller::prepare(&clients, metrics, args.scope())?;
     let result = match lease {
-        Some(config) => run_elected(clients, metrics, replica, scope, config).await,
+        Some(config) => run_elected(ctx, clients, replica, config).await,
         None => {
             replica.leading();
-            controller::run(clients, metrics, replica, scope).await
+            controller::run(ctx, clients, replica).await
         }
     };
     admin.abort();
     result
 }
 
-/// Waits for the lease (a ready standby meanwhile), then reconciles while it holds it. Leadership lost stops the
-/// controller at once, reconciles in flight included: by the renew deadline it must have stopped acting.
+/// The shard guard loops for ever; were it to end, the controller would stop with it.
+fn unreachable_guard() -> Result<()> {
+    Err(Error::Leader("the shard guard stopped".into()))
+}
+
+/// Waits for the lease (a ready standby meanwhile, its caches filling), then reconciles while it holds it.
+/// Leadership lost stops the controller at once, reconciles in flight included: by the renew deadline it must have
+/// stopped acting.
 async fn run_elected(
+    ctx: Arc<controller::Context>,
     clients: api_clients::Clients,
-    metrics: Arc<Metrics>,
     replica: Replica,
-    scope: controller::Scope,
     config: LeaseConfig,
 ) -> Result<()> {
     let (lock, renewed) = leader::acquire(clients.unary.clone(), &config, &replica).await?;
-    let controller = controller::run(clients, metrics, replica.clone(), scope);
+    let (unary, scope) = (clients.unary.clone(), ctx.scope.clone());
+    let lead = async {
+        // Before the first round: a profile another live shard also selects is reconciled by neither.
+        if let Err(e) = shards::announce(&unary, &config, &scope).await {
+            tracing::warn!(error = %e, "could not write this shard's selector on its Lease");
+        }
+        shards::refresh(&unary, &config, &scope, &ctx.conflicts).await;
+        let guard = shards::guard(unary.clone(), config.clone(), scope.clone(), &ctx.conflicts);
+        tokio::select! {
+            () = guard => unreachable_guard(),
+            result = controller::run(ctx.clone(), clients, replica.clone()) => result,
+        }
+    };
+    // The lease is renewed from the start, while the shards are checked too.
     tokio::select! {
-        result = controller => {
+        result = lead => {
             result?;
             leader::release(&lock).await;
             Ok(())

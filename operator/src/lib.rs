@@ -14,6 +14,7 @@ pub mod plan;
 pub mod postgres;
 pub mod redis_stats;
 pub mod reference;
+pub mod shards;
 pub mod strict;
 pub mod telemetry;
 pub mod tls;

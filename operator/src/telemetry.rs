@@ -28,6 +28,8 @@ pub struct Metrics {
     pub profiles: profiles::ProfileMetrics,
     /// `perf_operator_leader`: 1 on the replica that holds the lease and reconciles, 0 on a standby.
     pub leader: IntGauge,
+    /// `perf_operator_caches_ready`: 1 once the replica's caches have listed (a standby's, before it leads).
+    pub caches_ready: IntGauge,
 }
 
 impl Metrics {
@@ -69,6 +71,11 @@ impl Metrics {
         registry.register(Box::new(profiles.clone()))?;
         let leader = IntGauge::new("leader", "1 on the replica that holds the lease and reconciles, 0 otherwise")?;
         registry.register(Box::new(leader.clone()))?;
+        let caches_ready = IntGauge::new(
+            "caches_ready",
+            "1 once the replica's caches (profiles, owned objects, HPAs) have listed; a standby fills them before it leads",
+        )?;
+        registry.register(Box::new(caches_ready.clone()))?;
         Ok(Self {
             registry,
             reconciles,
@@ -81,6 +88,7 @@ impl Metrics {
             policy_duration,
             profiles,
             leader,
+            caches_ready,
         })
     }
 

@@ -78,3 +78,50 @@ async fn no_server_and_a_silent_server_are_unreachable_and_a_timeout() {
     assert!(matches!(e, PostgresError::Timeout { .. } | PostgresError::Unreachable { .. }), "{e:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
+
+/// A TCP proxy on loopback to the suite's PostgreSQL that counts the connections it accepts.
+async fn counting_proxy() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let (host, port, _, _) = server();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let upstream = format!("{host}:{port}");
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (local, accepted)
+}
+
+#[tokio::test]
+async fn profiles_sharing_a_server_read_its_limits_once_per_ttl_and_a_failure_is_not_kept() {
+    use perf_operator::controller::limits::PostgresCache;
+    use std::sync::atomic::Ordering;
+    let (port, accepted) = counting_proxy().await;
+    let via_proxy =
+        |password: Option<&str>| Target { port, host: "127.0.0.1".into(), ..target(SslMode::Disable, password, None) };
+    let cache = PostgresCache::default();
+    // Eight rounds at once (profiles resyncing together): one connection, the others wait for its answer.
+    let shared = via_proxy(None);
+    let reads = futures::future::join_all((0..8).map(|_| cache.read(&shared, TIMEOUT))).await;
+    for limits in reads {
+        assert_eq!(limits.unwrap().max_connections, 37);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for eight rounds");
+    cache.read(&via_proxy(None), TIMEOUT).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "within the TTL the answer is reused");
+    // Other credentials are another entry, and a failure is not kept: each round tries again.
+    for _ in 0..2 {
+        let e = cache.read(&via_proxy(Some("not-the-password")), TIMEOUT).await.unwrap_err();
+        assert!(matches!(e, PostgresError::WrongPassword { .. }), "{e:?}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}

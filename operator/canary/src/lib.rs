@@ -25,7 +25,7 @@ pub use analysis::{
 };
 pub use cli::{CanaryCommand, Schedule, plan_schedule, run};
 pub use machine::{CanaryCondition, CanaryEvent, EventKind, Health};
-pub use reconcile::{Observation, Step, apply, decide, finalize, observe};
+pub use reconcile::{Observation, Step, TargetHpa, apply, decide, finalize, observe};
 
 /// Errors of the canary component.
 #[derive(Debug, thiserror::Error)]

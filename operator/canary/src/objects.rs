@@ -195,9 +195,12 @@ pub fn target_replicas(name: &str, replicas: u32) -> Value {
 
 /// The HPA aimed at the target Deployment, if any (ours, aimed at the primary, excluded).
 pub fn target_hpa<'a>(hpas: &'a [HorizontalPodAutoscaler], target: &str) -> Option<&'a HorizontalPodAutoscaler> {
-    hpas.iter().find(|h| {
-        h.spec.as_ref().is_some_and(|s| s.scale_target_ref.kind == "Deployment" && s.scale_target_ref.name == target)
-    })
+    hpas.iter().find(|h| aims_at(h, target))
+}
+
+/// Whether `hpa` scales Deployment `target`.
+pub fn aims_at(hpa: &HorizontalPodAutoscaler, target: &str) -> bool {
+    hpa.spec.as_ref().is_some_and(|s| s.scale_target_ref.kind == "Deployment" && s.scale_target_ref.name == target)
 }
 
 /// `<target>-primary` HPA: the target's HPA, aimed at the primary.

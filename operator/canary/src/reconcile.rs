@@ -104,6 +104,13 @@ struct RouteWeight {
     canary_weight: u32,
 }
 
+/// Where a step finds the target's HPA: a LIST of the namespace's HPAs, or the answer of a caller that caches them.
+#[derive(Clone, Debug)]
+pub enum TargetHpa {
+    Read,
+    Known(Option<Box<HorizontalPodAutoscaler>>),
+}
+
 /// Reads the target, primary, canary and HPA of `profile` (fresh from the API server, so it has a uid and its
 /// status), and runs the analysis if one is due at `now`.
 #[tracing::instrument(skip_all, fields(profile = %profile.name_any()))]
@@ -112,13 +119,14 @@ pub async fn observe(
     profile: &PerformanceProfile,
     prom: &dyn MetricsSource,
     now: Timestamp,
+    hpa: TargetHpa,
 ) -> Result<Observation> {
     let spec = canary_spec(profile)?;
     let timing = Timing::from_spec(spec)?;
     let ns = namespace(profile)?;
     let target = &profile.spec.target_ref.name;
     let prev = profile.status.as_ref().and_then(|s| s.canary.clone()).unwrap_or_default();
-    let mut world = read_world(client, &ns, target).await?;
+    let mut world = read_world(client, &ns, target, hpa).await?;
     if prev.phase == CanaryPhase::Promoting
         && let Some(primary) = &world.primary
     {
@@ -241,7 +249,7 @@ fn namespace(profile: &PerformanceProfile) -> Result<String> {
     })
 }
 
-async fn read_world(client: &Client, ns: &str, target: &str) -> Result<World> {
+async fn read_world(client: &Client, ns: &str, target: &str, hpa: TargetHpa) -> Result<World> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let get = |name: String| {
         let api = deployments.clone();
@@ -254,15 +262,21 @@ async fn read_world(client: &Client, ns: &str, target: &str) -> Result<World> {
         field: "spec.targetRef.name".into(),
         message: format!("Deployment {target} has no spec"),
     })?;
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
-    let hpas = hpas.list(&ListParams::default()).await.map_err(Error::kube("list HorizontalPodAutoscalers"))?;
+    let hpa = match hpa {
+        TargetHpa::Known(hpa) => hpa.map(|h| *h),
+        TargetHpa::Read => {
+            let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
+            let hpas = hpas.list(&ListParams::default()).await.map_err(Error::kube("list HorizontalPodAutoscalers"))?;
+            objects::target_hpa(&hpas.items, target).cloned()
+        }
+    };
     Ok(World {
         hash: objects::template_hash(&template)?,
         template,
         primary: get(objects::primary_name(target)).await?,
         primary_previous: None,
         canary: get(objects::canary_name(target)).await?,
-        hpa: objects::target_hpa(&hpas.items, target).cloned(),
+        hpa,
         target: target_deployment,
     })
 }

@@ -126,7 +126,7 @@ async fn cluster() -> Client {
 async fn step(client: &Client, now: Timestamp) -> Step {
     let profiles: Api<PerformanceProfile> = Api::namespaced(client.clone(), NS);
     let profile = profiles.get("checkout").await.unwrap();
-    let observation = observe(client, &profile, &Healthy, now).await.unwrap();
+    let observation = observe(client, &profile, &Healthy, now, TargetHpa::Read).await.unwrap();
     let step = decide(&profile, &observation, now).unwrap();
     apply(client, &profile, &step).await.unwrap();
     let mut written = profile;

@@ -45,8 +45,19 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-pub(crate) fn client(spec: &ClickHouseSpec, creds: Option<&Credentials>) -> Client {
-    let client = Client::default().with_url(spec.endpoint.as_str());
+/// One HTTP client for every ClickHouse server the process reaches: its connections are pooled per endpoint and
+/// reused from one round to the next, instead of a new pool (and TLS handshake) per call. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Http(Client);
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Http")
+    }
+}
+
+pub(crate) fn client(http: &Http, spec: &ClickHouseSpec, creds: Option<&Credentials>) -> Client {
+    let client = http.0.clone().with_url(spec.endpoint.as_str());
     match creds {
         Some(c) => client.with_user(c.user.as_str()).with_password(c.password.as_str()),
         None => client,
@@ -56,9 +67,9 @@ pub(crate) fn client(spec: &ClickHouseSpec, creds: Option<&Credentials>) -> Clie
 /// Reads the live schema of the spec's database (used by `plan --clickhouse URL` and by each round), with the
 /// server's formatting of the definitions and the EXPLAIN reports. An invalid spec is an error before anything
 /// is sent.
-pub async fn observe_live(spec: &ClickHouseSpec, creds: Option<Credentials>) -> Result<LiveSchema> {
+pub async fn observe_live(http: &Http, spec: &ClickHouseSpec, creds: Option<Credentials>) -> Result<LiveSchema> {
     let desired = validate::desired(spec)?;
-    explain::observe_declared(&client(spec, creds.as_ref()), &spec.endpoint, &spec.database, &desired).await
+    explain::observe_declared(&client(http, spec, creds.as_ref()), &spec.endpoint, &spec.database, &desired).await
 }
 
 /// What `plan` shows of the ClickHouse section.
@@ -119,6 +130,7 @@ fn assumed_table(d: &validate::DesiredTable) -> LiveTable {
 /// Each object is dropped on its own; the first failure is the error (the finalizer stays and this is retried).
 /// Returns the status with the records that are left (empty once all is dropped).
 pub async fn cleanup(
+    http: &Http,
     spec: &ClickHouseSpec,
     creds: Option<Credentials>,
     previous: Option<&ClickHouseStatus>,
@@ -127,7 +139,7 @@ pub async fn cleanup(
     if !spec.prune || status.managed.iter().all(|m| m.kind == diff::CODEC) {
         return Ok(status);
     }
-    let client = client(spec, creds.as_ref());
+    let client = client(http, spec, creds.as_ref());
     let live = observe::observe(&client, &spec.endpoint, &spec.database).await?;
     let mut managed = status.managed.clone();
     for name in round::record_only_tables(&[], &managed) {

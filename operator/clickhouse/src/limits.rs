@@ -45,8 +45,8 @@ const QUERY: &str =
     "SELECT name, value FROM system.server_settings WHERE name IN ('max_connections', 'max_concurrent_queries')";
 
 /// Reads the limits of the spec's server.
-pub async fn read(spec: &ClickHouseSpec, creds: Option<&Credentials>) -> Result<ServerLimits> {
-    let rows = bounded(QUERY, client(spec, creds).query(QUERY).fetch_all::<Setting>()).await?;
+pub async fn read(http: &crate::Http, spec: &ClickHouseSpec, creds: Option<&Credentials>) -> Result<ServerLimits> {
+    let rows = bounded(QUERY, client(http, spec, creds).query(QUERY).fetch_all::<Setting>()).await?;
     match rows {
         Ok(rows) => Ok(parse(rows.into_iter().map(|r| (r.name, r.value)))),
         Err(e) => absent(Error::from_client(&spec.endpoint, QUERY, e)),

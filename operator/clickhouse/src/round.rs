@@ -82,8 +82,13 @@ fn table_round(
 }
 
 /// Sends the plan's statements (each object on its own), observes again and reports every declared table.
-pub async fn apply(spec: &ClickHouseSpec, creds: Option<Credentials>, plan: RoundPlan) -> ClickHouseStatus {
-    let client = client(spec, creds.as_ref());
+pub async fn apply(
+    http: &crate::Http,
+    spec: &ClickHouseSpec,
+    creds: Option<Credentials>,
+    plan: RoundPlan,
+) -> ClickHouseStatus {
+    let client = client(http, spec, creds.as_ref());
     let RoundPlan { tables, mut managed, desired, previous } = plan;
     let errors = send_all(spec, &client, &tables, &mut managed).await;
     match crate::explain::observe_declared(&client, &spec.endpoint, &spec.database, &desired).await {

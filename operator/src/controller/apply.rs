@@ -2,7 +2,7 @@
 //! field), its ClickHouse statements and its canary step; returns what each part did.
 
 use super::Context;
-use super::triggers::OwnWrites;
+use super::caches::Cacheable;
 use crate::components::{OwnedObjects, Retired};
 use crate::decide::Decision;
 use crate::{Error, Result};
@@ -17,24 +17,23 @@ use std::fmt::Debug;
 
 pub use perf_operator_api::ssa::is_subset;
 
-/// Applies `desired` unless the live object already matches, recording the version written in `own` (its watch
-/// event then starts no round). Returns whether a write was sent.
-pub async fn apply_if_changed<K>(client: &Client, desired: &K, own: &OwnWrites) -> Result<bool>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
-{
+/// Applies `desired` unless the live object (as the cache holds it) already matches, recording the version written
+/// in the context's own writes (its watch event then starts no round). Returns whether a write was sent. A cache a
+/// moment behind costs at most one idempotent write; a change by someone else after it is an event that starts a
+/// round.
+pub async fn apply_if_changed<K: Cacheable + Serialize>(ctx: &Context, desired: &K) -> Result<bool> {
     let namespace = desired.namespace().unwrap_or_else(|| "default".into());
-    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let name = desired.name_any();
     let want = serde_json::to_value(desired)?;
-    if let Some(live) = api.get_opt(&name).await?
-        && is_subset(&want, &serde_json::to_value(&live)?)
+    if let Some(live) = ctx.caches.get_or_read(&api, &namespace, &name).await?
+        && is_subset(&want, &serde_json::to_value(&*live)?)
     {
         return Ok(false);
     }
     // force: we are the only manager of these fields; another manager's conflicting change is drift to undo.
     let written = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&want)).await?;
-    own.record(&written);
+    ctx.own_writes.record(&written);
     Ok(true)
 }
 
@@ -64,8 +63,8 @@ pub enum ContractFailure {
 /// canary's rollback; the Redis objects go before the contract that points the app at them.
 pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decision) -> Outcomes {
     let objects_then_contract = async {
-        let objects = apply_objects(&ctx.client, &decision.objects, &ctx.own_writes).await;
-        let contract = match apply_if_changed(&ctx.client, &decision.contract, &ctx.own_writes).await {
+        let objects = apply_objects(ctx, &decision.objects).await;
+        let contract = match apply_if_changed(ctx, &decision.contract).await {
             Err(e) => Err(ContractFailure::NotPublished(e)),
             Ok(_) if profile.spec.app_config.rollout_on_change => {
                 super::rollout::roll_target_on_change(profile, ctx, &decision.checksum)
@@ -78,9 +77,10 @@ pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decis
     };
     let clickhouse = async {
         match &decision.clickhouse {
-            Some(round) => {
-                Some(perf_clickhouse::apply(&round.spec, round.credentials.clone(), round.plan.clone()).await)
-            }
+            Some(round) => Some(
+                perf_clickhouse::apply(&ctx.clickhouse, &round.spec, round.credentials.clone(), round.plan.clone())
+                    .await,
+            ),
             None => None,
         }
     };
@@ -117,23 +117,23 @@ async fn hold_redis(live: &crate::decide::RedisLive) -> std::result::Result<usiz
     crate::redis_stats::configure(&live.address, accepted.first().copied(), &settings.settings, timeout).await
 }
 
-async fn apply_objects(client: &Client, objects: &OwnedObjects, own: &OwnWrites) -> Result<()> {
+async fn apply_objects(ctx: &Context, objects: &OwnedObjects) -> Result<()> {
     for o in &objects.secrets {
-        apply_if_changed(client, o, own).await?;
+        apply_if_changed(ctx, o).await?;
     }
     for o in &objects.config_maps {
-        apply_if_changed(client, o, own).await?;
+        apply_if_changed(ctx, o).await?;
     }
     for o in &objects.services {
-        apply_if_changed(client, o, own).await?;
+        apply_if_changed(ctx, o).await?;
     }
     for o in &objects.deployments {
-        apply_if_changed(client, o, own).await?;
+        apply_if_changed(ctx, o).await?;
     }
     for o in &objects.stateful_sets {
-        apply_if_changed(client, o, own).await?;
+        apply_if_changed(ctx, o).await?;
     }
-    retire(client, objects).await
+    retire(&ctx.client, objects).await
 }
 
 /// Deletes the workloads the profile no longer wants (decide keeps only those observed), in the namespace of the

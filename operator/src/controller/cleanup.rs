@@ -15,9 +15,11 @@ pub async fn cleanup(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Res
         perf_canary::finalize(ctx.client.clone(), &profile).await.map_err(|e| Error::Canary(Box::new(e)))?;
     }
     if let Some(spec) = &profile.spec.clickhouse {
-        let credentials = clickhouse_credentials(&profile, &ctx, spec).await?;
+        let credentials = clickhouse_credentials(&super::round::Round::new(&profile, &ctx), spec).await?;
         let previous = profile.status.as_ref().and_then(|s| s.clickhouse.as_ref());
-        perf_clickhouse::cleanup(spec, credentials, previous).await.map_err(|e| Error::ClickHouse(Box::new(e)))?;
+        perf_clickhouse::cleanup(&ctx.clickhouse, spec, credentials, previous)
+            .await
+            .map_err(|e| Error::ClickHouse(Box::new(e)))?;
     }
     ctx.event(&profile, false, "CleanedUp", "removed what the profile created outside Kubernetes".into()).await;
     ctx.metrics.profiles.remove(&profile);

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod caches;
 pub mod cleanup;
 pub mod converge;
 pub mod limits;
@@ -12,6 +13,7 @@ pub mod policy_runtime;
 pub mod prometheus_access;
 pub mod report;
 pub mod rollout;
+pub mod round;
 pub mod slo_rule;
 pub mod traffic;
 pub mod triggers;
@@ -52,6 +54,16 @@ pub struct Context {
     /// Events published per second, with a burst: the recorder keeps each event it sent for minutes (to count
     /// repeats into a series), so an unbounded burst would grow it without bound.
     pub event_budget: governor::DefaultDirectRateLimiter,
+    /// Profiles, owned objects and HPAs kept in memory ([`caches`]); empty, so read from the API server, in tests
+    /// built on [`Context::new`].
+    pub caches: caches::Caches,
+    /// One HTTP client for every ClickHouse: connections reused across rounds and profiles.
+    pub clickhouse: perf_clickhouse::Http,
+    /// PostgreSQL limits per server and credentials, read at most once per [`limits::POSTGRES_TTL`].
+    pub postgres_limits: limits::PostgresCache,
+    /// Other live shards, and which of them select each profile too ([`crate::shards`]): such a profile is
+    /// reconciled by neither.
+    pub conflicts: crate::shards::Conflicts,
 }
 
 impl Context {
@@ -70,15 +82,20 @@ impl Context {
             own_writes: triggers::OwnWrites::default(),
             slots: tokio::sync::Semaphore::new(usize::from(Pace::default().concurrency)),
             event_budget: governor::RateLimiter::direct(EVENT_QUOTA),
+            caches: caches::Caches::default(),
+            clickhouse: perf_clickhouse::Http::default(),
+            postgres_limits: limits::PostgresCache::default(),
+            conflicts: crate::shards::Conflicts::default(),
         })
     }
 
-    /// Drops what the process keeps for a profile that left the watch: its backoff, the references it named and its
-    /// metric series.
+    /// Drops what the process keeps for a profile that left the watch: its backoff, the references it named, its
+    /// shard verdict and its metric series.
     pub fn forget(&self, profile: &DeserializeGuard<PerformanceProfile>) {
         let (namespace, name) = (profile.namespace().unwrap_or_default(), profile.name_any());
         self.backoff.reset(&ObjectRef::from_obj(profile).erase());
         self.references.forget(&namespace, &name);
+        self.conflicts.forget(&namespace, &name);
         self.metrics.profiles.remove_key(&(namespace, name));
     }
 
@@ -121,14 +138,34 @@ pub async fn reconcile(guard: Arc<DeserializeGuard<PerformanceProfile>>, ctx: Ar
     let _slot = ctx.slots.acquire().await.map_err(closed)?;
     let limit = ctx.scope.pace.reconcile_timeout;
     match &guard.0 {
-        Ok(profile) => tokio::time::timeout(limit, converge::reconcile(Arc::new(profile.clone()), ctx.clone()))
-            .await
-            .unwrap_or(Err(Error::ReconcileTimeout(limit))),
+        Ok(profile) => {
+            // Another live shard selecting this profile too: neither acts on it.
+            let others = ctx.conflicts.of(&ctx.client, profile).await?;
+            if !others.is_empty() {
+                shard_conflict(profile, &others, &ctx).await;
+                return Ok(Action::requeue(ctx.scope.requeue_after(false)));
+            }
+            tokio::time::timeout(limit, converge::reconcile(Arc::new(profile.clone()), ctx.clone()))
+                .await
+                .unwrap_or(Err(Error::ReconcileTimeout(limit)))
+        }
         Err(invalid) => {
             report_unreadable(invalid, &ctx).await?;
             Ok(Action::await_change())
         }
     }
+}
+
+/// Says why a profile two shards select is left alone; each shard says it, neither acts on it.
+async fn shard_conflict(profile: &PerformanceProfile, others: &std::collections::BTreeSet<String>, ctx: &Context) {
+    ctx.metrics.errors.with_label_values(&["profile", "shard_conflict"]).inc();
+    let others = others.iter().cloned().collect::<Vec<_>>().join(", ");
+    let note = format!(
+        "also selected by the shard of Lease {others}: neither shard reconciles it until its labels or the shards' \
+         --watch-label-selector leave it to one"
+    );
+    tracing::warn!(%others, "profile selected by two shards; not reconciled");
+    ctx.event(profile, true, "ShardConflict", note).await;
 }
 
 /// A profile that does not even deserialize (e.g. stored before a CRD upgrade): say why in status, then wait. The
@@ -163,13 +200,37 @@ pub fn error_policy(guard: Arc<DeserializeGuard<PerformanceProfile>>, error: &Er
     Action::requeue(delay)
 }
 
+/// Builds the context of a process and starts its caches ([`caches`]), before any leadership: a standby's caches
+/// are warm when it takes over.
+pub fn prepare(clients: &Clients, metrics: Arc<Metrics>, scope: Scope) -> Result<Arc<Context>> {
+    let slots = tokio::sync::Semaphore::new(usize::from(scope.pace.concurrency.max(1)));
+    let context = Context { scope: scope.clone(), slots, ..Context::new(clients.unary.clone(), metrics)? };
+    let ctx = Arc::new_cyclic(|this: &std::sync::Weak<Context>| {
+        let this = this.clone();
+        let gone = move |p: &triggers::Watched| {
+            if let Some(ctx) = this.upgrade() {
+                ctx.forget(p);
+            }
+        };
+        let mut context = context;
+        context.caches = caches::Caches::start(&clients.watch, &scope.namespaces, scope.selector.as_deref(), gone);
+        context
+    });
+    let (caches, ready) = (ctx.caches.clone(), ctx.metrics.caches_ready.clone());
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        caches.listed().await;
+        ready.set(1);
+        tracing::info!(after = ?started.elapsed(), "caches listed");
+    });
+    Ok(ctx)
+}
+
 /// Runs the controller until shutdown (SIGTERM/SIGINT), letting reconciles in flight finish; a caller that loses
 /// leadership drops the returned future instead. The replica is ready once the controller has started, and neither
 /// ready nor leader once it stops. Each watched namespace gets a controller of its own (a watch covers one
 /// namespace or all of them); they share the context, so the concurrency limit and the clients are the process's.
-pub async fn run(clients: Clients, metrics: Arc<Metrics>, replica: Replica, scope: Scope) -> Result<()> {
-    let slots = tokio::sync::Semaphore::new(usize::from(scope.pace.concurrency.max(1)));
-    let ctx = Arc::new(Context { scope: scope.clone(), slots, ..Context::new(clients.unary.clone(), metrics)? });
+pub async fn run(ctx: Arc<Context>, clients: Clients, replica: Replica) -> Result<()> {
     replica.started();
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
     let stopping = replica.clone();
@@ -179,13 +240,9 @@ pub async fn run(clients: Clients, metrics: Arc<Metrics>, replica: Replica, scop
         stopping.stopping();
         let _ = shutdown.send(true);
     });
-    let namespaces: Vec<Option<String>> = match scope.namespaces.as_slice() {
-        [] => vec![None],
-        listed => listed.iter().cloned().map(Some).collect(),
-    };
-    let controllers = namespaces.into_iter().map(|namespace| {
+    let controllers = ctx.caches.shards.iter().map(|shard| {
         let mut stopped = stopped.clone();
-        let controller = watches::controller(&ctx, &clients.watch, namespace.as_deref());
+        let controller = watches::controller(&ctx, &clients.watch, shard);
         controller
             .graceful_shutdown_on(async move {
                 let _ = stopped.wait_for(|stop| *stop).await;

@@ -5,13 +5,13 @@
 use super::Context;
 use super::limits;
 use super::policy_runtime::Loading;
+use super::round::Round;
 use crate::components::cache::{self as cache_objects, PASSWORD_KEY};
 use crate::components::{Retired, redis_auth};
-use crate::decide::{ClickHouseObserved, Observed, ProvisionedRedis, Read, SecretProblem, Unread};
+use crate::decide::{ClickHouseObserved, Observed, ProvisionedRedis, Read, Unread};
 use crate::redis_stats::{self, RedisStats};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
 use perf_canary::MetricsSource;
@@ -68,11 +68,13 @@ async fn bounded<T>(what: &'static str, after: Duration, read: impl Future<Outpu
 }
 
 pub(super) fn kube_error(what: String) -> impl FnOnce(kube::Error) -> Unread {
-    move |source| Unread::Kube { what, source: Box::new(source) }
+    move |source| Unread::Kube { what, source: Arc::new(source) }
 }
 
 /// Reads everything `profile` needs, concurrently.
 pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
+    let round = Round::new(profile, ctx);
+    let round = &round;
     let d = Deadlines::for_profile(profile);
     let spec = &profile.spec;
     let cache = spec.cache.as_ref();
@@ -97,35 +99,26 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
                 optional(pools, bounded("target's HPA", d.kube, hpa_max(profile, ctx))),
             )
         }),
-        Box::pin(optional(
-            provisioned,
-            bounded("Redis Secret and Deployment", d.kube, provisioned_redis(profile, ctx))
-        )),
-        Box::pin(optional(reads_redis(profile), bounded("Redis", d.redis, redis_stats(profile, ctx, d.redis)))),
+        Box::pin(optional(provisioned, bounded("Redis Secret and Deployment", d.kube, provisioned_redis(round)))),
+        Box::pin(optional(reads_redis(profile), bounded("Redis", d.redis, redis_stats(round, d.redis)))),
         Box::pin(async {
             tokio::join!(
                 optional_ref(cache_policy, |r| load(ctx, profile, World::Cache, r, d.policy)),
                 optional_ref(rate_limit_policy, |r| load(ctx, profile, World::RateLimit, r, d.policy)),
             )
         }),
-        Box::pin(optional(
-            rate_limit_policy.is_some(),
-            bounded("Prometheus traffic", d.traffic, traffic(profile, ctx))
-        )),
-        Box::pin(optional(spec.clickhouse.is_some(), bounded("ClickHouse", d.clickhouse, clickhouse(profile, ctx)))),
-        Box::pin(optional(
-            spec.canary.is_some(),
-            bounded("canary workloads and analysis", d.canary, canary(profile, ctx))
-        )),
+        Box::pin(optional(rate_limit_policy.is_some(), bounded("Prometheus traffic", d.traffic, traffic(round)))),
+        Box::pin(optional(spec.clickhouse.is_some(), bounded("ClickHouse", d.clickhouse, clickhouse(round)))),
+        Box::pin(optional(spec.canary.is_some(), bounded("canary workloads and analysis", d.canary, canary(round)))),
         Box::pin(async {
             tokio::join!(
                 optional(
                     crate::decide::pools::reads_postgres(profile),
-                    bounded("PostgreSQL limits", d.postgres, limits::postgres_limits(profile, ctx, d.postgres))
+                    bounded("PostgreSQL limits", d.postgres, limits::postgres_limits(round, d.postgres))
                 ),
                 optional(
                     crate::decide::pools::reads_clickhouse(profile),
-                    bounded("ClickHouse limits", d.clickhouse, limits::clickhouse_limits(profile, ctx))
+                    bounded("ClickHouse limits", d.clickhouse, limits::clickhouse_limits(round))
                 ),
             )
         }),
@@ -179,41 +172,52 @@ pub(super) fn namespace(profile: &PerformanceProfile) -> String {
 /// Replicas of the pods serving the app: the primary's with a canary (the target is scaled to zero), else the
 /// target's; None when neither exists.
 async fn serving(profile: &PerformanceProfile, ctx: &Context) -> Read<Option<u32>> {
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace(profile));
+    let ns = namespace(profile);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let target = &profile.spec.target_ref.name;
-    let mut names = vec![target.clone()];
+    let replicas = |d: &Deployment| d.spec.as_ref().and_then(|s| s.replicas).map(|r| r.max(0) as u32);
     if profile.spec.canary.is_some() {
-        names.insert(0, perf_canary::objects::primary_name(target));
-    }
-    for name in names {
-        let found = deployments.get_opt(&name).await.map_err(kube_error(format!("get Deployment {name}")))?;
-        if let Some(d) = found {
-            return Ok(d.spec.and_then(|s| s.replicas).map(|r| r.max(0) as u32));
+        // The primary is the operator's own, so cached.
+        let name = perf_canary::objects::primary_name(target);
+        let primary = ctx.caches.get_or_read(&deployments, &ns, &name).await;
+        if let Some(primary) = primary.map_err(kube_error(format!("get Deployment {name}")))? {
+            return Ok(replicas(&primary));
         }
     }
-    Ok(None)
+    let found = deployments.get_opt(target).await.map_err(kube_error(format!("get Deployment {target}")))?;
+    Ok(found.as_ref().and_then(replicas))
 }
 
 /// `maxReplicas` of the HPA aimed at the target, if there is one: the pods pools must be sized for.
 async fn hpa_max(profile: &PerformanceProfile, ctx: &Context) -> Read<Option<u32>> {
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &namespace(profile));
-    let list = hpas.list(&Default::default()).await.map_err(kube_error("list HorizontalPodAutoscalers".into()))?;
-    let target = perf_canary::objects::target_hpa(&list.items, &profile.spec.target_ref.name);
-    Ok(target.and_then(|h| h.spec.as_ref()).map(|s| s.max_replicas.max(0) as u32))
+    let (ns, target) = (namespace(profile), &profile.spec.target_ref.name);
+    let hpa = match ctx.caches.target_hpa(&ns, target) {
+        Some(known) => known,
+        None => {
+            let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
+            let list =
+                hpas.list(&Default::default()).await.map_err(kube_error("list HorizontalPodAutoscalers".into()))?;
+            perf_canary::objects::target_hpa(&list.items, target).cloned()
+        }
+    };
+    Ok(hpa.and_then(|h| h.spec).map(|s| s.max_replicas.max(0) as u32))
 }
 
-async fn provisioned_redis(profile: &PerformanceProfile, ctx: &Context) -> Read<ProvisionedRedis> {
+async fn provisioned_redis(round: &Round<'_>) -> Read<ProvisionedRedis> {
+    let (profile, ctx) = (round.profile, round.ctx);
     let ns = namespace(profile);
     let name = cache_objects::redis_name(profile);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let stateful_sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let (secret, deployment, stateful_set) =
-        tokio::join!(secrets.get_opt(&name), deployments.get_opt(&name), stateful_sets.get_opt(&name));
-    let secret = secret.map_err(kube_error(format!("get Secret {name}")))?;
+    // The Secret is read fresh (a stale one would mint a second password); the workloads come from the cache.
+    let (secret, deployment, stateful_set) = tokio::join!(
+        round.secret_opt(&name),
+        ctx.caches.get_or_read(&deployments, &ns, &name),
+        ctx.caches.get_or_read(&stateful_sets, &ns, &name)
+    );
+    let data = secret?.unwrap_or_default();
     let deployment = deployment.map_err(kube_error(format!("get Deployment {name}")))?;
     let stateful_set = stateful_set.map_err(kube_error(format!("get StatefulSet {name}")))?;
-    let data = secret.and_then(|s| s.data).unwrap_or_default();
     let text = |key: &str| data.get(key).and_then(|b| String::from_utf8(b.0.clone()).ok()).filter(|v| !v.is_empty());
     let password = text(PASSWORD_KEY);
     let (previous, rotation, rotated_at) =
@@ -231,56 +235,36 @@ async fn provisioned_redis(profile: &PerformanceProfile, ctx: &Context) -> Read<
     .into_iter()
     .flatten()
     .collect();
+    let available = |replicas: Option<i32>| replicas.unwrap_or(0) >= 1;
     let available = if persistent {
-        stateful_set.and_then(|s| s.status).and_then(|s| s.available_replicas).unwrap_or(0) >= 1
+        available(stateful_set.and_then(|s| s.status.as_ref().and_then(|s| s.available_replicas)))
     } else {
-        deployment.and_then(|d| d.status).and_then(|s| s.available_replicas).unwrap_or(0) >= 1
+        available(deployment.and_then(|d| d.status.as_ref().and_then(|s| s.available_replicas)))
     };
     let exporter = text(redis_auth::EXPORTER_KEY);
     Ok(ProvisionedRedis { password, previous, rotation, rotated_at, exporter, available, live })
 }
 
 /// `INFO` of the profile's Redis: the external one with its Secret's password, or the provisioned one.
-async fn redis_stats(profile: &PerformanceProfile, ctx: &Context, timeout: Duration) -> Read<RedisStats> {
+async fn redis_stats(round: &Round<'_>, timeout: Duration) -> Read<RedisStats> {
+    let profile = round.profile;
     let Some(cache) = &profile.spec.cache else { return Err(Unread::NotObserved("no cache section")) };
     let (address, password) = match &cache.redis.external {
         Some(external) => {
             let password = match &external.password_secret_ref {
-                Some(r) => Some(secret_key(profile, ctx, &r.name, &r.key).await?),
+                Some(r) => Some(round.secret_key(&r.name, &r.key).await?),
                 None => None,
             };
             (external.address.clone(), password)
         }
         None => {
             let name = cache_objects::redis_name(profile);
-            let password = secret_key(profile, ctx, &name, PASSWORD_KEY).await?;
+            let password = round.secret_key(&name, PASSWORD_KEY).await?;
             let address = format!("redis://{}", cache_objects::provisioned_address(profile));
             (address, Some(password))
         }
     };
     Ok(redis_stats::fetch(&address, password.as_deref(), timeout).await?)
-}
-
-/// One key of a Secret in the profile's namespace, as UTF-8.
-pub async fn secret_key(profile: &PerformanceProfile, ctx: &Context, name: &str, key: &str) -> Read<String> {
-    let problem = |problem| Unread::Secret { namespace: namespace(profile), name: name.to_string(), problem };
-    let mut data = secret_data(profile, ctx, name).await?;
-    let value = data.remove(key).ok_or_else(|| problem(SecretProblem::MissingKey(key.to_string())))?;
-    String::from_utf8(value.0).map_err(|_| problem(SecretProblem::NotUtf8(key.to_string())))
-}
-
-/// The data of a Secret in the profile's namespace; a missing Secret is an error that names it.
-pub(super) async fn secret_data(
-    profile: &PerformanceProfile,
-    ctx: &Context,
-    name: &str,
-) -> Read<BTreeMap<String, k8s_openapi::ByteString>> {
-    let ns = namespace(profile);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let secret = secrets.get_opt(name).await.map_err(kube_error(format!("get Secret {name}")))?;
-    let secret =
-        secret.ok_or_else(|| Unread::Secret { namespace: ns, name: name.into(), problem: SecretProblem::NotFound })?;
-    Ok(secret.data.unwrap_or_default())
 }
 
 async fn load(
@@ -301,11 +285,12 @@ async fn load(
 }
 
 /// Per-route traffic from Prometheus (label `route`) over the last minute; a route whose queries fail is absent.
-async fn traffic(profile: &PerformanceProfile, ctx: &Context) -> Read<BTreeMap<String, RouteTraffic>> {
+async fn traffic(round: &Round<'_>) -> Read<BTreeMap<String, RouteTraffic>> {
+    let profile = round.profile;
     let Some(spec) = &profile.spec.rate_limit else { return Ok(BTreeMap::new()) };
     let Some(url) = &spec.prometheus else { return Ok(BTreeMap::new()) };
     let access = spec.prometheus_access.as_ref();
-    let prometheus = super::prometheus_access::client(profile, ctx, url, access, "spec.rateLimit").await?;
+    let prometheus = super::prometheus_access::client(round, url, access, "spec.rateLimit").await?;
     let ns = namespace(profile);
     let routes = spec.routes.iter().map(|r| async {
         let queries = super::traffic::queries(&ns, &r.route);
@@ -317,31 +302,38 @@ async fn traffic(profile: &PerformanceProfile, ctx: &Context) -> Read<BTreeMap<S
     Ok(futures::future::join_all(routes).await.into_iter().flatten().collect())
 }
 
-async fn clickhouse(profile: &PerformanceProfile, ctx: &Context) -> Read<ClickHouseObserved> {
-    let Some(spec) = &profile.spec.clickhouse else { return Err(Unread::NotObserved("no clickhouse section")) };
-    let credentials = clickhouse_credentials(profile, ctx, spec).await?;
-    let live = perf_clickhouse::observe_live(spec, credentials.clone()).await.map_err(Unread::ClickHouse)?;
+async fn clickhouse(round: &Round<'_>) -> Read<ClickHouseObserved> {
+    let Some(spec) = &round.profile.spec.clickhouse else { return Err(Unread::NotObserved("no clickhouse section")) };
+    let credentials = clickhouse_credentials(round, spec).await?;
+    let live = perf_clickhouse::observe_live(&round.ctx.clickhouse, spec, credentials.clone())
+        .await
+        .map_err(Unread::ClickHouse)?;
     Ok(ClickHouseObserved { credentials, live })
 }
 
 /// ClickHouse's user and password from the profile's Secret, if it names one.
 pub async fn clickhouse_credentials(
-    profile: &PerformanceProfile,
-    ctx: &Context,
+    round: &Round<'_>,
     spec: &perf_operator_api::ClickHouseSpec,
 ) -> Read<Option<perf_clickhouse::Credentials>> {
     let Some(r) = &spec.credentials_secret_ref else { return Ok(None) };
     Ok(Some(perf_clickhouse::Credentials {
-        user: secret_key(profile, ctx, &r.name, &r.user_key).await?,
-        password: secret_key(profile, ctx, &r.name, &r.password_key).await?,
+        user: round.secret_key(&r.name, &r.user_key).await?,
+        password: round.secret_key(&r.name, &r.password_key).await?,
     }))
 }
 
-async fn canary(profile: &PerformanceProfile, ctx: &Context) -> Read<perf_canary::Observation> {
+async fn canary(round: &Round<'_>) -> Read<perf_canary::Observation> {
+    let (profile, ctx) = (round.profile, round.ctx);
     let Some(spec) = &profile.spec.canary else { return Err(Unread::NotObserved("no canary section")) };
     let (url, access) = (&spec.analysis.prometheus, spec.analysis.prometheus_access.as_ref());
-    let prometheus = super::prometheus_access::client(profile, ctx, url, access, "spec.canary.analysis").await?;
-    perf_canary::observe(&ctx.client, profile, prometheus.as_ref(), jiff::Timestamp::now())
+    let prometheus = super::prometheus_access::client(round, url, access, "spec.canary.analysis").await?;
+    let ns = namespace(profile);
+    let hpa = match ctx.caches.target_hpa(&ns, &profile.spec.target_ref.name) {
+        Some(known) => perf_canary::TargetHpa::Known(known.map(Box::new)),
+        None => perf_canary::TargetHpa::Read,
+    };
+    perf_canary::observe(&ctx.client, profile, prometheus.as_ref(), jiff::Timestamp::now(), hpa)
         .await
         .map_err(Unread::Canary)
 }

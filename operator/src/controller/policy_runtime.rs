@@ -7,7 +7,9 @@ use kube::Client;
 use kube::api::Api;
 use perf_operator_api::{ConfigMapPolicySource, PerformanceProfile, PolicyRef};
 use perf_policy_host::{Evaluator, HostConfig, Policy, PolicyHost, World, source};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Largest component fetched over HTTPS.
@@ -23,6 +25,52 @@ pub struct PolicyRuntime {
     /// Runs compilation and decisions with policies off the async workers, a bounded number at a time.
     pub evaluator: Evaluator,
     http: reqwest::Client,
+    versions: ConfigMapVersions,
+}
+
+/// Which version of each policy ConfigMap the loader last read (and the digest of each key it took), and the newest
+/// version its watch reported: the bytes are read again only when the version moved.
+#[derive(Default)]
+struct ConfigMapVersions {
+    /// (namespace, name, key) -> (resourceVersion read, sha256 of the key's bytes).
+    read: Mutex<HashMap<KeyOf, (String, String)>>,
+    /// (namespace, name) -> newest resourceVersion a watch event carried.
+    seen: Mutex<HashMap<(String, String), String>>,
+    /// ConfigMap watches running: without one, no event says a version moved, so every load reads.
+    watches: Arc<AtomicUsize>,
+}
+
+/// A ConfigMap's key: (namespace, name, key).
+type KeyOf = (String, String, String);
+
+/// A ConfigMap watch feeding [`PolicyRuntime::saw_config_map`], counted while it lives.
+pub struct ConfigMapWatch(Arc<AtomicUsize>);
+
+impl Drop for ConfigMapWatch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl ConfigMapVersions {
+    /// The digest read at a version no watch event has moved past since, if it is `pin`.
+    fn unchanged(&self, namespace: &str, name: &str, key: &str, pin: &str) -> bool {
+        if self.watches.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let read = lock(&self.read);
+        let Some((version, digest)) = read.get(&(namespace.into(), name.into(), key.into())) else { return false };
+        let seen = lock(&self.seen);
+        digest == pin && seen.get(&(namespace.into(), name.into())).is_none_or(|s| s == version)
+    }
+
+    fn record(&self, namespace: &str, name: &str, key: &str, version: String, digest: String) {
+        lock(&self.read).insert((namespace.into(), name.into(), key.into()), (version, digest));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What to load: the profile (its namespace for a ConfigMap source, and its name: its instances are its own), the
@@ -49,12 +97,28 @@ impl PolicyRuntime {
             host: Arc::new(PolicyHost::new(HostConfig::default())?),
             evaluator: Evaluator::new(2),
             http: source::http_client_trusting(Duration::from_secs(10), &extra_roots)?,
+            versions: ConfigMapVersions::default(),
         })
     }
 
+    /// Counts a ConfigMap watch that reports to [`Self::saw_config_map`] for as long as the guard lives.
+    pub fn config_map_watch(&self) -> ConfigMapWatch {
+        self.versions.watches.fetch_add(1, Ordering::SeqCst);
+        ConfigMapWatch(self.versions.watches.clone())
+    }
+
+    /// A watch event of ConfigMap `namespace/name` at `version`, for a ConfigMap some profile takes a policy from.
+    pub fn saw_config_map(&self, namespace: &str, name: &str, version: Option<String>) {
+        let mut seen = lock(&self.versions.seen);
+        match version {
+            Some(v) => seen.insert((namespace.into(), name.into()), v),
+            None => seen.remove(&(namespace.into(), name.into())),
+        };
+    }
+
     /// Loads the referenced policy. Loaded components are keyed by their verified digest, so a changed pin is a new
-    /// key and the new component is loaded without a restart. A ConfigMap is read on every call, since it may have
-    /// been edited in place since its pin was loaded; a URL is fetched once per pin.
+    /// key and the new component is loaded without a restart. A ConfigMap is read again whenever its version moved
+    /// (it may have been edited in place since its pin was loaded); a URL is fetched once per pin.
     pub async fn load(&self, client: &Client, what: Loading<'_>) -> Result<Arc<Policy>, PolicyUnavailable> {
         let Loading { namespace, name, world, policy: r } = what;
         let tenant = format!("{namespace}/{name}");
@@ -65,8 +129,16 @@ impl PolicyRuntime {
         // A component loaded before (or refused before) needs no bytes: its digest says which it is.
         let cached = |sha256: &str| self.host.cached(&tenant, world, sha256).map(|r| r.map_err(unavailable));
         let (sha256, bytes) = if let Some(cm) = &r.config_map {
-            let bytes = config_map_bytes(client, namespace, &cm.name, &cm.key).await?;
+            if self.versions.unchanged(namespace, &cm.name, &cm.key, &cm.sha256)
+                && let Some(loaded) = cached(&cm.sha256)
+            {
+                return loaded;
+            }
+            let (bytes, version) = config_map_bytes(client, namespace, &cm.name, &cm.key).await?;
             let sha256 = check_config_map_pin(namespace, cm, &bytes)?;
+            if let Some(version) = version {
+                self.versions.record(namespace, &cm.name, &cm.key, version, sha256.clone());
+            }
             if let Some(loaded) = cached(&sha256) {
                 return loaded;
             }
@@ -113,12 +185,13 @@ fn check_config_map_pin(
     })
 }
 
+/// The bytes of `key` and the ConfigMap's resourceVersion.
 async fn config_map_bytes(
     client: &Client,
     namespace: &str,
     name: &str,
     key: &str,
-) -> Result<Vec<u8>, PolicyUnavailable> {
+) -> Result<(Vec<u8>, Option<String>), PolicyUnavailable> {
     let source = |message: String| PolicyUnavailable::Source { message };
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let cm = api
@@ -126,10 +199,13 @@ async fn config_map_bytes(
         .await
         .map_err(|e| source(format!("ConfigMap {namespace}/{name}: {e}")))?
         .ok_or_else(|| source(format!("ConfigMap {namespace}/{name} not found")))?;
-    cm.binary_data
+    let version = cm.metadata.resource_version;
+    let bytes = cm
+        .binary_data
         .and_then(|d| d.get(key).cloned())
         .map(|b| b.0)
-        .ok_or_else(|| source(format!("ConfigMap {namespace}/{name} has no binaryData key {key:?}")))
+        .ok_or_else(|| source(format!("ConfigMap {namespace}/{name} has no binaryData key {key:?}")))?;
+    Ok((bytes, version))
 }
 
 /// The ConfigMaps (in the profile's namespace) `profile` takes a policy from, so that an edit of one of them

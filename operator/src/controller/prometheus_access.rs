@@ -7,12 +7,12 @@ use std::sync::Arc;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
-use perf_operator_api::{CaBundleKind, CaBundleRef, PerformanceProfile, PrometheusAccess};
+use perf_operator_api::{CaBundleKind, CaBundleRef, PrometheusAccess};
 use perf_prometheus::{Access, Auth, Prometheus};
 use std::collections::BTreeMap;
 
-use super::Context;
-use super::observe::{kube_error, namespace, secret_data};
+use super::observe::kube_error;
+use super::round::Round;
 use crate::decide::{Read, SecretProblem, Unread};
 
 /// Keys of the credentials Secret, as Flagger's MetricTemplate reads them.
@@ -22,26 +22,25 @@ const PASSWORD_KEY: &str = "password";
 
 /// The client for `url`, reached with `access` (`field` names it in errors, e.g. `spec.canary.analysis`).
 pub async fn client(
-    profile: &PerformanceProfile,
-    ctx: &Context,
+    round: &Round<'_>,
     url: &str,
     access: Option<&PrometheusAccess>,
     field: &str,
 ) -> Read<Arc<Prometheus>> {
     let access = match access {
-        Some(spec) => resolve(profile, ctx, spec, field).await?,
+        Some(spec) => resolve(round, spec, field).await?,
         None => Access::default(),
     };
-    ctx.prometheus.get_with(url, access).map_err(Unread::Prometheus)
+    round.ctx.prometheus.get_with(url, access).map_err(Unread::Prometheus)
 }
 
-async fn resolve(profile: &PerformanceProfile, ctx: &Context, spec: &PrometheusAccess, field: &str) -> Read<Access> {
+async fn resolve(round: &Round<'_>, spec: &PrometheusAccess, field: &str) -> Read<Access> {
     let auth = match &spec.secret_ref {
-        Some(r) => Some(credentials(&namespace(profile), &r.name, &secret_data(profile, ctx, &r.name).await?, field)?),
+        Some(r) => Some(credentials(&round.namespace(), &r.name, &*round.secret_data(&r.name).await?, field)?),
         None => None,
     };
     let ca_pem = match &spec.ca {
-        Some(r) => Some(ca_bundle(profile, ctx, r).await?),
+        Some(r) => Some(ca_bundle(round, r).await?),
         None => None,
     };
     let headers = spec.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
@@ -74,16 +73,16 @@ fn credentials(ns: &str, name: &str, data: &BTreeMap<String, ByteString>, field:
 }
 
 /// The PEM bundle a `ca` reference names (a ConfigMap's `data`, or a Secret's).
-async fn ca_bundle(profile: &PerformanceProfile, ctx: &Context, r: &CaBundleRef) -> Read<Vec<u8>> {
-    let ns = namespace(profile);
+async fn ca_bundle(round: &Round<'_>, r: &CaBundleRef) -> Read<Vec<u8>> {
+    let ns = round.namespace();
     let missing = |problem| Unread::Secret { namespace: ns.clone(), name: r.name.clone(), problem };
     match r.kind {
         CaBundleKind::Secret => {
-            let data = secret_data(profile, ctx, &r.name).await?;
+            let data = round.secret_data(&r.name).await?;
             data.get(&r.key).map(|v| v.0.clone()).ok_or_else(|| missing(SecretProblem::MissingKey(r.key.clone())))
         }
         CaBundleKind::ConfigMap => {
-            let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+            let maps: Api<ConfigMap> = Api::namespaced(round.ctx.client.clone(), &ns);
             let map = maps.get_opt(&r.name).await.map_err(kube_error(format!("get ConfigMap {}", r.name)))?;
             let problem = |problem| Unread::ConfigMap { namespace: ns.clone(), name: r.name.clone(), problem };
             let map = map.ok_or_else(|| problem(SecretProblem::NotFound))?;

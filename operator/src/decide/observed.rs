@@ -23,7 +23,7 @@ pub enum Unread {
     Kube {
         what: String,
         #[source]
-        source: Box<kube::Error>,
+        source: Arc<kube::Error>,
     },
     #[error("Secret {namespace}/{name} {problem}")]
     Secret { namespace: String, name: String, problem: SecretProblem },

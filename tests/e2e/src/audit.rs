@@ -20,6 +20,9 @@ pub struct Event {
     pub response_status: Option<ResponseStatus>,
     #[serde(default)]
     pub request_u_r_i: String,
+    /// When the server answered (RFC 3339, microseconds).
+    #[serde(default)]
+    pub stage_timestamp: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -59,6 +62,10 @@ pub struct ResponseStatus {
 impl Event {
     pub fn is_write(&self) -> bool {
         WRITE_VERBS.contains(&self.verb.as_str())
+    }
+    /// When the server answered.
+    pub fn at(&self) -> Option<jiff::Timestamp> {
+        self.stage_timestamp.as_deref()?.parse().ok()
     }
     pub fn namespace(&self) -> &str {
         self.object_ref.as_ref().map_or("", |o| o.namespace.as_str())
@@ -120,6 +127,12 @@ impl Window {
     /// Writes made with one token (one operator process), anywhere, since the window opened.
     pub fn writes_by_credential(&self, credential_id: &str) -> Vec<Event> {
         self.events().into_iter().filter(|e| e.user.credential_id() == Some(credential_id) && e.is_write()).collect()
+    }
+
+    /// Requests other than watches made with one token (one operator process), since the window opened.
+    pub fn requests_by_credential(&self, credential_id: &str) -> Vec<Event> {
+        let events = self.events().into_iter();
+        events.filter(|e| e.user.credential_id() == Some(credential_id) && e.verb != "watch").collect()
     }
 
     /// All requests by `user` since the window opened.

@@ -191,3 +191,50 @@ pub async fn wait_all_ready(
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+/// host, port, user and password of the PostgreSQL at `POSTGRES_URL` (tests/run.sh and tests/bench-scale.sh start
+/// one).
+pub fn postgres() -> (String, u16, String, String) {
+    let url = std::env::var("POSTGRES_URL").expect("POSTGRES_URL is set by tests/run.sh or tests/bench-scale.sh");
+    let url = reqwest::Url::parse(&url).expect("POSTGRES_URL is a URL");
+    let host = url.host_str().expect("host").to_string();
+    (host, url.port().unwrap_or(5432), url.username().to_string(), url.password().unwrap_or_default().to_string())
+}
+
+/// The Secret `db` with the credentials of [`postgres`], for [`full_feature`] profiles.
+pub async fn create_postgres_secret(api: &Api<k8s_openapi::api::core::v1::Secret>) {
+    let (_, _, user, password) = postgres();
+    let secret = serde_json::from_value(json!({"metadata": {"name": "db"},
+        "stringData": {"username": user, "password": password}}))
+    .expect("secret");
+    api.create(&PostParams::default(), &secret).await.expect("create the PostgreSQL credentials");
+}
+
+/// Every feature a large install runs at once, for the scale benchmarks: an external Redis (`REDIS_URL`), pools
+/// capped by the live PostgreSQL ([`create_postgres_secret`]) and a canary that stays idle (its Prometheus is never
+/// asked while no run is under way).
+pub fn full_feature(namespace: &str, name: &str) -> PerformanceProfile {
+    let (host, port, _, _) = postgres();
+    let spec = json!({
+        "cache": {"redis": {"external": {"address": crate::redis_traffic::url()}},
+                  "ttlClasses": [{"name": "pages", "ttlSeconds": 60}]},
+        "pools": {"postgres": {"min": 2, "max": 10, "server": {"host": host, "port": port,
+                  "credentialsSecretRef": {"name": "db"}, "sslMode": "disable"}},
+                  "redis": {"min": 2, "max": 8}},
+        "canary": {"stages": [10, 25, 50, 100], "stepInterval": "30s", "progressDeadline": "10m",
+                   "analysis": {"prometheus": "http://127.0.0.1:9", "minRequests": 10}},
+        "slo": {"p99LatencyMs": 150}
+    });
+    profile(namespace, name, spec)
+}
+
+/// Creates `app-0` .. `app-{n-1}` as [`full_feature`] profiles, 16 at a time.
+pub async fn create_full_feature(api: &Api<PerformanceProfile>, namespace: &str, n: usize) {
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(0..n)
+        .map(|i| async move { api.create(&PostParams::default(), &full_feature(namespace, &format!("app-{i}"))).await })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("create profiles");
+}

@@ -70,6 +70,11 @@ async fn one_leader_writes_a_killed_leader_is_replaced_and_both_replicas_are_rea
     }
     assert_eq!(a.metric("perf_operator_leader").await, Some(1.0), "the leader does not say so");
     assert_eq!(b.metric("perf_operator_leader").await, Some(0.0), "the standby claims to lead");
+    // The standby's caches are warm before it leads.
+    c.eventually(30, "the standby's caches listed", || async {
+        (b.metric("perf_operator_caches_ready").await? == 1.0).then_some(())
+    })
+    .await;
 
     let window = audit::Window::open();
     create_serving(&c, &prom).await;

@@ -6,18 +6,10 @@
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Patch, PatchParams, PostParams};
-use perf_e2e::fixtures::{create_app, profile};
+use perf_e2e::fixtures::{create_app, create_postgres_secret, postgres, profile};
 use perf_e2e::{Cluster, cluster, kubelet};
 use perf_operator_api::PoolSize;
 use serde_json::{Value, json};
-
-/// host, port, user and password of the suite's PostgreSQL.
-fn postgres() -> (String, u16, String, String) {
-    let url = std::env::var("POSTGRES_URL").expect("POSTGRES_URL is set by tests/run.sh");
-    let url = reqwest::Url::parse(&url).expect("POSTGRES_URL is a URL");
-    let host = url.host_str().expect("host").to_string();
-    (host, url.port().unwrap_or(5432), url.username().to_string(), url.password().unwrap_or_default().to_string())
-}
 
 async fn postgres_size(c: &Cluster) -> Option<PoolSize> {
     c.profiles().get("shop").await.ok()?.status?.pools?.sizes.get("postgres").cloned()
@@ -27,11 +19,8 @@ async fn postgres_size(c: &Cluster) -> Option<PoolSize> {
 #[ignore = "needs a cluster: run through tests/run.sh"]
 async fn pools_are_capped_by_the_live_postgres_share_of_the_most_pods_and_undersized_is_said() {
     let c = cluster().await;
-    let (host, port, user, password) = postgres();
-    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "db"},
-        "stringData": {"username": user, "password": password}}))
-    .expect("secret");
-    c.api::<Secret>().create(&PostParams::default(), &secret).await.expect("create the credentials");
+    let (host, port, _, _) = postgres();
+    create_postgres_secret(&c.api::<Secret>()).await;
     create_app(&c.api(), "shop", "registry.example/shop:1", 2).await;
     let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({"metadata": {"name": "shop"},
         "spec": {"minReplicas": 2, "maxReplicas": 3,

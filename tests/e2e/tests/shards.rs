@@ -85,3 +85,62 @@ async fn each_profile_is_reconciled_by_exactly_one_shard_and_moves_when_relabell
     let writers = status_writers(moved.as_ref().expect("window"), &ops);
     assert_eq!(writers.get("unclaimed"), Some(&vec!["shard-b".to_string()]), "after the relabel: {writers:?}");
 }
+
+/// The notes of the ShardConflict Events about profile `name` (each names the other shard's Lease).
+async fn conflict_notes(c: &Cluster, name: &str) -> Vec<String> {
+    use k8s_openapi::api::events::v1::Event;
+    let events = c.api::<Event>().list(&kube::api::ListParams::default()).await.expect("list Events");
+    events
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("ShardConflict"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run through tests/run.sh"]
+async fn a_profile_two_live_shards_select_is_reconciled_by_neither_until_the_labels_leave_it_to_one() {
+    let c = cluster().await;
+    let a = instance(&c, "shard-a", &format!("{SHARD_LABEL}=a"));
+    // A mistaken second shard whose selector also takes shard a's gold profiles.
+    let gold = instance(&c, "gold", "tier=gold");
+    let mut ops = [a, gold];
+    c.eventually(30, "both shards leading", || async {
+        let mut leading = 0;
+        for op in &ops {
+            leading += usize::from(op.metric("perf_operator_leader").await == Some(1.0));
+        }
+        (leading == 2).then_some(())
+    })
+    .await;
+    // Each leader checks at its start and every 30 s: by then each has seen the other's Lease.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let window = audit::Window::open().expect("the shard test reads who wrote from the audit log");
+    create_app(&c.api(), "both", "registry.example/app:1", 1).await;
+    let cache = json!({"redis": {"external": {"address": redis_traffic::url()}}, "ttlClasses": [{"name": "pages", "ttlSeconds": 60}]});
+    let mut p = profile(&c.namespace, "both", json!({"cache": cache}));
+    let labels = [(SHARD_LABEL, "a"), ("tier", "gold")];
+    p.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    c.profiles().create(&PostParams::default(), &p).await.expect("create profile");
+    let leases = ["shard-a", "gold"].map(|holder| format!("{}-{holder}", perf_e2e::operator::lease_name(&c.namespace)));
+    c.eventually(60, "both shards reporting the conflict", || async {
+        let notes = conflict_notes(&c, "both").await;
+        leases.iter().all(|l| notes.iter().any(|n| n.contains(l.as_str()))).then_some(())
+    })
+    .await;
+    let writers = status_writers(&window, &[&ops[0], &ops[1]]);
+    assert_eq!(writers.get("both"), None, "neither shard acts on a profile both select: {writers:?}");
+
+    // The labels leave it to shard a: within a check period it takes it, and only it.
+    let moved = audit::Window::open().expect("audit log");
+    let untier = json!({"metadata": {"labels": {"tier": null}}});
+    c.profiles().patch("both", &PatchParams::default(), &Patch::Merge(&untier)).await.expect("unlabel gold");
+    c.wait_condition("both", "Ready", "True", 90).await;
+    let writers = status_writers(&moved, &[&ops[0], &ops[1]]);
+    assert_eq!(writers.get("both"), Some(&vec!["shard-a".to_string()]), "{writers:?}");
+    for op in &mut ops {
+        assert!(op.running(), "an instance exited:\n{}", op.log());
+    }
+}

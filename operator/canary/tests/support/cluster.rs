@@ -171,7 +171,7 @@ pub async fn run_once(
     prom: &dyn MetricsSource,
     now: Timestamp,
 ) -> perf_canary::Result<Step> {
-    let observation = observe(client, profile, prom, now).await?;
+    let observation = observe(client, profile, prom, now, perf_canary::TargetHpa::Read).await?;
     let step = decide(profile, &observation, now)?;
     apply(client, profile, &step).await?;
     Ok(step)
