@@ -65,6 +65,24 @@ pub fn provisioned_address(profile: &PerformanceProfile) -> String {
     format!("{}.{namespace}.svc:{REDIS_PORT}", redis_name(profile))
 }
 
+/// How the operator itself reaches the provisioned Redis: its Service's fully qualified name in `cluster_domain`
+/// (the trailing dot makes the resolver look it up once, not through every search domain first). The app contract
+/// keeps [`provisioned_address`]: changing it would roll every app that rolls on a contract change.
+pub fn operator_address(profile: &PerformanceProfile, cluster_domain: &str) -> String {
+    let namespace = profile.namespace().unwrap_or_else(|| "default".into());
+    format!("redis://{}.{namespace}.svc.{cluster_domain}.:{REDIS_PORT}", redis_name(profile))
+}
+
+#[cfg(test)]
+#[test]
+fn the_operator_reaches_the_provisioned_redis_by_its_fully_qualified_name() {
+    let mut profile = PerformanceProfile::new("risk-api", Default::default());
+    profile.metadata.namespace = Some("risk".into());
+    let name = redis_name(&profile);
+    assert_eq!(operator_address(&profile, "cluster.local"), format!("redis://{name}.risk.svc.cluster.local.:6379"));
+    assert_eq!(provisioned_address(&profile), format!("{name}.risk.svc:6379"), "the contract's stays short");
+}
+
 /// Builds the cache plan, adding the Redis objects to `objects` when the profile provisions one.
 pub fn build(
     profile: &PerformanceProfile,

@@ -92,7 +92,8 @@ pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decis
     };
     let redis_live = async {
         let live = decision.redis_live.as_ref()?;
-        Some(hold_redis(live).await)
+        let address = crate::components::cache::operator_address(profile, &ctx.scope.cluster_domain);
+        Some(hold_redis(&address, live).await)
     };
     let slo_rule = super::slo_rule::apply(&ctx.client, &ctx.rules_unserved, profile, &decision.slo_rule);
     let ((objects, contract), clickhouse, canary, redis_live, slo_rule) = tokio::join!(
@@ -107,14 +108,17 @@ pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decis
 
 /// The provisioned Redis's passwords (`ACL SETUSER`), then its settings (`CONFIG SET`) with the current password:
 /// how many settings changed.
-async fn hold_redis(live: &crate::decide::RedisLive) -> std::result::Result<usize, crate::redis_stats::RedisError> {
+async fn hold_redis(
+    address: &str,
+    live: &crate::decide::RedisLive,
+) -> std::result::Result<usize, crate::redis_stats::RedisError> {
     let timeout = std::time::Duration::from_secs(3);
     let candidates: Vec<&str> = live.candidates.iter().map(String::as_str).collect();
     let accepted: Vec<&str> = live.accepted.iter().map(String::as_str).collect();
     let exporter = live.exporter.as_deref();
-    crate::redis_stats::hold_passwords(&live.address, &candidates, &accepted, exporter, timeout).await?;
+    crate::redis_stats::hold_passwords(address, &candidates, &accepted, exporter, timeout).await?;
     let Some(settings) = &live.settings else { return Ok(0) };
-    crate::redis_stats::configure(&live.address, accepted.first().copied(), &settings.settings, timeout).await
+    crate::redis_stats::configure(address, accepted.first().copied(), &settings.settings, timeout).await
 }
 
 async fn apply_objects(ctx: &Context, objects: &OwnedObjects) -> Result<()> {

@@ -290,11 +290,19 @@ pub struct Scope {
     /// Periodic resync of a settled profile: external systems such as ClickHouse drift without any event.
     pub resync: Duration,
     pub pace: Pace,
+    /// The cluster's DNS domain, for the fully qualified names the operator itself resolves.
+    pub cluster_domain: String,
 }
 
 impl Default for Scope {
     fn default() -> Self {
-        Self { namespaces: Vec::new(), selector: None, resync: Duration::from_secs(300), pace: Pace::default() }
+        Self {
+            namespaces: Vec::new(),
+            selector: None,
+            resync: Duration::from_secs(300),
+            pace: Pace::default(),
+            cluster_domain: "cluster.local".into(),
+        }
     }
 }
 

@@ -260,7 +260,7 @@ async fn redis_stats(round: &Round<'_>, timeout: Duration) -> Read<RedisStats> {
         None => {
             let name = cache_objects::redis_name(profile);
             let password = round.secret_key(&name, PASSWORD_KEY).await?;
-            let address = format!("redis://{}", cache_objects::provisioned_address(profile));
+            let address = cache_objects::operator_address(profile, &round.ctx.scope.cluster_domain);
             (address, Some(password))
         }
     };

@@ -47,8 +47,6 @@ pub struct Decision {
 
 /// A provisioned Redis to configure live.
 pub struct RedisLive {
-    /// `redis://host:port` of its Service.
-    pub address: String,
     /// Passwords to connect with, in order: the server may not know this round's new one yet.
     pub candidates: Vec<String>,
     /// The passwords the default user must accept (the current one first).
@@ -108,7 +106,6 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     // Every round for a provisioned Redis with known credentials: its passwords are held live (a rotation), and
     // its settings when the spec or a policy decided them.
     let redis_live = credentials.map(|credentials| RedisLive {
-        address: format!("redis://{}", cache::provisioned_address(profile)),
         candidates: connect_candidates(&credentials, observed),
         accepted: credentials.accepted().iter().map(|p| p.to_string()).collect(),
         exporter: exporter_runs(profile).then(|| credentials.exporter.clone()),

@@ -25,6 +25,7 @@ struct Measure {
     peak_rss_kib: u64,
     rounds: f64,
     requests: usize,
+    lease_requests: usize,
     by_kind: BTreeMap<String, usize>,
 }
 
@@ -61,6 +62,7 @@ async fn main() {
         let kinds: Vec<String> =
             m.by_kind.iter().map(|(k, v)| format!("{k} {:.2}", *v as f64 / (m.n as f64 * 2.0))).collect();
         println!("        per profile per resync: {}", kinds.join(", "));
+        println!("        and the process's own Lease and shard check: {} requests in the window", m.lease_requests);
         results.push(m);
     }
     if let [small, .., large] = results.as_slice() {
@@ -97,7 +99,11 @@ async fn measure(n: usize, resync: u64) -> Measure {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let rounds = op.reconciles().await - before;
-    let requests = window.requests_by_credential(&op.credential_id);
+    // The Lease's renewals and the shard check are the process's, whatever the number of profiles.
+    let (leases, requests): (Vec<audit::Event>, Vec<audit::Event>) = window
+        .requests_by_credential(&op.credential_id)
+        .into_iter()
+        .partition(|e| e.object_ref.as_ref().is_some_and(|o| o.resource == "leases"));
     let mut by_kind = BTreeMap::new();
     for e in &requests {
         let o = e.object_ref.clone().unwrap_or_default();
@@ -107,5 +113,13 @@ async fn measure(n: usize, resync: u64) -> Measure {
     let namespaces: Api<Namespace> = Api::all(c.client.clone());
     drop(op);
     let _ = namespaces.delete(&c.namespace, &Default::default()).await;
-    Measure { n, ready_after, peak_rss_kib: peak, rounds, requests: requests.len(), by_kind }
+    Measure {
+        n,
+        ready_after,
+        peak_rss_kib: peak,
+        rounds,
+        requests: requests.len(),
+        lease_requests: leases.len(),
+        by_kind,
+    }
 }
