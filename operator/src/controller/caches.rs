@@ -1,14 +1,13 @@
-//! The controller's caches: profiles, the objects the operator owns (selected by its label, kept only when a profile
-//! controls them) and the HPAs of the watched namespaces, each kept by a reflector without managedFields. They start with the process, before
-//! leadership, so a standby's caches are warm when it takes over; rounds read owned objects and HPAs from them
-//! instead of the API server, and the controller of a leader subscribes to their changes as its triggers.
+//! The controller's caches: the objects the operator owns (selected by its label, kept only when a profile controls
+//! them) and the HPAs of the watched namespaces, each kept by a reflector without managedFields. They start with the
+//! process, before leadership, so a standby's caches are warm when it takes over; rounds read owned objects and HPAs
+//! from them instead of the API server. The controller's triggers are watches of its own ([`super::watches`]).
 //!
 //! A read the cache cannot answer (not listed yet, a namespace no cache covers) goes to the API server. A cached
 //! object may lag the server by a moment: reads that must not act on an old version (the Redis password Secret, the
 //! profile itself, the canary's workloads) stay direct.
 
-use super::triggers::Watched;
-use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -20,20 +19,14 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::sync::Arc;
-use tokio::sync::broadcast;
 
 /// The label on every object the operator owns; owned objects are watched through it.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=perf-operator";
 
-/// Changes a subscriber may fall behind before it misses some: it then still has the resync (and a lag of the
-/// profiles' feed starts a round of every profile, see [`super::watches`]).
-const FEED_CAPACITY: usize = 4096;
-
-/// One kind's store, and the feed of its changes (objects added or modified, and every object of a list).
+/// One kind's store.
 #[derive(Clone)]
 pub struct Cached<K: Resource<DynamicType = ()> + Clone + 'static> {
     pub store: Store<K>,
-    changes: broadcast::Sender<Arc<K>>,
 }
 
 impl<K> Cached<K>
@@ -47,16 +40,9 @@ where
         + 'static,
 {
     /// Starts the reflector of `api` on a task of its own, holding only the objects `keep` accepts (one it no longer
-    /// accepts leaves as if deleted); `deleted` hears of every object that leaves it.
-    fn start(
-        api: Api<K>,
-        config: watcher::Config,
-        keep: fn(&K) -> bool,
-        deleted: impl Fn(&K) + Send + 'static,
-    ) -> Self {
+    /// accepts leaves as if deleted).
+    fn start(api: Api<K>, config: watcher::Config, keep: fn(&K) -> bool) -> Self {
         let (store, writer) = reflector::store();
-        let (changes, _) = broadcast::channel(FEED_CAPACITY);
-        let feed = changes.clone();
         let kind = K::kind(&()).into_owned();
         let reflect = watcher(api, config.any_semantic())
             .default_backoff()
@@ -64,39 +50,18 @@ where
             .modify(|o| o.meta_mut().managed_fields = None)
             .reflect(writer)
             .for_each(move |event| {
-                match event {
-                    // A relist's objects too: what changed while the watch was down shows only there. No subscriber
-                    // (a standby) is not an error.
-                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => drop(feed.send(Arc::new(o))),
-                    Ok(watcher::Event::Delete(o)) => deleted(&o),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(kind, error = %e, "watch failed; retrying with backoff"),
+                if let Err(e) = event {
+                    tracing::warn!(kind, error = %e, "watch failed; retrying with backoff");
                 }
                 std::future::ready(())
             });
         tokio::spawn(reflect);
-        Self { store, changes }
+        Self { store }
     }
 
     /// Whether the first list has arrived.
     pub fn ready(&self) -> bool {
         matches!(self.store.wait_until_ready().now_or_never(), Some(Ok(())))
-    }
-
-    /// The changes from now on; `lagged` hears of changes missed by a subscriber too slow to take them.
-    pub fn changes(
-        &self,
-        lagged: impl Fn(u64) + Send + 'static,
-    ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
-        futures::stream::unfold((self.changes.subscribe(), lagged), |(mut rx, lagged)| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(o) => return Some((Ok(Arc::unwrap_or_clone(o)), (rx, lagged))),
-                    Err(broadcast::error::RecvError::Lagged(missed)) => lagged(missed),
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
     }
 
     fn get(&self, namespace: &str, name: &str) -> Option<Option<Arc<K>>> {
@@ -128,13 +93,10 @@ fn any<K>(_: &K) -> bool {
     true
 }
 
-fn ignore<K>(_: &K) {}
-
 /// The caches of one controller: one namespace, or all of them.
 #[derive(Clone)]
 pub struct Shard {
     pub namespace: Option<String>,
-    pub profiles: Cached<Watched>,
     pub deployments: Cached<Deployment>,
     pub stateful_sets: Cached<StatefulSet>,
     pub services: Cached<Service>,
@@ -144,28 +106,17 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// Starts the caches of `namespace` (every namespace when None), profiles matching `selector`; `gone` hears of
-    /// each profile that leaves the watch (deleted, or relabelled out of this shard), which no round does.
-    fn start(
-        client: &Client,
-        namespace: Option<&str>,
-        selector: Option<&str>,
-        gone: impl Fn(&Watched) + Send + 'static,
-    ) -> Self {
+    /// Starts the caches of `namespace` (every namespace when None).
+    fn start(client: &Client, namespace: Option<&str>) -> Self {
         let owned = || watcher::Config::default().labels(MANAGED_BY);
-        let mut profiles = watcher::Config::default();
-        if let Some(selector) = selector {
-            profiles = profiles.labels(selector);
-        }
         Self {
             namespace: namespace.map(str::to_string),
-            profiles: Cached::start(api(client, namespace), profiles, any, gone),
-            deployments: Cached::start(api(client, namespace), owned(), profile_owned, ignore),
-            stateful_sets: Cached::start(api(client, namespace), owned(), profile_owned, ignore),
-            services: Cached::start(api(client, namespace), owned(), profile_owned, ignore),
-            config_maps: Cached::start(api(client, namespace), owned(), profile_owned, ignore),
-            secrets: Cached::start(api(client, namespace), owned(), profile_owned, ignore),
-            hpas: Cached::start(api(client, namespace), watcher::Config::default(), any, ignore),
+            deployments: Cached::start(api(client, namespace), owned(), profile_owned),
+            stateful_sets: Cached::start(api(client, namespace), owned(), profile_owned),
+            services: Cached::start(api(client, namespace), owned(), profile_owned),
+            config_maps: Cached::start(api(client, namespace), owned(), profile_owned),
+            secrets: Cached::start(api(client, namespace), owned(), profile_owned),
+            hpas: Cached::start(api(client, namespace), watcher::Config::default(), any),
         }
     }
 
@@ -174,8 +125,7 @@ impl Shard {
     }
 
     fn ready(&self) -> bool {
-        self.profiles.ready()
-            && self.deployments.ready()
+        self.deployments.ready()
             && self.stateful_sets.ready()
             && self.services.ready()
             && self.config_maps.ready()
@@ -212,17 +162,12 @@ pub struct Caches {
 
 impl Caches {
     /// Starts a cache of each kind for each namespace of `namespaces` (every namespace when empty).
-    pub fn start(
-        client: &Client,
-        namespaces: &[String],
-        selector: Option<&str>,
-        gone: impl Fn(&Watched) + Clone + Send + 'static,
-    ) -> Self {
+    pub fn start(client: &Client, namespaces: &[String]) -> Self {
         let namespaces: Vec<Option<&str>> = match namespaces {
             [] => vec![None],
             listed => listed.iter().map(|n| Some(n.as_str())).collect(),
         };
-        let shards = namespaces.into_iter().map(|ns| Shard::start(client, ns, selector, gone.clone())).collect();
+        let shards = namespaces.into_iter().map(|ns| Shard::start(client, ns)).collect();
         Self { shards }
     }
 
@@ -240,7 +185,6 @@ impl Caches {
         for shard in &self.shards {
             // An error means the writer is gone with its task: nothing more will list.
             let _ = futures::join!(
-                shard.profiles.store.wait_until_ready(),
                 shard.deployments.store.wait_until_ready(),
                 shard.stateful_sets.store.wait_until_ready(),
                 shard.services.store.wait_until_ready(),

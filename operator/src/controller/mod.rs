@@ -204,18 +204,9 @@ pub fn error_policy(guard: Arc<DeserializeGuard<PerformanceProfile>>, error: &Er
 /// are warm when it takes over.
 pub fn prepare(clients: &Clients, metrics: Arc<Metrics>, scope: Scope) -> Result<Arc<Context>> {
     let slots = tokio::sync::Semaphore::new(usize::from(scope.pace.concurrency.max(1)));
-    let context = Context { scope: scope.clone(), slots, ..Context::new(clients.unary.clone(), metrics)? };
-    let ctx = Arc::new_cyclic(|this: &std::sync::Weak<Context>| {
-        let this = this.clone();
-        let gone = move |p: &triggers::Watched| {
-            if let Some(ctx) = this.upgrade() {
-                ctx.forget(p);
-            }
-        };
-        let mut context = context;
-        context.caches = caches::Caches::start(&clients.watch, &scope.namespaces, scope.selector.as_deref(), gone);
-        context
-    });
+    let mut context = Context { scope: scope.clone(), slots, ..Context::new(clients.unary.clone(), metrics)? };
+    context.caches = caches::Caches::start(&clients.watch, &scope.namespaces);
+    let ctx = Arc::new(context);
     let (caches, ready) = (ctx.caches.clone(), ctx.metrics.caches_ready.clone());
     tokio::spawn(async move {
         let started = tokio::time::Instant::now();
@@ -240,9 +231,13 @@ pub async fn run(ctx: Arc<Context>, clients: Clients, replica: Replica) -> Resul
         stopping.stopping();
         let _ = shutdown.send(true);
     });
-    let controllers = ctx.caches.shards.iter().map(|shard| {
+    let namespaces: Vec<Option<String>> = match ctx.scope.namespaces.as_slice() {
+        [] => vec![None],
+        listed => listed.iter().cloned().map(Some).collect(),
+    };
+    let controllers = namespaces.into_iter().map(|namespace| {
         let mut stopped = stopped.clone();
-        let controller = watches::controller(&ctx, &clients.watch, shard);
+        let controller = watches::controller(&ctx, &clients.watch, namespace.as_deref());
         controller
             .graceful_shutdown_on(async move {
                 let _ = stopped.wait_for(|stop| *stop).await;

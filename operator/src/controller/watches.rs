@@ -1,42 +1,34 @@
-//! The triggers of one controller (one namespace, or all of them): the changes of the [`super::caches`] (profiles
-//! through a predicate, owned objects less the operator's own writes, the target's HPA) and two metadata-only
-//! watches (targets, policy ConfigMaps), so that what the operator holds in memory and maps per event does not grow
-//! with objects that no profile names.
+//! The watches of one controller (one namespace, or all of them): profiles through a predicate and the shard's
+//! label selector, owned objects and targets metadata-only, the target's HPA, so that what the operator holds in
+//! memory and maps per event does not grow with objects that no profile names. What rounds read comes from
+//! [`super::caches`]; the triggers are these watches of the controller's own.
 
 use super::Context;
-use super::caches::{Cacheable, Shard, api};
+use super::caches::api;
 use super::triggers::{self, Watched};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config, Controller};
+use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
-use kube::{Client, ResourceExt};
+use kube::runtime::{Predicate, WatchStreamExt, predicates, reflector::Store, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
 use std::sync::Arc;
 
 pub use super::caches::MANAGED_BY;
 
-/// The controller of `shard`'s namespace: its triggers, its limits. Every profile already cached gets a round once
-/// the profiles have listed (a standby taking over, or a start); after that, changes start rounds.
-pub fn controller(ctx: &Arc<Context>, client: &Client, shard: &Shard) -> Controller<Watched> {
-    let namespace = shard.namespace.as_deref();
+/// The controller of `namespace` (every namespace when None): its triggers, its limits.
+pub fn controller(ctx: &Arc<Context>, client: &Client, namespace: Option<&str>) -> Controller<Watched> {
+    let gone = ctx.clone();
+    let (store, profiles) = profiles(client, namespace, ctx.scope.selector.as_deref(), move |p| gone.forget(p));
     let pace = ctx.scope.pace;
-    let (lagged, all) = futures::channel::mpsc::unbounded::<()>();
-    let profiles = shard
-        .profiles
-        .changes(move |missed| {
-            tracing::warn!(missed, "profile changes missed; every profile gets a round");
-            let _ = lagged.unbounded_send(());
-        })
-        .predicate_filter(triggers::profile_trigger, Default::default());
-    let listed = shard.profiles.store.clone();
-    let start = futures::stream::once(async move {
-        // Dropped only with the process's writers.
-        let _ = listed.wait_until_ready().await;
-    });
+    let owned = watcher::Config::default().labels(MANAGED_BY).any_semantic();
     let targets = ctx.clone();
     let scalers = ctx.clone();
     let config_maps = ctx.clone();
@@ -45,18 +37,20 @@ pub fn controller(ctx: &Arc<Context>, client: &Client, shard: &Shard) -> Control
     let mut counted = None;
     // Generation, labels and annotations: a new pod template or size, not the status a rollout moves.
     let target_changed = predicates::generation.combine(predicates::labels).combine(predicates::annotations);
-    Controller::for_stream(profiles, shard.profiles.store.clone())
+    Controller::for_stream(profiles, store)
         .with_config(Config::default().concurrency(pace.concurrency).debounce(pace.debounce))
-        .reconcile_all_on(start.chain(all))
-        .owns_stream(owned_changes::<Deployment>(ctx, shard))
-        .owns_stream(owned_changes::<StatefulSet>(ctx, shard))
-        .owns_stream(owned_changes::<Service>(ctx, shard))
-        .owns_stream(owned_changes::<ConfigMap>(ctx, shard))
-        .owns_stream(owned_changes::<Secret>(ctx, shard))
+        .owns_stream(owned_changes::<Deployment>(ctx, client, namespace, owned.clone()))
+        .owns_stream(owned_changes::<StatefulSet>(ctx, client, namespace, owned.clone()))
+        .owns_stream(owned_changes::<Service>(ctx, client, namespace, owned.clone()))
+        .owns_stream(owned_changes::<ConfigMap>(ctx, client, namespace, owned.clone()))
+        .owns_stream(owned_changes::<Secret>(ctx, client, namespace, owned))
         // The target's HPA: its maxReplicas sizes the pools.
         .watches_stream(
-            shard.hpas.changes(|_| {}).predicate_filter(predicates::generation, Default::default()),
-            move |h: HorizontalPodAutoscaler| {
+            watcher(api::<HorizontalPodAutoscaler>(client, namespace), watcher::Config::default().any_semantic())
+                .default_backoff()
+                .applied_objects()
+                .predicate_filter(predicates::generation, Default::default()),
+            move |h| {
                 let target = h.spec.as_ref().map(|s| s.scale_target_ref.name.clone()).unwrap_or_default();
                 scalers.references.targets.profiles(h.namespace().as_deref(), &target)
             },
@@ -93,14 +87,53 @@ fn config_map_changed(ctx: &Context, cm: &PartialObjectMeta<ConfigMap>) -> Vec<O
     profiles
 }
 
-/// Changes of owned objects of kind `K`, less the operator's own writes ([`triggers::OwnWrites`]).
-fn owned_changes<K: Cacheable>(
+/// The profiles of `namespace` matching `selector`, cached without their managedFields, and the stream of those
+/// worth a round ([`triggers::profile_trigger`]); `deleted` hears of each profile that leaves the watch (deleted,
+/// or relabelled out of this shard), which no round does.
+fn profiles(
+    client: &Client,
+    namespace: Option<&str>,
+    selector: Option<&str>,
+    deleted: impl Fn(&Watched) + Send + 'static,
+) -> (Store<Watched>, impl futures::Stream<Item = Result<Watched, watcher::Error>> + Send + 'static) {
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = selector {
+        config = config.labels(selector);
+    }
+    let (store, writer) = reflector::store();
+    let stream = watcher(api::<Watched>(client, namespace), config)
+        .default_backoff()
+        .modify(|p| p.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(p) = event {
+                deleted(p);
+            }
+        })
+        .applied_objects()
+        .predicate_filter(triggers::profile_trigger, Default::default());
+    (store, stream)
+}
+
+/// Changes of owned objects of kind `K`, metadata only, less the operator's own writes ([`triggers::OwnWrites`]).
+fn owned_changes<K>(
     ctx: &Arc<Context>,
-    shard: &Shard,
-) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+    client: &Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let ctx = ctx.clone();
-    K::cached(shard)
-        .changes(|missed| tracing::debug!(missed, "owned object changes missed; the resync catches them"))
+    watcher(api::<PartialObjectMeta<K>>(client, namespace), config)
+        .default_backoff()
+        .touched_objects()
         .try_filter(move |o| std::future::ready(!ctx.own_writes.is_own(o)))
-        .boxed()
 }
