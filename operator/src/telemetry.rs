@@ -73,7 +73,7 @@ impl Metrics {
         registry.register(Box::new(leader.clone()))?;
         let caches_ready = IntGauge::new(
             "caches_ready",
-            "1 once the replica's caches (profiles, owned objects, HPAs) have listed; a standby fills them before it leads",
+            "1 once the replica's caches (owned objects, HPAs) have listed; a standby fills them before it leads",
         )?;
         registry.register(Box::new(caches_ready.clone()))?;
         Ok(Self {
