@@ -6,18 +6,20 @@
 #   PERF_CHURN_RESYNC_SECONDS (20);
 # - unrelated (tests/e2e/benches/unrelated.rs): PERF_UNRELATED_OBJECTS (10000), PERF_UNRELATED_PROFILES (100);
 # - converge (tests/e2e/benches/converge.rs): PERF_BENCH_SIZES (500,2000);
-# - fullscale (tests/e2e/benches/fullscale.rs): PERF_FULL_SIZES (500,2000), PERF_FULL_RESYNC_SECONDS (30);
-# - failover (tests/e2e/benches/failover.rs): PERF_FAILOVER_PROFILES (2000), PERF_FAILOVER_RESYNC_SECONDS (60).
+# - fullscale (tests/e2e/benches/fullscale.rs): PERF_FULL_SIZES (500,2000), PERF_FULL_RESYNC_SECONDS (300);
+# - failover (tests/e2e/benches/failover.rs): PERF_FAILOVER_PROFILES (2000), PERF_FAILOVER_RESYNC_SECONDS (300).
 # The last two read the live limits of a PostgreSQL this script starts (tests/support/start-postgres.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 state="$(mktemp -d /tmp/perf-operator-bench.XXXXXX)"
+# PostgreSQL's own directory: as root the cluster runs as an unprivileged user, who cannot enter $state (0700).
+pg_state="$(mktemp -d /tmp/perf-operator-bench-pg.XXXXXX)"
 redis_pid=""
 cleanup() {
     [[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null || true
-    POSTGRES_STATE_DIR="$state/postgres" tests/support/start-postgres.sh stop >/dev/null 2>&1 || true
+    POSTGRES_STATE_DIR="$pg_state" tests/support/start-postgres.sh stop >/dev/null 2>&1 || true
     tests/support/control-plane.sh stop "$state/control-plane" || true
-    rm -rf "$state"
+    rm -rf "$state" "$pg_state"
 }
 trap cleanup EXIT
 tests/support/install.sh
@@ -26,7 +28,7 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --d
 redis_pid=$!
 for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 export REDIS_URL="redis://127.0.0.1:$redis_port"
-pg_env="$(POSTGRES_STATE_DIR="$state/postgres" tests/support/start-postgres.sh start)"
+pg_env="$(POSTGRES_STATE_DIR="$pg_state" tests/support/start-postgres.sh start)"
 eval "$pg_env"
 cp_env="$(tests/support/control-plane.sh start "$state/control-plane")"
 eval "$cp_env"

@@ -20,9 +20,11 @@ pub struct CanarySpec {
         validation = Rule::new("self[self.size() - 1] == 100").message("canary.stages must end at 100")
     )]
     pub stages: Vec<u32>,
-    /// How long each stage holds before it is analysed, e.g. `1m`.
+    /// How long each stage holds before it is analysed, e.g. `1m`; at least `2s` (each analysis is a batch of
+    /// queries on a Prometheus other tenants share).
     #[serde(default = "default_step_interval")]
     #[schemars(schema_with = "crate::duration::duration_schema")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('2s')").message("canary.stepInterval must be at least 2s"))]
     pub step_interval: String,
     /// Longest a run may take in any phase (waiting for pods, analysis, promotion) before it fails.
     #[serde(default = "default_progress_deadline")]
@@ -64,7 +66,7 @@ impl Default for CanarySpec {
 pub struct AnalysisSpec {
     /// Prometheus base URL, e.g. `http://prometheus.monitoring:9090`.
     #[serde(default = "default_prometheus")]
-    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    #[schemars(regex(pattern = r"^https?://[^\s@]+$"))]
     pub prometheus: String,
     /// Credentials, CA and headers for `prometheus` (an open Prometheus needs none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,9 +75,10 @@ pub struct AnalysisSpec {
     /// was last analysed): a failure counts toward `failureLimit` at once, so a bad canary rolls back within a few
     /// scrapes of turning bad instead of at the end of its step. Promotion still needs the whole step to pass.
     /// Default: two scrape intervals of the Prometheus (its global `scrape_interval`; 30s when it cannot be read).
-    /// `0s`, or a value not shorter than `stepInterval`, turns it off.
+    /// `0s`, or a value not shorter than `stepInterval`, turns it off; otherwise at least `2s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::duration::duration_schema")]
+    #[x_kube(validation = Rule::new("duration(self) == duration('0s') || duration(self) >= duration('2s')").message("canary.analysis.checkInterval must be 0s (off) or at least 2s"))]
     pub check_interval: Option<String>,
     /// Failed checks tolerated before a rollback.
     #[serde(default = "default_failure_limit")]
@@ -223,7 +226,10 @@ pub struct RoutingSpec {
 #[serde(rename_all = "camelCase")]
 pub struct HttpRouteRef {
     /// HTTPRoute name.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Backend port of the primary and canary Services.
     #[schemars(range(min = 1, max = 65535))]

@@ -102,7 +102,10 @@ pub struct TargetRef {
     #[serde(default)]
     pub kind: TargetKind,
     /// Name of the target in the profile's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
 }
 
@@ -162,7 +165,10 @@ pub struct AppConfigSpec {
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeyRef {
     /// Secret name.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Key inside the Secret.
     #[schemars(length(min = 1, max = 253))]
@@ -175,7 +181,10 @@ pub struct SecretKeyRef {
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsSecretRef {
     /// Secret name.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Key of the user name.
     #[serde(default = "default_user_key")]

@@ -35,7 +35,10 @@ pub struct PolicyRef {
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapPolicySource {
     /// ConfigMap name in the profile's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Key in `binaryData` holding the component.
     #[schemars(length(min = 1, max = 253))]

@@ -17,8 +17,9 @@ pub struct PrometheusAccess {
     /// PEM bundle of the CA that signs Prometheus's certificate, trusted in addition to the system roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<CaBundleRef>,
-    /// Extra request headers, e.g. `X-Scope-OrgID: team-a` for Mimir or Cortex. Not for credentials (use
-    /// `secretRef`): `Authorization`, `Host` and the framing headers are refused.
+    /// Extra request headers, e.g. a gateway's `X-Api-Key`. Not for credentials (use `secretRef`): `Authorization`,
+    /// `Host` and the framing headers are refused, and so are tenant headers (`X-Scope-OrgID`, `THANOS-TENANT`,
+    /// `X-Grafana-Org-Id`): the operator sets the tenant to the profile's namespace (`--prometheus-tenant-header`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 16))]
     pub headers: BTreeMap<String, String>,
@@ -28,7 +29,10 @@ pub struct PrometheusAccess {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalObjectRef {
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
 }
 
@@ -39,7 +43,10 @@ pub struct CaBundleRef {
     /// Where the bundle is: a `ConfigMap` (the default, as cert-manager's trust-manager writes it) or a `Secret`.
     #[serde(default)]
     pub kind: CaBundleKind,
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
     /// Key of the PEM bundle.
     #[serde(default = "default_ca_key")]

@@ -18,7 +18,7 @@ pub struct RateLimitSpec {
     /// `http_requests_total` counter and `http_request_duration_seconds` histogram, in the profile's namespace).
     /// Without it the policy sees no traffic and holds the limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    #[schemars(regex(pattern = r"^https?://[^\s@]+$"))]
     pub prometheus: Option<String>,
     /// Credentials, CA and headers for `prometheus`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -41,6 +41,18 @@ impl Check {
         let n = value.chars().count();
         self.ensure(n >= min && n <= max, field, || format!("length must be in [{min}, {max}], got {n}"));
     }
+    /// The name of an object in the profile's namespace: a DNS subdomain (RFC 1123), as the API server names them.
+    fn object_name(&mut self, value: &str, field: &str) {
+        self.len(value, 1, 253, field);
+        if !value.is_empty() && value.chars().count() <= 253 {
+            self.pattern(
+                is_dns_subdomain(value),
+                value,
+                field,
+                "an object name (lowercase letters, digits, '-' and '.')",
+            );
+        }
+    }
     fn pattern(&mut self, ok: bool, value: &str, field: &str, expected: &str) {
         self.ensure(ok, field, || format!("{value:?} is not {expected}"));
     }
@@ -57,7 +69,7 @@ impl Check {
 /// Validates a spec. Empty means valid.
 pub fn validate_spec(spec: &PerformanceProfileSpec) -> Vec<FieldError> {
     let mut c = Check { errors: Vec::new() };
-    c.len(&spec.target_ref.name, 1, 253, "spec.targetRef.name");
+    c.object_name(&spec.target_ref.name, "spec.targetRef.name");
     c.range(spec.slo.p99_latency_ms, 1, 600_000, "spec.slo.p99LatencyMs");
     percent(&mut c, spec.slo.error_rate_percent, "spec.slo.errorRatePercent");
     if let Some(cache) = &spec.cache {
@@ -176,7 +188,7 @@ pub fn parse_memory(text: &str) -> Option<u64> {
 }
 
 fn secret_ref(c: &mut Check, s: &SecretKeyRef, field: &str) {
-    c.len(&s.name, 1, 253, &format!("{field}.name"));
+    c.object_name(&s.name, &format!("{field}.name"));
     c.len(&s.key, 1, 253, &format!("{field}.key"));
 }
 
@@ -226,7 +238,7 @@ fn check_postgres_server(c: &mut Check, s: &PostgresServer) {
     );
     c.range(s.port, 1, 65_535, &format!("{f}.port"));
     c.len(&s.database, 1, 63, &format!("{f}.database"));
-    c.len(&s.credentials_secret_ref.name, 1, 253, &format!("{f}.credentialsSecretRef.name"));
+    c.object_name(&s.credentials_secret_ref.name, &format!("{f}.credentialsSecretRef.name"));
     if let Some(ca) = &s.ca_secret_ref {
         secret_ref(c, ca, &format!("{f}.caSecretRef"));
         c.ensure(s.ssl_mode == SslMode::VerifyFull, f, || {
@@ -250,9 +262,22 @@ fn is_host(s: &str) -> bool {
 }
 
 const HTTP: &[&str] = &["http://", "https://"];
+/// Shortest canary step and quick-check interval: each is a batch of queries on a Prometheus many tenants share.
+const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Starts with one of `schemes` and holds no whitespace: the part every URL field's pattern shares (each adds its own
 /// length and credential rules).
+/// A DNS subdomain (RFC 1123): dot-separated labels of lowercase letters, digits and inner hyphens.
+fn is_dns_subdomain(value: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    value.split('.').all(label)
+}
+
 fn is_url(value: &str, schemes: &[&str]) -> bool {
     schemes.iter().any(|scheme| value.starts_with(scheme)) && !value.chars().any(char::is_whitespace)
 }
@@ -262,7 +287,7 @@ fn check_clickhouse(c: &mut Check, ch: &ClickHouseSpec) {
     c.pattern(ok, &ch.endpoint, "spec.clickhouse.endpoint", "an http:// or https:// URL without credentials");
     c.pattern(is_identifier(&ch.database), &ch.database, "spec.clickhouse.database", "an identifier");
     if let Some(cred) = &ch.credentials_secret_ref {
-        c.len(&cred.name, 1, 253, "spec.clickhouse.credentialsSecretRef.name");
+        c.object_name(&cred.name, "spec.clickhouse.credentialsSecretRef.name");
     }
     c.unique(ch.tables.iter().map(|t| t.name.as_str()), "spec.clickhouse.tables", "table");
     for (i, t) in ch.tables.iter().enumerate() {
@@ -377,7 +402,8 @@ fn check_rate_limit(c: &mut Check, rl: &RateLimitSpec) {
         check_policy(c, p, "spec.rateLimit.policy");
     }
     if let Some(url) = &rl.prometheus {
-        c.pattern(is_url(url, HTTP), url, "spec.rateLimit.prometheus", "an http:// or https:// URL");
+        let ok = is_url(url, HTTP) && !url.contains('@');
+        c.pattern(ok, url, "spec.rateLimit.prometheus", "an http:// or https:// URL without credentials");
     }
     if let Some(access) = &rl.prometheus_access {
         check_prometheus_access(c, access, "spec.rateLimit.prometheusAccess");
@@ -388,10 +414,10 @@ fn check_rate_limit(c: &mut Check, rl: &RateLimitSpec) {
 /// HTTP-token rule over map keys would cost the API server's CEL budget), and reported in the canary's status.
 fn check_prometheus_access(c: &mut Check, access: &PrometheusAccess, field: &str) {
     if let Some(r) = &access.secret_ref {
-        c.len(&r.name, 1, 253, &format!("{field}.secretRef.name"));
+        c.object_name(&r.name, &format!("{field}.secretRef.name"));
     }
     if let Some(ca) = &access.ca {
-        c.len(&ca.name, 1, 253, &format!("{field}.ca.name"));
+        c.object_name(&ca.name, &format!("{field}.ca.name"));
         c.len(&ca.key, 1, 253, &format!("{field}.ca.key"));
     }
     c.ensure(access.headers.len() <= 16, &format!("{field}.headers"), || {
@@ -408,7 +434,7 @@ fn check_policy(c: &mut Check, p: &PolicyRef, field: &str) {
         c.len(b, 1, 63, &format!("{field}.builtin"));
     }
     if let Some(cm) = &p.config_map {
-        c.len(&cm.name, 1, 253, &format!("{field}.configMap.name"));
+        c.object_name(&cm.name, &format!("{field}.configMap.name"));
         c.len(&cm.key, 1, 253, &format!("{field}.configMap.key"));
         sha256(c, &cm.sha256, &format!("{field}.configMap.sha256"));
     }
@@ -447,6 +473,11 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
             c.fail(field, e);
         }
     }
+    if let Ok(step) = parse_duration(&canary.step_interval) {
+        c.ensure(step >= MIN_INTERVAL, "spec.canary.stepInterval", || {
+            format!("canary.stepInterval must be at least 2s, got {}", canary.step_interval)
+        });
+    }
     if let (Ok(step), Ok(deadline)) = (parse_duration(&canary.step_interval), parse_duration(&canary.progress_deadline))
     {
         c.ensure(step < deadline, "spec.canary.stepInterval", || {
@@ -458,16 +489,25 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
     }
     let a = &canary.analysis;
     c.pattern(
-        is_url(&a.prometheus, HTTP),
+        is_url(&a.prometheus, HTTP) && !a.prometheus.contains('@'),
         &a.prometheus,
         "spec.canary.analysis.prometheus",
-        "an http:// or https:// URL",
+        "an http:// or https:// URL without credentials",
     );
     if let Some(access) = &a.prometheus_access {
         check_prometheus_access(c, access, "spec.canary.analysis.prometheusAccess");
     }
-    if let Some(Err(e)) = a.check_interval.as_deref().map(parse_duration) {
-        c.fail("spec.canary.analysis.checkInterval", e);
+    match a.check_interval.as_deref().map(parse_duration) {
+        Some(Err(e)) => c.fail("spec.canary.analysis.checkInterval", e),
+        Some(Ok(check)) => {
+            c.ensure(check.is_zero() || check >= MIN_INTERVAL, "spec.canary.analysis.checkInterval", || {
+                format!(
+                    "canary.analysis.checkInterval must be 0s (off) or at least 2s, got {}",
+                    a.check_interval.as_deref().unwrap_or_default()
+                )
+            })
+        }
+        None => {}
     }
     c.range(a.failure_limit, 1, 100, "spec.canary.analysis.failureLimit");
     c.range(a.min_requests, 0, 100_000_000, "spec.canary.analysis.minRequests");
@@ -492,7 +532,7 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
         }
     }
     if let Some(r) = &canary.routing.http_route {
-        c.len(&r.name, 1, 253, "spec.canary.routing.httpRoute.name");
+        c.object_name(&r.name, "spec.canary.routing.httpRoute.name");
         c.range(r.port, 1, 65_535, "spec.canary.routing.httpRoute.port");
     }
 }

@@ -130,6 +130,11 @@ pub struct RunArgs {
     /// fully qualified name resolved once instead of through every search domain first.
     #[arg(long, env = "PERF_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = dns_name)]
     pub cluster_domain: String,
+    /// The header a multi-tenant Prometheus selects its tenant by (`X-Scope-OrgID` for Mimir, Cortex and Loki,
+    /// `THANOS-TENANT` for Thanos). When set, every query made for a profile carries it with the profile's
+    /// namespace. Profiles may never set a tenant header themselves: that would read another tenant's data.
+    #[arg(long, env = "PERF_PROMETHEUS_TENANT_HEADER", value_parser = header_name)]
+    pub prometheus_tenant_header: Option<String>,
     /// Seconds an API server response may keep a request (not a watch) waiting.
     #[arg(long, env = "PERF_KUBE_API_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub kube_api_timeout_seconds: u64,
@@ -148,6 +153,7 @@ impl RunArgs {
                 reconcile_timeout: Duration::from_secs(self.reconcile_timeout_seconds),
             },
             cluster_domain: self.cluster_domain.trim_end_matches('.').to_string(),
+            prometheus_tenant_header: self.prometheus_tenant_header.clone(),
         }
     }
 
@@ -319,6 +325,11 @@ pub async fn run_plan(args: &PlanArgs) -> Result<PlanOutput> {
 /// server is bound first, so `/healthz` answers from the start and `/readyz` as [`telemetry::Replica`] says.
 /// A DNS name: lowercase labels of letters, digits and inner hyphens, at most 63 each, 253 in all (a trailing dot is
 /// allowed).
+/// A valid HTTP header name that the client does not set itself.
+fn header_name(value: &str) -> std::result::Result<String, String> {
+    perf_prometheus::header(value.trim(), "x").map(|(name, _)| name.as_str().to_string()).map_err(|e| e.to_string())
+}
+
 fn dns_name(value: &str) -> std::result::Result<String, String> {
     let name = value.strip_suffix('.').unwrap_or(value);
     let label_ok = |l: &str| {

@@ -26,7 +26,42 @@ pub fn check_spec(profile: &PerformanceProfile, location: &str) -> Vec<Finding> 
             }
         }
     }
+    for (field, access) in prometheus_accesses(profile) {
+        for name in access.headers.keys().filter(|name| perf_prometheus::selects_tenant(name, None)) {
+            let field = format!("{field}.headers");
+            if !findings.iter().any(|f| f.field == field) {
+                findings.push(Finding { location: location.to_string(), field, message: tenant_header(name) });
+            }
+        }
+    }
+    // Canary PromQL runs on a shared Prometheus and its values come back in status: only the profile's namespace.
+    if let Some(canary) = &profile.spec.canary {
+        let namespace = profile.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ctx = perf_canary::QueryContext { namespace, target: profile.spec.target_ref.name.clone() };
+        for (field, message) in perf_canary::scope::canary_problems(canary, &ctx) {
+            if !findings.iter().any(|f| f.field == field) {
+                findings.push(Finding { location: location.to_string(), field, message });
+            }
+        }
+    }
     findings
+}
+
+/// The `prometheusAccess` sections of a profile, with their fields.
+fn prometheus_accesses(profile: &PerformanceProfile) -> Vec<(&'static str, &perf_operator_api::PrometheusAccess)> {
+    let canary = profile.spec.canary.as_ref().and_then(|c| c.analysis.prometheus_access.as_ref());
+    let rate_limit = profile.spec.rate_limit.as_ref().and_then(|r| r.prometheus_access.as_ref());
+    let fields = ["spec.canary.analysis.prometheusAccess", "spec.rateLimit.prometheusAccess"];
+    fields.into_iter().zip([canary, rate_limit]).filter_map(|(field, access)| Some((field, access?))).collect()
+}
+
+/// Why a profile may not set header `name`.
+pub fn tenant_header(name: &str) -> String {
+    format!(
+        "header {name:?} selects a tenant of a multi-tenant Prometheus (Mimir, Cortex, Loki, Thanos): a profile may \
+         not choose one; the operator's --prometheus-tenant-header (chart controller.prometheusTenantHeader) sets it \
+         to the profile's namespace"
+    )
 }
 
 /// Problems of one profile for `validate` and `plan`: the Rust rules, then any CEL rule of the CRD that fails

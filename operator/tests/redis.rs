@@ -320,7 +320,8 @@ async fn run_id(port: u16, password: &str) -> String {
 async fn a_password_rotation_keeps_the_cache_with_both_passwords_in_the_grace_then_retires_the_old_one() {
     let grace = Duration::from_secs(600);
     let t0: jiff::Timestamp = "2026-11-30T10:00:00Z".parse().unwrap();
-    let old = Credentials { current: "old-pw".into(), ..Credentials::default() };
+    // The exporter's password as observe draws it for a new Redis: its own, not derived from the app's.
+    let old = Credentials { current: "old-pw".into(), exporter: "exp-drawn".into(), ..Credentials::default() };
     let conf = redis_conf(&RedisProvision::default());
     let redis = OwnRedis::start_auth(&conf, &acl_conf(&old, false));
     let (port, url) = (redis.1, format!("redis://127.0.0.1:{}", redis.1));
@@ -363,7 +364,7 @@ async fn a_password_rotation_keeps_the_cache_with_both_passwords_in_the_grace_th
     let _again = OwnRedis::start_on(&conf, &acl_conf(&retired, true), port);
     fetch_with_retry(&url, Some("new-pw")).await;
     assert!(get_with(port, "old-pw", "x").await.is_err());
-    // The exporter's user from the file Redis read, with the password derived for it.
+    // The exporter's user from the file Redis read, with the password drawn for it.
     exporter_reads_only(port, &retired.exporter).await;
     // A wrong password among the candidates alone is named as such, never shown.
     let wrong =

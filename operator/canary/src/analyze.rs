@@ -19,7 +19,8 @@ pub const EXIT_INPUT: i32 = 2;
 pub const EXIT_NO_DATA: i32 = 3;
 /// Prometheus unreachable: refused, DNS, TLS, timeout or a 5xx answer.
 pub const EXIT_UNREACHABLE: i32 = 4;
-/// Something answered that is not the Prometheus API we may read: 401/403, 404, an HTML page.
+/// Something answered that is not the Prometheus API we may read: 401/403, 404, a redirect, an answer over the
+/// size cap, an HTML page.
 pub const EXIT_ENDPOINT: i32 = 5;
 
 /// The exit codes as `--help` shows them.
@@ -30,7 +31,8 @@ Exit codes:
   2  bad input or usage: unreadable file, invalid YAML or profile, no canary section, invalid --prometheus URL
   3  no data: too few requests, no series or NaN; the stage would hold
   4  Prometheus unreachable: connection refused, DNS, TLS, timeout or HTTP 5xx
-  5  wrong endpoint or credentials: HTTP 401/403/404 or an HTML page instead of the Prometheus API";
+  5  wrong endpoint or credentials: HTTP 401/403/404, a redirect, an answer over 4 MiB or an HTML page instead of
+     the Prometheus API";
 
 /// Arguments of `canary analyze`.
 #[derive(Debug, Clone, clap::Args)]
@@ -94,6 +96,10 @@ fn prepare(args: &AnalyzeArgs) -> Result<Prepared> {
     let source = Prometheus::with_access(&url, args.timeout, args.access.access()?)?;
     let namespace = args.namespace.clone().or_else(|| profile.namespace()).unwrap_or_else(|| "default".into());
     let ctx = QueryContext { namespace, target: profile.spec.target_ref.name.clone() };
+    // What the operator would refuse is refused here too, before any query.
+    if let Some((field, message)) = crate::scope::canary_problems(spec, &ctx).into_iter().next() {
+        return Err(Error::InvalidSpec { field, message });
+    }
     let checks = checks(spec, &profile.spec.slo, &ctx);
     Ok(Prepared { source, url, ctx, checks, window: spec.step_interval.clone() })
 }

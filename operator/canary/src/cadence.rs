@@ -12,8 +12,8 @@ use crate::machine::{Timing, after};
 
 /// The quick-check cadence when the spec gives none and the scrape interval is unknown.
 const FALLBACK: Duration = Duration::from_secs(30);
-/// Shortest cadence: a check per second is already one query batch per profile and second.
-const FLOOR: Duration = Duration::from_secs(1);
+/// Shortest cadence, as the CRD's floor: each check is a batch of queries on a Prometheus other tenants share.
+const FLOOR: Duration = Duration::from_secs(2);
 
 /// The quick-check cadence of `spec`: its `checkInterval`, else two scrape intervals of the source. Zero (off) when
 /// it is `0s` or not shorter than the step interval.
@@ -58,9 +58,15 @@ pub fn quick_window(status: &CanaryStatus, now: Timestamp) -> String {
     format!("{seconds}s")
 }
 
+/// The longest poll of a run waiting for pods.
+const POD_WAIT_CEILING: Duration = Duration::from_secs(30);
+/// No run under way (idle, or the run over): nothing of the canary's own is due. What starts the next run (a new
+/// template of the target, a command on the profile) comes as a watch event, so the profile's resync governs.
+pub const NOTHING_DUE: Duration = Duration::from_secs(24 * 3600);
+
 /// When the controller should look again.
 pub fn requeue_after(timing: &Timing, status: &CanaryStatus, now: Timestamp) -> Duration {
-    let poll = Duration::from_secs(2).min(timing.step_interval).max(Duration::from_millis(500));
+    let poll = pod_wait(timing, status, now);
     match status.phase {
         _ if status.paused => Duration::from_secs(30),
         CanaryPhase::Progressing => {
@@ -70,7 +76,24 @@ pub fn requeue_after(timing: &Timing, status: &CanaryStatus, now: Timestamp) -> 
             Duration::try_from(wait).unwrap_or_default().max(Duration::from_millis(200))
         }
         CanaryPhase::Initializing | CanaryPhase::WaitingForPods | CanaryPhase::Promoting => poll,
-        _ => Duration::from_secs(60),
+        _ => NOTHING_DUE,
+    }
+}
+
+/// Poll of a run waiting for pods (the primary's, the canary's, a promotion's): every 2 s (at most the step) at
+/// first, then a quarter of the time waited so far up to [`POD_WAIT_CEILING`], never past the deadline. The owned
+/// Deployments' status changes start a round at once (the controller watches them), so the poll is only a net; a
+/// fixed 2 s poll let hundreds of runs waiting together (a start, many profiles created at once, pods that cannot
+/// be scheduled) fill the reconcile slots and the API budget ahead of new profiles.
+fn pod_wait(timing: &Timing, status: &CanaryStatus, now: Timestamp) -> Duration {
+    let first = Duration::from_secs(2).min(timing.step_interval).max(Duration::from_millis(500));
+    let waited = status.last_transition_at.as_ref().and_then(|t| Duration::try_from(now.duration_since(t.0)).ok());
+    let waited = waited.unwrap_or_default();
+    let poll = (waited / 4).clamp(first, POD_WAIT_CEILING.max(first));
+    let to_deadline = status.deadline.as_ref().map(|d| Duration::try_from(d.0.duration_since(now)).unwrap_or_default());
+    match to_deadline {
+        Some(left) => poll.min(left.max(Duration::from_millis(200))),
+        None => poll,
     }
 }
 
@@ -93,7 +116,7 @@ mod tests {
         assert_eq!(check_interval(&spec(None), step, Some(s(1))), s(2));
         assert_eq!(check_interval(&spec(None), step, None), s(30));
         assert_eq!(check_interval(&spec(Some("5s")), step, Some(s(15))), s(5));
-        assert_eq!(check_interval(&spec(Some("100ms")), step, None), s(1), "floored");
+        assert_eq!(check_interval(&spec(Some("100ms")), step, None), s(2), "floored");
         assert_eq!(check_interval(&spec(Some("0s")), step, Some(s(1))), Duration::ZERO, "off");
         assert_eq!(check_interval(&spec(Some("1m")), step, None), Duration::ZERO, "not shorter than the step");
         assert_eq!(check_interval(&spec(None), s(20), Some(s(15))), Duration::ZERO, "two scrapes exceed a 20s step");
@@ -116,6 +139,42 @@ mod tests {
             progress_deadline: Duration::from_secs(600),
             failure_limit: 2,
             check_interval: Duration::from_secs(check),
+        }
+    }
+
+    #[test]
+    fn a_run_waiting_for_pods_polls_less_the_longer_it_waits_and_never_past_its_deadline() {
+        let t = timing(60, 0);
+        let at = |secs| Time(Timestamp::from_second(secs).unwrap());
+        let s = Duration::from_secs;
+        let waiting = |phase, since, deadline: Option<i64>| CanaryStatus {
+            phase,
+            last_transition_at: Some(at(since)),
+            deadline: deadline.map(at),
+            ..CanaryStatus::default()
+        };
+        let now = Timestamp::from_second(1000).unwrap();
+        for phase in [CanaryPhase::Initializing, CanaryPhase::WaitingForPods, CanaryPhase::Promoting] {
+            assert_eq!(requeue_after(&t, &waiting(phase, 1000, None), now), s(2), "{phase:?}: at first");
+            assert_eq!(requeue_after(&t, &waiting(phase, 992, None), now), s(2), "{phase:?}: 8 s in");
+            assert_eq!(requeue_after(&t, &waiting(phase, 960, None), now), s(10), "{phase:?}: 40 s in");
+            assert_eq!(requeue_after(&t, &waiting(phase, 0, None), now), s(30), "{phase:?}: capped");
+            assert_eq!(requeue_after(&t, &waiting(phase, 0, Some(1005)), now), s(5), "{phase:?}: the deadline");
+            let past = requeue_after(&t, &waiting(phase, 0, Some(990)), now);
+            assert_eq!(past, Duration::from_millis(200), "{phase:?}: a deadline passed is looked at soon");
+        }
+        // No transition recorded (an old status), a transition in the future (clock skew): the first poll.
+        let unknown = CanaryStatus { phase: CanaryPhase::Initializing, ..CanaryStatus::default() };
+        assert_eq!(requeue_after(&t, &unknown, now), s(2));
+        assert_eq!(requeue_after(&t, &waiting(CanaryPhase::Initializing, 2000, None), now), s(2));
+        // A step shorter than 2 s polls at the step, floored at half a second.
+        let short = Timing { step_interval: Duration::from_millis(300), ..timing(60, 0) };
+        assert_eq!(requeue_after(&short, &unknown, now), Duration::from_millis(500));
+        // Paused or idle: not a pod wait.
+        let paused = CanaryStatus { paused: true, ..waiting(CanaryPhase::WaitingForPods, 1000, None) };
+        assert_eq!(requeue_after(&t, &paused, now), s(30));
+        for over in [CanaryPhase::Idle, CanaryPhase::Succeeded, CanaryPhase::RolledBack, CanaryPhase::Failed] {
+            assert_eq!(requeue_after(&t, &waiting(over, 1000, None), now), NOTHING_DUE, "{over:?}: the resync's");
         }
     }
 

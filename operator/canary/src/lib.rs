@@ -17,6 +17,7 @@ pub mod history;
 pub mod machine;
 pub mod objects;
 pub mod reconcile;
+pub mod scope;
 pub mod selectors;
 pub mod split;
 

@@ -95,10 +95,11 @@ fn cases() -> Vec<Case> {
         },
         Case {
             tweak: |s| {
-                let unbalanced = r#"sum(rate(http_requests_total{namespace="{{namespace}}"}[{{interval}}])"#;
-                s.analysis.metrics = vec![metric("throughput", unbalanced, 1e9)];
+                // PromQL that parses (so it passes the namespace check) but Prometheus refuses: an invalid regex.
+                let refused = r#"label_replace(sum(rate(http_requests_total{namespace="{{namespace}}"}[{{interval}}])), "a", "$1", "b", "(")"#;
+                s.analysis.metrics = vec![metric("throughput", refused, 1e9)];
             },
-            ..case("rejected PromQL", "clean", Fail, EXIT_FAIL, "Prometheus rejected the query (bad_data)")
+            ..case("rejected PromQL", "clean", Fail, EXIT_FAIL, "Prometheus rejected the query (")
         },
         Case {
             endpoint: Endpoint::Fixed(401, "text/plain", "Unauthorized"),

@@ -31,6 +31,16 @@ pub struct Access {
 const RESERVED: [&str; 6] =
     ["authorization", "host", "content-length", "content-type", "transfer-encoding", "connection"];
 
+/// Headers that select a tenant of a multi-tenant Prometheus (Mimir, Cortex and Loki; Thanos; Grafana's
+/// organisation): set by the operator's administrator only (`--prometheus-tenant-header`), never by a profile.
+const TENANT_HEADERS: [&str; 3] = ["x-scope-orgid", "thanos-tenant", "x-grafana-org-id"];
+
+/// Whether `name` selects a tenant: one of the well-known tenant headers, or `configured` (the administrator's).
+pub fn selects_tenant(name: &str, configured: Option<&str>) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    TENANT_HEADERS.contains(&name.as_str()) || configured.is_some_and(|c| c.trim().eq_ignore_ascii_case(&name))
+}
+
 impl Access {
     /// Identifies this access among clients of one URL without keeping the secrets in the key.
     pub(crate) fn fingerprint(&self) -> String {
@@ -138,6 +148,16 @@ impl fmt::Debug for Access {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenant_headers_are_known_whatever_their_case() {
+        for name in ["X-Scope-OrgID", "x-scope-orgid", " THANOS-TENANT", "X-Grafana-Org-Id"] {
+            assert!(selects_tenant(name, None), "{name}");
+        }
+        assert!(!selects_tenant("X-Team", None));
+        assert!(selects_tenant("x-team", Some("X-Team")));
+        assert!(!selects_tenant("X-Other", Some("X-Team")));
+    }
 
     #[test]
     fn headers_are_checked_by_name_and_value() {

@@ -11,6 +11,7 @@ const KEPT_CHARS: usize = 200;
 pub(crate) fn read_data(at: &str, status: u16, html: bool, body: &str) -> Result<Value, QueryError> {
     let at = at.to_string();
     match status {
+        300..=399 => return Err(QueryError::Redirected { at, status }),
         401 | 403 => return Err(QueryError::Unauthorized { at, status }),
         404 => return Err(QueryError::NotFound { at }),
         _ => {}
@@ -20,8 +21,9 @@ pub(crate) fn read_data(at: &str, status: u16, html: bool, body: &str) -> Result
         return Err(QueryError::NotPrometheus { at, what: format!("an HTML page (HTTP {status})") });
     }
     let Ok(json) = serde_json::from_str::<Value>(body) else {
+        // Fixed text, not the body: whatever answers at a URL a tenant names is not echoed back to them.
         return Err(if status >= 500 || status == 429 {
-            QueryError::Server { at, status, message: short(body) }
+            QueryError::Server { at, status, message: "an answer that is not the Prometheus API's".into() }
         } else {
             QueryError::NotPrometheus { at, what: format!("HTTP {status} with a body that is not JSON") }
         });
@@ -90,6 +92,7 @@ fn parse_value(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Trouble;
     use serde_json::json;
 
     /// An instant query's answer judged as `Prometheus::instant` does.
@@ -137,7 +140,13 @@ mod tests {
         let login = of(200, true, "<!doctype html><title>Sign in</title>");
         assert!(matches!(&login, QueryError::NotPrometheus { what, .. } if what.contains("HTML")), "{login:?}");
         assert!(matches!(of(200, false, r#"{"hello":"world"}"#), QueryError::NotPrometheus { .. }));
-        assert!(of(502, false, "bad gateway").is_outage());
+        let gateway = of(502, false, "bad gateway: upstream 10.0.0.7 secret-service");
+        assert!(gateway.is_outage() && !gateway.to_string().contains("10.0.0.7"), "{gateway}");
+        for status in [301, 302, 307, 308] {
+            let moved = of(status, false, "");
+            assert_eq!(moved, QueryError::Redirected { at: "p:9090".into(), status });
+            assert_eq!(moved.trouble(), Trouble::Endpoint);
+        }
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub enum QueryError {
     NotFound { at: String },
     #[error("{at} is not a Prometheus API: it answered {what} (wrong URL?)")]
     NotPrometheus { at: String, what: String },
+    #[error("HTTP {status} from {at}: a redirect, which is not followed (point the URL at the Prometheus API itself)")]
+    Redirected { at: String, status: u16 },
+    #[error("{at} answered more than {limit} bytes, more than any answer this client reads (wrong URL?)")]
+    TooLarge { at: String, limit: usize },
     #[error("Prometheus rejected the query ({error_type}): {message}")]
     Rejected { error_type: String, message: String },
     #[error("query returned {0} series, expected one (aggregate it, e.g. with sum())")]
@@ -55,9 +59,11 @@ impl QueryError {
             | QueryError::Timeout { .. }
             | QueryError::Connection { .. }
             | QueryError::Server { .. } => Trouble::Unreachable,
-            QueryError::Unauthorized { .. } | QueryError::NotFound { .. } | QueryError::NotPrometheus { .. } => {
-                Trouble::Endpoint
-            }
+            QueryError::Unauthorized { .. }
+            | QueryError::NotFound { .. }
+            | QueryError::NotPrometheus { .. }
+            | QueryError::Redirected { .. }
+            | QueryError::TooLarge { .. } => Trouble::Endpoint,
             QueryError::Rejected { .. } | QueryError::ManySeries(_) => Trouble::Query,
         }
     }

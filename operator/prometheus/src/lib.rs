@@ -7,7 +7,7 @@ mod answer;
 pub mod config;
 mod error;
 
-pub use access::{Access, Auth, header};
+pub use access::{Access, Auth, header, selects_tenant};
 pub use config::ScrapeIntervals;
 pub use error::{QueryError, Trouble};
 
@@ -95,7 +95,11 @@ impl Prometheus {
     /// [`Prometheus::new`] for a Prometheus behind credentials, a private CA or a tenant header.
     pub fn with_access(base: &str, timeout: Duration, access: Access) -> Result<Self> {
         let (host, at) = check_url(base)?;
-        let builder = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(3)));
+        // No redirects: a tenant's URL must not lead the operator (with the tenant's headers) somewhere else.
+        let builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .redirect(reqwest::redirect::Policy::none());
         let client = access.configure(builder)?.build().map_err(Error::HttpClient)?;
         let base = base.trim_end_matches('/').to_string();
         Ok(Self { client, base, at, host, timeout, access, scrape_interval: Arc::default() })
@@ -147,9 +151,40 @@ impl Prometheus {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/html"));
-        let body = response.text().await.map_err(transport)?;
-        answer::read_data(&self.at, status, html, &body)
+        let body = match bounded_body(response, MAX_ANSWER_BYTES).await {
+            Ok(body) => body,
+            Err(Cut::TooLarge) => return Err(QueryError::TooLarge { at: self.at.clone(), limit: MAX_ANSWER_BYTES }),
+            Err(Cut::Transport(e)) => return Err(transport(e)),
+        };
+        answer::read_data(&self.at, status, html, &String::from_utf8_lossy(&body))
     }
+}
+
+/// Bytes of one answer read at most. An instant query's answer of one series is under a kilobyte and a
+/// configuration some hundreds; a server streaming more (a hostile or wrong endpoint) is cut off here instead of
+/// growing the operator's memory, which every tenant shares.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// Why a body was not read whole.
+enum Cut {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// The body of `response`, read chunk by chunk up to `limit` bytes; past it (or a declared length past it) the
+/// read stops there.
+async fn bounded_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Cut> {
+    if response.content_length().is_some_and(|declared| declared > limit as u64) {
+        return Err(Cut::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Cut::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(Cut::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Checks `base` is an http(s) URL with a host and nothing after the path; returns the host and `host:port`.

@@ -6,9 +6,9 @@ use super::redis_auth::{self, Credentials};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, KeyToPath, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Secret, SecretVolumeSource, Service, ServicePort, ServiceSpec,
-    TCPSocketAction, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, KeyToPath, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Service,
+    ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -27,7 +27,8 @@ pub const PASSWORD_KEY: &str = "password";
 pub const AUTH_CONF_KEY: &str = "auth.conf";
 const AUTH_DIR: &str = "/etc/redis-auth";
 const REDIS_PORT: i32 = 6379;
-/// Group of the `redis` user in the official image.
+/// User and group of `redis` in the official image.
+const REDIS_UID: i64 = 999;
 const REDIS_GID: i64 = 999;
 /// Settings of redis.conf that the operator holds live with `CONFIG SET` (see `decide::memory`): a change to
 /// them must not restart Redis, which would empty the cache.
@@ -283,6 +284,16 @@ fn pod_template(profile: &PerformanceProfile, name: &str, p: &RedisProvision, ch
             limits: Some(BTreeMap::from([("memory".into(), memory)])),
             ..ResourceRequirements::default()
         }),
+        // Not root: the image's `redis` user, no privilege to gain, no capability (the port is above 1024).
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            run_as_non_root: Some(true),
+            run_as_user: Some(REDIS_UID),
+            run_as_group: Some(REDIS_GID),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+            ..SecurityContext::default()
+        }),
         volume_mounts: Some(
             vec![
                 VolumeMount {
@@ -354,7 +365,15 @@ mod tests {
         let claim = serde_json::to_value(claim).unwrap();
         assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "5Gi");
         assert_eq!(claim["spec"]["storageClassName"], "fast");
-        let mounts = serde_json::to_string(&set.template.spec.unwrap().containers[0].volume_mounts).unwrap();
+        let pod = set.template.spec.unwrap();
+        let security = serde_json::to_value(&pod.containers[0].security_context).unwrap();
+        assert_eq!(
+            (&security["runAsNonRoot"], &security["runAsUser"]),
+            (&serde_json::json!(true), &serde_json::json!(999))
+        );
+        assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert_eq!(security["allowPrivilegeEscalation"], serde_json::json!(false));
+        let mounts = serde_json::to_string(&pod.containers[0].volume_mounts).unwrap();
         assert!(mounts.contains("\"/data\""), "{mounts}");
         let conf = &objects.config_maps[0].data.as_ref().unwrap()["redis.conf"];
         assert!(conf.contains("dir /data\n") && conf.contains("appendonly yes\n"), "{conf}");
@@ -403,7 +422,8 @@ mod tests {
         }))
         .unwrap();
         let mut objects = OwnedObjects::default();
-        build(&profile, &spec, &Credentials { current: "hunter2".into(), ..Credentials::default() }, &mut objects);
+        let credentials = Credentials { current: "hunter2".into(), exporter: "exp".into(), ..Credentials::default() };
+        build(&profile, &spec, &credentials, &mut objects);
         let pod = objects.deployments[0].spec.as_ref().unwrap().template.spec.clone().unwrap();
         let exporter = pod.containers.iter().find(|c| c.name == "redis-exporter").expect("the sidecar");
         let text = serde_json::to_string(exporter).unwrap();

@@ -33,8 +33,8 @@ pub struct Credentials {
     pub rotation: Option<String>,
     /// When it rotated (RFC 3339).
     pub rotated_at: Option<String>,
-    /// The exporter user's password: derived once from the first password (see [`exporter_password`]), then
-    /// kept as the Secret holds it.
+    /// The exporter user's password: drawn once (random, like the app's, never derived from it), then kept as the
+    /// Secret holds it; empty until drawn, and then the exporter has no user.
     pub exporter: String,
 }
 
@@ -62,10 +62,7 @@ pub fn decide(
     grace: Duration,
     now: Timestamp,
 ) -> Credentials {
-    let mut live = live.clone();
-    if live.exporter.is_empty() {
-        live.exporter = exporter_password(&live.current);
-    }
+    let live = live.clone();
     if let (Some(token), Some(fresh)) = (requested, fresh)
         && live.rotation.as_deref() != Some(token)
         && fresh != live.current
@@ -85,12 +82,6 @@ pub fn decide(
     live
 }
 
-/// The exporter's password for a Redis whose Secret has none yet: one-way from the app's (32 random bytes), so
-/// it needs no randomness of its own and says nothing about the app's.
-pub fn exporter_password(current: &str) -> String {
-    sha256(&format!("perf-operator exporter\0{current}"))
-}
-
 /// Whether `requested` asks for a rotation `live` has not answered.
 pub fn rotation_requested(live: &Credentials, requested: Option<&str>) -> bool {
     requested.is_some_and(|token| live.rotation.as_deref() != Some(token))
@@ -101,7 +92,8 @@ pub fn rotation_requested(live: &Credentials, requested: Option<&str>) -> bool {
 pub fn acl_conf(credentials: &Credentials, exporter: bool) -> String {
     let hashes: Vec<String> = credentials.accepted().iter().map(|p| format!("#{}", sha256(p))).collect();
     let mut conf = format!("user default on {} ~* &* +@all\n", hashes.join(" "));
-    if exporter {
+    // Never a user with an empty password: without one drawn yet, the exporter cannot log in at all.
+    if exporter && !credentials.exporter.is_empty() {
         conf.push_str(&format!("user {EXPORTER_USER} on #{} {EXPORTER_RULES}\n", sha256(&credentials.exporter)));
     }
     conf
@@ -166,12 +158,12 @@ mod tests {
     }
 
     #[test]
-    fn the_exporter_password_is_derived_once_and_survives_rotations() {
-        let live = Credentials { current: "old".into(), ..Credentials::default() };
+    fn the_exporter_password_survives_rotations_and_is_never_empty_in_the_conf() {
+        let first = Credentials { current: "old".into(), exporter: "drawn".into(), ..Credentials::default() };
         let t0 = at("2026-11-30T10:00:00Z");
-        let first = decide(&live, None, None, GRACE, t0);
-        assert_eq!(first.exporter, exporter_password("old"));
-        assert_ne!(first.exporter, "old");
+        assert_eq!(decide(&first, None, None, GRACE, t0), first);
+        let none = Credentials { exporter: String::new(), ..first.clone() };
+        assert!(!acl_conf(&none, true).contains("user exporter"), "no user rather than an empty password");
         let rotated = decide(&first, Some("1"), Some("new"), GRACE, t0);
         let retired = decide(&rotated, Some("1"), None, GRACE, at("2026-11-30T11:00:00Z"));
         assert_eq!(

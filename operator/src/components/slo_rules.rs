@@ -8,10 +8,8 @@
 //! parsed query, or no rule is generated.
 
 use super::labels;
+use perf_canary::scope::Unscoped;
 use perf_operator_api::PerformanceProfile;
-use promql_parser::label::MatchOp;
-use promql_parser::parser::{self, Expr};
-use promql_parser::util::{ExprVisitor, walk_expr};
 use serde_json::{Value, json};
 
 pub const API_VERSION: &str = "monitoring.coreos.com/v1";
@@ -234,57 +232,13 @@ fn render(template: &str, scope: &Scope, window: &str, field: &str) -> Result<St
     let ctx = perf_canary::QueryContext { namespace: scope.namespace.clone(), target: scope.service.clone() };
     // The canary's pods are `<target>-canary-*`; the service's are every `<target>-*`, both tracks together.
     let query = perf_canary::analysis::render(&template.replace("{{canary}}", &scope.service), &ctx, window);
-    let at = || format!("spec.canary.analysis.queries.{field}");
-    let expr = parser::parse(&query).map_err(|e| format!("{}: not PromQL: {}", at(), one_line(&e)))?;
-    let mut check = NamespaceScoped { namespace: &scope.namespace, selectors: 0, unscoped: None };
-    let _ = walk_expr(&mut check, &expr);
-    if let Some(selector) = check.unscoped {
-        return Err(format!(
-            "{}: selector {selector} is not limited to namespace=\"{}\": a rule may only read the profile's own namespace",
-            at(),
-            scope.namespace
-        ));
-    }
-    if check.selectors == 0 {
-        return Err(format!("{}: reads no series", at()));
-    }
-    Ok(query)
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect()
-}
-
-/// Finds the first selector that can match series outside `namespace`.
-struct NamespaceScoped<'a> {
-    namespace: &'a str,
-    selectors: usize,
-    unscoped: Option<String>,
-}
-
-impl ExprVisitor for NamespaceScoped<'_> {
-    type Error = std::convert::Infallible;
-
-    fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
-        let vs = match expr {
-            Expr::VectorSelector(vs) => vs,
-            Expr::MatrixSelector(ms) => &ms.vs,
-            _ => return Ok(true),
-        };
-        self.selectors += 1;
-        let pinned = |group: &[promql_parser::label::Matcher]| {
-            group.iter().any(|m| m.name == "namespace" && matches!(m.op, MatchOp::Equal) && m.value == self.namespace)
-        };
-        // `{a="x" or b="y"}`: every alternative must be pinned.
-        let scoped = if vs.matchers.or_matchers.is_empty() {
-            pinned(&vs.matchers.matchers)
-        } else {
-            vs.matchers.or_matchers.iter().all(|g| pinned(g))
-        };
-        if !scoped {
-            self.unscoped = Some(one_line(&expr.to_string()));
-            return Ok(false);
-        }
-        Ok(true)
+    let at = format!("spec.canary.analysis.queries.{field}");
+    match perf_canary::scope::check(&query, &scope.namespace) {
+        Ok(0) => Err(format!("{at}: reads no series")),
+        Ok(_) => Ok(query),
+        Err(Unscoped::Selector { selector, namespace }) => Err(format!(
+            "{at}: selector {selector} is not limited to namespace=\"{namespace}\": a rule may only read the profile's own namespace"
+        )),
+        Err(e) => Err(format!("{at}: {e}")),
     }
 }

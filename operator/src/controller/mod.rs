@@ -51,6 +51,9 @@ pub struct Context {
     pub own_writes: triggers::OwnWrites,
     /// Reconciles running now, over every watched namespace, at most [`Pace::concurrency`].
     pub slots: tokio::sync::Semaphore,
+    /// Of those, the most that rounds of settled profiles may take ([`triggers::settled_share`]): the rest is kept for new and
+    /// changed profiles, which would otherwise queue behind every resync and canary poll.
+    pub settled_slots: tokio::sync::Semaphore,
     /// Events published per second, with a burst: the recorder keeps each event it sent for minutes (to count
     /// repeats into a series), so an unbounded burst would grow it without bound.
     pub event_budget: governor::DefaultDirectRateLimiter,
@@ -81,6 +84,7 @@ impl Context {
             references: triggers::References::default(),
             own_writes: triggers::OwnWrites::default(),
             slots: tokio::sync::Semaphore::new(usize::from(Pace::default().concurrency)),
+            settled_slots: tokio::sync::Semaphore::new(triggers::settled_share(Pace::default().concurrency)),
             event_budget: governor::RateLimiter::direct(EVENT_QUOTA),
             caches: caches::Caches::default(),
             clickhouse: perf_clickhouse::Http::default(),
@@ -135,6 +139,10 @@ const fn nonzero(n: u32) -> std::num::NonZeroU32 {
 pub async fn reconcile(guard: Arc<DeserializeGuard<PerformanceProfile>>, ctx: Arc<Context>) -> Result<Action> {
     // The semaphore is never closed; were it, the round would be refused rather than run unbounded.
     let closed = |_| Error::Component { component: "controller", message: "the reconcile slots are closed".into() };
+    let _settled = match triggers::settled(&guard) {
+        true => Some(ctx.settled_slots.acquire().await.map_err(closed)?),
+        false => None,
+    };
     let _slot = ctx.slots.acquire().await.map_err(closed)?;
     let limit = ctx.scope.pace.reconcile_timeout;
     match &guard.0 {
@@ -204,7 +212,9 @@ pub fn error_policy(guard: Arc<DeserializeGuard<PerformanceProfile>>, error: &Er
 /// are warm when it takes over.
 pub fn prepare(clients: &Clients, metrics: Arc<Metrics>, scope: Scope) -> Result<Arc<Context>> {
     let slots = tokio::sync::Semaphore::new(usize::from(scope.pace.concurrency.max(1)));
-    let mut context = Context { scope: scope.clone(), slots, ..Context::new(clients.unary.clone(), metrics)? };
+    let settled_slots = tokio::sync::Semaphore::new(triggers::settled_share(scope.pace.concurrency));
+    let base = Context::new(clients.unary.clone(), metrics)?;
+    let mut context = Context { scope: scope.clone(), slots, settled_slots, ..base };
     context.caches = caches::Caches::start(&clients.watch, &scope.namespaces);
     let ctx = Arc::new(context);
     let (caches, ready) = (ctx.caches.clone(), ctx.metrics.caches_ready.clone());
@@ -287,6 +297,8 @@ pub struct Scope {
     pub pace: Pace,
     /// The cluster's DNS domain, for the fully qualified names the operator itself resolves.
     pub cluster_domain: String,
+    /// Header set to the profile's namespace on every query made for it (`--prometheus-tenant-header`).
+    pub prometheus_tenant_header: Option<String>,
 }
 
 impl Default for Scope {
@@ -297,6 +309,7 @@ impl Default for Scope {
             resync: Duration::from_secs(300),
             pace: Pace::default(),
             cluster_domain: "cluster.local".into(),
+            prometheus_tenant_header: None,
         }
     }
 }

@@ -123,6 +123,11 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
             )
         }),
     );
+    // The exporter's own password, while the Secret holds none (drawn apart from the app's, never derived from it).
+    let new_exporter_password = match &provisioned_redis {
+        Some(Ok(p)) if p.exporter.as_deref().is_none_or(str::is_empty) => Some(new_password()),
+        _ => None,
+    };
     // A fresh password for a new Redis, or for a rotation the profile asks for and the Secret has not answered.
     let requested = profile.annotations().get(redis_auth::ROTATE_ANNOTATION);
     let new_password = match &provisioned_redis {
@@ -135,6 +140,7 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
         autoscaling,
         provisioned_redis,
         new_password,
+        new_exporter_password,
         redis,
         cache_policy,
         rate_limit_policy,

@@ -7,7 +7,7 @@ use kube::Client;
 use kube::api::Api;
 use perf_operator_api::{ConfigMapPolicySource, PerformanceProfile, PolicyRef};
 use perf_policy_host::{Evaluator, HostConfig, Policy, PolicyHost, World, source};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +26,31 @@ pub struct PolicyRuntime {
     pub evaluator: Evaluator,
     http: reqwest::Client,
     versions: ConfigMapVersions,
+    fetched: Fetched,
+}
+
+/// Which namespaces fetched which digest from which URL. A component compiled for one tenant is kept by its digest;
+/// another tenant naming that digest must still fetch it from its own URL once (and so prove it can), or it would get
+/// a component it could not have fetched itself.
+#[derive(Default)]
+struct Fetched(Mutex<HashSet<(String, String, String)>>);
+
+/// (namespace, url, digest) triples kept at most; past it the memory starts over (each tenant then fetches once
+/// more).
+const MAX_FETCHED: usize = 4096;
+
+impl Fetched {
+    fn contains(&self, namespace: &str, url: &str, sha256: &str) -> bool {
+        lock(&self.0).contains(&(namespace.into(), url.into(), sha256.into()))
+    }
+
+    fn record(&self, namespace: &str, url: &str, sha256: &str) {
+        let mut fetched = lock(&self.0);
+        if fetched.len() >= MAX_FETCHED {
+            fetched.clear();
+        }
+        fetched.insert((namespace.into(), url.into(), sha256.into()));
+    }
 }
 
 /// Which version of each policy ConfigMap the loader last read (and the digest of each key it took), and the newest
@@ -93,11 +118,17 @@ impl PolicyRuntime {
             })?,
             None => Vec::new(),
         };
+        Self::trusting(&extra_roots)
+    }
+
+    /// A runtime that trusts `extra_roots` (PEM, may be empty) besides the platform's roots for policy URLs.
+    pub fn trusting(extra_roots: &[u8]) -> perf_policy_host::Result<Self> {
         Ok(Self {
             host: Arc::new(PolicyHost::new(HostConfig::default())?),
             evaluator: Evaluator::new(2),
-            http: source::http_client_trusting(Duration::from_secs(10), &extra_roots)?,
+            http: source::http_client_trusting(Duration::from_secs(10), extra_roots)?,
             versions: ConfigMapVersions::default(),
+            fetched: Fetched::default(),
         })
     }
 
@@ -144,10 +175,17 @@ impl PolicyRuntime {
             }
             (sha256, bytes)
         } else if let Some(u) = &r.url {
-            if let Some(loaded) = cached(&u.sha256) {
+            if self.fetched.contains(namespace, &u.url, &u.sha256)
+                && let Some(loaded) = cached(&u.sha256)
+            {
                 return loaded;
             }
             let bytes = source::fetch(&self.http, &u.url, &u.sha256, MAX_COMPONENT_BYTES).await.map_err(unavailable)?;
+            self.fetched.record(namespace, &u.url, &u.sha256);
+            // Compiled before (for any tenant): these verified bytes are that component, no second compile.
+            if let Some(loaded) = cached(&u.sha256) {
+                return loaded;
+            }
             (u.sha256.clone(), bytes)
         } else {
             return Err(PolicyUnavailable::Source { message: "policy names no source".into() });

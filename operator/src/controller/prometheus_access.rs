@@ -27,10 +27,20 @@ pub async fn client(
     access: Option<&PrometheusAccess>,
     field: &str,
 ) -> Read<Arc<Prometheus>> {
-    let access = match access {
+    let mut access = match access {
         Some(spec) => resolve(round, spec, field).await?,
         None => Access::default(),
     };
+    if let Some(tenant) = &round.ctx.scope.prometheus_tenant_header {
+        if let Some((name, _)) =
+            access.headers.iter().find(|(name, _)| perf_prometheus::selects_tenant(name, Some(tenant)))
+        {
+            let reason = format!("{field}.prometheusAccess.headers: {}", crate::validate::tenant_header(name));
+            return Err(Unread::Prometheus(perf_prometheus::Error::InvalidAccess { reason }));
+        }
+        // The tenant is the profile's namespace, whatever the profile says.
+        access.headers.push((tenant.clone(), round.namespace()));
+    }
     round.ctx.prometheus.get_with(url, access).map_err(Unread::Prometheus)
 }
 

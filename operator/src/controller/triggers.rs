@@ -25,6 +25,21 @@ pub fn profile_trigger(profile: &Watched) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// A profile whose current spec has had a round: what starts its rounds now is a schedule (resync, a canary's
+/// poll) or a change of something it owns, not a new or edited spec.
+pub fn settled(guard: &Watched) -> bool {
+    let Ok(profile) = &guard.0 else { return false };
+    let observed = profile.status.as_ref().and_then(|s| s.observed_generation);
+    observed.is_some() && observed == profile.metadata.generation
+}
+
+/// How many of `concurrency` slots settled profiles may hold: all but a quarter (at least one kept for new and
+/// changed profiles), all when there is only one.
+pub fn settled_share(concurrency: u16) -> usize {
+    let all = usize::from(concurrency.max(1));
+    if all == 1 { 1 } else { all - (all / 4).max(1) }
+}
+
 /// Predicate of the target watch (metadata only): a Deployment's generation moves with its spec (a new pod
 /// template, a replica change), not with its status.
 pub fn spec_generation<K: Resource>(object: &K) -> Option<u64> {
@@ -181,6 +196,24 @@ mod tests {
                 "resourceVersion": "10", "labels": {"tier": "web"}, "annotations": {"a": "1"}},
             "spec": {"targetRef": {"name": "shop"}}
         })
+    }
+
+    #[test]
+    fn rounds_of_new_and_changed_profiles_keep_a_quarter_of_the_slots() {
+        assert!(!settled(&watched(base())), "never reconciled");
+        let mut done = base();
+        done["status"] = json!({"observedGeneration": 3});
+        assert!(settled(&watched(done.clone())), "its spec has had a round");
+        done["metadata"]["generation"] = json!(4);
+        assert!(!settled(&watched(done.clone())), "edited since");
+        done["status"] = json!({"conditions": []});
+        assert!(!settled(&watched(done)), "no round recorded");
+        let unreadable = watched(json!({"apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
+            "metadata": {"name": "x", "namespace": "a", "generation": 1}, "spec": {"targetRef": 7},
+            "status": {"observedGeneration": 1}}));
+        assert!(!settled(&unreadable), "an unreadable profile is not settled");
+        let shares: Vec<usize> = [0u16, 1, 2, 3, 4, 8, 16, 64].iter().map(|&c| settled_share(c)).collect();
+        assert_eq!(shares, [1, 1, 1, 2, 3, 6, 12, 48]);
     }
 
     #[test]

@@ -4,10 +4,9 @@
 //! [`super::caches`]; the triggers are these watches of the controller's own.
 
 use super::Context;
-use super::caches::api;
+use super::caches::{Cacheable, api};
 use super::triggers::{self, Watched};
 use futures::TryStreamExt;
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
@@ -17,8 +16,6 @@ use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Predicate, WatchStreamExt, predicates, reflector::Store, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use std::fmt::Debug;
 use std::sync::Arc;
 
 pub use super::caches::MANAGED_BY;
@@ -38,7 +35,10 @@ pub fn controller(ctx: &Arc<Context>, client: &Client, namespace: Option<&str>) 
     // Generation, labels and annotations: a new pod template or size, not the status a rollout moves.
     let target_changed = predicates::generation.combine(predicates::labels).combine(predicates::annotations);
     Controller::for_stream(profiles, store)
-        .with_config(Config::default().concurrency(pace.concurrency).debounce(pace.debounce))
+        // No bound here: the bound is [`Context::slots`], over every namespace's controller, where new and changed
+        // profiles keep a share ([`triggers::settled_share`]). A bound here would let waiting rounds of settled
+        // profiles take every place before a new profile's round could even ask for a slot.
+        .with_config(Config::default().debounce(pace.debounce))
         .owns_stream(owned_changes::<Deployment>(ctx, client, namespace, owned.clone()))
         .owns_stream(owned_changes::<StatefulSet>(ctx, client, namespace, owned.clone()))
         .owns_stream(owned_changes::<Service>(ctx, client, namespace, owned.clone()))
@@ -116,21 +116,12 @@ fn profiles(
 }
 
 /// Changes of owned objects of kind `K`, metadata only, less the operator's own writes ([`triggers::OwnWrites`]).
-fn owned_changes<K>(
+fn owned_changes<K: Cacheable>(
     ctx: &Arc<Context>,
     client: &Client,
     namespace: Option<&str>,
     config: watcher::Config,
-) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static {
     let ctx = ctx.clone();
     watcher(api::<PartialObjectMeta<K>>(client, namespace), config)
         .default_backoff()

@@ -108,7 +108,8 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     let redis_live = credentials.map(|credentials| RedisLive {
         candidates: connect_candidates(&credentials, observed),
         accepted: credentials.accepted().iter().map(|p| p.to_string()).collect(),
-        exporter: exporter_runs(profile).then(|| credentials.exporter.clone()),
+        // No exporter user without its own password (never an empty one).
+        exporter: (exporter_runs(profile) && !credentials.exporter.is_empty()).then(|| credentials.exporter.clone()),
         settings: policies.redis_live.clone().or_else(from_spec),
     });
     if let Some(plan) = &cache_plan {
@@ -261,17 +262,18 @@ fn credentials<'a>(
         Some(Err(e)) => return Err(e),
         None => None,
     };
+    let exporter = match &observed.new_exporter_password {
+        Some(Ok(fresh)) => fresh.clone(),
+        Some(Err(e)) => return Err(e),
+        None => String::new(),
+    };
     let p = match observed.provisioned_redis.as_ref() {
         Some(Ok(p)) => p,
         Some(Err(e)) => return Err(e),
         None => return Ok(None),
     };
     let Some(current) = &p.password else {
-        let first = |fresh: &str| Credentials {
-            current: fresh.to_string(),
-            exporter: redis_auth::exporter_password(fresh),
-            ..Credentials::default()
-        };
+        let first = |fresh: &str| Credentials { current: fresh.to_string(), exporter, ..Credentials::default() };
         return Ok(fresh.map(first));
     };
     let live = Credentials {
@@ -279,7 +281,8 @@ fn credentials<'a>(
         previous: p.previous.clone(),
         rotation: p.rotation.clone(),
         rotated_at: p.rotated_at.clone(),
-        exporter: p.exporter.clone().unwrap_or_default(),
+        // Kept as the Secret holds it; drawn once when it holds none.
+        exporter: p.exporter.clone().filter(|e| !e.is_empty()).unwrap_or(exporter),
     };
     let requested = profile.meta().annotations.as_ref().and_then(|a| a.get(redis_auth::ROTATE_ANNOTATION));
     let requested = requested.map(String::as_str);

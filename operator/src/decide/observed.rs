@@ -144,6 +144,8 @@ pub struct Observed {
     pub provisioned_redis: Option<Read<ProvisionedRedis>>,
     /// A password for a provisioned Redis whose Secret does not exist yet (drawn in observe, so decide is pure).
     pub new_password: Option<Read<String>>,
+    /// A password for the exporter of a provisioned Redis whose Secret holds none yet: drawn apart from the app's.
+    pub new_exporter_password: Option<Read<String>>,
     /// `INFO` of the profile's Redis (provisioned or external).
     pub redis: Option<Read<RedisStats>>,
     pub cache_policy: Option<Read<Arc<Policy>>>,

@@ -268,6 +268,7 @@ impl Observations {
                 })
             }),
             new_password: None,
+            new_exporter_password: provisioned.then(|| Ok(PLAN_PASSWORD.into())),
             redis: cache.map(|_| Ok(redis)),
             cache_policy: cache.and_then(|c| c.policy.as_ref()).map(|r| load(World::Cache, r)),
             rate_limit_policy: spec

@@ -4,7 +4,7 @@
 //! (and the profiles' own share of them), its peak RSS, and seconds in which both replicas wrote (must be none).
 //! The standby's caches are warm before it leads (`perf_operator_caches_ready`), so its first rounds read no lists.
 //!
-//! `PERF_FAILOVER_PROFILES` (2000), `PERF_FAILOVER_RESYNC_SECONDS` (60). Run by `tests/bench-scale.sh`
+//! `PERF_FAILOVER_PROFILES` (2000), `PERF_FAILOVER_RESYNC_SECONDS` (300). Run by `tests/bench-scale.sh`
 //! (`PERF_BENCHES=failover`).
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -20,7 +20,7 @@ fn setting(name: &str, default: u64) -> u64 {
 #[tokio::main]
 async fn main() {
     let n = setting("PERF_FAILOVER_PROFILES", 2000) as usize;
-    let resync = setting("PERF_FAILOVER_RESYNC_SECONDS", 60).to_string();
+    let resync = setting("PERF_FAILOVER_RESYNC_SECONDS", 300).to_string();
     let c = cluster().await;
     create_postgres_secret(&c.api::<Secret>()).await;
     create_apps(&c.api(), n).await;

@@ -179,7 +179,10 @@ pub async fn wait_all_ready(
     limit: std::time::Duration,
 ) -> u64 {
     let started = std::time::Instant::now();
+    // A LIST of thousands of profiles with their status is megabytes: the benchmarks' sizes are listed less often.
+    let every = std::time::Duration::from_millis(if n > 200 { 2000 } else { 500 });
     let mut peak = 0;
+    let mut told = std::time::Instant::now();
     loop {
         peak = peak.max(op.peak_rss_kib());
         let list = api.list(&kube::api::ListParams::default()).await.expect("list profiles");
@@ -188,7 +191,12 @@ pub async fn wait_all_ready(
             return peak.max(op.peak_rss_kib());
         }
         assert!(started.elapsed() < limit, "only {ready}/{n} Ready after {limit:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if told.elapsed() >= std::time::Duration::from_secs(60) {
+            let seen = list.items.iter().filter(|p| p.status.is_some()).count();
+            eprintln!("{:>5.0} s: {ready}/{n} Ready, {seen} reconciled at least once", started.elapsed().as_secs_f64());
+            told = std::time::Instant::now();
+        }
+        tokio::time::sleep(every).await;
     }
 }
 
