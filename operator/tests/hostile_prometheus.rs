@@ -31,35 +31,47 @@ enum Hostile {
     Leaky,
 }
 
-/// A hostile server on 127.0.0.1; counts the bytes it managed to send and the requests it saw.
+/// A hostile server on 127.0.0.1; counts the bytes it managed to send and the requests it saw, and keeps their
+/// heads.
 struct Server {
     url: String,
     sent: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 fn serve(mode: Hostile) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (sent, requests) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (s, r) = (sent.clone(), requests.clone());
+    let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (s, r, h) = (sent.clone(), requests.clone(), heads.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (s, r) = (s.clone(), r.clone());
-            std::thread::spawn(move || answer(stream, mode, &s, &r));
+            let (s, r, h) = (s.clone(), r.clone(), h.clone());
+            std::thread::spawn(move || {
+                let head = read_head(&stream);
+                h.lock().unwrap().push(head);
+                r.fetch_add(1, Ordering::SeqCst);
+                answer(stream, mode, &s);
+            });
         }
     });
-    Server { url, sent, requests }
+    Server { url, sent, requests, heads }
 }
 
-fn answer(mut stream: TcpStream, mode: Hostile, sent: &AtomicU64, requests: &AtomicU64) {
+/// The request's head (its body, none for a GET, is not read).
+fn read_head(stream: &TcpStream) -> String {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    // The request's head; its body (none for a GET) is not read.
+    let (mut head, mut line) = (String::new(), String::new());
     while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        head.push_str(&line);
         line.clear();
     }
-    requests.fetch_add(1, Ordering::SeqCst);
+    head
+}
+
+fn answer(mut stream: TcpStream, mode: Hostile, sent: &AtomicU64) {
     // A bounded server: at most 64 MiB or 60 s per connection, whatever the client does.
     let started = Instant::now();
     let mut write = |bytes: &[u8]| {
@@ -270,4 +282,53 @@ async fn the_reconcile_refuses_it_names_the_field_and_asks_nothing() {
         assert!(message.contains("spec.canary.analysis.metrics[0].query"), "{message}");
     }
     assert_eq!(recorder.requests.load(Ordering::SeqCst), 0, "nothing was asked");
+}
+
+/// A profile whose rate-limit policy reads its traffic from `prometheus` (asked at every evaluation).
+fn rate_limited(prometheus: &str, headers: serde_json::Value) -> perf_operator_api::PerformanceProfile {
+    let mut profile = fixtures::Profile::test();
+    profile.spec.rate_limit = Some(
+        serde_json::from_value(serde_json::json!({
+            "routes": [{"route": "/api", "requestsPerSecond": 100, "burst": 200}],
+            "prometheus": prometheus, "prometheusAccess": {"headers": headers},
+            "policy": {"builtin": "adaptive-rate-limit"}
+        }))
+        .unwrap(),
+    );
+    profile
+}
+
+#[tokio::test]
+async fn the_tenant_header_is_the_profiles_namespace_and_no_profile_chooses_it() {
+    // The administrator's header: every query made for the profile carries its namespace.
+    let recorder = serve(Hostile::Leaky);
+    let profile = rate_limited(&recorder.url, serde_json::json!({"X-Api-Key": "reader"}));
+    let mut world = World::with(profile, Some(fixtures::target_deployment(2))).await;
+    let ctx = std::sync::Arc::get_mut(&mut world.ctx).expect("not shared yet");
+    ctx.scope.prometheus_tenant_header = Some("X-Scope-OrgID".into());
+    world.reconcile_settled().await.unwrap();
+    let heads = recorder.heads.lock().unwrap().clone();
+    assert!(!heads.is_empty(), "the traffic was asked");
+    let tenant = format!("x-scope-orgid: {}\r\n", fixtures::NS);
+    assert!(heads.iter().all(|h| h.to_ascii_lowercase().contains(&tenant)), "{heads:?}");
+
+    // A profile naming a tenant header: refused before any request, with the field.
+    for name in ["X-Scope-OrgID", "thanos-tenant"] {
+        let recorder = serve(Hostile::Leaky);
+        let world = World::with(rate_limited(&recorder.url, serde_json::json!({name: "tenant-b"})), None).await;
+        world.reconcile_settled().await.unwrap();
+        let (status, reason, message) = World::condition(&world.profile().await, "Degraded");
+        assert_eq!((status.as_str(), reason.as_str()), ("True", "InvalidSpec"), "{name}");
+        assert!(message.contains("spec.rateLimit.prometheusAccess.headers"), "{message}");
+        assert_eq!(recorder.requests.load(Ordering::SeqCst), 0, "{name}: nothing asked");
+    }
+
+    // The administrator's own header name, set by a profile: never sent.
+    let recorder = serve(Hostile::Leaky);
+    let profile = rate_limited(&recorder.url, serde_json::json!({"X-Team": "tenant-b"}));
+    let mut world = World::with(profile, Some(fixtures::target_deployment(2))).await;
+    std::sync::Arc::get_mut(&mut world.ctx).expect("not shared yet").scope.prometheus_tenant_header =
+        Some("X-Team".into());
+    world.reconcile_settled().await.unwrap();
+    assert_eq!(recorder.requests.load(Ordering::SeqCst), 0, "a profile's X-Team is never sent");
 }
