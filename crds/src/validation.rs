@@ -265,10 +265,9 @@ const HTTP: &[&str] = &["http://", "https://"];
 /// Shortest canary step and quick-check interval: each is a batch of queries on a Prometheus many tenants share.
 const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Starts with one of `schemes` and holds no whitespace: the part every URL field's pattern shares (each adds its own
-/// length and credential rules).
-/// A DNS subdomain (RFC 1123): dot-separated labels of lowercase letters, digits and inner hyphens.
-fn is_dns_subdomain(value: &str) -> bool {
+/// A DNS subdomain (RFC 1123): dot-separated labels of lowercase letters, digits and inner hyphens, as the schema's
+/// pattern for object names says (the length is checked apart).
+pub fn is_dns_subdomain(value: &str) -> bool {
     let label = |l: &str| {
         !l.is_empty()
             && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -278,6 +277,8 @@ fn is_dns_subdomain(value: &str) -> bool {
     value.split('.').all(label)
 }
 
+/// Starts with one of `schemes` and holds no whitespace: the part every URL field's pattern shares (each adds its own
+/// length and credential rules).
 fn is_url(value: &str, schemes: &[&str]) -> bool {
     schemes.iter().any(|scheme| value.starts_with(scheme)) && !value.chars().any(char::is_whitespace)
 }

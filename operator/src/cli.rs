@@ -332,14 +332,8 @@ fn header_name(value: &str) -> std::result::Result<String, String> {
 
 fn dns_name(value: &str) -> std::result::Result<String, String> {
     let name = value.strip_suffix('.').unwrap_or(value);
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if name.len() <= 253 && name.split('.').all(label_ok) {
+    let labels_fit = name.split('.').all(|label| label.len() <= 63);
+    if name.len() <= 253 && labels_fit && perf_operator_api::validation::is_dns_subdomain(name) {
         Ok(name.to_string())
     } else {
         Err(format!(
