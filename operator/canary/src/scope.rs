@@ -54,7 +54,7 @@ pub fn canary_problems(spec: &CanarySpec, ctx: &QueryContext) -> Vec<(String, St
 }
 
 /// `text` on one line, at most 200 characters: for messages in status.
-pub fn one_line(text: &str) -> String {
+fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect()
 }
 

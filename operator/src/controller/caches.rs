@@ -123,15 +123,6 @@ impl Shard {
     fn covers(&self, namespace: &str) -> bool {
         self.namespace.as_deref().is_none_or(|n| n == namespace)
     }
-
-    fn ready(&self) -> bool {
-        self.deployments.ready()
-            && self.stateful_sets.ready()
-            && self.services.ready()
-            && self.config_maps.ready()
-            && self.secrets.ready()
-            && self.hpas.ready()
-    }
 }
 
 /// A kind the caches keep.
@@ -173,11 +164,6 @@ impl Caches {
 
     fn shard(&self, namespace: &str) -> Option<&Shard> {
         self.shards.iter().find(|s| s.covers(namespace))
-    }
-
-    /// Whether every cache has listed.
-    pub fn ready(&self) -> bool {
-        self.shards.iter().all(Shard::ready)
     }
 
     /// Returns once every cache has listed.
