@@ -130,7 +130,9 @@ async fn run(url: &str, requests: &[(usize, usize)], mode: &Mode, host: &PolicyH
     let _: () = redis::cmd("FLUSHALL").query_async(&mut con).await.expect("flush");
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut con).await.expect("resetstat");
     let spec_live = memory::live_settings(&provision(budget), None);
-    redis_stats::configure(url, None, &spec_live.settings, Duration::from_secs(3)).await.expect("configure");
+    redis_stats::configure(&perf_egress::Egress::open(), url, None, &spec_live.settings, Duration::from_secs(3))
+        .await
+        .expect("configure");
     let classes: Vec<TtlClass> =
         CLASSES.iter().map(|c| TtlClass { name: c.name.into(), ttl_seconds: c.ttl_seconds }).collect();
     let mut published: BTreeMap<String, u32> = classes.iter().map(|c| (c.name.clone(), c.ttl_seconds)).collect();
@@ -169,7 +171,9 @@ async fn run(url: &str, requests: &[(usize, usize)], mode: &Mode, host: &PolicyH
         {
             last_policy = Instant::now();
             // The operator's loop: INFO, the interval's counters, the policy, published TTLs, advice within bounds.
-            let stats = redis_stats::fetch(url, None, Duration::from_secs(3)).await.expect("INFO");
+            let stats = redis_stats::fetch(&perf_egress::Egress::open(), url, None, Duration::from_secs(3))
+                .await
+                .expect("INFO");
             let interval = inputs::interval_stats(&stats, previous);
             previous = Some(inputs::counters(&stats));
             let input = inputs::cache_input(&classes, &published, interval, &Slo::default(), settings.as_ref());
@@ -179,10 +183,13 @@ async fn run(url: &str, requests: &[(usize, usize)], mode: &Mode, host: &PolicyH
                 admit.insert(class.name.clone(), d.admit);
             }
             let live = memory::live_settings(&provision(budget), decision.memory.as_ref());
-            redis_stats::configure(url, None, &live.settings, Duration::from_secs(3)).await.expect("advice");
+            redis_stats::configure(&perf_egress::Egress::open(), url, None, &live.settings, Duration::from_secs(3))
+                .await
+                .expect("advice");
         }
     }
-    out.stats = redis_stats::fetch(url, None, Duration::from_secs(3)).await.expect("INFO");
+    out.stats =
+        redis_stats::fetch(&perf_egress::Egress::open(), url, None, Duration::from_secs(3)).await.expect("INFO");
     out.ttls = published;
     out
 }
@@ -192,7 +199,7 @@ async fn main() {
     let redis = start_redis();
     let url = format!("redis://127.0.0.1:{}", redis.1);
     let started = Instant::now();
-    while redis_stats::fetch(&url, None, Duration::from_secs(1)).await.is_err() {
+    while redis_stats::fetch(&perf_egress::Egress::open(), &url, None, Duration::from_secs(1)).await.is_err() {
         assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -35,12 +35,6 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Both clients from the kubeconfig or the in-cluster config.
-    pub async fn infer(limits: Limits) -> Result<Self, kube::Error> {
-        let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
-        Self::from_config(config, limits)
-    }
-
     /// Both clients for `config`.
     pub fn from_config(config: kube::Config, limits: Limits) -> Result<Self, kube::Error> {
         let watch = Client::try_from(config.clone())?;

@@ -2,7 +2,7 @@
 
 use crate::leader::LeaseConfig;
 use crate::telemetry::{self, LogFormat, Metrics, Replica};
-use crate::{Error, Result, api_clients, controller, leader, plan, shards, validate};
+use crate::{Error, Result, api_clients, controller, leader, plan, shards, tenancy, validate};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -135,6 +135,28 @@ pub struct RunArgs {
     /// namespace. Profiles may never set a tenant header themselves: that would read another tenant's data.
     #[arg(long, env = "PERF_PROMETHEUS_TENANT_HEADER", value_parser = header_name)]
     pub prometheus_tenant_header: Option<String>,
+    /// Servers profiles may name, `[kind=]pattern` (kind: prometheus, clickhouse, postgres, redis, policy; none:
+    /// every kind). A pattern is a host (`*.` prefix for any name under it, `{namespace}` inside a label for the
+    /// profile's namespace), an address or a CIDR. Once a kind has entries, its servers must match one; without
+    /// any, every host outside the reserved ranges is allowed.
+    #[arg(long, env = "PERF_EGRESS_ALLOW", value_delimiter = ',', value_parser = egress_entry)]
+    pub egress_allow: Vec<String>,
+    /// Reserved addresses profiles may reach anyway, as CIDRs: loopback, link-local (cloud metadata), 0.0.0.0/8,
+    /// multicast and the API server are denied otherwise (e.g. 127.0.0.0/8 in a test cluster).
+    #[arg(long, env = "PERF_EGRESS_ALLOW_RESERVED", value_delimiter = ',', value_parser = reserved_entry)]
+    pub egress_allow_reserved: Vec<String>,
+    /// ClickHouse databases profiles may alter: names with `*` for any characters and `{namespace}` for the
+    /// profile's (e.g. `{namespace}`, `{namespace}_*`). Empty: any but the server's own.
+    #[arg(long, env = "PERF_CLICKHOUSE_DATABASES", value_delimiter = ',', value_parser = tenancy::database_pattern)]
+    pub clickhouse_database: Vec<String>,
+    /// Alert label names profiles may set in `spec.slo.alerts.alertLabels` (they route alerts: `team` would reach
+    /// another team's pager). Empty: any the operator does not set itself.
+    #[arg(long, env = "PERF_ALERT_LABELS", value_delimiter = ',', value_parser = prometheus_label)]
+    pub alert_label: Vec<String>,
+    /// PrometheusRule label keys profiles may set in `spec.slo.alerts.ruleLabels` (they select which Prometheus loads
+    /// the rule). Empty: any.
+    #[arg(long, env = "PERF_RULE_LABELS", value_delimiter = ',')]
+    pub rule_label: Vec<String>,
     /// Seconds an API server response may keep a request (not a watch) waiting.
     #[arg(long, env = "PERF_KUBE_API_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub kube_api_timeout_seconds: u64,
@@ -154,7 +176,17 @@ impl RunArgs {
             },
             cluster_domain: self.cluster_domain.trim_end_matches('.').to_string(),
             prometheus_tenant_header: self.prometheus_tenant_header.clone(),
+            egress: self.egress(api_server_from_env()),
+            clickhouse_databases: self.clickhouse_database.iter().filter(|d| !d.is_empty()).cloned().collect(),
+            alert_labels: self.alert_label.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
+            rule_labels: self.rule_label.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect(),
         }
+    }
+
+    /// The egress rule these flags ask for; `api_server` are the API server's addresses, always reserved.
+    pub fn egress(&self, api_server: Vec<std::net::IpAddr>) -> perf_egress::Egress {
+        // Each entry passed its value parser: the rule builds.
+        perf_egress::Egress::new(&self.egress_allow, &self.egress_allow_reserved, api_server).unwrap_or_default()
     }
 
     /// The bounds of the API client for unary calls.
@@ -321,15 +353,56 @@ pub async fn run_plan(args: &PlanArgs) -> Result<PlanOutput> {
     Ok(PlanOutput { text, refused })
 }
 
-/// `run`: admin server, leader election, controller; returns when shut down or when leadership is lost. The admin
-/// server is bound first, so `/healthz` answers from the start and `/readyz` as [`telemetry::Replica`] says.
-/// A DNS name: lowercase labels of letters, digits and inner hyphens, at most 63 each, 253 in all (a trailing dot is
-/// allowed).
 /// A valid HTTP header name that the client does not set itself.
 fn header_name(value: &str) -> std::result::Result<String, String> {
     perf_prometheus::header(value.trim(), "x").map(|(name, _)| name.as_str().to_string()).map_err(|e| e.to_string())
 }
 
+/// One `--egress-allow` entry; blank ones (an empty chart list) are none.
+fn egress_entry(value: &str) -> std::result::Result<String, String> {
+    perf_egress::Egress::new(&[value.to_string()], &[], Vec::new())
+        .map(|_| value.trim().to_string())
+        .map_err(|e| e.reason)
+}
+
+/// One `--alert-label` entry: a Prometheus label name (blank: none).
+fn prometheus_label(value: &str) -> std::result::Result<String, String> {
+    let name = value.trim();
+    let valid =
+        name.chars().enumerate().all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+    if valid { Ok(name.to_string()) } else { Err(format!("{name:?} is not a Prometheus label name")) }
+}
+
+/// One `--egress-allow-reserved` entry.
+fn reserved_entry(value: &str) -> std::result::Result<String, String> {
+    perf_egress::Egress::new(&[], &[value.to_string()], Vec::new())
+        .map(|_| value.trim().to_string())
+        .map_err(|e| e.reason)
+}
+
+/// The API server's in-cluster address (`KUBERNETES_SERVICE_HOST`), when set.
+fn api_server_from_env() -> Vec<std::net::IpAddr> {
+    std::env::var("KUBERNETES_SERVICE_HOST").ok().and_then(|h| h.parse().ok()).into_iter().collect()
+}
+
+/// The addresses of the API server the kubeconfig names, and its in-cluster address: reserved for every profile.
+async fn api_server_addresses(config: &kube::Config) -> Vec<std::net::IpAddr> {
+    let mut addresses = api_server_from_env();
+    let url = &config.cluster_url;
+    if let Some(host) = url.host() {
+        let port = url.port_u16().unwrap_or(443);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(found) = tokio::net::lookup_host((bare, port)).await {
+            addresses.extend(found.map(|a| a.ip()));
+        }
+    }
+    addresses.sort();
+    addresses.dedup();
+    addresses
+}
+
+/// A DNS name: lowercase labels of letters, digits and inner hyphens, at most 63 each, 253 in all (a trailing dot is
+/// allowed).
 fn dns_name(value: &str) -> std::result::Result<String, String> {
     let name = value.strip_suffix('.').unwrap_or(value);
     let labels_fit = name.split('.').all(|label| label.len() <= 63);
@@ -342,9 +415,14 @@ fn dns_name(value: &str) -> std::result::Result<String, String> {
     }
 }
 
+/// `run`: admin server, leader election, controller; returns when shut down or when leadership is lost. The admin
+/// server is bound first, so `/healthz` answers from the start and `/readyz` as [`telemetry::Replica`] says.
 pub async fn run_operator(args: RunArgs) -> Result<()> {
     let lease = args.leader_election.then(|| args.lease()).transpose()?;
-    let clients = api_clients::Clients::infer(args.api_limits()).await?;
+    let config = kube::Config::infer().await.map_err(|e| Error::Kube(kube::Error::InferConfig(e)))?;
+    let mut scope = args.scope();
+    scope.egress = args.egress(api_server_addresses(&config).await);
+    let clients = api_clients::Clients::from_config(config, args.api_limits())?;
     let metrics = Arc::new(Metrics::new()?);
     if !args.profile_metrics {
         metrics.profiles.turn_off();
@@ -352,7 +430,7 @@ pub async fn run_operator(args: RunArgs) -> Result<()> {
     let replica = Replica::new(&metrics);
     let listener = telemetry::bind_admin(args.admin_addr).await?;
     let admin = tokio::spawn(telemetry::serve_admin(listener, metrics.clone(), replica.clone()));
-    let ctx = controller::prepare(&clients, metrics, args.scope())?;
+    let ctx = controller::prepare(&clients, metrics, scope)?;
     let result = match lease {
         Some(config) => run_elected(ctx, clients, replica, config).await,
         None => {

@@ -36,6 +36,10 @@ pub enum Error {
     Component { component: &'static str, message: String },
     #[error("the reconcile did not finish within {0:?}; it is retried with backoff")]
     ReconcileTimeout(std::time::Duration),
+    /// An object with the name the operator would give one of the profile's objects exists and is not the
+    /// profile's: it is never taken over (its data would be lost).
+    #[error("{kind} {name} exists and is not this profile's (no controller reference to it): rename or delete it")]
+    NotOwned { kind: String, name: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,6 +62,7 @@ impl Error {
             Error::ClickHouse(e) => e.category(),
             Error::Component { component, .. } => component,
             Error::ReconcileTimeout(_) => "reconcile_timeout",
+            Error::NotOwned { .. } => "not_owned",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod reference;
 pub mod shards;
 pub mod strict;
 pub mod telemetry;
+pub mod tenancy;
 pub mod tls;
 pub mod tracked;
 pub mod validate;

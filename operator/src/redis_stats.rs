@@ -1,5 +1,6 @@
 //! What the operator reads from a Redis: reachability and the cache statistics that cache policies take as input.
 
+use perf_egress::{Bounded, Egress, Kind};
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -16,7 +17,17 @@ pub enum RedisError {
     Auth { address: String, message: String },
     #[error("redis {address}: no answer within {timeout:?}")]
     Timeout { address: String, timeout: Duration },
+    /// The administrator's egress rule refuses the address: nothing was sent.
+    #[error("redis {address}: {reason}")]
+    Refused { address: String, reason: String },
+    /// The server answered more than [`MAX_ANSWER_BYTES`]: cut off, the connection dropped.
+    #[error("redis {address}: the answer was larger than {limit} bytes and was cut off")]
+    TooLarge { address: String, limit: usize },
 }
+
+/// Bytes one answer may bring. `INFO everything` of a busy server is some tens of kilobytes; a server streaming
+/// more (a hostile or broken one a tenant names) is cut off here.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// Counters and gauges from `INFO` and `CONFIG GET`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -78,8 +89,13 @@ pub fn parse_info(text: &str) -> RedisStats {
 
 /// Reads `INFO` and `maxclients` within `timeout`, on a connection kept for this address and password
 /// ([`reused`]). The password never appears in errors.
-pub async fn fetch(address: &str, password: Option<&str>, timeout: Duration) -> Result<RedisStats, RedisError> {
-    let read = within(address, timeout, reused(address, password, |con| read_stats(address, con))).await;
+pub async fn fetch(
+    egress: &Egress,
+    address: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<RedisStats, RedisError> {
+    let read = within(address, timeout, reused(egress, address, password, |con| read_stats(address, con))).await;
     if let Err(RedisError::Timeout { .. }) = read {
         // A kept connection to a server that stopped answering would time out every round: the next one connects.
         kept().remove(&kept_key(address, password));
@@ -126,7 +142,7 @@ fn kept() -> std::sync::MutexGuard<'static, HashMap<KeptKey, Kept>> {
 
 /// Runs `work` on the kept connection for `address` and `password`; when there is none, or it fails as a dead
 /// connection would (the server restarted, the network dropped it), on a new one, which is kept if it works.
-async fn reused<T, F, Fut>(address: &str, password: Option<&str>, work: F) -> Result<T, RedisError>
+async fn reused<T, F, Fut>(egress: &Egress, address: &str, password: Option<&str>, work: F) -> Result<T, RedisError>
 where
     F: Fn(MultiplexedConnection) -> Fut,
     Fut: std::future::Future<Output = Result<T, RedisError>>,
@@ -141,7 +157,7 @@ where
             done => return done,
         }
     }
-    let connection = connect(address, password).await?;
+    let connection = connect(egress, address, password).await?;
     let done = work(connection.clone()).await;
     if done.is_ok() {
         keep(key, connection);
@@ -169,13 +185,14 @@ fn keep(key: KeptKey, connection: MultiplexedConnection) {
 /// Holds `settings` live (`CONFIG GET`, then `CONFIG SET` only what differs), within `timeout`. Returns how many
 /// were set: 0 when Redis already held them all. The password never appears in errors.
 pub async fn configure(
+    egress: &Egress,
     address: &str,
     password: Option<&str>,
     settings: &[(String, String)],
     timeout: Duration,
 ) -> Result<usize, RedisError> {
     within(address, timeout, async {
-        let mut con = connect(address, password).await?;
+        let mut con = connect(egress, address, password).await?;
         let mut set = 0;
         for (key, value) in settings {
             let live: Vec<String> =
@@ -202,6 +219,7 @@ pub async fn configure(
 /// connecting with the first of `candidates` the server takes (during a rotation the server may still know only
 /// the old one). Returns whether it changed anything: a second round sends nothing.
 pub async fn hold_passwords(
+    egress: &Egress,
     address: &str,
     candidates: &[&str],
     accepted: &[&str],
@@ -210,7 +228,7 @@ pub async fn hold_passwords(
 ) -> Result<bool, RedisError> {
     use crate::components::redis_auth::{EXPORTER_RULES, EXPORTER_USER, sha256};
     within(address, timeout, async {
-        let mut con = connect_any(address, candidates).await?;
+        let mut con = connect_any(egress, address, candidates).await?;
         let mut changed = false;
         let wanted: Vec<String> = accepted.iter().map(|p| sha256(p)).collect();
         if !same(&wanted, &user_passwords(&mut con, address, "default").await?) {
@@ -269,10 +287,14 @@ async fn user_passwords(
 }
 
 /// A connection with the first password the server accepts; the last refusal when none is.
-async fn connect_any(address: &str, candidates: &[&str]) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+async fn connect_any(
+    egress: &Egress,
+    address: &str,
+    candidates: &[&str],
+) -> Result<redis::aio::MultiplexedConnection, RedisError> {
     let mut refused = None;
     for password in candidates {
-        match connect(address, Some(password)).await {
+        match connect(egress, address, Some(password)).await {
             Ok(con) => return Ok(con),
             Err(e @ RedisError::Auth { .. }) => refused = Some(e),
             Err(e) => return Err(e),
@@ -310,6 +332,9 @@ fn acl_passwords(user: &redis::Value) -> Vec<String> {
 
 fn unreachable(address: &str) -> impl Fn(redis::RedisError) -> RedisError + '_ {
     move |e| {
+        if let Some(limit) = perf_egress::too_large(&e) {
+            return RedisError::TooLarge { address: address.to_string(), limit };
+        }
         let message = e.to_string();
         // WRONGPASS, NOAUTH, "invalid password": the Secret is wrong, the server is fine.
         let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
@@ -331,15 +356,33 @@ fn is_refusal(e: &redis::RedisError) -> bool {
     matches!(e.kind(), ErrorKind::Server(ServerErrorKind::ResponseError | ServerErrorKind::NoPerm))
 }
 
-/// A connection authenticated with `password`, if any.
-async fn connect(address: &str, password: Option<&str>) -> Result<MultiplexedConnection, RedisError> {
+/// A connection authenticated with `password`, if any, to an address `egress` allows, whose answers are bounded
+/// by [`MAX_ANSWER_BYTES`].
+async fn connect(egress: &Egress, address: &str, password: Option<&str>) -> Result<MultiplexedConnection, RedisError> {
     let mut info = redis::IntoConnectionInfo::into_connection_info(address).map_err(unreachable(address))?;
     if let Some(p) = password {
         let with_password = info.redis_settings().clone().set_password(p);
         info = info.set_redis_settings(with_password);
     }
-    let client = redis::Client::open(info).map_err(unreachable(address))?;
-    client.get_multiplexed_async_connection().await.map_err(unreachable(address))
+    let redis::ConnectionAddr::Tcp(host, port) = info.addr().clone() else {
+        let message = "expected a redis:// address (TCP without TLS)".to_string();
+        return Err(RedisError::Unreachable { address: address.to_string(), message });
+    };
+    let stream = perf_egress::connect(egress, Kind::Redis, &host, port).await.map_err(|e| match e {
+        perf_egress::ConnectError::Refused(r) => {
+            RedisError::Refused { address: address.to_string(), reason: r.to_string() }
+        }
+        other => RedisError::Unreachable { address: address.to_string(), message: other.to_string() },
+    })?;
+    let stream = Bounded::new(stream, MAX_ANSWER_BYTES);
+    // The client's own response timeout (0.5 s) as before; the caller bounds the whole exchange (`within`).
+    let config = redis::AsyncConnectionConfig::new();
+    let (connection, driver) = MultiplexedConnection::new_with_config(info.redis_settings(), stream, config)
+        .await
+        .map_err(unreachable(address))?;
+    // The driver reads answers and ends when every handle is dropped or the connection fails.
+    tokio::spawn(driver);
+    Ok(connection)
 }
 
 /// `work` bounded by `timeout`.

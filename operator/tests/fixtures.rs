@@ -185,7 +185,10 @@ impl World {
             builder = builder.with_object(t);
         }
         let client = builder.build().await.unwrap();
-        let ctx = Arc::new(Context::new(client.clone(), Arc::new(Metrics::new().unwrap())).unwrap());
+        let mut ctx = Context::new(client.clone(), Arc::new(Metrics::new().unwrap())).unwrap();
+        // The test servers listen on loopback, which profiles may not reach by default.
+        ctx.set_egress(loopback_allowed()).unwrap();
+        let ctx = Arc::new(ctx);
         Self { client, ctx, writes, failing, events }
     }
 
@@ -291,4 +294,9 @@ fn apply_profile_status(
     live.status = serde_json::from_value(after)?;
     let stored = ctx.client.update_status(ctx.namespace, &live, &PostParams::default())?;
     Ok(Some(serde_json::to_value(stored)?))
+}
+
+/// The egress rule of the tests: the operator's default with loopback opened, where every test server listens.
+pub fn loopback_allowed() -> perf_egress::Egress {
+    perf_egress::Egress::new(&[], &["127.0.0.0/8".into(), "::1".into()], vec![]).expect("an egress rule")
 }

@@ -52,10 +52,11 @@ fn as_stored(mut p: PerformanceProfile) -> PerformanceProfile {
 /// What the reconcile decided on, from its status records and the Redis it read.
 async fn recorded(p: &PerformanceProfile) -> Observations {
     let status = p.status.clone().unwrap_or_default();
-    let max_clients = perf_operator::redis_stats::fetch(&redis_url(), None, Duration::from_secs(3))
-        .await
-        .map(|s| s.max_clients)
-        .unwrap_or(0);
+    let max_clients =
+        perf_operator::redis_stats::fetch(&perf_egress::Egress::open(), &redis_url(), None, Duration::from_secs(3))
+            .await
+            .map(|s| s.max_clients)
+            .unwrap_or(0);
     let redis =
         status.policies.as_ref().and_then(|s| s.cache.as_ref()).and_then(|c| c.observed).map(|o| RedisInterval {
             hits: o.hits,

@@ -30,12 +30,21 @@ async fn a_digest_fetched_by_one_tenant_is_not_given_to_another_without_its_own_
     perf_operator::tls::install_crypto_provider();
     let ring = rustls::crypto::ring::default_provider;
     let (good, other) = (https::serve(BUILTIN_ADAPTIVE_TTL, ring()).await, https::serve(b"not it", ring()).await);
-    let runtime = PolicyRuntime::trusting(format!("{}{}", good.ca, other.ca).as_bytes()).unwrap();
+    let mut runtime = PolicyRuntime::trusting(format!("{}{}", good.ca, other.ca).as_bytes()).unwrap();
     // Never used for a URL source: a client that would fail if it were.
     let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();
     let pin = sha256_hex(BUILTIN_ADAPTIVE_TTL);
     let at_good = url_policy(&format!("https://localhost:{}/ttl.wasm", good.port), &pin);
+    // By default a policy URL on the operator's own host is refused before any request.
+    for url in
+        [format!("https://localhost:{}/ttl.wasm", good.port), format!("https://127.0.0.1:{}/ttl.wasm", good.port)]
+    {
+        let refused = load(&runtime, &client, "team-a", &url_policy(&url, &pin)).await.err().map(|e| e.to_string());
+        assert!(refused.as_deref().is_some_and(|e| e.contains("a loopback address")), "{url}: {refused:?}");
+    }
+    assert_eq!(good.answered(), 0, "nothing reached the server");
+    runtime.reach(perf_egress::Egress::new(&[], &["127.0.0.0/8".into(), "::1".into()], vec![]).unwrap()).unwrap();
     load(&runtime, &client, "team-a", &at_good).await.expect("team-a fetches and loads it");
     assert_eq!(good.answered(), 1);
     load(&runtime, &client, "team-a", &at_good).await.expect("kept for team-a");

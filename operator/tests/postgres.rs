@@ -30,32 +30,48 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 #[tokio::test]
 async fn the_live_limits_are_read_in_every_ssl_mode() {
     for mode in [SslMode::Disable, SslMode::Prefer, SslMode::Require] {
-        let limits = postgres::read_limits(&target(mode, None, None), TIMEOUT).await.unwrap();
+        let limits =
+            postgres::read_limits(&perf_egress::Egress::open(), &target(mode, None, None), TIMEOUT).await.unwrap();
         assert_eq!((limits.max_connections, limits.superuser_reserved_connections), (37, 3), "{mode:?}");
         // PostgreSQL 15 (Debian 12) has no reserved_connections; 16 and later say 0 unless set.
         assert!(limits.reserved_connections.unwrap_or(0) == 0, "{limits:?}");
         assert_eq!(limits.available(), 34);
         assert!(limits.connections_in_use >= 1, "the read's own connection is a client backend: {limits:?}");
     }
-    let verified = postgres::read_limits(&target(SslMode::VerifyFull, None, Some(ca())), TIMEOUT).await.unwrap();
+    let verified =
+        postgres::read_limits(&perf_egress::Egress::open(), &target(SslMode::VerifyFull, None, Some(ca())), TIMEOUT)
+            .await
+            .unwrap();
     assert_eq!(verified.max_connections, 37);
 }
 
 #[tokio::test]
 async fn a_certificate_no_known_ca_signed_is_refused_under_verify_full() {
     // Without caSecretRef, verify-full checks against the public web roots, which did not sign the test CA.
-    let e = postgres::read_limits(&target(SslMode::VerifyFull, None, None), TIMEOUT).await.unwrap_err();
+    let e = postgres::read_limits(&perf_egress::Egress::open(), &target(SslMode::VerifyFull, None, None), TIMEOUT)
+        .await
+        .unwrap_err();
     assert!(matches!(e, PostgresError::Unreachable { .. }), "{e:?}");
     let text = perf_operator::error::chain(&e);
     assert!(text.contains("TLS") || text.contains("certificate"), "{text}");
-    let bad = postgres::read_limits(&target(SslMode::VerifyFull, None, Some("no PEM here".into())), TIMEOUT).await;
+    let bad = postgres::read_limits(
+        &perf_egress::Egress::open(),
+        &target(SslMode::VerifyFull, None, Some("no PEM here".into())),
+        TIMEOUT,
+    )
+    .await;
     assert!(matches!(bad, Err(PostgresError::Ca { .. })), "{bad:?}");
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_told_apart_and_never_shown() {
-    let e =
-        postgres::read_limits(&target(SslMode::Disable, Some("not-the-password"), None), TIMEOUT).await.unwrap_err();
+    let e = postgres::read_limits(
+        &perf_egress::Egress::open(),
+        &target(SslMode::Disable, Some("not-the-password"), None),
+        TIMEOUT,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, PostgresError::WrongPassword { .. }), "{e:?}");
     let text = perf_operator::error::chain(&e);
     assert!(text.contains("password authentication failed") && !text.contains("not-the-password"), "{text}");
@@ -68,13 +84,14 @@ async fn no_server_and_a_silent_server_are_unreachable_and_a_timeout() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut t = target(SslMode::Disable, None, None);
     t.port = free;
-    let e = postgres::read_limits(&t, TIMEOUT).await.unwrap_err();
-    assert!(matches!(e, PostgresError::Unreachable { .. }), "{e:?}");
+    let e = postgres::read_limits(&perf_egress::Egress::open(), &t, TIMEOUT).await.unwrap_err();
+    // No connection at all (refused at connect): unreachable, as a failed session start is.
+    assert!(matches!(e, PostgresError::Connect { .. }) && e.category() == "unreachable", "{e:?}");
     // Accepts the connection, never answers: bounded by the timeout, not by the server.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     t.port = silent.local_addr().unwrap().port();
     let started = std::time::Instant::now();
-    let e = postgres::read_limits(&t, Duration::from_millis(500)).await.unwrap_err();
+    let e = postgres::read_limits(&perf_egress::Egress::open(), &t, Duration::from_millis(500)).await.unwrap_err();
     assert!(matches!(e, PostgresError::Timeout { .. } | PostgresError::Unreachable { .. }), "{e:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
@@ -111,16 +128,18 @@ async fn profiles_sharing_a_server_read_its_limits_once_per_ttl_and_a_failure_is
     let cache = PostgresCache::default();
     // Eight rounds at once (profiles resyncing together): one connection, the others wait for its answer.
     let shared = via_proxy(None);
-    let reads = futures::future::join_all((0..8).map(|_| cache.read(&shared, TIMEOUT))).await;
+    let open = perf_egress::Egress::open();
+    let reads = futures::future::join_all((0..8).map(|_| cache.read(&open, &shared, TIMEOUT))).await;
     for limits in reads {
         assert_eq!(limits.unwrap().max_connections, 37);
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for eight rounds");
-    cache.read(&via_proxy(None), TIMEOUT).await.unwrap();
+    cache.read(&perf_egress::Egress::open(), &via_proxy(None), TIMEOUT).await.unwrap();
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "within the TTL the answer is reused");
     // Other credentials are another entry, and a failure is not kept: each round tries again.
     for _ in 0..2 {
-        let e = cache.read(&via_proxy(Some("not-the-password")), TIMEOUT).await.unwrap_err();
+        let e =
+            cache.read(&perf_egress::Egress::open(), &via_proxy(Some("not-the-password")), TIMEOUT).await.unwrap_err();
         assert!(matches!(e, PostgresError::WrongPassword { .. }), "{e:?}");
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3);

@@ -204,3 +204,30 @@ async fn a_profile_whose_canary_section_was_removed_still_hands_the_target_back_
     let target = world.api::<Deployment>().get("risk-api").await.unwrap();
     assert_eq!(target.spec.unwrap().replicas, Some(3), "the primary's replicas go back to the target");
 }
+
+#[tokio::test]
+async fn an_object_of_the_same_name_the_profile_does_not_control_is_never_taken_over() {
+    let world = World::with(Profile::test().with_provisioned_redis(), Some(target_deployment(2))).await;
+    // Someone's own Secret and ConfigMap under the names the operator would give the profile's.
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("risk-api-redis".into());
+    secret.string_data = Some([("password".to_string(), "theirs".to_string())].into());
+    world.api::<Secret>().create(&Default::default(), &secret).await.unwrap();
+    let mut contract = ConfigMap::default();
+    contract.metadata.name = Some("risk-api-perf".into());
+    contract.data = Some([("mine".to_string(), "keep".to_string())].into());
+    world.api::<ConfigMap>().create(&Default::default(), &contract).await.unwrap();
+
+    let result = world.reconcile().await;
+    let error = result.err().map(|e| perf_operator::error::chain(&e)).unwrap_or_default();
+    assert!(error.contains("ConfigMap risk-api-perf exists and is not this profile's"), "{error}");
+    let p = world.profile().await;
+    let (status, reason, message) = World::condition(&p, "CacheReady");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "ApplyFailed"), "{message}");
+    assert!(message.contains("Secret risk-api-redis exists and is not this profile's"), "{message}");
+    let kept = world.api::<ConfigMap>().get("risk-api-perf").await.unwrap();
+    assert_eq!(kept.data.unwrap(), [("mine".to_string(), "keep".to_string())].into(), "their data is untouched");
+    assert!(kept.metadata.owner_references.is_none(), "not adopted");
+    let kept = world.api::<Secret>().get("risk-api-redis").await.unwrap();
+    assert!(kept.metadata.owner_references.is_none(), "not adopted");
+}

@@ -66,7 +66,7 @@ impl Drop for OwnRedis {
 
 async fn fetch_with_retry(url: &str, password: Option<&str>) -> redis_stats::RedisStats {
     for _ in 0..50 {
-        if let Ok(s) = redis_stats::fetch(url, password, Duration::from_secs(1)).await {
+        if let Ok(s) = redis_stats::fetch(&perf_egress::Egress::open(), url, password, Duration::from_secs(1)).await {
             return s;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -92,7 +92,7 @@ async fn redis_runs_with_the_generated_config() {
     let policy: Vec<String> =
         redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(&mut con).await.unwrap();
     assert_eq!(policy[1], "allkeys-lfu");
-    let denied = redis_stats::fetch(&url, None, Duration::from_secs(2)).await;
+    let denied = redis_stats::fetch(&perf_egress::Egress::open(), &url, None, Duration::from_secs(2)).await;
     assert!(denied.is_err(), "the password is required");
 }
 
@@ -202,7 +202,7 @@ async fn memory_advice_is_held_live_without_a_restart_and_a_second_round_sets_no
         eviction_policy: Some("allkeys-lfu".into()),
     };
     let live = perf_operator::decide::memory::live_settings(&provision, Some(&advice));
-    let set = redis_stats::configure(&url, Some("s3cret"), &live.settings, Duration::from_secs(3)).await.unwrap();
+    let set = configure(&url, Some("s3cret"), &live.settings).await.unwrap();
     assert_eq!(set, 1, "maxmemory already at the bound; only the policy changes: {}", live.summary);
     let after = fetch_with_retry(&url, Some("s3cret")).await;
     assert_eq!((before.max_memory_bytes, after.max_memory_bytes), (64 << 20, 64 << 20));
@@ -212,9 +212,9 @@ async fn memory_advice_is_held_live_without_a_restart_and_a_second_round_sets_no
     let kept: Option<String> = redis::cmd("GET").arg("perf-test:kept").query_async(&mut con).await.unwrap();
     assert_eq!((kept.as_deref(), run_id(redis.1, "s3cret").await), (Some("v"), process), "same process, keys kept");
 
-    let again = redis_stats::configure(&url, Some("s3cret"), &live.settings, Duration::from_secs(3)).await.unwrap();
+    let again = configure(&url, Some("s3cret"), &live.settings).await.unwrap();
     assert_eq!(again, 0, "a second round sets nothing");
-    let denied = redis_stats::configure(&url, Some("wrong"), &live.settings, Duration::from_secs(3)).await;
+    let denied = configure(&url, Some("wrong"), &live.settings).await;
     let message = denied.expect_err("a wrong password is refused").to_string();
     assert!(!message.contains("wrong"), "the password never appears in errors: {message}");
 }
@@ -247,13 +247,13 @@ async fn a_spec_change_is_applied_live_without_a_restart() {
     let _: () = redis::cmd("SET").arg("perf-test:kept").arg("v").query_async(&mut con).await.unwrap();
 
     let live = perf_operator::decide::memory::live_settings(&new, None);
-    let set = redis_stats::configure(&url, Some(pw), &live.settings, Duration::from_secs(3)).await.unwrap();
+    let set = configure(&url, Some(pw), &live.settings).await.unwrap();
     assert_eq!(set, 3, "maxmemory, the policy and maxclients: {}", live.summary);
     let after = fetch_with_retry(&url, Some(pw)).await;
     assert_eq!((after.max_memory_bytes, after.max_clients), (32 << 20, 200));
     let kept: Option<String> = redis::cmd("GET").arg("perf-test:kept").query_async(&mut con).await.unwrap();
     assert_eq!(kept.as_deref(), Some("v"), "same process, cache kept");
-    let again = redis_stats::configure(&url, Some(pw), &live.settings, Duration::from_secs(3)).await.unwrap();
+    let again = configure(&url, Some(pw), &live.settings).await.unwrap();
     assert_eq!(again, 0, "a second round sets nothing");
 }
 
@@ -338,7 +338,15 @@ async fn a_password_rotation_keeps_the_cache_with_both_passwords_in_the_grace_th
     let rotated = redis_auth::decide(&old, Some("2026-11-30"), Some("new-pw"), grace, t0);
     let candidates = ["new-pw", "old-pw"];
     let hold = async |accepted: Vec<&str>| {
-        redis_stats::hold_passwords(&url, &candidates, &accepted, Some("exp-pw"), Duration::from_secs(3)).await
+        redis_stats::hold_passwords(
+            &perf_egress::Egress::open(),
+            &url,
+            &candidates,
+            &accepted,
+            Some("exp-pw"),
+            Duration::from_secs(3),
+        )
+        .await
     };
     assert!(hold(rotated.accepted()).await.unwrap(), "the server knew only the old password");
     assert!(!hold(rotated.accepted()).await.unwrap(), "a second round sends nothing");
@@ -367,8 +375,16 @@ async fn a_password_rotation_keeps_the_cache_with_both_passwords_in_the_grace_th
     // The exporter's user from the file Redis read, with the password drawn for it.
     exporter_reads_only(port, &retired.exporter).await;
     // A wrong password among the candidates alone is named as such, never shown.
-    let wrong =
-        redis_stats::hold_passwords(&url, &["nope"], &["new-pw"], None, Duration::from_secs(3)).await.unwrap_err();
+    let wrong = redis_stats::hold_passwords(
+        &perf_egress::Egress::open(),
+        &url,
+        &["nope"],
+        &["new-pw"],
+        None,
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(wrong, redis_stats::RedisError::Auth { .. }) && !wrong.to_string().contains("nope"), "{wrong}");
 }
 
@@ -411,7 +427,7 @@ async fn rounds_reuse_one_connection_and_reconnect_after_the_server_drops_it() {
     fetch_with_retry(&url, None).await;
     let before = connections_received(own.1).await;
     for _ in 0..10 {
-        redis_stats::fetch(&url, None, Duration::from_secs(2)).await.expect("read");
+        redis_stats::fetch(&perf_egress::Egress::open(), &url, None, Duration::from_secs(2)).await.expect("read");
     }
     // The counting connection itself is the only new one: ten rounds opened none.
     assert_eq!(connections_received(own.1).await - before, 1, "rounds opened connections of their own");
@@ -429,12 +445,22 @@ async fn rounds_reuse_one_connection_and_reconnect_after_the_server_drops_it() {
         .query_async(&mut admin)
         .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let stats = redis_stats::fetch(&url, None, Duration::from_secs(2)).await;
+    let stats = redis_stats::fetch(&perf_egress::Egress::open(), &url, None, Duration::from_secs(2)).await;
     assert!(stats.is_ok(), "after the server dropped the kept connection: {stats:?}");
     let reconnected = connections_received(own.1).await;
-    redis_stats::fetch(&url, None, Duration::from_secs(2)).await.expect("read");
+    redis_stats::fetch(&perf_egress::Egress::open(), &url, None, Duration::from_secs(2)).await.expect("read");
     assert_eq!(connections_received(own.1).await - reconnected, 1, "the new connection is kept");
     // A different password is a different connection (tenants never share an authenticated one).
-    let refused = redis_stats::fetch(&url, Some("not-this-one"), Duration::from_secs(2)).await;
+    let refused =
+        redis_stats::fetch(&perf_egress::Egress::open(), &url, Some("not-this-one"), Duration::from_secs(2)).await;
     assert!(refused.is_err(), "a password Redis does not ask for: {refused:?}");
+}
+
+/// `redis_stats::configure` as the tests call it: no egress rule, 3 s.
+async fn configure(
+    url: &str,
+    password: Option<&str>,
+    settings: &[(String, String)],
+) -> Result<usize, redis_stats::RedisError> {
+    redis_stats::configure(&perf_egress::Egress::open(), url, password, settings, Duration::from_secs(3)).await
 }

@@ -1,13 +1,19 @@
 //! Asking Prometheus every check's query at once, under one deadline for the whole analysis: a slow Prometheus
 //! costs one deadline, never queries x timeout. An empty answer is followed (within the same deadline) by one
-//! query per selector, so the outcome can say which selector matched nothing.
+//! query per selector, so the outcome can say which selector matched nothing. At most [`IN_FLIGHT`] of one
+//! analysis's queries are in flight at a time: a profile with many checks and selectors waits its turn rather than
+//! taking the shared Prometheus client's every slot.
 
 use crate::analysis::Check;
 use crate::selectors::{Selector, selectors};
 use futures::future::join_all;
 use perf_prometheus::{MetricsSource, QueryError};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+/// Queries of one analysis (checks and diagnosis) in flight at once.
+pub const IN_FLIGHT: usize = 8;
 
 /// One check's answer: the query's result and, for an empty one, which selector matched nothing.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,11 +41,16 @@ pub struct Asking<'a> {
 
 /// Runs every check's query concurrently; every answer is in by `asking.deadline` (a late one is a timeout).
 pub async fn gather(source: &dyn MetricsSource, checks: &[Check], asking: Asking<'_>) -> Vec<Answer> {
-    let until = Instant::now() + asking.deadline;
-    let results = join_all(checks.iter().map(|c| bounded(source, &c.query, until, asking.deadline))).await;
+    let asked = Asked {
+        source,
+        until: Instant::now() + asking.deadline,
+        deadline: asking.deadline,
+        turns: &Semaphore::new(IN_FLIGHT),
+    };
+    let results = join_all(checks.iter().map(|c| asked.bounded(&c.query))).await;
     let answers = results.into_iter().zip(checks).map(|(result, check)| async move {
         let unmatched = match result {
-            Ok(None) => unmatched(source, &check.query, asking, until).await,
+            Ok(None) => unmatched(&asked, &check.query, asking).await,
             _ => None,
         };
         Answer { result, unmatched }
@@ -47,22 +58,34 @@ pub async fn gather(source: &dyn MetricsSource, checks: &[Check], asking: Asking
     join_all(answers).await
 }
 
-async fn bounded(
-    source: &dyn MetricsSource,
-    promql: &str,
+/// One analysis's way of asking: its source, its deadline and its turns.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    source: &'a dyn MetricsSource,
     until: Instant,
     deadline: Duration,
-) -> Result<Option<f64>, QueryError> {
-    let late = || QueryError::Timeout { at: source.at().to_string(), after: deadline };
-    tokio::time::timeout_at(until, source.query(promql)).await.unwrap_or_else(|_| Err(late()))
+    turns: &'a Semaphore,
+}
+
+impl Asked<'_> {
+    /// `promql`'s answer once a turn is free, by the analysis's deadline (waiting for the turn included).
+    async fn bounded(&self, promql: &str) -> Result<Option<f64>, QueryError> {
+        let late = || QueryError::Timeout { at: self.source.at().to_string(), after: self.deadline };
+        let asked = async {
+            // The semaphore lives as long as the analysis and is never closed.
+            let _turn = self.turns.acquire().await.ok();
+            self.source.query(promql).await
+        };
+        tokio::time::timeout_at(self.until, asked).await.unwrap_or_else(|_| Err(late()))
+    }
 }
 
 /// The first selector of `query` with no series in its range (or the window), said in a sentence; None when each
 /// matched something or the diagnosis itself got no answer.
-async fn unmatched(source: &dyn MetricsSource, query: &str, asking: Asking<'_>, until: Instant) -> Option<String> {
+async fn unmatched(asked: &Asked<'_>, query: &str, asking: Asking<'_>) -> Option<String> {
     let found = selectors(query);
     let probes: Vec<String> = found.iter().map(|s| probe(s, asking.window)).collect();
-    let counts = join_all(probes.iter().map(|p| bounded(source, p, until, asking.deadline))).await;
+    let counts = join_all(probes.iter().map(|p| asked.bounded(p))).await;
     let (selector, _) = found.iter().zip(counts).find(|(_, count)| matches!(count, Ok(None) | Ok(Some(0.0))))?;
     let range = selector.range.as_deref().unwrap_or(asking.window);
     Some(format!("no series match {} in the last {range} (namespace {})", selector.text, asking.namespace))
@@ -132,5 +155,35 @@ mod tests {
         assert_eq!(answers[0].result, Ok(Some(0.5)));
         let late = QueryError::Timeout { at: "the metrics source".into(), after: ASKING.deadline };
         assert_eq!((&answers[1].result, &answers[2].result), (&Err(late.clone()), &Err(late)));
+    }
+
+    /// Answers 1.0 after 10 ms and counts how many queries were in flight at once.
+    #[derive(Default)]
+    struct Counting {
+        now: std::sync::atomic::AtomicUsize,
+        most: std::sync::atomic::AtomicUsize,
+    }
+
+    impl MetricsSource for Counting {
+        fn query<'a>(&'a self, _: &'a str) -> QueryFuture<'a> {
+            use std::sync::atomic::Ordering::SeqCst;
+            Box::pin(async move {
+                let now = self.now.fetch_add(1, SeqCst) + 1;
+                self.most.fetch_max(now, SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                self.now.fetch_sub(1, SeqCst);
+                Ok(Some(1.0))
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_analysis_keeps_at_most_its_share_of_queries_in_flight() {
+        let source = Counting::default();
+        let checks: Vec<Check> = (0..35).map(|i| check(&format!("q{i}"))).collect();
+        let asking = Asking { deadline: Duration::from_secs(5), ..ASKING };
+        let answers = gather(&source, &checks, asking).await;
+        assert!(answers.iter().all(|a| a.result == Ok(Some(1.0))), "every check answered");
+        assert_eq!(source.most.load(std::sync::atomic::Ordering::SeqCst), IN_FLIGHT);
     }
 }

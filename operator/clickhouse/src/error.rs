@@ -18,6 +18,15 @@ pub enum Error {
     /// A statement or query did not finish in time.
     #[error("statement `{statement}` timed out after {seconds} s")]
     Timeout { statement: String, seconds: u64 },
+    /// The round's deadline passed before this statement started: it is sent next round.
+    #[error("not sent: this round's deadline of {seconds} s passed; it is sent next round")]
+    RoundDeadline { seconds: u64 },
+    /// The administrator's egress rule refuses the endpoint: nothing was sent.
+    #[error("ClickHouse at {endpoint}: {reason}")]
+    EndpointRefused { endpoint: String, reason: String },
+    /// An answer was larger than [`crate::MAX_ANSWER_BYTES`]: cut off.
+    #[error("ClickHouse at {endpoint}: an answer was larger than {limit} bytes and was cut off")]
+    TooLarge { endpoint: String, limit: usize },
 }
 
 impl Error {
@@ -29,13 +38,24 @@ impl Error {
             Error::Unauthorized { .. } => "Unauthorized",
             Error::Statement { .. } => "StatementFailed",
             Error::Timeout { .. } => "Timeout",
+            Error::EndpointRefused { .. } => "EndpointRefused",
+            Error::RoundDeadline { .. } => "Timeout",
+            Error::TooLarge { .. } => "AnswerTooLarge",
         }
     }
 
     /// Whether every later statement would fail the same way (server gone, credentials refused, no answer in
     /// time): sending stops there instead of waiting out each statement. A refused statement does not stop it.
     pub fn stops_round(&self) -> bool {
-        matches!(self, Error::Unreachable { .. } | Error::Unauthorized { .. } | Error::Timeout { .. })
+        matches!(
+            self,
+            Error::Unreachable { .. }
+                | Error::Unauthorized { .. }
+                | Error::Timeout { .. }
+                | Error::EndpointRefused { .. }
+                | Error::TooLarge { .. }
+                | Error::RoundDeadline { .. }
+        )
     }
 
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -46,7 +66,7 @@ impl Error {
     pub(crate) fn from_client(endpoint: &str, statement: &str, err: clickhouse::error::Error) -> Self {
         use clickhouse::error::Error as E;
         match err {
-            E::Network(e) => Error::Unreachable { endpoint: endpoint.to_string(), message: chain(e.as_ref()) },
+            E::Network(e) => network(endpoint, e.as_ref()),
             E::BadResponse(text) => {
                 let message = short(&text);
                 // 516 AUTHENTICATION_FAILED, 192-194 unknown user / wrong password / required password.
@@ -58,6 +78,22 @@ impl Error {
             }
             other => Error::Statement { statement: statement.to_string(), message: short(&other.to_string()) },
         }
+    }
+}
+
+/// A failed exchange: refused by the egress rule, an answer cut off, or the server unreachable.
+fn network(endpoint: &str, err: &(dyn std::error::Error + 'static)) -> Error {
+    let endpoint = endpoint.to_string();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(perf_egress::ConnectError::Refused(r)) = e.downcast_ref::<perf_egress::ConnectError>() {
+            return Error::EndpointRefused { endpoint, reason: r.to_string() };
+        }
+        next = e.source();
+    }
+    match perf_egress::too_large(err) {
+        Some(limit) => Error::TooLarge { endpoint, limit },
+        None => Error::Unreachable { endpoint, message: chain(err) },
     }
 }
 

@@ -5,12 +5,12 @@ use crate::canon::{self, Formatted};
 use crate::error::{Error, Result};
 use crate::observe::{LiveSchema, bounded};
 use crate::validate::{DesiredQuery, DesiredTable};
-use clickhouse::{Client, Row};
+use clickhouse::Client;
 use perf_operator_api::status::{GranuleUse, IndexUse, QueryReport};
 use serde::Deserialize;
 use serde_json::Value;
 
-#[derive(Row, Deserialize)]
+#[derive(Deserialize)]
 struct FormattedRow {
     text: String,
     formatted: Option<String>,
@@ -42,7 +42,8 @@ pub async fn format_definitions(client: &Client, endpoint: &str, schema: &mut Li
     let sql = format!(
         "SELECT text, formatQuerySingleLineOrNull(text) AS formatted FROM (SELECT arrayJoin([{list}]) AS text)"
     );
-    let fetched = bounded("formatQuerySingleLineOrNull", client.query_raw(&sql).fetch_all::<FormattedRow>()).await;
+    let fetched =
+        bounded("formatQuerySingleLineOrNull", crate::rows::fetch_all::<FormattedRow>(client.query_raw(&sql))).await;
     let rows = match fetched.and_then(|r| r.map_err(|e| Error::from_client(endpoint, "formatQuerySingleLineOrNull", e)))
     {
         Ok(rows) => rows,
@@ -59,7 +60,7 @@ pub async fn format_definitions(client: &Client, endpoint: &str, schema: &mut Li
     }
 }
 
-#[derive(Row, Deserialize)]
+#[derive(Deserialize)]
 struct ExplainRow {
     explain: String,
 }
@@ -81,7 +82,7 @@ pub async fn explain_queries(client: &Client, endpoint: &str, schema: &mut LiveS
 
 async fn explain(client: &Client, endpoint: &str, q: &DesiredQuery) -> std::result::Result<QueryReport, String> {
     let sql = format!("EXPLAIN json = 1, indexes = 1, projections = 1 {}", q.sql);
-    let rows = bounded(&sql, client.query_raw(&sql).fetch_all::<ExplainRow>())
+    let rows = bounded(&sql, crate::rows::fetch_all::<ExplainRow>(client.query_raw(&sql)))
         .await
         .and_then(|r| r.map_err(|e| Error::from_client(endpoint, &sql, e)))
         .map_err(|e| e.to_string())?;

@@ -12,9 +12,11 @@ pub mod check;
 pub mod diff;
 pub mod error;
 pub mod explain;
+mod http;
 pub mod limits;
 pub mod observe;
 pub mod round;
+mod rows;
 pub mod send;
 pub mod sql;
 pub mod status;
@@ -47,8 +49,25 @@ impl std::fmt::Debug for Credentials {
 
 /// One HTTP client for every ClickHouse server the process reaches: its connections are pooled per endpoint and
 /// reused from one round to the next, instead of a new pool (and TLS handshake) per call. Cheap to clone.
-#[derive(Clone, Default)]
+/// Connections go where its egress rule allows; answers are bounded by [`http::MAX_ANSWER_BYTES`].
+#[derive(Clone)]
 pub struct Http(Client);
+
+impl Http {
+    /// The operator's client: connections only where `egress` allows.
+    pub fn new(egress: perf_egress::Egress) -> Self {
+        Self(http::client(egress))
+    }
+}
+
+impl Default for Http {
+    /// An open client (the CLI, run by a user against their own servers); answers are still bounded.
+    fn default() -> Self {
+        Self::new(perf_egress::Egress::open())
+    }
+}
+
+pub use http::MAX_ANSWER_BYTES;
 
 impl std::fmt::Debug for Http {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,9 +161,11 @@ pub async fn cleanup(
     let client = client(http, spec, creds.as_ref());
     let live = observe::observe(&client, &spec.endpoint, &spec.database).await?;
     let mut managed = status.managed.clone();
+    let deadline = tokio::time::Instant::now() + send::ROUND_DEADLINE;
     for name in round::record_only_tables(&[], &managed) {
         let Some(t) = live.tables.get(&name) else { continue };
-        let target = Target { client: &client, endpoint: &spec.endpoint, database: &spec.database, table: &name };
+        let target =
+            Target { client: &client, endpoint: &spec.endpoint, database: &spec.database, table: &name, deadline };
         let plan = diff::plan(None, t, &round::records(&managed, &name), &[], true);
         if let Some(error) = send::send(&target, &plan.actions, &mut managed).await.into_iter().find_map(Step::error) {
             return Err(error);

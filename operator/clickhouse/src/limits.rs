@@ -5,7 +5,6 @@
 use crate::error::{Error, Result};
 use crate::observe::bounded;
 use crate::{Credentials, client};
-use clickhouse::Row;
 use perf_operator_api::clickhouse::ClickHouseSpec;
 use serde::Deserialize;
 
@@ -35,7 +34,7 @@ impl ServerLimits {
     }
 }
 
-#[derive(Row, Deserialize)]
+#[derive(Deserialize)]
 struct Setting {
     name: String,
     value: String,
@@ -46,7 +45,7 @@ const QUERY: &str =
 
 /// Reads the limits of the spec's server.
 pub async fn read(http: &crate::Http, spec: &ClickHouseSpec, creds: Option<&Credentials>) -> Result<ServerLimits> {
-    let rows = bounded(QUERY, client(http, spec, creds).query(QUERY).fetch_all::<Setting>()).await?;
+    let rows = bounded(QUERY, crate::rows::fetch_all::<Setting>(client(http, spec, creds).query(QUERY))).await?;
     match rows {
         Ok(rows) => Ok(parse(rows.into_iter().map(|r| (r.name, r.value)))),
         Err(e) => absent(Error::from_client(&spec.endpoint, QUERY, e)),

@@ -4,7 +4,7 @@ use crate::canon::{self, Formatted};
 use crate::check::codec;
 use crate::error::{Error, Result};
 use crate::validate::index_definition;
-use clickhouse::{Client, Row};
+use clickhouse::Client;
 use perf_operator_api::status::QueryReport;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -125,14 +125,14 @@ impl LiveTable {
     }
 }
 
-#[derive(Row, Deserialize)]
+#[derive(Deserialize)]
 struct TableRow {
     name: String,
     engine: String,
     engine_full: String,
 }
 
-#[derive(Row, Deserialize)]
+#[derive(Deserialize)]
 struct ColumnRow {
     table: String,
     name: String,
@@ -140,14 +140,14 @@ struct ColumnRow {
     codec: String,
 }
 
-#[derive(Row, Deserialize)]
+#[derive(Deserialize)]
 struct ProjectionRow {
     table: String,
     name: String,
     query: String,
 }
 
-#[derive(Row, Deserialize)]
+#[derive(Deserialize)]
 struct IndexRow {
     table: String,
     name: String,
@@ -156,7 +156,7 @@ struct IndexRow {
     granularity: u64,
 }
 
-#[derive(Row, Deserialize)]
+#[derive(Deserialize)]
 struct MutationRow {
     table: String,
     mutation_id: String,
@@ -210,10 +210,12 @@ fn table<'a>(schema: &'a mut LiveSchema, name: &str) -> &'a mut LiveTable {
 
 async fn fetch<T>(client: &Client, endpoint: &str, sql: &str, database: &str) -> Result<Vec<T>>
 where
-    T: clickhouse::RowOwned + clickhouse::RowRead,
+    T: serde::de::DeserializeOwned,
 {
     let query = client.query(sql).param("db", database);
-    bounded(sql, query.fetch_all::<T>()).await.and_then(|r| r.map_err(|e| Error::from_client(endpoint, sql, e)))
+    bounded(sql, crate::rows::fetch_all::<T>(query))
+        .await
+        .and_then(|r| r.map_err(|e| Error::from_client(endpoint, sql, e)))
 }
 
 /// `fut` bounded by [`TIMEOUT`].

@@ -123,6 +123,7 @@ async fn send_all(
 ) -> BTreeMap<String, TableErrors> {
     let mut errors: BTreeMap<String, TableErrors> = BTreeMap::new();
     let mut stopped: Option<String> = None;
+    let deadline = tokio::time::Instant::now() + send::ROUND_DEADLINE;
     for t in tables {
         let problems = errors.entry(t.name.clone()).or_default();
         problems.messages.extend(t.error.iter().cloned());
@@ -133,7 +134,7 @@ async fn send_all(
             problems.messages.push(format!("{} statement(s) not sent: {reason}", t.plan.actions.len()));
             continue;
         }
-        let target = Target { client, endpoint: &spec.endpoint, database: &spec.database, table: &t.name };
+        let target = Target { client, endpoint: &spec.endpoint, database: &spec.database, table: &t.name, deadline };
         let steps = send::send(&target, &t.plan.actions, managed).await;
         for (action, step) in t.plan.actions.iter().zip(&steps) {
             let send::Step::Failed(e) = step else { continue };

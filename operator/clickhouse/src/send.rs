@@ -18,7 +18,14 @@ pub struct Target<'a> {
     pub endpoint: &'a str,
     pub database: &'a str,
     pub table: &'a str,
+    /// No statement starts after this (one started runs to its own bound, [`crate::observe::TIMEOUT`]: cut off
+    /// midway, the server might apply it with no record of it here).
+    pub deadline: tokio::time::Instant,
 }
+
+/// How long one round may go on starting statements: a server that accepts each slowly (or a plan of many) holds
+/// the reconcile at most this long plus one statement's bound; what is left is sent next round.
+pub const ROUND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What became of one action.
 #[derive(Debug)]
@@ -79,7 +86,11 @@ pub async fn send(target: &Target<'_>, actions: &[Action], managed: &mut Vec<Man
             steps.push(Step::Skipped);
             continue;
         }
-        let result = send_one(target, action).await;
+        let result = if tokio::time::Instant::now() >= target.deadline {
+            Err(Error::RoundDeadline { seconds: ROUND_DEADLINE.as_secs() })
+        } else {
+            send_one(target, action).await
+        };
         gate.record(action, result.as_ref().err());
         steps.push(match result {
             Ok(()) => {

@@ -124,3 +124,16 @@ fn failures_lists_only_failed_steps() {
         ]
     );
 }
+
+#[tokio::test]
+async fn after_the_rounds_deadline_no_statement_starts() {
+    // Port 9 (discard) on loopback: a statement that started would fail as unreachable, not as the deadline.
+    let client = clickhouse::Client::default().with_url("http://127.0.0.1:9");
+    let deadline = tokio::time::Instant::now();
+    let target = Target { client: &client, endpoint: "http://127.0.0.1:9", database: "db", table: "t", deadline };
+    let mut managed = Vec::new();
+    let steps = send(&target, &round(), &mut managed).await;
+    assert!(matches!(&steps[0], Step::Failed(Error::RoundDeadline { seconds: 60 })), "{:?}", steps[0]);
+    assert!(steps[1..].iter().all(|s| matches!(s, Step::Skipped)), "{steps:?}");
+    assert!(managed.is_empty());
+}

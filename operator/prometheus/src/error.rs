@@ -43,6 +43,9 @@ pub enum QueryError {
     Redirected { at: String, status: u16 },
     #[error("{at} answered more than {limit} bytes, more than any answer this client reads (wrong URL?)")]
     TooLarge { at: String, limit: usize },
+    /// The administrator's egress rule refuses the server: nothing was sent.
+    #[error("Prometheus at {at} may not be reached: {reason}")]
+    EndpointRefused { at: String, reason: String },
     #[error("Prometheus rejected the query ({error_type}): {message}")]
     Rejected { error_type: String, message: String },
     #[error("query returned {0} series, expected one (aggregate it, e.g. with sum())")]
@@ -63,7 +66,8 @@ impl QueryError {
             | QueryError::NotFound { .. }
             | QueryError::NotPrometheus { .. }
             | QueryError::Redirected { .. }
-            | QueryError::TooLarge { .. } => Trouble::Endpoint,
+            | QueryError::TooLarge { .. }
+            | QueryError::EndpointRefused { .. } => Trouble::Endpoint,
             QueryError::Rejected { .. } | QueryError::ManySeries(_) => Trouble::Query,
         }
     }
@@ -87,6 +91,9 @@ impl QueryError {
 /// reqwest's own message only says "error sending request for url (...)".
 pub(crate) fn transport(error: &reqwest::Error, at: &str, host: &str, timeout: Duration) -> QueryError {
     let at = at.to_string();
+    if let Some(reason) = causes(error).find_map(refusal) {
+        return QueryError::EndpointRefused { at, reason };
+    }
     if let Some(reason) = causes(error).find_map(tls_reason) {
         return QueryError::Tls { at, reason };
     }
@@ -117,6 +124,13 @@ fn causes<'a>(error: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (
 
 fn io_kind(error: &(dyn StdError + 'static)) -> Option<std::io::ErrorKind> {
     error.downcast_ref::<std::io::Error>().map(std::io::Error::kind)
+}
+
+fn refusal(error: &(dyn StdError + 'static)) -> Option<String> {
+    match error.downcast_ref::<perf_egress::ConnectError>() {
+        Some(perf_egress::ConnectError::Refused(r)) => Some(r.to_string()),
+        _ => None,
+    }
 }
 
 fn tls_reason(error: &(dyn StdError + 'static)) -> Option<String> {

@@ -11,6 +11,7 @@ pub use access::{Access, Auth, header, selects_tenant};
 pub use config::ScrapeIntervals;
 pub use error::{QueryError, Trouble};
 
+use perf_egress::{Egress, Kind};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -26,6 +27,8 @@ pub enum Error {
     InvalidUrl { url: String, reason: String },
     #[error("invalid Prometheus access: {reason}")]
     InvalidAccess { reason: String },
+    #[error("Prometheus URL {url:?} may not be reached: {reason}")]
+    Refused { url: String, reason: String },
 }
 
 impl Error {
@@ -33,7 +36,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::HttpClient(_) => "prometheus",
-            Error::InvalidUrl { .. } | Error::InvalidAccess { .. } => "input",
+            Error::InvalidUrl { .. } | Error::InvalidAccess { .. } | Error::Refused { .. } => "input",
         }
     }
 }
@@ -75,7 +78,14 @@ pub struct Prometheus {
     access: Access,
     /// The global scrape interval as last read (None: could not be read), and when: see [`SCRAPE_INTERVAL_KEPT`].
     scrape_interval: Arc<Mutex<Option<KeptInterval>>>,
+    /// Requests in flight, shared by every client [`Clients`] built: see [`IN_FLIGHT`]. None: unbounded (the CLI).
+    turns: Option<Arc<tokio::sync::Semaphore>>,
 }
+
+/// Requests in flight at once through the clients of one [`Clients`] (every profile's), each answer at most
+/// [`MAX_ANSWER_BYTES`]: what all tenants' Prometheus answers can hold of the operator's memory at once is bounded
+/// (32 x 4 MiB), and a tenant with many queries waits for turns instead of growing it.
+pub const IN_FLIGHT: usize = 32;
 
 /// A scrape interval as read (None: could not be read), and when it was read.
 type KeptInterval = (std::time::Instant, Option<Duration>);
@@ -94,15 +104,26 @@ impl Prometheus {
 
     /// [`Prometheus::new`] for a Prometheus behind credentials, a private CA or a tenant header.
     pub fn with_access(base: &str, timeout: Duration, access: Access) -> Result<Self> {
+        Self::reaching(base, timeout, access, &Egress::open())
+    }
+
+    /// [`Prometheus::with_access`] under the administrator's egress rule: an address in the URL is judged here, a
+    /// name on what it resolves to at each connect.
+    pub fn reaching(base: &str, timeout: Duration, access: Access, egress: &Egress) -> Result<Self> {
         let (host, at) = check_url(base)?;
+        let url =
+            reqwest::Url::parse(base).map_err(|e| Error::InvalidUrl { url: base.into(), reason: e.to_string() })?;
+        perf_egress::http::literal(egress, Kind::Prometheus, &url)
+            .map_err(|r| Error::Refused { url: base.to_string(), reason: r.to_string() })?;
         // No redirects: a tenant's URL must not lead the operator (with the tenant's headers) somewhere else.
         let builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(perf_egress::http::Screened::new(egress.clone(), Kind::Prometheus));
         let client = access.configure(builder)?.build().map_err(Error::HttpClient)?;
         let base = base.trim_end_matches('/').to_string();
-        Ok(Self { client, base, at, host, timeout, access, scrape_interval: Arc::default() })
+        Ok(Self { client, base, at, host, timeout, access, scrape_interval: Arc::default(), turns: None })
     }
 
     /// The global scrape interval from `/api/v1/status/config`, read at most every [`SCRAPE_INTERVAL_KEPT`]
@@ -143,6 +164,14 @@ impl Prometheus {
         let url = format!("{}/api/v1/{path}", self.base);
         let timeout = timeout.min(self.timeout);
         let transport = |e: reqwest::Error| error::transport(&e, &self.at, &self.host, timeout);
+        let _turn = match &self.turns {
+            // Waiting for a turn counts toward the request's time; the semaphore is never closed.
+            Some(turns) => match tokio::time::timeout(timeout, turns.acquire()).await {
+                Ok(turn) => turn.ok(),
+                Err(_) => return Err(QueryError::Timeout { at: self.at.clone(), after: timeout }),
+            },
+            None => None,
+        };
         let request = self.access.apply(self.client.get(&url).query(query).timeout(timeout));
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
@@ -222,13 +251,30 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Prometheus clients by base URL and access, built once: each holds a connection pool, and profiles usually share
 /// one Prometheus. Keyed by a digest of the access, so a rotated credential gets a new client and two tenants with
 /// their own credentials for one URL never share one.
-#[derive(Default)]
-pub struct Clients(Mutex<HashMap<(String, String), Arc<Prometheus>>>);
+pub struct Clients {
+    built: Mutex<HashMap<(String, String), Arc<Prometheus>>>,
+    /// The turns every client built here shares ([`IN_FLIGHT`]).
+    turns: Arc<tokio::sync::Semaphore>,
+    /// The rule every client is built under; the default denies the reserved ranges.
+    egress: Egress,
+}
 
 /// Clients kept at most; past that the map starts again (rotated credentials leave old entries behind).
 const MAX_CLIENTS: usize = 256;
 
+impl Default for Clients {
+    /// Clients under the default egress rule (reserved ranges denied).
+    fn default() -> Self {
+        Self::new(Egress::default())
+    }
+}
+
 impl Clients {
+    /// Clients built under `egress`.
+    pub fn new(egress: Egress) -> Self {
+        Self { built: Mutex::default(), turns: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)), egress }
+    }
+
     /// The client for an open Prometheus at `base`, built on first use (queries bounded by [`TIMEOUT`]).
     pub fn get(&self, base: &str) -> Result<Arc<Prometheus>> {
         self.get_with(base, Access::default())
@@ -238,11 +284,13 @@ impl Clients {
     pub fn get_with(&self, base: &str, access: Access) -> Result<Arc<Prometheus>> {
         let key = (base.to_string(), access.fingerprint());
         // A panic elsewhere while holding the lock leaves the map intact: keep using it.
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.built.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = map.get(&key) {
             return Ok(p.clone());
         }
-        let p = Arc::new(Prometheus::with_access(base, TIMEOUT, access)?);
+        let mut p = Prometheus::reaching(base, TIMEOUT, access, &self.egress)?;
+        p.turns = Some(self.turns.clone());
+        let p = Arc::new(p);
         if map.len() >= MAX_CLIENTS {
             map.clear();
         }
@@ -320,5 +368,36 @@ mod tests {
         let after = Duration::from_millis(300);
         let prom = Prometheus::new(&format!("http://127.0.0.1:{port}"), after).unwrap();
         assert_eq!(prom.query("up").await, Err(QueryError::Timeout { at: format!("127.0.0.1:{port}"), after }));
+    }
+
+    #[tokio::test]
+    async fn every_client_of_one_cache_shares_its_turns() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepted.clone();
+        // Accepts and holds every connection without a byte.
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        let loopback = Egress::new(&[], &["127.0.0.0/8".into()], vec![]).unwrap();
+        let clients = Clients::new(loopback);
+        // Two tenants' clients (different credentials) of one server: one budget of turns.
+        let a = clients.get(&format!("http://127.0.0.1:{port}")).unwrap();
+        let header = Access { headers: vec![("X-Team".into(), "b".into())], ..Access::default() };
+        let b = clients.get_with(&format!("http://127.0.0.1:{port}"), header).unwrap();
+        let asking: Vec<_> = (0..IN_FLIGHT + 8)
+            .map(|i| {
+                let p = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move { p.query("up").await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), IN_FLIGHT, "the rest wait for a turn");
+        asking.iter().for_each(tokio::task::JoinHandle::abort);
     }
 }

@@ -26,15 +26,27 @@ pub async fn apply_if_changed<K: Cacheable + Serialize>(ctx: &Context, desired: 
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let name = desired.name_any();
     let want = serde_json::to_value(desired)?;
-    if let Some(live) = ctx.caches.get_or_read(&api, &namespace, &name).await?
-        && is_subset(&want, &serde_json::to_value(&*live)?)
-    {
-        return Ok(false);
+    if let Some(live) = ctx.caches.get_or_read(&api, &namespace, &name).await? {
+        if !same_controller(desired.meta(), live.meta()) {
+            return Err(Error::NotOwned { kind: K::kind(&()).into_owned(), name });
+        }
+        if is_subset(&want, &serde_json::to_value(&*live)?) {
+            return Ok(false);
+        }
     }
     // force: we are the only manager of these fields; another manager's conflicting change is drift to undo.
     let written = api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&want)).await?;
     ctx.own_writes.record(&written);
     Ok(true)
+}
+
+/// Whether `live` is controlled by the owner `desired` names as its controller: an object someone else made
+/// under that name (by hand, or with a generated name that happens to match) is never adopted.
+fn same_controller(desired: &kube::api::ObjectMeta, live: &kube::api::ObjectMeta) -> bool {
+    let controller = |m: &kube::api::ObjectMeta| {
+        m.owner_references.iter().flatten().find(|o| o.controller == Some(true)).map(|o| o.uid.clone())
+    };
+    controller(desired).is_some_and(|uid| controller(live).as_deref() == Some(uid.as_str()))
 }
 
 /// What applying a decision did, per part.
@@ -93,9 +105,9 @@ pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decis
     let redis_live = async {
         let live = decision.redis_live.as_ref()?;
         let address = crate::components::cache::operator_address(profile, &ctx.scope.cluster_domain);
-        Some(hold_redis(&address, live).await)
+        Some(hold_redis(&ctx.scope.egress, &address, live).await)
     };
-    let slo_rule = super::slo_rule::apply(&ctx.client, &ctx.rules_unserved, profile, &decision.slo_rule);
+    let slo_rule = super::slo_rule::apply(&ctx.client, &ctx.rules_unserved, profile, &decision.slo_rule, &ctx.scope);
     let ((objects, contract), clickhouse, canary, redis_live, slo_rule) = tokio::join!(
         Box::pin(objects_then_contract),
         Box::pin(clickhouse),
@@ -109,6 +121,7 @@ pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decis
 /// The provisioned Redis's passwords (`ACL SETUSER`), then its settings (`CONFIG SET`) with the current password:
 /// how many settings changed.
 async fn hold_redis(
+    egress: &perf_egress::Egress,
     address: &str,
     live: &crate::decide::RedisLive,
 ) -> std::result::Result<usize, crate::redis_stats::RedisError> {
@@ -116,9 +129,9 @@ async fn hold_redis(
     let candidates: Vec<&str> = live.candidates.iter().map(String::as_str).collect();
     let accepted: Vec<&str> = live.accepted.iter().map(String::as_str).collect();
     let exporter = live.exporter.as_deref();
-    crate::redis_stats::hold_passwords(address, &candidates, &accepted, exporter, timeout).await?;
+    crate::redis_stats::hold_passwords(egress, address, &candidates, &accepted, exporter, timeout).await?;
     let Some(settings) = &live.settings else { return Ok(0) };
-    crate::redis_stats::configure(address, accepted.first().copied(), &settings.settings, timeout).await
+    crate::redis_stats::configure(egress, address, accepted.first().copied(), &settings.settings, timeout).await
 }
 
 async fn apply_objects(ctx: &Context, objects: &OwnedObjects) -> Result<()> {
@@ -165,5 +178,41 @@ where
     match Api::<K>::namespaced(client.clone(), namespace).delete(name, &kube::api::DeleteParams::default()).await {
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         other => other.map(|_| ()).map_err(Into::into),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn meta(owners: &[(&str, bool)]) -> kube::api::ObjectMeta {
+        let refs = owners
+            .iter()
+            .map(|(uid, controller)| OwnerReference {
+                api_version: "perf.operator.dev/v1alpha1".into(),
+                kind: "PerformanceProfile".into(),
+                name: "web".into(),
+                uid: uid.to_string(),
+                controller: Some(*controller),
+                block_owner_deletion: Some(true),
+            })
+            .collect();
+        kube::api::ObjectMeta { owner_references: Some(refs), ..Default::default() }
+    }
+
+    #[test]
+    fn only_an_object_this_profile_controls_is_written_over() {
+        let desired = meta(&[("uid-web", true)]);
+        assert!(same_controller(&desired, &meta(&[("uid-web", true)])));
+        for (live, why) in [
+            (kube::api::ObjectMeta::default(), "made by hand, no owner"),
+            (meta(&[("uid-web", false)]), "owned but not controlled"),
+            (meta(&[("uid-old", true)]), "a deleted profile's of the same name, not yet collected"),
+            (meta(&[("uid-other", true), ("uid-web", false)]), "another controller"),
+        ] {
+            assert!(!same_controller(&desired, &live), "{why}");
+        }
+        assert!(!same_controller(&kube::api::ObjectMeta::default(), &meta(&[("uid-web", true)])), "no owner desired");
     }
 }

@@ -67,7 +67,10 @@ pub fn needs_finalizer(profile: &PerformanceProfile) -> bool {
 
 /// The pipeline for a profile that is not being deleted.
 async fn converge(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result<Action> {
-    let findings = validate::check_spec(&profile, "spec");
+    let mut findings = validate::check_spec(&profile, "spec");
+    // Before anything is sent: servers and databases the administrator does not allow this namespace.
+    let rules = crate::tenancy::Rules { egress: &ctx.scope.egress, databases: &ctx.scope.clickhouse_databases };
+    findings.extend(crate::tenancy::check(&profile, rules, "spec"));
     if !findings.is_empty() {
         let message = findings.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
         report::write(&profile, &ctx, report::for_invalid_spec(&profile), Conditions::Invalid(&message)).await?;

@@ -31,6 +31,7 @@ type Slot = tokio::sync::Mutex<Option<(Instant, PostgresLimits)>>;
 impl PostgresCache {
     pub async fn read(
         &self,
+        egress: &perf_egress::Egress,
         target: &Target,
         timeout: Duration,
     ) -> Result<PostgresLimits, crate::postgres::PostgresError> {
@@ -47,7 +48,7 @@ impl PostgresCache {
         if let Some(limits) = fresh(held.as_ref()) {
             return Ok(limits.clone());
         }
-        let limits = postgres::read_limits(target, timeout).await?;
+        let limits = postgres::read_limits(egress, target, timeout).await?;
         *held = Some((Instant::now(), limits.clone()));
         Ok(limits)
     }
@@ -82,7 +83,7 @@ pub async fn postgres_limits(round: &Round<'_>, timeout: Duration) -> Read<Postg
         None => None,
     };
     let target = Target::new(server, user, password, ca);
-    Ok(round.ctx.postgres_limits.read(&target, timeout).await?)
+    Ok(round.ctx.postgres_limits.read(&round.ctx.scope.egress, &target, timeout).await?)
 }
 
 /// The limits of the profile's ClickHouse.

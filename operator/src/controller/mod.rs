@@ -87,10 +87,20 @@ impl Context {
             settled_slots: tokio::sync::Semaphore::new(triggers::settled_share(Pace::default().concurrency)),
             event_budget: governor::RateLimiter::direct(EVENT_QUOTA),
             caches: caches::Caches::default(),
-            clickhouse: perf_clickhouse::Http::default(),
+            clickhouse: perf_clickhouse::Http::new(perf_egress::Egress::default()),
             postgres_limits: limits::PostgresCache::default(),
             conflicts: crate::shards::Conflicts::default(),
         })
+    }
+
+    /// Makes `egress` the rule for every server a profile names: the ClickHouse, Prometheus and policy clients are
+    /// built again under it (Redis and PostgreSQL read it from the scope at each connect).
+    pub fn set_egress(&mut self, egress: perf_egress::Egress) -> Result<()> {
+        self.clickhouse = perf_clickhouse::Http::new(egress.clone());
+        self.prometheus = perf_prometheus::Clients::new(egress.clone());
+        self.policies.reach(egress.clone())?;
+        self.scope.egress = egress;
+        Ok(())
     }
 
     /// Drops what the process keeps for a profile that left the watch: its backoff, the references it named, its
@@ -215,6 +225,7 @@ pub fn prepare(clients: &Clients, metrics: Arc<Metrics>, scope: Scope) -> Result
     let settled_slots = tokio::sync::Semaphore::new(triggers::settled_share(scope.pace.concurrency));
     let base = Context::new(clients.unary.clone(), metrics)?;
     let mut context = Context { scope: scope.clone(), slots, settled_slots, ..base };
+    context.set_egress(scope.egress.clone())?;
     context.caches = caches::Caches::start(&clients.watch, &scope.namespaces);
     let ctx = Arc::new(context);
     let (caches, ready) = (ctx.caches.clone(), ctx.metrics.caches_ready.clone());
@@ -299,6 +310,16 @@ pub struct Scope {
     pub cluster_domain: String,
     /// Header set to the profile's namespace on every query made for it (`--prometheus-tenant-header`).
     pub prometheus_tenant_header: Option<String>,
+    /// Where profiles may make the operator connect (`--egress-allow`, `--egress-allow-reserved`); the reserved
+    /// ranges are denied by default.
+    pub egress: perf_egress::Egress,
+    /// ClickHouse databases a profile may name (`--clickhouse-database`, `{namespace}` for the profile's); empty:
+    /// any but the server's own.
+    pub clickhouse_databases: Vec<String>,
+    /// Alert label names profiles may set (`--alert-label`); empty: any the operator does not set itself.
+    pub alert_labels: Vec<String>,
+    /// PrometheusRule label keys profiles may set (`--rule-label`); empty: any.
+    pub rule_labels: Vec<String>,
 }
 
 impl Default for Scope {
@@ -310,6 +331,10 @@ impl Default for Scope {
             pace: Pace::default(),
             cluster_domain: "cluster.local".into(),
             prometheus_tenant_header: None,
+            egress: perf_egress::Egress::default(),
+            clickhouse_databases: Vec::new(),
+            alert_labels: Vec::new(),
+            rule_labels: Vec::new(),
         }
     }
 }

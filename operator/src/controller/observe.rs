@@ -270,7 +270,7 @@ async fn redis_stats(round: &Round<'_>, timeout: Duration) -> Read<RedisStats> {
             (address, Some(password))
         }
     };
-    Ok(redis_stats::fetch(&address, password.as_deref(), timeout).await?)
+    Ok(redis_stats::fetch(&round.ctx.scope.egress, &address, password.as_deref(), timeout).await?)
 }
 
 async fn load(
@@ -298,14 +298,28 @@ async fn traffic(round: &Round<'_>) -> Read<BTreeMap<String, RouteTraffic>> {
     let access = spec.prometheus_access.as_ref();
     let prometheus = super::prometheus_access::client(round, url, access, "spec.rateLimit").await?;
     let ns = namespace(profile);
-    let routes = spec.routes.iter().map(|r| async {
-        let queries = super::traffic::queries(&ns, &r.route);
-        let answers = futures::future::join_all(queries.iter().map(|q| prometheus.query(q))).await;
-        let values: Option<Vec<f64>> =
-            answers.into_iter().map(|a| a.ok().flatten().filter(|v| v.is_finite())).collect();
-        values.map(|v: Vec<f64>| (r.route.clone(), super::traffic::from_values(v.as_slice())))
-    });
-    Ok(futures::future::join_all(routes).await.into_iter().flatten().collect())
+    // Up to 256 routes of 4 queries each: at most IN_FLIGHT of them asked at a time, in order.
+    use futures::StreamExt;
+    let asks: Vec<String> = spec.routes.iter().flat_map(|r| super::traffic::queries(&ns, &r.route)).collect();
+    let answers: Vec<Option<f64>> = futures::stream::iter(asks)
+        .map(|q| {
+            // Owned: a future borrowing the round would not be Send for every lifetime the controller needs.
+            let prometheus = Arc::clone(&prometheus);
+            async move { prometheus.query(&q).await.ok().flatten().filter(|v| v.is_finite()) }
+        })
+        .buffered(super::traffic::IN_FLIGHT)
+        .collect()
+        .await;
+    let per_route = answers.chunks(super::traffic::QUERIES);
+    Ok(spec
+        .routes
+        .iter()
+        .zip(per_route)
+        .filter_map(|(r, values)| {
+            let values: Option<Vec<f64>> = values.iter().copied().collect();
+            values.map(|v| (r.route.clone(), super::traffic::from_values(&v)))
+        })
+        .collect())
 }
 
 async fn clickhouse(round: &Round<'_>) -> Read<ClickHouseObserved> {

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long fetching a component may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Largest component fetched over HTTPS.
 const MAX_COMPONENT_BYTES: usize = 16 << 20;
 
@@ -25,6 +28,10 @@ pub struct PolicyRuntime {
     /// Runs compilation and decisions with policies off the async workers, a bounded number at a time.
     pub evaluator: Evaluator,
     http: reqwest::Client,
+    /// Extra CA certificates for policy URLs, kept to build the client again under a new egress rule.
+    extra_roots: Vec<u8>,
+    /// Where policy URLs may lead; the default denies the reserved ranges.
+    egress: perf_egress::Egress,
     versions: ConfigMapVersions,
     fetched: Fetched,
 }
@@ -123,13 +130,23 @@ impl PolicyRuntime {
 
     /// A runtime that trusts `extra_roots` (PEM, may be empty) besides the platform's roots for policy URLs.
     pub fn trusting(extra_roots: &[u8]) -> perf_policy_host::Result<Self> {
+        let egress = perf_egress::Egress::default();
         Ok(Self {
             host: Arc::new(PolicyHost::new(HostConfig::default())?),
             evaluator: Evaluator::new(2),
-            http: source::http_client_trusting(Duration::from_secs(10), extra_roots)?,
+            http: source::http_client_reaching(FETCH_TIMEOUT, extra_roots, egress.clone())?,
+            extra_roots: extra_roots.to_vec(),
+            egress,
             versions: ConfigMapVersions::default(),
             fetched: Fetched::default(),
         })
+    }
+
+    /// Policy URLs (and their redirects) lead only where `egress` allows.
+    pub fn reach(&mut self, egress: perf_egress::Egress) -> perf_policy_host::Result<()> {
+        self.http = source::http_client_reaching(FETCH_TIMEOUT, &self.extra_roots, egress.clone())?;
+        self.egress = egress;
+        Ok(())
     }
 
     /// Counts a ConfigMap watch that reports to [`Self::saw_config_map`] for as long as the guard lives.
@@ -180,6 +197,7 @@ impl PolicyRuntime {
             {
                 return loaded;
             }
+            self.reachable(&u.url)?;
             let bytes = source::fetch(&self.http, &u.url, &u.sha256, MAX_COMPONENT_BYTES).await.map_err(unavailable)?;
             self.fetched.record(namespace, &u.url, &u.sha256);
             // Compiled before (for any tenant): these verified bytes are that component, no second compile.
@@ -195,6 +213,19 @@ impl PolicyRuntime {
 }
 
 /// A component that could not be had: a pin mismatch when its digest is not the pin.
+impl PolicyRuntime {
+    /// Refuses a URL whose written address the egress rule does not allow (a name is screened when resolved).
+    fn reachable(&self, url: &str) -> Result<(), PolicyUnavailable> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| fetch_failed(url, e.to_string()))?;
+        perf_egress::http::literal(&self.egress, perf_egress::Kind::Policy, &parsed)
+            .map_err(|refusal| fetch_failed(url, refusal.to_string()))
+    }
+}
+
+fn fetch_failed(url: &str, detail: String) -> PolicyUnavailable {
+    PolicyUnavailable::Host(perf_policy_host::Error::Fetch { url: url.to_string(), detail })
+}
+
 fn unavailable(e: perf_policy_host::Error) -> PolicyUnavailable {
     match &e {
         perf_policy_host::Error::DigestMismatch { .. } => PolicyUnavailable::PinMismatch { message: e.to_string() },

@@ -124,6 +124,7 @@ fn alerts_report(rule: &SloRule, outcome: &RuleOutcome) -> Option<Report> {
                 status.message
             ),
         ),
+        (RuleOutcome::NotAllowed(message), _) => Report::failed(t, "LabelNotAllowed", message.clone()),
         (RuleOutcome::Failed(e), _) => Report::failed(t, "ApplyFailed", chain(e)),
         _ => return None,
     })

@@ -25,6 +25,8 @@ pub enum RuleOutcome {
     CrdMissing,
     /// The rule was refused before any request (see the decision's report).
     Refused,
+    /// The profile sets labels the administrator does not allow (`--alert-label`, `--rule-label`): not written.
+    NotAllowed(String),
     Failed(Error),
 }
 
@@ -52,10 +54,20 @@ fn api(client: &Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk_with_plural(&gvk, "prometheusrules"))
 }
 
-/// Brings the cluster to the decided rule.
-pub async fn apply(client: &Client, unserved: &Unserved, profile: &PerformanceProfile, rule: &SloRule) -> RuleOutcome {
+/// Brings the cluster to the decided rule; `scope` holds the label names profiles may set.
+pub async fn apply(
+    client: &Client,
+    unserved: &Unserved,
+    profile: &PerformanceProfile,
+    rule: &SloRule,
+    scope: &super::Scope,
+) -> RuleOutcome {
     if matches!(rule, SloRule::Refused { .. }) {
         return RuleOutcome::Refused;
+    }
+    let not_allowed = crate::tenancy::label_problems(&profile.spec.slo.alerts, &scope.alert_labels, &scope.rule_labels);
+    if matches!(rule, SloRule::Desired(_)) && !not_allowed.is_empty() {
+        return RuleOutcome::NotAllowed(not_allowed.join("; "));
     }
     if unserved.recently() {
         return RuleOutcome::CrdMissing;

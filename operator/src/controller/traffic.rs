@@ -2,8 +2,15 @@
 
 use perf_policy_host::RouteTraffic;
 
+/// Queries per route.
+pub const QUERIES: usize = 4;
+
+/// Traffic queries of one profile in flight at once: a profile with hundreds of routes waits its turn rather than
+/// taking every slot of the shared Prometheus client.
+pub const IN_FLIGHT: usize = 8;
+
 /// Requests/s, p99 latency (ms), error percent and rejected requests/s of `route` in `namespace`.
-pub fn queries(namespace: &str, route: &str) -> [String; 4] {
+pub fn queries(namespace: &str, route: &str) -> [String; QUERIES] {
     let route = route.replace('\\', "\\\\").replace('"', "\\\"");
     let sel = format!(r#"namespace="{namespace}", route="{route}""#);
     [

@@ -241,6 +241,8 @@ fn reason(e: &Unread) -> &'static str {
         Unread::Postgres(
             PostgresError::Refused { .. } | PostgresError::Query { .. } | PostgresError::Answer { .. },
         ) => "ServerRefused",
+        Unread::Postgres(PostgresError::EndpointRefused { .. }) => "EndpointRefused",
+        Unread::Postgres(PostgresError::TooLarge { .. }) => "AnswerTooLarge",
         Unread::ClickHouse(perf_clickhouse::Error::Unauthorized { .. }) => "WrongPassword",
         Unread::ClickHouse(perf_clickhouse::Error::Statement { .. }) => "ServerRefused",
         _ => "Unreachable",

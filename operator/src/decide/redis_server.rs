@@ -44,6 +44,8 @@ pub fn reason(e: &RedisError) -> &'static str {
     match e {
         RedisError::Auth { .. } => "WrongPassword",
         RedisError::Unreachable { .. } | RedisError::Timeout { .. } => "Unreachable",
+        RedisError::Refused { .. } => "EndpointRefused",
+        RedisError::TooLarge { .. } => "AnswerTooLarge",
     }
 }
 

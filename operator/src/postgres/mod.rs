@@ -4,12 +4,21 @@
 
 pub mod tls;
 
+use perf_egress::{Bounded, Egress, Kind};
 use perf_operator_api::{PostgresServer, SslMode};
 use std::time::Duration;
 use thiserror::Error;
+use tokio::net::TcpStream;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{NoTls, SimpleQueryMessage, Socket};
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+/// Bytes one answer may bring (the session's start, the limits row): some hundreds are sent; a server streaming
+/// more is cut off here.
+pub const MAX_ANSWER_BYTES: usize = 256 << 10;
+
+/// The connection the client speaks over: TCP to an allowed address, answers bounded.
+type Stream = Bounded<TcpStream>;
 
 /// Every number in one round trip. `current_setting(name, true)` is NULL for a setting the server does not have
 /// (`reserved_connections` before PostgreSQL 16); `pg_stat_activity` shows every session's row to any role, so
@@ -81,6 +90,19 @@ pub enum PostgresError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The administrator's egress rule refuses the host: nothing was sent.
+    #[error("PostgreSQL {server}: {reason}")]
+    EndpointRefused { server: String, reason: String },
+    /// No connection could be opened (DNS, refused, unreachable network).
+    #[error("PostgreSQL {server} is unreachable")]
+    Connect {
+        server: String,
+        #[source]
+        source: perf_egress::ConnectError,
+    },
+    /// The server sent more than [`MAX_ANSWER_BYTES`] after one request: cut off.
+    #[error("PostgreSQL {server}: an answer was larger than {limit} bytes and was cut off")]
+    TooLarge { server: String, limit: usize },
     /// The answer is not what every supported version sends.
     #[error("PostgreSQL {server}: {what} is {value:?}, expected a whole number")]
     Answer { server: String, what: &'static str, value: String },
@@ -97,6 +119,9 @@ impl PostgresError {
             PostgresError::Ca { .. } => "ca_certificate",
             PostgresError::Query { .. } => "query",
             PostgresError::Answer { .. } => "answer",
+            PostgresError::EndpointRefused { .. } => "endpoint_refused",
+            PostgresError::Connect { .. } => "unreachable",
+            PostgresError::TooLarge { .. } => "too_large",
         }
     }
 }
@@ -163,40 +188,69 @@ impl Target {
     }
 }
 
-/// Connects, reads the limits and closes, all within `timeout`.
-pub async fn read_limits(target: &Target, timeout: Duration) -> Result<PostgresLimits, PostgresError> {
+/// Connects (where `egress` allows), reads the limits and closes, all within `timeout`.
+pub async fn read_limits(egress: &Egress, target: &Target, timeout: Duration) -> Result<PostgresLimits, PostgresError> {
     let server = target.server.clone();
     let config = target.config(timeout);
     let tls = tls::connector(target.ssl_mode, target.ca_pem.as_deref())
         .map_err(|source| PostgresError::Ca { server: server.clone(), source })?;
     let read = async {
+        let stream = open(egress, target).await?;
         match tls {
-            None => read_with(&config, NoTls, target).await,
-            Some(tls) => read_with(&config, tls, target).await,
+            None => read_with(&config, stream, NoTls, target).await,
+            Some(mut make) => {
+                let tls = MakeTlsConnect::<Stream>::make_tls_connect(&mut make, &target.host).map_err(|e| {
+                    PostgresError::Connect {
+                        server: server.clone(),
+                        source: perf_egress::ConnectError::Io {
+                            host: target.host.clone(),
+                            port: target.port,
+                            source: std::io::Error::other(e),
+                        },
+                    }
+                })?;
+                read_with(&config, stream, tls, target).await
+            }
         }
     };
     tokio::time::timeout(timeout, read).await.unwrap_or(Err(PostgresError::Timeout { server, timeout }))
 }
 
-async fn read_with<T>(config: &tokio_postgres::Config, tls: T, target: &Target) -> Result<PostgresLimits, PostgresError>
+async fn open(egress: &Egress, target: &Target) -> Result<Stream, PostgresError> {
+    let server = target.server.clone();
+    match perf_egress::connect(egress, Kind::Postgres, &target.host, target.port).await {
+        Ok(stream) => Ok(Bounded::new(stream, MAX_ANSWER_BYTES)),
+        Err(perf_egress::ConnectError::Refused(r)) => {
+            Err(PostgresError::EndpointRefused { server, reason: r.to_string() })
+        }
+        Err(source) => Err(PostgresError::Connect { server, source }),
+    }
+}
+
+async fn read_with<T>(
+    config: &tokio_postgres::Config,
+    stream: Stream,
+    tls: T,
+    target: &Target,
+) -> Result<PostgresLimits, PostgresError>
 where
-    T: MakeTlsConnect<Socket>,
+    T: TlsConnect<Stream>,
     T::Stream: Send + 'static,
-    T::TlsConnect: Send,
-    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    T::Future: Send,
 {
     let server = &target.server;
-    let (client, connection) = config.connect(tls).await.map_err(|e| connect_error(server, &target.user, e))?;
+    let (client, connection) =
+        config.connect_raw(stream, tls).await.map_err(|e| connect_error(server, &target.user, e))?;
     // The connection runs on its own task and ends when the client is dropped (it sends Terminate).
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "PostgreSQL limits connection closed with an error");
         }
     });
-    let messages = client
-        .simple_query(LIMITS_QUERY)
-        .await
-        .map_err(|source| PostgresError::Query { server: server.clone(), source })?;
+    let messages = client.simple_query(LIMITS_QUERY).await.map_err(|source| match too_large(server, &source) {
+        Some(cut) => cut,
+        None => PostgresError::Query { server: server.clone(), source },
+    })?;
     let row = messages.iter().find_map(|m| match m {
         SimpleQueryMessage::Row(row) => Some([0, 1, 2, 3].map(|i| row.get(i))),
         _ => None,
@@ -204,7 +258,15 @@ where
     parse(server, row.unwrap_or([None; 4]))
 }
 
+/// The error of an answer cut off at [`MAX_ANSWER_BYTES`], if `source` is one.
+fn too_large(server: &str, source: &tokio_postgres::Error) -> Option<PostgresError> {
+    perf_egress::too_large(source).map(|limit| PostgresError::TooLarge { server: server.to_string(), limit })
+}
+
 fn connect_error(server: &str, user: &str, source: tokio_postgres::Error) -> PostgresError {
+    if let Some(cut) = too_large(server, &source) {
+        return cut;
+    }
     let (server, user) = (server.to_string(), user.to_string());
     match source.code() {
         Some(code) if *code == SqlState::INVALID_PASSWORD => PostgresError::WrongPassword { server, user, source },

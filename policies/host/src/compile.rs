@@ -77,9 +77,13 @@ pub(crate) fn compile(
     match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         Ok(Ok(component)) => Ok(component),
         Ok(Err(e)) => Err(load(format!("{e:#}"))),
-        Err(RecvTimeoutError::Timeout) => Err(load(format!(
-            "compiling it took longer than {limit:?}; refused (a policy should compile in well under a second)"
-        ))),
+        Err(RecvTimeoutError::Timeout) => Err(Error::CompileTimeout {
+            sha256: sha256.to_string(),
+            detail: format!(
+                "compiling it took longer than {limit:?} (a policy should compile in well under a second); it is \
+                 tried again later"
+            ),
+        }),
         Err(RecvTimeoutError::Disconnected) => Err(Error::Internal("the compile thread ended without a result".into())),
     }
 }

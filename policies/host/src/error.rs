@@ -25,6 +25,10 @@ pub enum Error {
     WrongWorld { sha256: String, expected: World, detail: String },
     #[error("policy component not loaded now: {0}")]
     Busy(String),
+    /// The compilation went past its deadline: maybe a component too costly to compile, maybe a loaded machine.
+    /// Remembered for a while (`LoadLimits::compile_timeout_kept`), then tried again.
+    #[error("loading policy component {sha256}: {detail}")]
+    CompileTimeout { sha256: String, detail: String },
     #[error("policy trapped: {0}")]
     Trap(String),
     #[error("policy exceeded its CPU budget of {0} fuel units")]
@@ -54,6 +58,7 @@ impl Error {
             Error::ForbiddenImports { .. } => "forbidden_import",
             Error::WrongWorld { .. } => "wrong_world",
             Error::Busy(_) => "busy",
+            Error::CompileTimeout { .. } => "compile_timeout",
             Error::Trap(_) => "trap",
             Error::Timeout(_) => "timeout",
             Error::OutOfMemory(_) => "out_of_memory",

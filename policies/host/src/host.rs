@@ -30,9 +30,9 @@ pub struct PolicyHost {
     config: HostConfig,
     components: Mutex<HashMap<String, Component>>,
     templates: Mutex<HashMap<Key, Arc<Template>>>,
-    /// Load failures by digest and world: a component that failed once (after a long compile, say) fails again at
-    /// once, until it is forgotten.
-    failures: Mutex<HashMap<Key, Error>>,
+    /// Load failures by digest and world: a component that failed once fails again at once, until it is forgotten;
+    /// a missed compile deadline only until its instant (then it is compiled again).
+    failures: Mutex<HashMap<Key, (Error, Option<Instant>)>>,
     /// Policies by digest, world and tenant: tenants never share instances.
     policies: Mutex<HashMap<(String, World, String), Arc<Policy>>>,
     slots: Arc<Slots>,
@@ -92,12 +92,19 @@ impl PolicyHost {
         let template = match self.template(&sha256, world, bytes, trusted) {
             Ok(template) => template,
             Err(error) => {
-                if error.is_load_failure() {
+                let until = match &error {
+                    Error::CompileTimeout { .. } => {
+                        Some(Some(Instant::now() + self.config.load_limits.compile_timeout_kept))
+                    }
+                    e if e.is_load_failure() => Some(None),
+                    _ => None,
+                };
+                if let Some(until) = until {
                     let mut failures = lock(&self.failures);
                     if failures.len() >= MAX_REMEMBERED_FAILURES {
                         failures.clear();
                     }
-                    failures.insert((sha256, world), error.clone());
+                    failures.insert((sha256, world), (error.clone(), until));
                 }
                 return Err(error);
             }
@@ -109,8 +116,15 @@ impl PolicyHost {
     /// loaded before, its remembered failure, or `None` (the bytes are needed).
     pub fn cached(&self, tenant: &str, world: World, sha256: &str) -> Option<Result<Arc<Policy>>> {
         let key = (sha256.to_string(), world);
-        if let Some(error) = lock(&self.failures).get(&key) {
-            return Some(Err(error.clone()));
+        {
+            let mut failures = lock(&self.failures);
+            match failures.get(&key) {
+                Some((_, Some(until))) if Instant::now() >= *until => {
+                    failures.remove(&key);
+                }
+                Some((error, _)) => return Some(Err(error.clone())),
+                None => {}
+            }
         }
         let template = lock(&self.templates).get(&key).cloned()?;
         Some(Ok(self.tenant_policy(tenant, template)))

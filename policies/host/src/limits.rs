@@ -54,6 +54,10 @@ pub struct LoadLimits {
     pub max_tables: usize,
     /// Wall time a compilation may take before the load is refused (it runs on its own thread; see `compile`).
     pub compile_deadline: Duration,
+    /// How long a missed compile deadline is believed before the component is compiled again. Not for ever: a busy
+    /// machine (every tenant's components compiling after a restart) can make a fine component miss it. Not at once
+    /// either: a component truly too costly would take a compile slot every round.
+    pub compile_timeout_kept: Duration,
 }
 
 impl Default for LoadLimits {
@@ -70,6 +74,7 @@ impl Default for LoadLimits {
             max_memories: 1,
             max_tables: 4,
             compile_deadline: Duration::from_secs(20),
+            compile_timeout_kept: Duration::from_secs(600),
         }
     }
 }

@@ -81,6 +81,17 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client> {
 /// [`http_client`] that also trusts the CA certificates in `roots_pem` (a PEM bundle; empty for none), for
 /// policies served from behind a private CA.
 pub fn http_client_trusting(timeout: Duration, roots_pem: &[u8]) -> Result<reqwest::Client> {
+    http_client_reaching(timeout, roots_pem, perf_egress::Egress::open())
+}
+
+/// [`http_client_trusting`] under the administrator's egress rule: names are screened when resolved, addresses in
+/// redirects before they are followed (the caller judges the first URL's address, [`perf_egress::http::literal`]).
+pub fn http_client_reaching(
+    timeout: Duration,
+    roots_pem: &[u8],
+    egress: perf_egress::Egress,
+) -> Result<reqwest::Client> {
+    use perf_egress::{Kind, http};
     let bad = |detail: String| Error::Input { what: "extra CA certificates".into(), detail };
     let roots = reqwest::Certificate::from_pem_bundle(roots_pem).map_err(|e| bad(e.to_string()))?;
     // A bundle that holds no certificate would silently trust nothing extra.
@@ -93,9 +104,25 @@ pub fn http_client_trusting(timeout: Duration, roots_pem: &[u8]) -> Result<reqwe
         .https_only(true)
         .timeout(timeout)
         .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .dns_resolver(http::Screened::new(egress.clone(), Kind::Policy))
+        .redirect(http::redirects(egress, Kind::Policy, 3))
         .build()
         .map_err(|e| Error::Internal(format!("building the HTTP client: {e}")))
+}
+
+/// `error` and its sources in one line: reqwest's own message only says "error sending request", the reason (a
+/// refused address, DNS, TLS) is further down.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut next = error.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// Downloads a component over HTTPS, at most `max_bytes`, and checks it against `sha256` before returning it.
@@ -107,7 +134,7 @@ pub async fn fetch(client: &reqwest::Client, url: &str, sha256: &str, max_bytes:
     }
     // Refuse a malformed pin before any traffic.
     check_pin(sha256)?;
-    let mut response = client.get(url).send().await.map_err(|e| fail(e.to_string()))?;
+    let mut response = client.get(url).send().await.map_err(|e| fail(causes(&e)))?;
     if !response.status().is_success() {
         return Err(fail(format!("HTTP status {}", response.status())));
     }

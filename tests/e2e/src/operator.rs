@@ -37,8 +37,14 @@ impl Operator {
 
     /// Starts a replica that reaches the API server at `server` (a [`crate::proxy::Proxy`]) when given.
     pub fn start_via(namespace: &str, holder: &str, extra: &[&str], server: Option<&str>) -> Self {
+        Self::start_as(RELEASE_NAMESPACE, namespace, holder, extra, server)
+    }
+
+    /// Starts a replica with the identity of the chart installed as `release` (in the namespace of that name,
+    /// where it also elects its leader).
+    pub fn start_as(release: &str, namespace: &str, holder: &str, extra: &[&str], server: Option<&str>) -> Self {
         let bin = crate::env_path("PERF_OPERATOR_BIN");
-        let (kubeconfig, credential_id) = own_token(namespace, holder);
+        let (kubeconfig, credential_id) = own_token(release, namespace, holder);
         if let Some(server) = server {
             let path = kubeconfig.to_str().expect("utf-8 path");
             let (ok, cluster, err) =
@@ -56,13 +62,15 @@ impl Operator {
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,perf_operator=debug")
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            // Every test server listens on loopback, which profiles may not reach by default.
+            .env("PERF_EGRESS_ALLOW_RESERVED", "127.0.0.0/8,::1")
             // `--watch-namespace ""` in `extra` watches every namespace (a cluster-wide install).
             .args(if extra.contains(&"--watch-namespace") {
                 vec!["run"]
             } else {
                 vec!["run", "--watch-namespace", namespace]
             })
-            .args(["--lease-namespace", RELEASE_NAMESPACE])
+            .args(["--lease-namespace", release])
             // A shard elects its leader on a Lease of its own (passed in `extra`).
             .args(if extra.contains(&"--lease-name") {
                 vec![]
@@ -171,10 +179,9 @@ impl Drop for Operator {
 
 /// A kubeconfig for the chart's ServiceAccount with a token of this process's own (TokenRequest API), so the
 /// audit log tells the replicas apart; returns its path and the token's id.
-fn own_token(namespace: &str, holder: &str) -> (PathBuf, String) {
+fn own_token(release: &str, namespace: &str, holder: &str) -> (PathBuf, String) {
     let base = crate::env_path("PERF_OPERATOR_KUBECONFIG");
-    let (ok, token, err) =
-        crate::kubectl(&["create", "token", "perf-operator", "-n", RELEASE_NAMESPACE, "--duration", "2h"]);
+    let (ok, token, err) = crate::kubectl(&["create", "token", release, "-n", release, "--duration", "2h"]);
     assert!(ok, "kubectl create token failed: {err}");
     let token = token.trim().to_string();
     let path = std::env::temp_dir().join(format!("perf-e2e-{namespace}-{holder}.kubeconfig"));

@@ -244,21 +244,16 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
             r["ports"].as_array().is_some_and(|ps| ps.iter().any(|p| p["protocol"] == protocol && p["port"] == port))
         })
     };
-    for (protocol, port) in [
-        ("UDP", 53),
-        ("TCP", 53),
-        ("TCP", 6443),
-        ("TCP", 6379),
-        ("TCP", 5432),
-        ("TCP", 8123),
-        ("TCP", 9090),
-        ("TCP", 443),
-    ] {
+    for (protocol, port) in [("UDP", 53), ("TCP", 53), ("TCP", 6443), ("TCP", 6379), ("TCP", 5432), ("TCP", 8123)] {
         assert!(rule_with(protocol, port).is_some(), "no egress to {protocol}/{port}:\n{policy:#}");
     }
     let api_server = rule_with("TCP", 6443).expect("API server rule");
     assert_eq!(api_server["to"], json!([{"ipBlock": {"cidr": "172.18.0.2/32"}}]), "API server: the cidrs given");
-    assert!(rule_with("TCP", 443).expect("policy registries")["to"].is_null(), "no peers given: any address");
+    // Prometheus and policy registries with no peers given: no rule, so nobody (never "any address").
+    for port in [9090, 443] {
+        assert!(rule_with("TCP", port).is_none(), "no peers given for {port}, yet a rule:\n{policy:#}");
+    }
+    assert!(egress.iter().all(|r| r["to"].as_array().is_some_and(|to| !to.is_empty())), "every rule names peers");
     let postgres = rule_with("TCP", 5432).expect("PostgreSQL rule");
     assert_eq!(postgres["to"], json!([{"ipBlock": {"cidr": "10.20.0.0/16"}}, {"ipBlock": {"cidr": "fd00::/8"}}]));
     let clickhouse = rule_with("TCP", 8443).expect("ClickHouse rule");
@@ -273,7 +268,9 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
     for kind in ["NetworkPolicy", "ServiceMonitor"] {
         assert!(of_kind(&plain, kind).is_empty(), "the default values render a {kind}");
     }
-    let one_destination_off = json!({"networkPolicy": {"enabled": true, "egress": {"clickhouse": {"enabled": false}}}});
+    let one_destination_off = json!({"networkPolicy": {"enabled": true, "egress": {
+        "clickhouse": {"enabled": false, "cidrs": ["10.1.0.0/16"]},
+        "apiServer": {"cidrs": ["172.18.0.2/32"]}}}});
     let policy = render(&one_destination_off);
     let ports: Vec<&Value> = one(&policy, "NetworkPolicy")["spec"]["egress"]
         .as_array()
@@ -283,6 +280,10 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
         .map(|p| &p["port"])
         .collect();
     assert!(!ports.contains(&&json!(8123)), "egress.clickhouse.enabled=false still allows 8123: {ports:?}");
+    assert_eq!(one(&policy, "NetworkPolicy")["spec"]["ingress"], json!([]), "no ingress peers: nobody");
+    // Without the API server's addresses (and no cluster to read them from) the chart says so.
+    let (ok, out) = helm(&["template", "perf-operator", &chart(), "--set", "networkPolicy.enabled=true"]);
+    assert!(!ok && out.contains("networkPolicy.egress.apiServer needs cidrs"), "{out}");
 
     // The PodDisruptionBudget: only with two replicas or more, minAvailable 1 by default, and it can be turned off.
     for (replicas, enabled, expected) in [(1, true, false), (2, true, true), (3, true, true), (2, false, false)] {
@@ -337,9 +338,9 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
 
     // The ClusterRole: the core rules always; each feature's rules only with the feature on.
     let features = [
-        ("canary", "autoscaling", "horizontalpodautoscalers", "create"),
+        ("canary", "autoscaling", "horizontalpodautoscalers", "patch"),
         ("canaryHttpRoutes", "gateway.networking.k8s.io", "httproutes", "patch"),
-        ("sloAlerts", "monitoring.coreos.com", "prometheusrules", "create"),
+        ("sloAlerts", "monitoring.coreos.com", "prometheusrules", "patch"),
     ];
     for (feature, group, resource, verb) in features {
         assert!(grants(&plain, group, resource, verb), "the default values drop {feature} ({group}/{resource})");
@@ -361,7 +362,7 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
         ("perf.operator.dev", "performanceprofiles/status", "patch"),
         ("apps", "deployments", "patch"),
         ("apps", "statefulsets", "delete"),
-        ("", "secrets", "create"),
+        ("", "secrets", "patch"),
         ("", "configmaps", "watch"),
         ("events.k8s.io", "events", "create"),
         // Pools are sized for the target HPA's maxReplicas with or without a canary.
