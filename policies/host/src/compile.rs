@@ -3,6 +3,7 @@
 //! slips through. A thread cannot be stopped, so a compilation past its deadline keeps its slot until it ends: the
 //! slots bound the CPU that refused components can take, and evaluations never wait for them.
 
+use std::collections::HashSet;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -48,6 +49,41 @@ impl Slots {
     }
 }
 
+/// Namespaces with a compilation under way (waiting for a slot, or running for a caller still waiting): one each.
+/// The slots are few and taken in turn, so one tenant loading many components would otherwise queue ahead of every
+/// other tenant's; with one each, another tenant waits behind at most one compilation per namespace.
+#[derive(Default)]
+pub(crate) struct Turns(Mutex<HashSet<String>>);
+
+/// A namespace's turn, given back when the load that took it ends.
+pub(crate) struct Turn<'a> {
+    turns: &'a Turns,
+    namespace: String,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        lock(&self.turns.0).remove(&self.namespace);
+    }
+}
+
+impl Turns {
+    /// The turn of `tenant`'s namespace (`namespace/name`), or Busy while another load of that namespace compiles.
+    /// Loads of no tenant (the CLI, tests) take none.
+    pub(crate) fn take(&self, tenant: &str) -> Result<Option<Turn<'_>>> {
+        let namespace = tenant.split('/').next().unwrap_or_default();
+        if namespace.is_empty() {
+            return Ok(None);
+        }
+        if !lock(&self.0).insert(namespace.to_string()) {
+            return Err(Error::Busy(format!(
+                "another policy component of namespace {namespace} is compiling; this one is compiled after it"
+            )));
+        }
+        Ok(Some(Turn { turns: self, namespace: namespace.to_string() }))
+    }
+}
+
 /// Compiles `bytes` on a slot's thread; gives up waiting after `limit` (for the slot and the compilation together).
 pub(crate) fn compile(
     engine: &Engine,
@@ -85,5 +121,23 @@ pub(crate) fn compile(
             ),
         }),
         Err(RecvTimeoutError::Disconnected) => Err(Error::Internal("the compile thread ended without a result".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_compilation_per_namespace_at_a_time() {
+        let turns = Turns::default();
+        let first = turns.take("team-a/web").unwrap();
+        assert!(first.is_some());
+        let busy = turns.take("team-a/api").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(busy.contains("namespace team-a is compiling"), "{busy}");
+        assert!(turns.take("team-b/web").unwrap().is_some(), "another namespace has its own turn");
+        assert!(turns.take("").unwrap().is_none(), "no tenant, no turn");
+        drop(first);
+        assert!(turns.take("team-a/api").unwrap().is_some(), "given back when the load ends");
     }
 }

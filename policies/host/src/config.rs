@@ -26,6 +26,9 @@ pub struct HostConfig {
     /// Compilations running at once. A compilation that outlives its deadline keeps its slot until it ends, so
     /// this also bounds the CPU that refused components can still take.
     pub max_concurrent_compiles: usize,
+    /// Compiled code the host keeps for components of every tenant; past it the least recently used are forgotten
+    /// (compiled again when next loaded).
+    pub max_compiled_bytes: usize,
 }
 
 impl Default for HostConfig {
@@ -38,6 +41,7 @@ impl Default for HostConfig {
             idle_after: Duration::from_secs(600),
             max_warm_memory_bytes: 256 << 20,
             max_concurrent_compiles: 1,
+            max_compiled_bytes: 128 << 20,
         }
     }
 }

@@ -9,10 +9,11 @@ use std::time::Instant;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, OptLevel};
 
-use crate::compile::{self, Slots};
+use crate::compile::{self, Slots, Turns};
 use crate::config::{HostConfig, WarmBudget, lock};
 use crate::contract;
 use crate::policy::Policy;
+use crate::retained::Retained;
 use crate::source::Source;
 use crate::template::Template;
 use crate::{Error, Result, World, preflight};
@@ -36,9 +37,13 @@ pub struct PolicyHost {
     /// Policies by digest, world and tenant: tenants never share instances.
     policies: Mutex<HashMap<(String, World, String), Arc<Policy>>>,
     slots: Arc<Slots>,
+    /// One compilation per namespace at a time ([`Turns`]).
+    turns: Turns,
     compiles: AtomicU64,
     last_sweep: Mutex<Instant>,
     warm_budget: Arc<WarmBudget>,
+    /// Sizes and last uses of the compiled components, against `HostConfig::max_compiled_bytes`.
+    retained: Mutex<Retained>,
 }
 
 impl PolicyHost {
@@ -55,7 +60,9 @@ impl PolicyHost {
         Ok(Self {
             engine,
             slots: Slots::new(config.max_concurrent_compiles),
+            turns: Turns::default(),
             warm_budget: Arc::new(WarmBudget::new(config.max_warm_memory_bytes)),
+            retained: Mutex::new(Retained::new(config.max_compiled_bytes)),
             config,
             components: Mutex::default(),
             templates: Mutex::default(),
@@ -89,6 +96,8 @@ impl PolicyHost {
         if let Some(cached) = self.cached(tenant, world, &sha256) {
             return cached;
         }
+        let compiles = !trusted && !lock(&self.components).contains_key(&sha256);
+        let _turn = if compiles { self.turns.take(tenant)? } else { None };
         let template = match self.template(&sha256, world, bytes, trusted) {
             Ok(template) => template,
             Err(error) => {
@@ -127,6 +136,7 @@ impl PolicyHost {
             }
         }
         let template = lock(&self.templates).get(&key).cloned()?;
+        lock(&self.retained).touch(sha256, Instant::now());
         Some(Ok(self.tenant_policy(tenant, template)))
     }
 
@@ -154,18 +164,33 @@ impl PolicyHost {
         lock(&self.policies).len()
     }
 
+    /// Compiled code kept now, against `HostConfig::max_compiled_bytes`.
+    pub fn compiled_bytes(&self) -> usize {
+        lock(&self.retained).bytes()
+    }
+
     /// Drops everything kept for a digest (a source that is no longer referenced), failures included.
     pub fn forget(&self, sha256: &str) {
+        lock(&self.retained).remove(sha256);
         lock(&self.components).remove(sha256);
         lock(&self.templates).retain(|(digest, _), _| digest != sha256);
         lock(&self.failures).retain(|(digest, _), _| digest != sha256);
         lock(&self.policies).retain(|(digest, _, _), _| digest != sha256);
     }
 
-    /// Drops the instances of every tenant idle for `HostConfig::idle_after` at `now`, and forgets those tenants.
+    /// Drops the instances of every tenant idle for `HostConfig::idle_after` at `now`, and forgets those tenants;
+    /// then forgets the compiled components no tenant holds any more and none has loaded for as long.
     pub fn release_idle(&self, now: Instant) {
         let idle = self.config.idle_after;
         lock(&self.policies).retain(|_, policy| !policy.release_idle(now, idle));
+        let before = now.checked_sub(idle).unwrap_or(now);
+        let stale = {
+            let policies = lock(&self.policies);
+            lock(&self.retained).unused_since(before, |digest| policies.keys().any(|(d, _, _)| d == digest))
+        };
+        for digest in stale {
+            self.forget(&digest);
+        }
     }
 
     /// Releases idle tenants at most every tenth of `idle_after`, from the loads every reconcile makes anyway.
@@ -214,6 +239,16 @@ impl PolicyHost {
             None => self.compile(sha256, bytes, trusted)?,
         };
         lock(&self.components).insert(sha256.to_string(), component.clone());
+        let range = component.image_range();
+        let evicted = lock(&self.retained).insert(
+            sha256,
+            (range.end as usize).saturating_sub(range.start as usize),
+            Instant::now(),
+        );
+        for digest in evicted {
+            tracing::info!(sha256 = digest, "forgetting a compiled policy component: over the memory budget");
+            self.forget(&digest);
+        }
         Ok(component)
     }
 

@@ -25,6 +25,7 @@ mod native;
 mod policy;
 pub mod positional;
 pub mod preflight;
+mod retained;
 mod run;
 pub mod source;
 mod template;

@@ -111,6 +111,32 @@ fn a_missed_compile_deadline_is_compiled_again_once_its_time_is_up() {
 }
 
 #[test]
+fn compiled_components_past_the_memory_budget_are_forgotten_least_recently_used_first() {
+    // A budget smaller than any component: each new one pushes out every other.
+    let host = PolicyHost::new(HostConfig { max_compiled_bytes: 1, ..HostConfig::default() }).unwrap();
+    let digest = |name: &str| sha256_hex(&fixture(name));
+    load_as(&host, "a", "hostile.wasm").unwrap();
+    assert!(host.cached("a", World::Cache, &digest("hostile.wasm")).is_some());
+    load_as(&host, "b", "version-0.2.1.wasm").unwrap();
+    assert!(host.cached("a", World::Cache, &digest("hostile.wasm")).is_none(), "the older one is forgotten");
+    assert!(host.cached("b", World::Cache, &digest("version-0.2.1.wasm")).is_some(), "the new one stays");
+    assert!(host.compiled_bytes() > 0);
+    // Forgotten is not refused: loading it again compiles it again.
+    let compiled = host.compile_count();
+    load_as(&host, "a", "hostile.wasm").unwrap();
+    assert_eq!(host.compile_count(), compiled + 1);
+
+    // Within a budget, nothing goes; a component no tenant holds, unused for `idle_after`, does.
+    let host = PolicyHost::new(HostConfig { idle_after: Duration::from_millis(50), ..HostConfig::default() }).unwrap();
+    load_as(&host, "a", "hostile.wasm").unwrap();
+    load_as(&host, "b", "version-0.2.1.wasm").unwrap();
+    assert!(host.cached("a", World::Cache, &digest("hostile.wasm")).is_some(), "both kept within the budget");
+    host.release_idle(Instant::now() + Duration::from_secs(1));
+    assert_eq!(host.tenant_policies(), 0, "idle tenants released");
+    assert_eq!(host.compiled_bytes(), 0, "and the components they held forgotten");
+}
+
+#[test]
 fn a_heavy_but_allowed_component_compiles_within_the_default_deadline() {
     let host = host();
     let policy = load_as(&host, "t", "compile-heavy.wasm").unwrap();
