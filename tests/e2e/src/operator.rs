@@ -90,6 +90,11 @@ impl Operator {
         Self { child, holder: holder.into(), credential_id, admin_port, log }
     }
 
+    /// The operator process's id (for its /proc entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The HTTP status of an admin endpoint (`/readyz`, `/healthz`, `/metrics`), or None when not answering.
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
         let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
