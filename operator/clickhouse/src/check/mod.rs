@@ -114,6 +114,12 @@ fn tokens(text: &str, max: usize) -> std::result::Result<Vec<Token>, String> {
     if text.len() > max {
         return Err(format!("is {} bytes long; at most {max} are allowed", text.len()));
     }
+    // ClickHouse reads `\` as an escape inside quoted names and strings, where this tokenizer may not: a name or a
+    // string could end for one and go on for the other, and what follows would reach the server unchecked. No
+    // escapes at all, nor control characters, rather than a second reading of each.
+    if let Some(c) = text.chars().find(|c| *c == '\\' || (c.is_control() && !matches!(c, '\n' | '\t' | '\r'))) {
+        return Err(format!("{c:?} is not allowed: no escapes or control characters"));
+    }
     let dialect = ClickHouseDialect {};
     let tokens = Tokenizer::new(&dialect, text).tokenize().map_err(|e| format!("cannot be read: {}", e.message))?;
     for t in &tokens {
@@ -130,6 +136,11 @@ fn allowed_token(t: &Token) -> std::result::Result<(), String> {
         Token::LBrace | Token::RBrace => Err("`{` and `}` (query parameters) are not allowed".into()),
         Token::Placeholder(p) => Err(format!("query parameters ({p}) are not allowed")),
         Token::DollarQuotedString(_) => Err("`$` strings are not allowed".into()),
+        // A quoted name may only be what needs no quotes: no quote characters inside it, however escaped.
+        Token::Word(w) if w.quote_style.is_some() && !crate::validate::is_identifier(&w.value) => Err(format!(
+            "quoted name {:?} is not allowed: quote only names of letters, digits and `_`",
+            shorten(&w.value)
+        )),
         Token::Word(_)
         | Token::Number(..)
         | Token::SingleQuotedString(_)

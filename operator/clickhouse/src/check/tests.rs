@@ -30,7 +30,13 @@ use rstest::rstest;
 #[case::escape_parens("SELECT model) DROP PROJECTION p (SELECT 1", "not valid SQL")]
 #[case::parameters("SELECT {x:String}", "query parameters")]
 #[case::heredoc("SELECT $$x$$", "`$` strings")]
-#[case::backslash("SELECT model = 'a\\\\b' GROUP BY model", "string literals")]
+#[case::backslash("SELECT model = 'a\\\\b' GROUP BY model", "no escapes")]
+#[case::escaped_backtick("SELECT `a\\` , url('http://evil/x') AS `b` GROUP BY model", "no escapes")]
+#[case::escaped_quote("SELECT model = 'x\\' , url('http://evil/x') , 'y' GROUP BY model", "no escapes")]
+#[case::doubled_backtick("SELECT `a``b` GROUP BY model", "quoted name")]
+#[case::double_quoted_odd("SELECT \"a b\" GROUP BY model", "quoted name")]
+#[case::quoted_alias("SELECT model AS `x'y` GROUP BY model", "quoted name")]
+#[case::control_char("SELECT model\u{0}GROUP BY model", "no escapes or control characters")]
 #[case::window("SELECT sum(x) OVER (PARTITION BY y)", "OVER")]
 #[case::lambda("SELECT arrayMap(x -> x, arr)", "`->` is not allowed")]
 #[case::not_select("DELETE FROM events WHERE 1", "expected a SELECT")]
@@ -134,4 +140,12 @@ fn representative_queries_read_their_own_table(#[case] text: &str, #[case] sql: 
 fn representative_queries_reaching_elsewhere_are_refused(#[case] text: &str, #[case] expected: &str) {
     let err = query("q", text, "db", "risk").unwrap_err().to_string();
     assert!(err.contains(expected), "{text:?}: {err} should contain {expected:?}");
+}
+
+#[test]
+fn plainly_quoted_names_are_accepted_and_sent_as_checked() {
+    let checked = projection("spec.p.query", "SELECT `model`, count() GROUP BY \"model\"").unwrap();
+    assert!(checked.columns.contains("model"), "{checked:?}");
+    let index = expression("spec.i.expression", "lower(`model`)").unwrap();
+    assert_eq!(index.columns.into_iter().collect::<Vec<_>>(), ["model"]);
 }
