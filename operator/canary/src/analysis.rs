@@ -72,9 +72,13 @@ impl Check {
         }
     }
 
-    fn passes(&self, value: f64) -> bool {
-        let above_min = self.min.is_none_or(|min| value >= min);
-        let below_max = self.max.is_none_or(|max| if self.strict_max { value < max } else { value <= max });
+    /// Judged on the raw value against the bounds brought to its unit, not on the value scaled up: `0.29 * 100` is
+    /// `28.999999999999996`, which would pass a `< 29 %` gate that `0.29` is exactly at. A bound divided by the scale
+    /// is the nearest number to the exact quotient, as the raw value parsed from its decimal text is.
+    fn passes(&self, raw: f64) -> bool {
+        let scale = if self.scale > 0.0 { self.scale } else { 1.0 };
+        let above_min = self.min.is_none_or(|min| raw >= min / scale);
+        let below_max = self.max.is_none_or(|max| if self.strict_max { raw < max / scale } else { raw <= max / scale });
         above_min && below_max
     }
 }
@@ -160,6 +164,18 @@ impl Analysis {
         AnalysisRecord { at: Some(Time(at)), stage_index, weight, verdict: self.verdict, checks }
     }
 
+    /// The checks that failed the analysis: those that failed, or, when none did, those without data under
+    /// `onNoData: fail`.
+    pub fn failing(&self) -> Vec<&str> {
+        let failed: Vec<&str> =
+            self.outcomes.iter().filter(|o| o.verdict == CheckVerdict::Fail).map(|o| o.name.as_str()).collect();
+        if !failed.is_empty() || self.verdict != CheckVerdict::Fail {
+            return failed;
+        }
+        let no_data = |o: &&Outcome| o.verdict == CheckVerdict::NoData && o.on_no_data == NoDataPolicy::Fail;
+        self.outcomes.iter().filter(no_data).map(|o| o.name.as_str()).collect()
+    }
+
     /// What holds a no-data verdict when Prometheus could not be read: a wrong endpoint or credentials before
     /// an unreachable Prometheus (fixing it is the first thing to do); None for a pass, a fail or plain no data.
     pub fn held_by(&self) -> Option<Trouble> {
@@ -238,7 +254,7 @@ fn outcome(check: &Check, answer: Answer) -> Outcome {
         Ok(Some(raw)) => {
             let value = raw * check.scale;
             outcome.value = Some(value);
-            outcome.verdict = if check.passes(value) { CheckVerdict::Pass } else { CheckVerdict::Fail };
+            outcome.verdict = if check.passes(raw) { CheckVerdict::Pass } else { CheckVerdict::Fail };
             if value.is_infinite() && outcome.verdict == CheckVerdict::Fail {
                 outcome.reason = Some(infinite_reason(value));
             }
@@ -432,5 +448,55 @@ mod tests {
     fn the_operators_deadline_never_exceeds_the_step() {
         assert_eq!(deadline(Duration::from_secs(3)), Duration::from_secs(3));
         assert_eq!(deadline(Duration::from_secs(300)), MAX_DEADLINE);
+    }
+
+    fn gate(min: Option<f64>, max: Option<f64>, strict_max: bool, scale: f64) -> Check {
+        Check {
+            name: "g".into(),
+            query: "q".into(),
+            min,
+            max,
+            strict_max,
+            scale,
+            unit: "",
+            on_no_data: NoDataPolicy::Wait,
+            needs_traffic: false,
+        }
+    }
+
+    /// Raw answers exactly at a built-in bound (after the ratio-to-percent or seconds-to-milliseconds conversion)
+    /// fail, as the rule says; a hair under passes. `0.29 * 100` is `28.999999999999996`: judged scaled, it passed.
+    #[test]
+    fn a_value_exactly_at_a_bound_is_judged_in_its_own_unit() {
+        let at_bound = [
+            (0.29, 29.0, 100.0),
+            (0.57, 57.0, 100.0),
+            (0.035, 3.5, 100.0),
+            (0.001, 0.1, 100.0),
+            (0.15, 150.0, 1000.0),
+            (0.3, 300.0, 1000.0),
+            (1.005, 1005.0, 1000.0),
+            (0.07, 70.0, 1000.0),
+        ];
+        for (raw, bound, scale) in at_bound {
+            let strict = gate(None, Some(bound), true, scale);
+            assert!(!strict.passes(raw), "{raw} x {scale} is at < {bound}: a fail");
+            assert!(strict.passes(raw * (1.0 - 1e-9)), "just under {bound} passes");
+            // Custom metrics: inclusive bounds, also at the bound exactly.
+            assert!(gate(None, Some(bound), false, scale).passes(raw), "{raw} at <= {bound} passes");
+            assert!(gate(Some(bound), None, false, scale).passes(raw), "{raw} at >= {bound} passes");
+            assert!(!gate(Some(bound), None, false, scale).passes(raw * (1.0 - 1e-9)), "just under the min fails");
+        }
+        let a = evaluate(&[gate(None, Some(29.0), true, 100.0)], [Ok::<_, QueryError>(Some(0.29))]);
+        assert_eq!(a.verdict, CheckVerdict::Fail, "{:?}", a.outcomes);
+    }
+
+    #[test]
+    fn the_checks_that_failed_a_run_are_named_also_when_no_data_failed_it() {
+        let failed = verdict(NoDataPolicy::Wait, Some(500.0), Some(0.4), Some(0.0));
+        assert_eq!(failed.failing(), ["p99-latency"]);
+        let no_data = verdict(NoDataPolicy::Fail, Some(500.0), None, Some(0.0));
+        assert_eq!((no_data.verdict, no_data.failing()), (CheckVerdict::Fail, vec!["p99-latency"]));
+        assert!(verdict(NoDataPolicy::Wait, Some(500.0), None, Some(0.0)).failing().is_empty(), "holding");
     }
 }

@@ -47,7 +47,7 @@ pub struct AnalyzeArgs {
     #[arg(short, long)]
     pub namespace: Option<String>,
     /// Deadline of the whole analysis (its queries run concurrently), e.g. 10s.
-    #[arg(long, default_value = "10s", value_parser = crate::cli::parse_interval)]
+    #[arg(long, default_value = "10s", value_parser = crate::cli::positive_interval)]
     pub timeout: Duration,
     /// Credentials, CA and headers for Prometheus.
     #[command(flatten)]
@@ -91,6 +91,11 @@ pub async fn analyze(args: &AnalyzeArgs, out: &mut (dyn Write + Send)) -> Result
 
 fn prepare(args: &AnalyzeArgs) -> Result<Prepared> {
     let profile = crate::cli::read_profile(&args.file)?;
+    // The CRD's rules first (a zero step, a window the server would refuse): what the API server would not store
+    // is not analysed.
+    if let Some(problem) = perf_operator_api::validation::validate_spec(&profile.spec).into_iter().next() {
+        return Err(Error::InvalidSpec { field: problem.field, message: problem.message });
+    }
     let spec = profile.spec.canary.as_ref().ok_or(Error::NotConfigured)?;
     let url = args.prometheus.clone().unwrap_or_else(|| spec.analysis.prometheus.clone());
     let source = Prometheus::with_access(&url, args.timeout, args.access.access()?)?;
@@ -130,8 +135,10 @@ fn conclusion(analysis: &Analysis) -> (i32, String) {
     match (analysis.verdict, analysis.held_by()) {
         (CheckVerdict::Pass, _) => (EXIT_PASS, "pass: every check passed; the stage would advance".into()),
         (CheckVerdict::Fail, _) => {
-            let failed = not_passing(CheckVerdict::Fail);
-            (EXIT_FAIL, format!("fail: {failed}; the check counts toward failureLimit"))
+            let failed = analysis.failing();
+            let no_data = analysis.outcomes.iter().all(|o| o.verdict != CheckVerdict::Fail);
+            let why = if no_data { " (no data, and onNoData: fail)" } else { "" };
+            (EXIT_FAIL, format!("fail: {}{why}; the check counts toward failureLimit", failed.join(", ")))
         }
         (CheckVerdict::NoData, Some(Trouble::Endpoint)) => {
             (EXIT_ENDPOINT, format!("wrong endpoint or credentials: {}", first_reason(analysis, Trouble::Endpoint)))
@@ -209,7 +216,16 @@ mod tests {
         let no_canary = write("no-canary", PROFILE);
         let with_canary = write("canary", &format!("{PROFILE}  canary: {{stepInterval: 30s}}\n"));
         let bad_yaml = write("bad-yaml", "spec: [unclosed");
+        let zero_step = write("zero-step", &format!("{PROFILE}  canary: {{stepInterval: 0s}}\n"));
+        let placeholder = write(
+            "placeholder",
+            &format!(
+                "{PROFILE}  canary:\n    analysis:\n      metrics:\n      - {{name: m, max: 1, query: 'up{{namespace=\"{{{{namespace}}}}\", x=\"{{{{pod}}}}\"}}'}}\n"
+            ),
+        );
         let cases = [
+            (args(zero_step.to_str().unwrap(), "http://127.0.0.1:9"), "spec.canary.stepInterval"),
+            (args(placeholder.to_str().unwrap(), "http://127.0.0.1:9"), "unknown placeholder {{pod}}"),
             (args("/nonexistent/profile.yaml", "http://127.0.0.1:9"), "cannot read /nonexistent/profile.yaml: "),
             (args(bad_yaml.to_str().unwrap(), "http://127.0.0.1:9"), "is not a PerformanceProfile"),
             (args(no_canary.to_str().unwrap(), "http://127.0.0.1:9"), "profile has no canary section"),
@@ -227,5 +243,30 @@ mod tests {
     #[test]
     fn special_values_are_shown_as_prometheus_writes_them() {
         assert_eq!([shown(f64::NAN), shown(f64::INFINITY), shown(0.5)], ["NaN", "+Inf", "0.5000"]);
+    }
+
+    #[test]
+    fn a_run_failed_by_missing_data_names_the_checks_in_its_last_line() {
+        use perf_operator_api::NoDataPolicy;
+        let outcome = |name: &str, verdict, on_no_data| crate::analysis::Outcome {
+            name: name.into(),
+            query: "q".into(),
+            value: None,
+            threshold: "< 1".into(),
+            verdict,
+            reason: Some("the query returned no series".into()),
+            trouble: None,
+            on_no_data,
+        };
+        let analysis = Analysis {
+            outcomes: vec![
+                outcome("requests", CheckVerdict::Pass, NoDataPolicy::Fail),
+                outcome("p99-latency", CheckVerdict::NoData, NoDataPolicy::Fail),
+            ],
+            verdict: CheckVerdict::Fail,
+        };
+        let (code, line) = conclusion(&analysis);
+        assert_eq!(code, EXIT_FAIL);
+        assert_eq!(line, "fail: p99-latency (no data, and onNoData: fail); the check counts toward failureLimit");
     }
 }

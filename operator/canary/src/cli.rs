@@ -58,6 +58,14 @@ pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
     perf_operator_api::duration::parse_duration(text)
 }
 
+/// A duration more than zero (a deadline of 0 would time every query out before it is asked).
+pub(crate) fn positive_interval(text: &str) -> Result<Duration, String> {
+    match parse_interval(text)? {
+        d if d.is_zero() => Err(format!("{text:?} is zero: expected a duration above 0, e.g. 10s")),
+        d => Ok(d),
+    }
+}
+
 /// Runs a command, printing to stdout; returns the process exit code.
 pub async fn run(cmd: CanaryCommand) -> Result<i32> {
     let mut out = std::io::stdout();
@@ -289,5 +297,12 @@ mod tests {
         let line = progress_line(&status, now);
         assert!(line.starts_with("Progressing stage 2/4 weight 25% (achieved 20%)"), "{line}");
         assert!(line.contains("deadline in 90s"), "{line}");
+    }
+
+    #[test]
+    fn a_deadline_of_zero_is_refused() {
+        assert!(positive_interval("0s").unwrap_err().contains("is zero"));
+        assert!(positive_interval("0").is_err());
+        assert_eq!(positive_interval("1500ms"), Ok(std::time::Duration::from_millis(1500)));
     }
 }

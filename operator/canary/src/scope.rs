@@ -48,9 +48,24 @@ pub fn canary_problems(spec: &CanarySpec, ctx: &QueryContext) -> Vec<(String, St
     queries
         .into_iter()
         .filter_map(|(field, template)| {
-            check(&rendered(template), &ctx.namespace).err().map(|e| (field, e.to_string()))
+            let text = rendered(template);
+            if let Some(unknown) = unknown_placeholder(&text) {
+                return Some((field, format!("unknown placeholder {unknown}: known are {PLACEHOLDERS}")));
+            }
+            check(&text, &ctx.namespace).err().map(|e| (field, e.to_string()))
         })
         .collect()
+}
+
+/// The placeholders a canary query may use.
+const PLACEHOLDERS: &str = "{{namespace}}, {{target}}, {{canary}}, {{interval}}";
+
+/// The first `{{...}}` left in a rendered query: a placeholder this version does not know (a typo, or one of
+/// another tool's), which would otherwise reach Prometheus as text and fail every analysis.
+fn unknown_placeholder(rendered: &str) -> Option<String> {
+    let start = rendered.find("{{")?;
+    let end = rendered[start..].find("}}").map_or(rendered.len(), |e| start + e + 2);
+    Some(one_line(&rendered[start..end]))
 }
 
 /// `text` on one line, at most 200 characters: for messages in status.
@@ -161,6 +176,25 @@ mod tests {
                 "spec.canary.analysis.metrics[1].query",
                 "spec.canary.analysis.metrics[2].query"
             ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_placeholder_is_refused_with_the_known_ones() {
+        let mut spec = perf_operator_api::CanarySpec::default();
+        spec.analysis.metrics = vec![perf_operator_api::MetricCheck {
+            name: "typo".into(),
+            query: r#"sum(rate(x{namespace="{{namespace}}", pod=~"{{canary_pod}}.*"}[1m]))"#.into(),
+            max: Some(1.0),
+            ..Default::default()
+        }];
+        let ctx = QueryContext { namespace: "shop".into(), target: "web".into() };
+        let problems = canary_problems(&spec, &ctx);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "spec.canary.analysis.metrics[0].query");
+        assert!(
+            problems[0].1.starts_with("unknown placeholder {{canary_pod}}: known are {{namespace}}"),
+            "{problems:?}"
         );
     }
 }

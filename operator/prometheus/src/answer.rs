@@ -16,8 +16,14 @@ pub(crate) fn read_data(at: &str, status: u16, html: bool, body: &str) -> Result
         404 => return Err(QueryError::NotFound { at }),
         _ => {}
     }
+    let page = html || body.trim_start().starts_with('<');
+    // A proxy's or load balancer's error page (502, 503, 504, 429): the server behind it is down or busy, an
+    // outage to wait out, not a wrong URL.
+    if page && (status >= 500 || status == 429) {
+        return Err(QueryError::Server { at, status, message: "an error page from a proxy in front of it".into() });
+    }
     // A login page or a UI behind the URL: checked before the status, since such pages often answer 200.
-    if html || body.trim_start().starts_with('<') {
+    if page {
         return Err(QueryError::NotPrometheus { at, what: format!("an HTML page (HTTP {status})") });
     }
     let Ok(json) = serde_json::from_str::<Value>(body) else {
@@ -71,6 +77,13 @@ pub(crate) fn decode(at: &str, data: &Value) -> Result<Option<f64>, QueryError> 
             return Err(QueryError::Rejected {
                 error_type: "range vector".into(),
                 message: "the query returns a range vector; wrap it in a function such as rate()".into(),
+            });
+        }
+        // The query's doing, not the endpoint's: a string never compares with a bound.
+        Some("string") => {
+            return Err(QueryError::Rejected {
+                error_type: "string".into(),
+                message: "the query returns a string; a check needs a number (a scalar or one series)".into(),
             });
         }
         other => return Err(unexpected(format!("result type {other:?}, expected vector or scalar"))),
@@ -153,5 +166,32 @@ mod tests {
     fn error_texts_are_cut_to_one_short_line() {
         let long = format!("{}\nsecond line", "x".repeat(1000));
         assert_eq!(short(&long).len(), KEPT_CHARS);
+    }
+
+    /// Each answer by its class: what a user must fix (endpoint), what to wait out (outage), what can never pass
+    /// (query).
+    #[test]
+    fn answers_are_classed_by_whose_doing_they_are() {
+        let string = json!({"status": "success", "data": {"resultType": "string", "result": [1.0, "up"]}});
+        let matrix = json!({"status": "success", "data": {"resultType": "matrix", "result": []}});
+        let table: [(u16, bool, String, Trouble); 12] = [
+            (502, true, "<html><h1>502 Bad Gateway</h1></html>".into(), Trouble::Unreachable),
+            (503, false, "<!DOCTYPE html><p>Service Unavailable".into(), Trouble::Unreachable),
+            (504, true, "gateway timeout".into(), Trouble::Unreachable),
+            (429, true, "<html>slow down</html>".into(), Trouble::Unreachable),
+            (500, false, "internal error".into(), Trouble::Unreachable),
+            (200, true, "<html>Grafana</html>".into(), Trouble::Endpoint),
+            (404, true, "<html>not found</html>".into(), Trouble::Endpoint),
+            (403, true, "<html>forbidden</html>".into(), Trouble::Endpoint),
+            (200, false, string.to_string(), Trouble::Query),
+            (200, false, matrix.to_string(), Trouble::Query),
+            (200, false, vector(&["1", "2"]), Trouble::Query),
+            (200, false, r#"{"status":"success","data":{"resultType":"weird"}}"#.into(), Trouble::Endpoint),
+        ];
+        for (status, html, body, want) in table {
+            let got = read("p:9090", status, html, &body).unwrap_err();
+            assert_eq!(got.trouble(), want, "HTTP {status} html={html} {body:.40}: {got}");
+            assert!(!got.to_string().contains("Bad Gateway"), "bodies are never echoed: {got}");
+        }
     }
 }
