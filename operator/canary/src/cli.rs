@@ -2,6 +2,7 @@
 
 use crate::analysis::{Check, QueryContext, checks};
 use crate::analyze::{AnalyzeArgs, EXIT_CODES_HELP};
+use crate::command::Command;
 use crate::objects;
 use crate::split::{self, Split};
 use crate::{Error, Result};
@@ -28,15 +29,23 @@ pub enum CanaryCommand {
         #[arg(long, short)]
         watch: bool,
         /// Poll interval for --watch, e.g. 2s.
-        #[arg(long, default_value = "2s", value_parser = parse_interval)]
+        #[arg(long, default_value = "2s", value_parser = positive_interval)]
         interval: Duration,
     },
     /// Hold the run: no analysis, no step; the deadline stops.
     Pause(ProfileRef),
     /// Continue a paused run.
     Resume(ProfileRef),
-    /// Skip the remaining stages and promote the canary now.
-    Promote(ProfileRef),
+    /// Pass the current stage now (without its analysis); with --full, skip every remaining stage and promote.
+    Promote {
+        #[command(flatten)]
+        profile: ProfileRef,
+        /// Skip every remaining stage and promote now.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Run a rolled-back or failed template again from the first stage.
+    Retry(ProfileRef),
     /// Roll back now (final for this template).
     Abort(ProfileRef),
     /// Run one analysis now against Prometheus, with no cluster; the exit code says the verdict (see below).
@@ -82,7 +91,11 @@ pub async fn run_to(cmd: CanaryCommand, out: &mut (dyn Write + Send)) -> Result<
         }
         CanaryCommand::Pause(p) => send(&p, "pause", out).await,
         CanaryCommand::Resume(p) => send(&p, "resume", out).await,
-        CanaryCommand::Promote(p) => send(&p, "promote", out).await,
+        CanaryCommand::Promote { profile, full } => {
+            let command = if full { Command::PromoteFull } else { Command::Promote };
+            send(&profile, command.verb(), out).await
+        }
+        CanaryCommand::Retry(p) => send(&p, Command::Retry.verb(), out).await,
         CanaryCommand::Abort(p) => send(&p, "abort", out).await,
     }
 }

@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod analyze;
 pub mod cadence;
 pub mod cli;
+pub mod command;
 pub mod gather;
 pub mod history;
 pub mod machine;

@@ -54,41 +54,7 @@ impl Timing {
     }
 }
 
-/// A manual command from the `perf.operator.dev/canary-command` annotation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Command {
-    Pause,
-    Resume,
-    Promote,
-    Abort,
-}
-
-impl Command {
-    /// Verb as written in the annotation.
-    pub fn verb(self) -> &'static str {
-        match self {
-            Command::Pause => "pause",
-            Command::Resume => "resume",
-            Command::Promote => "promote",
-            Command::Abort => "abort",
-        }
-    }
-}
-
-/// The annotation's value: `VERB` or `VERB@NONCE` (the CLI adds a timestamp so the same verb can be sent again).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommandRequest {
-    pub command: Option<Command>,
-    pub raw: String,
-}
-
-/// Parses an annotation value; an unknown verb gives `command: None` so the machine can report it once.
-pub fn parse_command(raw: &str) -> CommandRequest {
-    let verb = raw.split('@').next().unwrap_or_default().trim();
-    let command =
-        [Command::Pause, Command::Resume, Command::Promote, Command::Abort].into_iter().find(|c| c.verb() == verb);
-    CommandRequest { command, raw: raw.to_string() }
-}
+pub use crate::command::{Command, CommandRequest, parse_command};
 
 /// What the machine sees of a Deployment.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -257,7 +223,14 @@ impl Machine<'_> {
             return self.settle_on_stable();
         }
         let same_run = self.s.run_id.as_deref() == Some(&self.o.target_hash);
-        if same_run && matches!(self.s.phase, CanaryPhase::RolledBack | CanaryPhase::Failed) {
+        let over = same_run && matches!(self.s.phase, CanaryPhase::RolledBack | CanaryPhase::Failed);
+        if over && new_command == Some(Command::Retry) {
+            self.event(EventKind::Normal, "Retried", format!("template {} run again by command", self.o.target_hash));
+            self.s.paused = false;
+            self.start_run();
+            return self.advance(&primary);
+        }
+        if over {
             self.s.weight = 0;
             return;
         }
@@ -286,7 +259,7 @@ impl Machine<'_> {
         }
         self.s.last_command = Some(request.raw.clone());
         if request.command.is_none() {
-            let message = format!("unknown canary command {:?}: expected pause, resume, promote or abort", request.raw);
+            let message = format!("unknown canary command {:?}: expected {}", request.raw, crate::command::verbs());
             self.event(EventKind::Warning, "UnknownCommand", message);
         }
         request.command
@@ -313,15 +286,26 @@ impl Machine<'_> {
     }
 
     fn promote_or_abort(&mut self, command: Command) {
-        if matches!(command, Command::Promote | Command::Abort) {
+        if matches!(command, Command::Promote | Command::PromoteFull | Command::Abort) {
             self.s.paused = false;
         }
         match command {
             Command::Promote => {
+                let stage = self.s.stage_index.unwrap_or(0) + 1;
+                self.event(EventKind::Normal, "StagePromoted", format!("stage {stage} passed by command"));
+                self.next_stage();
+            }
+            Command::PromoteFull => {
                 self.go(CanaryPhase::Promoting, "promotion asked by command: skipping remaining stages");
                 self.event(EventKind::Normal, "Promoting", "promotion asked by command".into());
             }
             Command::Abort => self.roll_back("Aborted", "aborted by command".into()),
+            // Retry acts only on a rolled-back run (see `run`); on an active one there is nothing to retry.
+            Command::Retry => self.event(
+                EventKind::Warning,
+                "RetryIgnored",
+                "retry: this template's run is not rolled back or failed; nothing to retry".into(),
+            ),
             Command::Pause | Command::Resume => {}
         }
     }

@@ -293,7 +293,7 @@ fn abort_rolls_back_now() {
 /// A run at its promotion, the primary rolling out `v2` with its new pods not ready yet.
 fn promoting() -> Rollout {
     let mut r = Rollout::stable();
-    r.deploy("v2").pass_stage().command("promote@1");
+    r.deploy("v2").pass_stage().command("promote-full@1");
     assert_eq!((r.phase(), r.primary_action), (CanaryPhase::Promoting, PrimaryAction::Promote));
     r.world.primary = Some(Workload { hash: Some("v2".into()), ready: false });
     r
@@ -339,7 +339,7 @@ fn abort_during_promotion_before_the_primary_changed_keeps_it() {
 #[test]
 fn promote_now_skips_the_remaining_stages() {
     let mut r = Rollout::stable();
-    r.deploy("v2").pass_stage().command("promote@1");
+    r.deploy("v2").pass_stage().command("promote-full@1");
     assert_eq!((r.phase(), r.primary_action), (CanaryPhase::Promoting, PrimaryAction::Promote));
     r.wait(1);
     assert_eq!((r.phase(), r.status.stable_id.as_deref()), (CanaryPhase::Succeeded, Some("v2")));
@@ -425,4 +425,43 @@ fn health_is_ready_when_true_failed_after_a_rollback_or_deadline_else_progressin
     assert_eq!(health(CanaryPhase::Promoting, false), ("Promoting", Health::Progressing));
     assert_eq!(health(CanaryPhase::RolledBack, false), ("RolledBack", Health::Failed));
     assert_eq!(health(CanaryPhase::Failed, false), ("DeadlineExceeded", Health::Failed));
+}
+
+#[test]
+fn promote_passes_one_stage_and_promote_full_all_of_them() {
+    let mut r = Rollout::stable();
+    r.prometheus(no_traffic).deploy("v2").canary_pods_ready().wait(1);
+    assert_eq!(r.status.stage.as_deref(), Some("1/4"));
+    // Held on no data, `promote` passes this stage only: the next one is entered, its analysis to come.
+    r.command("promote@1");
+    assert_eq!((r.status.stage.as_deref(), r.status.weight), (Some("2/4"), 25));
+    assert_eq!(r.events[r.events.len() - 2..], ["StagePromoted", "StageAdvanced"]);
+    r.canary_pods_ready().wait(1);
+    r.command("promote@2").canary_pods_ready().command("promote@3");
+    assert_eq!(r.status.stage.as_deref(), Some("4/4"));
+    // At the last stage, `promote` is the promotion.
+    r.command("promote@4");
+    assert_eq!((r.phase(), r.primary_action), (CanaryPhase::Promoting, PrimaryAction::Promote));
+}
+
+#[test]
+fn retry_runs_a_rolled_back_template_again_from_the_first_stage() {
+    let mut r = Rollout::stable();
+    r.deploy("v2").command("abort@1");
+    assert_eq!(r.phase(), CanaryPhase::RolledBack);
+    r.wait(60);
+    assert_eq!(r.phase(), CanaryPhase::RolledBack, "a rolled-back template stays rolled back");
+    r.command("retry@2");
+    let s = &r.status;
+    assert_eq!(
+        (s.phase, s.stage.as_deref(), s.weight, s.failed_checks),
+        (CanaryPhase::WaitingForPods, Some("1/4"), 10, 0)
+    );
+    assert!(r.events.contains(&"Retried"), "{:?}", r.events);
+    r.canary_pods_ready().wait(60);
+    assert_eq!(r.status.stage.as_deref(), Some("2/4"), "the retried run walks its stages again");
+    // On a run that is going, retry changes nothing but says so.
+    r.command("retry@3");
+    assert_eq!(r.events.last(), Some(&"RetryIgnored"));
+    assert_eq!(r.status.stage.as_deref(), Some("2/4"));
 }

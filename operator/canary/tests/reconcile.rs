@@ -99,7 +99,7 @@ async fn an_hpa_on_the_target_is_cloned_for_the_primary_and_never_averages_canar
     assert_eq!(hpas.get("web").await.unwrap().spec.unwrap().scale_target_ref.name, "web");
     assert_eq!(c.replicas("web").await, 0);
 
-    send_command(&c.profiles(), PROFILE, "promote", c.now).await.unwrap();
+    send_command(&c.profiles(), PROFILE, "promote-full", c.now).await.unwrap();
     let promoting = c.after(1, &prometheus_down()).await.status;
     assert_eq!(promoting.phase, CanaryPhase::Promoting);
     assert_eq!((c.image("web-primary").await, c.replicas("web-primary").await), ("shop/web:2".to_string(), 6));
@@ -216,7 +216,7 @@ async fn with_an_httproute_only_the_backend_weights_move() {
     assert_eq!((primary, canary), (90, 10));
     assert_eq!(parents, json!([{ "name": "public" }]), "the rest of the route is untouched");
 
-    send_command(&c.profiles(), PROFILE, "promote", c.now).await.unwrap();
+    send_command(&c.profiles(), PROFILE, "promote-full", c.now).await.unwrap();
     c.after(1, &prometheus_down()).await;
     let done = c.after(1, &prometheus_down()).await.status;
     assert_eq!(done.phase, CanaryPhase::Succeeded);
