@@ -140,7 +140,7 @@ async fn an_endless_clickhouse_result_is_cut_at_the_cap_and_named() {
         "endpoint": format!("http://127.0.0.1:{}", server.port), "database": "app", "tables": []
     }))
     .unwrap();
-    let read = perf_clickhouse::observe_live(&perf_clickhouse::Http::default(), &spec, None).await;
+    let read = perf_clickhouse::observe_live(&perf_clickhouse::Http::open(), &spec, None).await;
     let limit = perf_clickhouse::MAX_ANSWER_BYTES;
     assert!(matches!(&read, Err(perf_clickhouse::Error::TooLarge { limit: l, .. }) if *l == limit), "{read:?}");
     assert_eq!(read.unwrap_err().category(), "AnswerTooLarge");

@@ -118,6 +118,6 @@ fn ms(d: Duration) -> f64 {
 
 /// One round as the controller runs it.
 async fn round(spec: &ClickHouseSpec, previous: Option<&ClickHouseStatus>) -> anyhow::Result<ClickHouseStatus> {
-    let live = observe_live(&Default::default(), spec, None).await?;
-    Ok(apply(&Default::default(), spec, None, decide(spec, &live, previous)?).await)
+    let live = observe_live(&perf_clickhouse::Http::open(), spec, None).await?;
+    Ok(apply(&perf_clickhouse::Http::open(), spec, None, decide(spec, &live, previous)?).await)
 }

@@ -58,11 +58,10 @@ impl Http {
     pub fn new(egress: perf_egress::Egress) -> Self {
         Self(http::client(egress))
     }
-}
 
-impl Default for Http {
-    /// An open client (the CLI, run by a user against their own servers); answers are still bounded.
-    fn default() -> Self {
+    /// A client with no egress rule, for the CLI run by a user against their own servers (and tests); answers are
+    /// still bounded. Named, not a `Default`: the operator's clients are always built under its rule.
+    pub fn open() -> Self {
         Self::new(perf_egress::Egress::open())
     }
 }

@@ -71,8 +71,8 @@ async fn round(
     creds: Option<Credentials>,
     previous: Option<&ClickHouseStatus>,
 ) -> ClickHouseStatus {
-    match observe_live(&Default::default(), spec, creds.clone()).await {
-        Ok(live) => apply(&Default::default(), spec, creds, decide(spec, &live, previous).unwrap()).await,
+    match observe_live(&perf_clickhouse::Http::open(), spec, creds.clone()).await {
+        Ok(live) => apply(&perf_clickhouse::Http::open(), spec, creds, decide(spec, &live, previous).unwrap()).await,
         Err(e) => unreachable_status(spec, previous, &e),
     }
 }
@@ -157,7 +157,7 @@ async fn seed_table_gets_projection_indexes_and_codecs_and_reapplying_is_a_no_op
     assert!(explain.iter().any(|l| l.contains("p_model")), "{explain:#?}");
 
     // Reapplying: nothing to send, nothing sent.
-    let live = observe_live(&Default::default(), &spec, None).await.unwrap();
+    let live = observe_live(&perf_clickhouse::Http::open(), &spec, None).await.unwrap();
     assert_eq!(plan_ddl(&spec, Some(&live)).unwrap(), DdlPlan::default());
     assert_eq!(decide(&spec, &live, Some(&status)).unwrap().statements(), 0);
     let mutations = mutation_count(&c, &db).await;
@@ -175,7 +175,7 @@ async fn changed_projection_is_replaced() {
     let status = until_in_sync(&spec, Some(status)).await;
     assert_eq!(projections(&c, &db).await, named(&[("p_model", "SELECT model, max(latency_ms) GROUP BY model")]));
     // The server's spelling differs from ours (lower-case keywords); still no statement on the next round.
-    let live = observe_live(&Default::default(), &spec, None).await.unwrap();
+    let live = observe_live(&perf_clickhouse::Http::open(), &spec, None).await.unwrap();
     assert_eq!(plan_ddl(&spec, Some(&live)).unwrap(), DdlPlan::default());
     assert_eq!(round(&spec, None, Some(&status)).await, status);
 }
@@ -192,7 +192,7 @@ async fn prune_drops_only_what_the_operator_created_and_only_when_asked() {
     let status = until_in_sync(&spec, Some(status)).await;
     let names = |v: Vec<Named>| v.into_iter().map(|n| n.name).collect::<Vec<_>>();
     assert_eq!(names(indexes(&c, &db).await), ["i_latency", "i_model", "i_theirs"], "prune off: kept");
-    let kept = cleanup(&Default::default(), &spec, None, Some(&status)).await.unwrap();
+    let kept = cleanup(&perf_clickhouse::Http::open(), &spec, None, Some(&status)).await.unwrap();
     assert_eq!(kept, status, "finalizer without prune touches nothing");
     assert_eq!(names(indexes(&c, &db).await), ["i_latency", "i_model", "i_theirs"]);
 
@@ -200,7 +200,7 @@ async fn prune_drops_only_what_the_operator_created_and_only_when_asked() {
     let status = until_in_sync(&spec, Some(status)).await;
     assert_eq!(names(indexes(&c, &db).await), ["i_latency", "i_theirs"], "prune on: only its own is dropped");
 
-    let after = cleanup(&Default::default(), &spec, None, Some(&status)).await.unwrap();
+    let after = cleanup(&perf_clickhouse::Http::open(), &spec, None, Some(&status)).await.unwrap();
     assert_eq!(names(indexes(&c, &db).await), ["i_theirs"], "finalizer with prune: all its own, nothing else");
     assert!(projections(&c, &db).await.is_empty());
     assert!(after.managed.is_empty(), "{:?}", after.managed);
@@ -213,7 +213,7 @@ async fn bad_expressions_are_rejected_before_any_ddl() {
     bad.name = "other".into();
     bad.indexes.push(index("i_evil", "latency_ms TYPE minmax GRANULARITY 1, DROP COLUMN score", "minmax", 1));
     let spec = spec(&db, vec![events(), bad]);
-    let err = observe_live(&Default::default(), &spec, None).await.unwrap_err();
+    let err = observe_live(&perf_clickhouse::Http::open(), &spec, None).await.unwrap_err();
     assert_eq!(err.category(), "InvalidSpec");
     assert!(err.to_string().starts_with("spec.clickhouse.tables[1].indexes[2].expression: "), "{err}");
     assert!(decide(&spec, &LiveSchema::default(), None).is_err());
@@ -286,7 +286,7 @@ async fn rejected_statement_is_reported_with_the_server_message_and_not_resent()
     let object = &status.tables[0].objects[0];
     assert_eq!((object.state.as_str(), object.failed.is_some()), ("Failed", true), "{object:?}");
     // Nothing changed: the next rounds do not send it again, and keep saying why.
-    let live = observe_live(&Default::default(), &spec, None).await.unwrap();
+    let live = observe_live(&perf_clickhouse::Http::open(), &spec, None).await.unwrap();
     assert_eq!(decide(&spec, &live, Some(&status)).unwrap().statements(), 0);
     let again = round(&spec, None, Some(&status)).await;
     assert_eq!(again.tables[0].objects, status.tables[0].objects);
@@ -437,7 +437,7 @@ async fn question_marks_in_strings_are_sent_verbatim() {
     // The ternary operator itself reads like a bind placeholder: refused with a clear message (use if()).
     let mut ternary = spec.clone();
     ternary.tables[0].indexes[0].expression = "latency_ms > 500 ? 'slow' : 'fast'".into();
-    let err = observe_live(&Default::default(), &ternary, None).await.unwrap_err().to_string();
+    let err = observe_live(&perf_clickhouse::Http::open(), &ternary, None).await.unwrap_err().to_string();
     assert!(err.starts_with("spec.clickhouse.tables[0].indexes[0].expression: "), "{err}");
 }
 
@@ -446,13 +446,13 @@ async fn question_marks_in_strings_are_sent_verbatim() {
 #[tokio::test]
 async fn server_limits_are_read_from_system_server_settings() {
     let spec = ClickHouseSpec { endpoint: url(), ..ClickHouseSpec::default() };
-    let limits = perf_clickhouse::limits::read(&Default::default(), &spec, None).await.unwrap();
+    let limits = perf_clickhouse::limits::read(&perf_clickhouse::Http::open(), &spec, None).await.unwrap();
     assert_eq!((limits.max_connections, limits.max_concurrent_queries), (Some(4096), Some(0)));
     assert_eq!(limits.missing, None);
     let binding = limits.binding().unwrap();
     assert_eq!((binding.setting, binding.value), ("max_connections", 4096));
     let nobody = ClickHouseSpec { endpoint: "http://127.0.0.1:9".into(), ..ClickHouseSpec::default() };
-    let down = perf_clickhouse::limits::read(&Default::default(), &nobody, None).await.unwrap_err();
+    let down = perf_clickhouse::limits::read(&perf_clickhouse::Http::open(), &nobody, None).await.unwrap_err();
     assert_eq!(down.category(), "Unreachable", "{down}");
 }
 

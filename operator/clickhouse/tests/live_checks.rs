@@ -79,8 +79,8 @@ fn spec(db: &str, table: TableSpec) -> ClickHouseSpec {
 }
 
 async fn round(spec: &ClickHouseSpec, previous: Option<&ClickHouseStatus>) -> ClickHouseStatus {
-    let live = observe_live(&Default::default(), spec, None).await.unwrap();
-    apply(&Default::default(), spec, None, decide(spec, &live, previous).unwrap()).await
+    let live = observe_live(&perf_clickhouse::Http::open(), spec, None).await.unwrap();
+    apply(&perf_clickhouse::Http::open(), spec, None, decide(spec, &live, previous).unwrap()).await
 }
 
 async fn until_in_sync(spec: &ClickHouseSpec) -> ClickHouseStatus {
@@ -129,12 +129,12 @@ async fn rewritten_definitions_and_default_codec_levels_plan_nothing_on_the_seco
     };
     let spec = spec(&db, table);
     until_in_sync(&spec).await;
-    let live = observe_live(&Default::default(), &spec, None).await.unwrap();
+    let live = observe_live(&perf_clickhouse::Http::open(), &spec, None).await.unwrap();
     assert_eq!(plan_ddl(&spec, Some(&live)).unwrap(), DdlPlan::default(), "without records");
 
     // A different level is a difference: ZSTD is ZSTD(1), not any ZSTD.
     c.query("ALTER TABLE t MODIFY COLUMN s CODEC(ZSTD(9))").execute().await.unwrap();
-    let live = observe_live(&Default::default(), &spec, None).await.unwrap();
+    let live = observe_live(&perf_clickhouse::Http::open(), &spec, None).await.unwrap();
     assert_eq!(
         plan_ddl(&spec, Some(&live)).unwrap().ddl,
         [format!("ALTER TABLE `{db}`.`t` MODIFY COLUMN `s` CODEC(ZSTD)")]

@@ -58,9 +58,9 @@ impl Server {
     /// Reads the live schema for `spec` on this server.
     pub async fn observe(&self, spec: &ClickHouseSpec) -> Result<LiveSchema> {
         let spec = ClickHouseSpec { endpoint: self.url.clone(), ..spec.clone() };
-        perf_clickhouse::observe_live(&Default::default(), &spec, self.credentials.clone()).await.map_err(|e| {
-            Error::Component { component: "clickhouse", message: self.redact(&format!("{}: {e}", self.url)) }
-        })
+        perf_clickhouse::observe_live(&perf_clickhouse::Http::open(), &spec, self.credentials.clone()).await.map_err(
+            |e| Error::Component { component: "clickhouse", message: self.redact(&format!("{}: {e}", self.url)) },
+        )
     }
 }
 
