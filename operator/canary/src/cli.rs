@@ -53,7 +53,7 @@ pub enum CanaryCommand {
     Analyze(AnalyzeArgs),
 }
 
-/// A profile in a namespace.
+/// A profile in a namespace, and how to reach its cluster (kubectl's flags).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProfileRef {
     /// PerformanceProfile name.
@@ -61,6 +61,36 @@ pub struct ProfileRef {
     /// Namespace; default: the kube context's.
     #[arg(short, long)]
     pub namespace: Option<String>,
+    /// The kubeconfig file, as kubectl's --kubeconfig; default: KUBECONFIG, ~/.kube/config, then in-cluster.
+    #[arg(long)]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context, as kubectl's --context; default: the current one.
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+/// The client configuration `profile`'s flags name (kubectl's rules: the file, else KUBECONFIG or ~/.kube/config,
+/// else in-cluster; the context, else the current one).
+pub async fn kube_config(profile: &ProfileRef) -> Result<kube::Config> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let failed = |action: String| move |e: kube::Error| Error::Kube { action, source: Box::new(e) };
+    let options = KubeConfigOptions { context: profile.context.clone(), ..KubeConfigOptions::default() };
+    match (&profile.kubeconfig, &profile.context) {
+        (Some(path), _) => {
+            let read = format!("read the kubeconfig {}", path.display());
+            let file = Kubeconfig::read_from(path).map_err(|e| failed(read)(kube::Error::InferKubeconfig(e)))?;
+            let action = format!("use the kubeconfig {}", path.display());
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| failed(action)(kube::Error::InferKubeconfig(e)))
+        }
+        (None, Some(context)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| failed(format!("use the kubeconfig context {context}"))(kube::Error::InferKubeconfig(e))),
+        (None, None) => kube::Config::infer()
+            .await
+            .map_err(|e| failed("find a kubeconfig or an in-cluster config".into())(kube::Error::InferConfig(e))),
+    }
 }
 
 pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -101,7 +131,8 @@ pub async fn run_to(cmd: CanaryCommand, out: &mut (dyn Write + Send)) -> Result<
 }
 
 async fn profiles(profile: &ProfileRef) -> Result<Api<PerformanceProfile>> {
-    let client = Client::try_default().await.map_err(Error::kube("connect to the cluster"))?;
+    let config = kube_config(profile).await?;
+    let client = Client::try_from(config).map_err(Error::kube("connect to the cluster"))?;
     let ns = profile.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     Ok(Api::namespaced(client, &ns))
 }
@@ -260,7 +291,7 @@ mod tests {
         Cli::command().debug_assert();
         let cli = Cli::parse_from(["x", "pause", "web", "-n", "shop"]);
         assert!(
-            matches!(cli.canary, CanaryCommand::Pause(ProfileRef { ref name, namespace: Some(ref ns) }) if name == "web" && ns == "shop")
+            matches!(cli.canary, CanaryCommand::Pause(ProfileRef { ref name, namespace: Some(ref ns), .. }) if name == "web" && ns == "shop")
         );
         let cli = Cli::parse_from(["x", "status", "web", "--watch", "--interval", "500ms"]);
         assert!(
@@ -317,5 +348,33 @@ mod tests {
         assert!(positive_interval("0s").unwrap_err().contains("is zero"));
         assert!(positive_interval("0").is_err());
         assert_eq!(positive_interval("1500ms"), Ok(std::time::Duration::from_millis(1500)));
+    }
+
+    #[tokio::test]
+    async fn the_kubeconfig_and_context_flags_pick_the_cluster_as_kubectl_does() {
+        let path = std::env::temp_dir().join(format!("perf-canary-kubeconfig-{}.yaml", std::process::id()));
+        let file = "apiVersion: v1\nkind: Config\ncurrent-context: a\n\
+            clusters:\n- {name: a, cluster: {server: 'https://a.example:6443'}}\n\
+            - {name: b, cluster: {server: 'https://b.example:6443'}}\n\
+            users:\n- {name: u, user: {token: t}}\n\
+            contexts:\n- {name: a, context: {cluster: a, user: u, namespace: team-a}}\n\
+            - {name: b, context: {cluster: b, user: u, namespace: team-b}}\n";
+        std::fs::write(&path, file).unwrap();
+        let reference = |context: Option<&str>| ProfileRef {
+            name: "web".into(),
+            namespace: None,
+            kubeconfig: Some(path.clone()),
+            context: context.map(String::from),
+        };
+        let current = kube_config(&reference(None)).await.unwrap();
+        assert_eq!((current.cluster_url.host(), current.default_namespace.as_str()), (Some("a.example"), "team-a"));
+        let other = kube_config(&reference(Some("b"))).await.unwrap();
+        assert_eq!((other.cluster_url.host(), other.default_namespace.as_str()), (Some("b.example"), "team-b"));
+        let missing = kube_config(&reference(Some("c"))).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(missing.contains("kubeconfig"), "{missing}");
+        let absent = ProfileRef { kubeconfig: Some("/nonexistent/kubeconfig".into()), ..reference(None) };
+        let error = kube_config(&absent).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(error, "read the kubeconfig /nonexistent/kubeconfig");
+        let _ = std::fs::remove_file(&path);
     }
 }
