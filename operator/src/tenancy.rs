@@ -1,7 +1,7 @@
 //! What the administrator lets a profile reach, judged on the spec before anything is sent: the servers it names
-//! (the egress rule of [`perf_egress`], by kind) and the ClickHouse databases it may alter. The same check runs in
-//! each round (an `InvalidSpec` naming the field) and in `validate` and `plan` when they are given the
-//! operator's flags; the addresses a name resolves to are judged again at connect.
+//! (the egress rule of [`perf_egress`], by kind) and the ClickHouse databases it may alter. Checked in each round
+//! (an `InvalidSpec` naming the field), beside the spec's own checks; `validate` and `plan`, run by a user against
+//! their own servers, apply no administrator's rule. The addresses a name resolves to are judged again at connect.
 
 use crate::manifest::Finding;
 use perf_egress::{Egress, Kind};
@@ -15,9 +15,6 @@ pub struct Rules<'a> {
     /// server's own.
     pub databases: &'a [String],
 }
-
-/// ClickHouse's own databases: no profile alters them, whatever the rules say.
-const SERVER_DATABASES: [&str; 2] = ["system", "information_schema"];
 
 /// Every problem of `profile` under `rules`, each naming its field.
 pub fn check(profile: &PerformanceProfile, rules: Rules<'_>, location: &str) -> Vec<Finding> {
@@ -74,12 +71,13 @@ pub fn endpoints(profile: &PerformanceProfile) -> Vec<(String, Kind, String)> {
     out
 }
 
-/// Why `database` may not be named from `namespace`, if it may not.
+/// Why `database` may not be named from `namespace` under the administrator's `patterns`, if it may not. The
+/// server's own databases are refused by the spec's checks (`perf_clickhouse::validate`), for every profile.
 pub fn database_problem(patterns: &[String], namespace: &str, database: &str) -> Option<String> {
-    if SERVER_DATABASES.iter().any(|d| d.eq_ignore_ascii_case(database)) {
-        return Some(format!("`{database}` is the server's own database; name the database of your tables"));
-    }
-    if patterns.is_empty() || patterns.iter().any(|p| glob(&p.replace("{namespace}", namespace), database)) {
+    if perf_clickhouse::validate::is_server_database(database)
+        || patterns.is_empty()
+        || patterns.iter().any(|p| glob(&p.replace("{namespace}", namespace), database))
+    {
         return None;
     }
     Some(format!(

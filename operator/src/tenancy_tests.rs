@@ -103,8 +103,9 @@ fn clickhouse_databases_follow_the_administrators_patterns() {
         ("team-a", "team-b", Some("not among the databases")),
         ("team-a", "team-b_events", Some("not among the databases")),
         ("team-a", "team-a-x", Some("not among the databases")),
-        ("team-a", "system", Some("the server's own database")),
-        ("team-a", "INFORMATION_SCHEMA", Some("the server's own database")),
+        // The server's own databases are the spec check's to refuse (for every profile, validate too).
+        ("team-a", "system", None),
+        ("team-a", "INFORMATION_SCHEMA", None),
     ];
     for (namespace, database, want) in table {
         let problem = database_problem(&patterns, namespace, database);
@@ -114,7 +115,14 @@ fn clickhouse_databases_follow_the_administrators_patterns() {
         }
     }
     assert_eq!(database_problem(&[], "a", "anything"), None, "no patterns: any but the server's own");
-    assert!(database_problem(&[], "a", "System").is_some());
+    let p = profile("team-a", every_endpoint("http://ch:8123", "redis://c:6379", "db", "http://p:9090", "https://x/y"));
+    let mut p = p;
+    p.spec.clickhouse.as_mut().unwrap().database = "System".into();
+    let spec_findings = crate::validate::check_spec(&p, "spec");
+    assert!(
+        spec_findings.iter().any(|f| f.field == "spec.clickhouse.database" && f.message.contains("server's own")),
+        "{spec_findings:?}"
+    );
 
     let mut p =
         profile("team-a", every_endpoint("http://ch:8123", "redis://c:6379", "db", "http://p:9090", "https://x/y"));

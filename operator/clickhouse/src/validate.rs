@@ -74,9 +74,21 @@ pub fn problems(spec: &ClickHouseSpec) -> Vec<Error> {
     collect(spec).1
 }
 
+/// ClickHouse's own databases: no profile alters them.
+pub const SERVER_DATABASES: [&str; 2] = ["system", "information_schema"];
+
+/// Whether `database` is one of the server's own, whatever its case.
+pub fn is_server_database(database: &str) -> bool {
+    SERVER_DATABASES.iter().any(|d| d.eq_ignore_ascii_case(database))
+}
+
 fn collect(spec: &ClickHouseSpec) -> (Vec<DesiredTable>, Vec<Error>) {
-    let mut errors: Vec<Error> =
-        check_identifier("spec.clickhouse.database", &spec.database).err().into_iter().collect();
+    let field = "spec.clickhouse.database";
+    let mut errors: Vec<Error> = check_identifier(field, &spec.database).err().into_iter().collect();
+    if is_server_database(&spec.database) {
+        let message = format!("`{}` is the server's own database; name the database of your tables", spec.database);
+        errors.push(Error::invalid(field, message));
+    }
     let mut seen = BTreeSet::new();
     let mut tables = Vec::with_capacity(spec.tables.len());
     for (i, t) in spec.tables.iter().enumerate() {

@@ -83,3 +83,16 @@ fn every_problem_is_listed_with_its_field() {
         ]
     );
 }
+
+#[test]
+fn the_servers_own_databases_are_refused_whatever_their_case() {
+    for database in ["system", "System", "information_schema", "INFORMATION_SCHEMA"] {
+        let spec = ClickHouseSpec { database: database.into(), ..spec_with(TableSpec::default()) };
+        let problems: Vec<String> = problems(&spec).iter().map(ToString::to_string).collect();
+        assert!(
+            problems.iter().any(|p| p.starts_with("spec.clickhouse.database: ") && p.contains("server's own")),
+            "{database}: {problems:?}"
+        );
+    }
+    assert!(!is_server_database("system_events"));
+}

@@ -110,9 +110,7 @@ impl Prometheus {
     /// [`Prometheus::with_access`] under the administrator's egress rule: an address in the URL is judged here, a
     /// name on what it resolves to at each connect.
     pub fn reaching(base: &str, timeout: Duration, access: Access, egress: &Egress) -> Result<Self> {
-        let (host, at) = check_url(base)?;
-        let url =
-            reqwest::Url::parse(base).map_err(|e| Error::InvalidUrl { url: base.into(), reason: e.to_string() })?;
+        let (url, host, at) = check_url(base)?;
         perf_egress::http::literal(egress, Kind::Prometheus, &url)
             .map_err(|r| Error::Refused { url: base.to_string(), reason: r.to_string() })?;
         // No redirects: a tenant's URL must not lead the operator (with the tenant's headers) somewhere else.
@@ -216,8 +214,8 @@ async fn bounded_body(mut response: reqwest::Response, limit: usize) -> Result<V
     Ok(body)
 }
 
-/// Checks `base` is an http(s) URL with a host and nothing after the path; returns the host and `host:port`.
-fn check_url(base: &str) -> Result<(String, String)> {
+/// Checks `base` is an http(s) URL with a host and nothing after the path; returns it parsed, its host and `host:port`.
+fn check_url(base: &str) -> Result<(reqwest::Url, String, String)> {
     let invalid = |reason: &str| Error::InvalidUrl { url: base.to_string(), reason: reason.to_string() };
     let url = reqwest::Url::parse(base).map_err(|e| invalid(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -228,7 +226,7 @@ fn check_url(base: &str) -> Result<(String, String)> {
         return Err(invalid("expected a base URL without ?query or #fragment"));
     }
     let at = url.port_or_known_default().map_or_else(|| host.clone(), |port| format!("{host}:{port}"));
-    Ok((host, at))
+    Ok((url, host, at))
 }
 
 impl MetricsSource for Prometheus {
