@@ -2,6 +2,7 @@
 
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Canary rollout of new versions of the target (primary/canary, as in Flagger).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -64,10 +65,12 @@ impl Default for CanarySpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisSpec {
-    /// Prometheus base URL, e.g. `http://prometheus.monitoring:9090`.
-    #[serde(default = "default_prometheus")]
+    /// Prometheus base URL, e.g. `http://prometheus.monitoring:9090`. Default: the operator's
+    /// `--default-prometheus` (chart `controller.defaultPrometheus`), else `http://prometheus-operated.monitoring:9090`
+    /// (the Prometheus Operator's Service). Left unset, an upgrade of the operator's default applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://[^\s@]+$"))]
-    pub prometheus: String,
+    pub prometheus: Option<String>,
     /// Credentials, CA and headers for `prometheus` (an open Prometheus needs none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus_access: Option<crate::PrometheusAccess>,
@@ -109,8 +112,14 @@ pub struct AnalysisSpec {
     pub metrics: Vec<MetricCheck>,
 }
 
-fn default_prometheus() -> String {
-    "http://prometheus-operated.monitoring:9090".into()
+/// Prometheus of an analysis that names none, when the operator is given no `--default-prometheus`.
+pub const DEFAULT_PROMETHEUS: &str = "http://prometheus-operated.monitoring:9090";
+
+impl AnalysisSpec {
+    /// The Prometheus this analysis asks: its own, else the cluster default, else [`DEFAULT_PROMETHEUS`].
+    pub fn prometheus_url<'a>(&'a self, cluster_default: Option<&'a str>) -> &'a str {
+        self.prometheus.as_deref().or(cluster_default).unwrap_or(DEFAULT_PROMETHEUS)
+    }
 }
 fn default_failure_limit() -> u32 {
     2
@@ -122,7 +131,7 @@ fn default_min_requests() -> u32 {
 impl Default for AnalysisSpec {
     fn default() -> Self {
         Self {
-            prometheus: default_prometheus(),
+            prometheus: None,
             prometheus_access: None,
             check_interval: None,
             failure_limit: default_failure_limit(),
@@ -192,24 +201,37 @@ pub enum NoDataPolicy {
 /// A custom metric with bounds.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.min) || has(self.max)").message("metric needs min or max"))]
+#[x_kube(validation = Rule::new("has(self.query) != has(self.templateRef)").message("metric needs exactly one of query or templateRef"))]
+#[x_kube(validation = Rule::new("has(self.min) || has(self.max) || has(self.templateRef)").message("metric needs min or max"))]
 #[x_kube(validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max").message("metric min must be <= max"))]
+#[x_kube(validation = Rule::new("!has(self.args) || has(self.templateRef)").message("metric args need a templateRef"))]
 pub struct MetricCheck {
     /// Metric name, used in status and events.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,62}$"))]
     pub name: String,
-    /// PromQL returning one value; same placeholders as the built-in gates.
+    /// PromQL returning one value; same placeholders as the built-in gates. Exactly one of `query` and
+    /// `templateRef`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(min = 1, max = 4096))]
     pub query: String,
-    /// Lowest value that passes.
+    /// A shared query instead of `query`: an `AnalysisTemplate` of the profile's namespace, or the administrator's
+    /// `ClusterAnalysisTemplate`. Read at every analysis, so a change to the template applies at the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_ref: Option<crate::TemplateRef>,
+    /// Values of the template's arguments, by name: 1 to 253 letters, digits, `_`, `.`, `:`, `/` and `-` only (a value can
+    /// never change the query's shape).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 16, "additionalProperties" = {"type": "string", "minLength": 1, "maxLength": 253, "pattern": "^[A-Za-z0-9_.:/-]+$"}))]
+    pub args: BTreeMap<String, String>,
+    /// Lowest value that passes. With a template, this metric's `min` and `max` replace the template's bounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
     /// Highest value that passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
-    /// What no data means for this metric.
-    #[serde(default)]
-    pub on_no_data: NoDataPolicy,
+    /// What no data means for this metric (default `wait`, or the template's `onNoData`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_no_data: Option<NoDataPolicy>,
 }
 
 /// Traffic routing: replica ratio behind the target's Service (default), or Gateway API HTTPRoute weights.

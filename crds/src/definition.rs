@@ -11,7 +11,15 @@ use kube::CustomResourceExt;
 /// beside them keeps the bound. Use this, never `PerformanceProfile::crd()`, wherever the CRD is printed or
 /// installed.
 pub fn crd() -> CustomResourceDefinition {
-    let mut crd = PerformanceProfile::crd();
+    cleaned(PerformanceProfile::crd())
+}
+
+/// The CRDs of the two analysis template kinds (`AnalysisTemplate`, `ClusterAnalysisTemplate`), cleaned as [`crd`].
+pub fn template_crds() -> [CustomResourceDefinition; 2] {
+    [cleaned(crate::AnalysisTemplate::crd()), cleaned(crate::ClusterAnalysisTemplate::crd())]
+}
+
+fn cleaned(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
             drop_unknown_formats(schema);

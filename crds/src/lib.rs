@@ -5,6 +5,7 @@
 //! Field doc comments become `kubectl explain` text.
 
 pub mod alerts;
+pub mod analysis_template;
 pub mod cache;
 pub mod canary;
 pub mod clickhouse;
@@ -23,10 +24,11 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 pub use alerts::*;
+pub use analysis_template::*;
 pub use cache::*;
 pub use canary::*;
 pub use clickhouse::*;
-pub use definition::crd;
+pub use definition::{crd, template_crds};
 pub use policy::*;
 pub use policy_status::*;
 pub use pools::*;
@@ -51,6 +53,7 @@ pub const FIELD_MANAGER: &str = "perf-operator";
     group = "perf.operator.dev",
     version = "v1alpha1",
     kind = "PerformanceProfile",
+    doc = "Desired performance set-up for one service: SLO, cache, connection pools, ClickHouse tuning, rate limits, canary rollout and WASM policies.",
     namespaced,
     shortname = "perfprofile",
     shortname = "pp",

@@ -489,12 +489,9 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
         });
     }
     let a = &canary.analysis;
-    c.pattern(
-        is_url(&a.prometheus, HTTP) && !a.prometheus.contains('@'),
-        &a.prometheus,
-        "spec.canary.analysis.prometheus",
-        "an http:// or https:// URL without credentials",
-    );
+    if let Some(url) = &a.prometheus {
+        prometheus_url(c, url, "spec.canary.analysis.prometheus");
+    }
     if let Some(access) = &a.prometheus_access {
         check_prometheus_access(c, access, "spec.canary.analysis.prometheusAccess");
     }
@@ -526,8 +523,10 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
             && chars.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
             && m.name.len() <= 63;
         c.pattern(name_ok, &m.name, &format!("{f}.name"), "a metric name (lower-case letters, digits, -)");
-        c.len(&m.query, 1, 4096, &format!("{f}.query"));
-        c.ensure(m.min.is_some() || m.max.is_some(), &f, || "metric needs min or max".into());
+        check_metric_source(c, m, &f);
+        c.ensure(m.min.is_some() || m.max.is_some() || m.template_ref.is_some(), &f, || {
+            "metric needs min or max".into()
+        });
         if let (Some(lo), Some(hi)) = (m.min, m.max) {
             c.ensure(lo <= hi, &f, || format!("metric min must be <= max, got {lo} > {hi}"));
         }
@@ -536,6 +535,65 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
         c.object_name(&r.name, "spec.canary.routing.httpRoute.name");
         c.range(r.port, 1, 65_535, "spec.canary.routing.httpRoute.port");
     }
+}
+
+fn prometheus_url(c: &mut Check, url: &str, field: &str) {
+    c.pattern(is_url(url, HTTP) && !url.contains('@'), url, field, "an http:// or https:// URL without credentials");
+}
+
+/// A metric's query, or its template and arguments: exactly one of the two sources.
+fn check_metric_source(c: &mut Check, m: &MetricCheck, f: &str) {
+    let inline = !m.query.is_empty();
+    c.ensure(inline != m.template_ref.is_some(), f, || "metric needs exactly one of query or templateRef".into());
+    if inline {
+        c.len(&m.query, 1, 4096, &format!("{f}.query"));
+    }
+    if let Some(r) = &m.template_ref {
+        c.object_name(&r.name, &format!("{f}.templateRef.name"));
+    }
+    c.ensure(m.args.is_empty() || m.template_ref.is_some(), f, || "metric args need a templateRef".into());
+    c.ensure(m.args.len() <= 16, &format!("{f}.args"), || format!("at most 16 arguments, got {}", m.args.len()));
+    for (name, value) in &m.args {
+        c.pattern(is_arg_value(value), value, &format!("{f}.args.{name}"), ARG_VALUE);
+    }
+}
+
+/// What an argument value may be, for messages.
+pub const ARG_VALUE: &str = "an argument value (1 to 253 letters, digits, '_', '.', ':', '/' and '-')";
+
+/// Validates a template's body (either kind). `field` is its path, `spec` for a template document.
+pub fn validate_template(body: &TemplateBody, field: &str) -> Vec<FieldError> {
+    let mut c = Check { errors: Vec::new() };
+    c.len(&body.query, 1, 4096, &format!("{field}.query"));
+    c.ensure(body.args.len() <= 16, &format!("{field}.args"), || {
+        format!("at most 16 arguments, got {}", body.args.len())
+    });
+    c.unique(body.args.iter().map(|a| a.name.as_str()), &format!("{field}.args"), "argument");
+    for (i, arg) in body.args.iter().enumerate() {
+        let f = format!("{field}.args[{i}]");
+        c.pattern(
+            is_arg_name(&arg.name),
+            &arg.name,
+            &format!("{f}.name"),
+            "an argument name (a letter, then letters, digits or '_', at most 63)",
+        );
+        if let Some(value) = &arg.default {
+            c.pattern(is_arg_value(value), value, &format!("{f}.default"), ARG_VALUE);
+        }
+    }
+    if let Some(url) = &body.prometheus {
+        prometheus_url(&mut c, url, &format!("{field}.prometheus"));
+    }
+    if let Some(access) = &body.prometheus_access {
+        check_prometheus_access(&mut c, access, &format!("{field}.prometheusAccess"));
+        c.ensure(body.prometheus.is_some(), &format!("{field}.prometheusAccess"), || {
+            "template prometheusAccess needs prometheus".into()
+        });
+    }
+    if let (Some(lo), Some(hi)) = (body.min, body.max) {
+        c.ensure(lo <= hi, field, || format!("template min must be <= max, got {lo} > {hi}"));
+    }
+    c.errors
 }
 
 /// The CRD's CEL rules evaluated client-side, as the API server would. The schema's rules are compiled once per

@@ -139,6 +139,15 @@ fn the_checked_in_crd_is_generated_from_the_types() {
         body == generated,
         "crds/performanceprofile.yaml drifted from the Rust types: run `cargo run -p perf-operator -- crd > crds/performanceprofile.yaml`"
     );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/analysistemplates.yaml");
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    let docs: Vec<&str> = checked_in.split("---\n").skip(1).collect();
+    let generated: Vec<String> =
+        perf_operator_api::template_crds().iter().map(|c| serde_saphyr::to_string(c).unwrap()).collect();
+    assert!(
+        docs == generated.iter().map(String::as_str).collect::<Vec<_>>(),
+        "crds/analysistemplates.yaml drifted: run `cargo run -p perf-operator -- crd --templates > crds/analysistemplates.yaml`"
+    );
 }
 
 #[test]
@@ -151,4 +160,49 @@ fn the_cached_cel_check_sees_what_the_server_sees() {
     );
     let good: PerformanceProfile = serde_json::from_value(base()).unwrap();
     assert!(perf_operator_api::validation::validate_cel(&good).is_ok());
+}
+
+/// The analysis template kinds: every bad template of the table is refused by the CRD's schema and CEL rules and by
+/// `validate_template`, each naming the field; a good one passes both, for both kinds (they share one spec).
+#[test]
+fn bad_templates_are_refused_by_both_naming_the_field() {
+    let good = json!({"query": "sum(rate(x{namespace=\"{{namespace}}\", svc=\"{{args.svc}}\"}[{{interval}}]))",
+        "args": [{"name": "svc", "default": "web"}], "min": 0, "max": 1, "onNoData": "fail",
+        "prometheus": "https://mesh-prometheus:9090", "prometheusAccess": {"headers": {"X-Api-Key": "k"}}});
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("/query", json!(""), "spec.query"),
+        ("/args", json!([{"name": "svc"}, {"name": "svc"}]), "spec.args"),
+        ("/args", json!([{"name": "1svc"}]), "spec.args[0].name"),
+        ("/args", json!([{"name": "svc", "default": "a\"b"}]), "spec.args[0].default"),
+        ("/args", json!([{"name": "svc", "default": ""}]), "spec.args[0].default"),
+        ("/min", json!(2), "spec"),
+        ("/prometheus", json!("ftp://x"), "spec.prometheus"),
+        ("/prometheus", json!("http://user:pw@x"), "spec.prometheus"),
+    ];
+    let [namespaced, cluster] = perf_operator_api::template_crds().map(|c| serde_json::to_value(c).unwrap());
+    for crd in [namespaced, cluster] {
+        let schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
+        let object = |spec: &Value| {
+            json!({"apiVersion": "perf.operator.dev/v1alpha1", "kind": crd["spec"]["names"]["kind"],
+                                           "metadata": {"name": "t"}, "spec": spec})
+        };
+        let rust = |spec: &Value| {
+            let body: perf_operator_api::TemplateBody = serde_json::from_value(spec.clone()).unwrap();
+            perf_operator_api::validation::validate_template(&body, "spec")
+        };
+        assert_eq!(server_errors(&schema, &object(&good)), Vec::<String>::new());
+        assert_eq!(rust(&good), vec![]);
+        let mut no_prometheus = good.clone();
+        no_prometheus.as_object_mut().unwrap().remove("prometheus");
+        assert!(!server_errors(&schema, &object(&no_prometheus)).is_empty(), "access without prometheus");
+        assert!(rust(&no_prometheus).iter().any(|e| e.field == "spec.prometheusAccess"));
+        for (pointer, value, field) in &cases {
+            let mut spec = good.clone();
+            *spec.pointer_mut(pointer).unwrap() = value.clone();
+            let server = server_errors(&schema, &object(&spec));
+            assert!(!server.is_empty(), "the CRD accepts {pointer} = {value}");
+            let ours = rust(&spec);
+            assert!(ours.iter().any(|e| e.field == *field), "{pointer} = {value}: {ours:?} names no {field}");
+        }
+    }
 }

@@ -10,11 +10,15 @@ async fn main() -> anyhow::Result<ExitCode> {
     perf_operator::telemetry::init_logging(args.log_format, level);
     let code = match args.command {
         Command::Run(run) => cli::run_operator(run).await.map(|()| 0)?,
-        Command::Crd { reference: true } => {
+        Command::Crd { reference: true, .. } => {
             print!("{}", perf_operator::reference::markdown());
             0
         }
-        Command::Crd { reference: false } => {
+        Command::Crd { templates: true, .. } => {
+            print!("{}", cli::template_crds_yaml()?);
+            0
+        }
+        Command::Crd { .. } => {
             print!("{}", cli::crd_yaml()?);
             0
         }

@@ -113,6 +113,8 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>> {
 pub enum Identity {
     /// Names our kind or our group, even misspelt or in a version we do not serve: checked in full.
     Profile,
+    /// An `AnalysisTemplate` or `ClusterAnalysisTemplate`: checked in full, and used to resolve the profiles.
+    Template,
     /// Lacks `apiVersion` or `kind` (or is not an object): kubectl refuses it whatever it is.
     Incomplete,
     /// Another resource (a ConfigMap next to the profile): not ours to check.
@@ -124,7 +126,9 @@ pub fn identify(value: &serde_json::Value) -> Identity {
     let field = |name| value.get(name).and_then(|v| v.as_str()).filter(|v| !v.is_empty());
     let (api_version, kind) = (field("apiVersion"), field("kind"));
     let our_group = api_version.is_some_and(|v| v.split('/').next() == Some(perf_operator_api::GROUP));
-    if our_group || kind == Some("PerformanceProfile") {
+    if our_group && matches!(kind, Some("AnalysisTemplate" | "ClusterAnalysisTemplate")) {
+        Identity::Template
+    } else if our_group || kind == Some("PerformanceProfile") {
         Identity::Profile
     } else if api_version.is_none() || kind.is_none() {
         Identity::Incomplete
@@ -144,12 +148,15 @@ pub fn is_profile(value: &serde_json::Value) -> bool {
 
 /// Parses a profile document; a type error is reported with the path of the offending field.
 pub fn parse_profile(doc: &Document) -> std::result::Result<PerformanceProfile, Finding> {
-    let location = doc.location();
-    let de = serde_json::Value::clone(&doc.value);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    parse_as(doc)
+}
+
+/// Parses a document as `T`; a type error is reported with the path of the offending field.
+pub fn parse_as<T: serde::de::DeserializeOwned>(doc: &Document) -> std::result::Result<T, Finding> {
+    serde_path_to_error::deserialize(serde_json::Value::clone(&doc.value)).map_err(|e| {
         let field = e.path().to_string();
         Finding {
-            location,
+            location: doc.location(),
             field: if field == "." { "(document)".into() } else { field },
             message: e.inner().to_string(),
         }

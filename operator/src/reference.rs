@@ -24,7 +24,22 @@ pub fn markdown() -> String {
         out.push_str("| Field | Type | Default | Rules | Description |\n|---|---|---|---|---|\n");
         fields(&mut out, root, &schema[root]);
     }
+    templates(&mut out);
     out
+}
+
+/// The analysis template kinds: one table, since both have the same spec.
+fn templates(out: &mut String) {
+    let [namespaced, _] = perf_operator_api::template_crds().map(|c| serde_json::to_value(c).unwrap_or_default());
+    let spec = &namespaced["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    out.push_str("\n## `AnalysisTemplate` and `ClusterAnalysisTemplate` `spec`\n\n");
+    out.push_str(
+        "Both kinds have this spec. An `AnalysisTemplate` is namespaced (its query is held to the namespace of the \
+         profile that uses it); a `ClusterAnalysisTemplate` is cluster-scoped, the administrator's (its query may \
+         read beyond a namespace).\n\n",
+    );
+    out.push_str("| Field | Type | Default | Rules | Description |\n|---|---|---|---|---|\n");
+    fields(out, "spec", spec);
 }
 
 /// One row per field under `node`, depth first; list items are written `field[]`.

@@ -7,7 +7,7 @@
 //! what the server would prune, which strict validation turns into errors.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use perf_operator_api::validation::FieldError;
@@ -22,23 +22,31 @@ struct Api {
     versions: Vec<(String, JSONSchemaProps)>,
 }
 
-fn api() -> &'static Api {
-    static API: OnceLock<Api> = OnceLock::new();
-    API.get_or_init(|| {
-        let crd = perf_operator_api::crd();
-        let metadata = object_meta_schema();
-        let versions = crd
-            .spec
-            .versions
-            .into_iter()
-            .filter(|v| v.served)
-            .map(|v| {
-                let schema = v.schema.and_then(|s| s.open_api_v3_schema).unwrap_or_else(preserve_all);
-                (v.name, with_object_fields(schema, &metadata))
-            })
-            .collect();
-        Api { group: crd.spec.group, kind: crd.spec.names.kind, versions }
-    })
+/// The API of the kind `value` names: an analysis template kind, else the PerformanceProfile (whose name a
+/// misspelt kind is reported against).
+fn api(value: &Value) -> &'static Api {
+    static APIS: OnceLock<[Api; 3]> = OnceLock::new();
+    let apis = APIS.get_or_init(|| {
+        let [namespaced, cluster] = perf_operator_api::template_crds();
+        [api_of(perf_operator_api::crd()), api_of(namespaced), api_of(cluster)]
+    });
+    let kind = value.get("kind").and_then(Value::as_str);
+    apis.iter().find(|api| Some(api.kind.as_str()) == kind).unwrap_or(&apis[0])
+}
+
+fn api_of(crd: CustomResourceDefinition) -> Api {
+    let metadata = object_meta_schema();
+    let versions = crd
+        .spec
+        .versions
+        .into_iter()
+        .filter(|v| v.served)
+        .map(|v| {
+            let schema = v.schema.and_then(|s| s.open_api_v3_schema).unwrap_or_else(preserve_all);
+            (v.name, with_object_fields(schema, &metadata))
+        })
+        .collect();
+    Api { group: crd.spec.group, kind: crd.spec.names.kind, versions }
 }
 
 /// A schema that accepts anything: the server does not prune a version without schema.
@@ -96,7 +104,7 @@ fn open_free_form_objects(schema: &mut JSONSchemaProps) {
 /// `kind`, then each undeclared field with its path.
 pub fn check(value: &Value) -> Vec<FieldError> {
     if !value.is_object() {
-        return vec![error("(document)", format!("expected a {} object, got a {}", api().kind, type_name(value)))];
+        return vec![error("(document)", format!("expected a {} object, got a {}", api(value).kind, type_name(value)))];
     }
     let (mut errors, schema) = check_type_meta(value);
     if let Some(schema) = schema {
@@ -108,7 +116,7 @@ pub fn check(value: &Value) -> Vec<FieldError> {
 /// Checks `apiVersion` and `kind`. Returns the schema of the named version, or else of the first served one, so
 /// that unknown fields are still reported next to a wrong version.
 fn check_type_meta(value: &Value) -> (Vec<FieldError>, Option<&'static JSONSchemaProps>) {
-    let api = api();
+    let api = api(value);
     let mut errors = Vec::new();
     let api_version = value.get("apiVersion");
     let named = |(v, _): &&(String, JSONSchemaProps)| {

@@ -95,11 +95,14 @@ pub struct Report {
 
 /// Validates every document under `paths` that is, or tries to be, a PerformanceProfile (see
 /// [`manifest::identify`]); other resources are skipped.
+/// Profiles are resolved against the analysis templates of every file given (as the operator resolves them against
+/// the cluster's).
 pub fn validate_paths(paths: &[PathBuf]) -> Result<Report> {
     let mut report = Report::default();
+    let mut docs = Vec::new();
     for path in manifest::expand(paths)? {
         match manifest::load_documents(&path) {
-            Ok(docs) => report.add_documents(&docs),
+            Ok(found) => docs.extend(found),
             Err(e) => report.findings.push(Finding {
                 location: format!("{}:0", path.display()),
                 field: "(file)".into(),
@@ -107,23 +110,105 @@ pub fn validate_paths(paths: &[PathBuf]) -> Result<Report> {
             }),
         }
     }
+    report.add_documents(&docs);
     Ok(report)
 }
 
 impl Report {
-    /// Adds the findings of the documents of one file.
+    /// Adds the findings of `docs`; profiles among them are resolved against the templates among them.
     pub fn add_documents(&mut self, docs: &[Document]) {
         for doc in docs {
             match manifest::identify(&doc.value) {
                 Identity::Profile => {
                     self.profiles += 1;
-                    self.findings.extend(check_document(doc));
+                    let found = check_document(doc);
+                    let parsed = manifest::parse_profile(doc).ok().filter(|_| found.is_empty());
+                    self.findings.extend(found);
+                    if let Some(profile) = parsed {
+                        self.findings.extend(template_findings(&profile, &doc.location(), docs));
+                    }
                 }
+                Identity::Template => self.findings.extend(check_template_document(doc)),
                 Identity::Incomplete => self.findings.extend(check_incomplete(doc)),
                 Identity::Foreign => {}
             }
         }
     }
+}
+
+/// The problems of `profile`'s templated metrics, resolved against the templates among `docs` (those of the
+/// profile's namespace, or of none, and every cluster template), as the operator resolves them in the cluster.
+pub fn template_findings(profile: &PerformanceProfile, location: &str, docs: &[Document]) -> Vec<Finding> {
+    let Some(canary) = &profile.spec.canary else { return Vec::new() };
+    let finding = |(field, message): (String, String)| Finding { location: location.to_string(), field, message };
+    match resolve_in(profile, canary, docs) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.into_iter().map(finding).collect(),
+    }
+}
+
+/// `canary` with its templates resolved against those among `docs`.
+pub fn resolve_in(
+    profile: &PerformanceProfile,
+    canary: &perf_operator_api::CanarySpec,
+    docs: &[Document],
+) -> std::result::Result<perf_canary::templates::Resolved, Vec<(String, String)>> {
+    let namespace = profile.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let ctx = perf_canary::QueryContext { namespace, target: profile.spec.target_ref.name.clone() };
+    if perf_canary::templates::references(canary).is_empty() {
+        return Ok(perf_canary::templates::Resolved::inline(canary));
+    }
+    let values = docs.iter().map(|d| &d.value);
+    // A template that does not parse is reported on its own document; here it is only absent.
+    let templates = perf_canary::templates::Templates::from_documents(values, &ctx.namespace).unwrap_or_default();
+    perf_canary::templates::resolve(canary, &templates, &ctx)
+}
+
+/// Every problem of one template document: strict fields, repeated keys, types, the kind's rules, what the query
+/// must be whoever uses it, and for a namespaced (the tenant's) template the tenant headers a profile may not set.
+pub fn check_template_document(doc: &Document) -> Vec<Finding> {
+    let location = doc.location();
+    let finding = |field: String, message: String| Finding { location: location.clone(), field, message };
+    let mut findings: Vec<Finding> =
+        strict::check(&doc.value).into_iter().map(|e| finding(e.field, e.message)).collect();
+    findings.extend(doc.duplicates.iter().map(|path| finding(path.clone(), DUPLICATE.into())));
+    let kind = perf_canary::templates::template_kind(&doc.value);
+    let parsed = match kind {
+        Some(perf_operator_api::TemplateKind::AnalysisTemplate) => {
+            manifest::parse_as::<perf_operator_api::AnalysisTemplate>(doc).map(|t| (t.metadata, t.spec.template))
+        }
+        _ => {
+            manifest::parse_as::<perf_operator_api::ClusterAnalysisTemplate>(doc).map(|t| (t.metadata, t.spec.template))
+        }
+    };
+    let (metadata, body) = match parsed {
+        Ok(parsed) => parsed,
+        Err(parse) => {
+            findings.push(parse);
+            return findings;
+        }
+    };
+    let mut push = |field: String, message: String| {
+        if !findings.iter().any(|f| f.field == field) {
+            findings.push(finding(field, message));
+        }
+    };
+    for e in perf_operator_api::validation::validate_template(&body, "spec") {
+        push(e.field, e.message);
+    }
+    for (field, message) in perf_canary::templates::check_template(&body) {
+        push(field, message);
+    }
+    if kind == Some(perf_operator_api::TemplateKind::AnalysisTemplate) {
+        let headers = body.prometheus_access.iter().flat_map(|a| a.headers.keys());
+        for name in headers.filter(|name| perf_prometheus::selects_tenant(name, None)) {
+            push("spec.prometheusAccess.headers".into(), tenant_header(name));
+        }
+    }
+    if metadata.name.as_deref().unwrap_or_default().is_empty() {
+        push("metadata.name".into(), "is required".into());
+    }
+    findings
 }
 
 /// Every problem of one profile document: what `kubectl apply` refuses (version and kind, unknown fields), repeated

@@ -267,7 +267,7 @@ async fn the_reconcile_refuses_it_names_the_field_and_asks_nothing() {
     for query in PEEKS {
         let mut profile = fixtures::Profile::test().with_canary_stages(vec![10, 50, 100]);
         let mut canary = profile.spec.canary.take().unwrap();
-        canary.analysis.prometheus = recorder.url.clone();
+        canary.analysis.prometheus = Some(recorder.url.clone());
         canary.analysis.metrics = vec![perf_operator_api::MetricCheck {
             name: "peek".into(),
             query: query.into(),

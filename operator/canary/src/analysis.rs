@@ -57,6 +57,12 @@ pub struct Check {
     pub on_no_data: NoDataPolicy,
     /// Gated by `minRequests`: too few requests makes it no data.
     pub needs_traffic: bool,
+    /// Which Prometheus asks it: 0 the analysis's own, else a template's (see [`crate::templates::Resolved`]).
+    #[serde(skip)]
+    pub source: usize,
+    /// Why it cannot be asked (its template could not be resolved): it is not asked, and fails with this reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
 }
 
 impl Check {
@@ -100,6 +106,8 @@ pub fn checks(spec: &CanarySpec, slo: &Slo, ctx: &QueryContext) -> Vec<Check> {
         unit,
         on_no_data: a.on_no_data,
         needs_traffic: true,
+        source: 0,
+        broken: None,
     };
     let p99 = a.max_p99_latency_ms.unwrap_or(slo.p99_latency_ms);
     let errors = a.max_error_rate_percent.unwrap_or(slo.error_rate_percent);
@@ -116,8 +124,10 @@ pub fn checks(spec: &CanarySpec, slo: &Slo, ctx: &QueryContext) -> Vec<Check> {
         strict_max: false,
         scale: 1.0,
         unit: "",
-        on_no_data: m.on_no_data,
+        on_no_data: m.on_no_data.unwrap_or_default(),
         needs_traffic: false,
+        source: 0,
+        broken: None,
     }));
     all
 }
@@ -187,10 +197,10 @@ impl Analysis {
     }
 }
 
-/// Asks every check's query concurrently, all within `asking.deadline` (see [`crate::gather`]), then
-/// [`evaluate`]s the answers.
-pub async fn analyse(source: &dyn MetricsSource, checks: &[Check], asking: Asking<'_>) -> Analysis {
-    evaluate(checks, crate::gather::gather(source, checks, asking).await)
+/// Asks every check's query concurrently on its source (`sources[check.source]`), all within `asking.deadline`
+/// (see [`crate::gather`]), then [`evaluate`]s the answers.
+pub async fn analyse(sources: &[&dyn MetricsSource], checks: &[Check], asking: Asking<'_>) -> Analysis {
+    evaluate(checks, crate::gather::gather(sources, checks, asking).await)
 }
 
 /// Judges the answers (one per check, same order): any fail fails (a rejected query included); Prometheus
@@ -246,6 +256,11 @@ fn outcome(check: &Check, answer: Answer) -> Outcome {
         trouble: None,
         on_no_data: check.on_no_data,
     };
+    if let Some(why) = &check.broken {
+        outcome.verdict = CheckVerdict::Fail;
+        outcome.reason = Some(why.clone());
+        return outcome;
+    }
     match answer.result {
         Ok(Some(raw)) if raw.is_nan() => {
             outcome.value = Some(raw);
@@ -461,6 +476,8 @@ mod tests {
             unit: "",
             on_no_data: NoDataPolicy::Wait,
             needs_traffic: false,
+            source: 0,
+            broken: None,
         }
     }
 

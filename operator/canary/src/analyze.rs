@@ -1,7 +1,7 @@
 //! `perf-operator canary analyze`: one analysis of a profile's gates against Prometheus, with no cluster. Every
 //! outcome has its own exit code, and the last line printed says the same thing as the code.
 
-use crate::analysis::{Analysis, Asking, Prometheus, QueryContext, Trouble, analyse, checks};
+use crate::analysis::{Analysis, Asking, Prometheus, QueryContext, Trouble, analyse};
 use crate::{Error, Result, objects};
 use kube::ResourceExt;
 use perf_operator_api::CheckVerdict;
@@ -52,11 +52,17 @@ pub struct AnalyzeArgs {
     /// Credentials, CA and headers for Prometheus.
     #[command(flatten)]
     pub access: crate::access_args::AccessArgs,
+    /// Files holding the AnalysisTemplate and ClusterAnalysisTemplate documents the profile's metrics name
+    /// (repeatable; other documents are skipped). A template's own Prometheus is asked with the template's headers
+    /// only: its Secret and CA are in the cluster.
+    #[arg(long = "templates", value_name = "FILE")]
+    pub templates: Vec<PathBuf>,
 }
 
 /// What an analysis needs, read and checked before any query.
 struct Prepared {
-    source: Prometheus,
+    /// The analysis's Prometheus, then each template's own.
+    sources: Vec<Prometheus>,
     url: String,
     ctx: QueryContext,
     checks: Vec<crate::analysis::Check>,
@@ -79,7 +85,8 @@ pub async fn analyze(args: &AnalyzeArgs, out: &mut (dyn Write + Send)) -> Result
     };
     let ctx = &prepared.ctx;
     let asking = Asking { namespace: &ctx.namespace, window: &prepared.window, deadline: args.timeout };
-    let analysis = analyse(&prepared.source, &prepared.checks, asking).await;
+    let sources: Vec<&dyn crate::MetricsSource> = prepared.sources.iter().map(|s| s as _).collect();
+    let analysis = analyse(&sources, &prepared.checks, asking).await;
     let pods = objects::canary_name(&ctx.target);
     let header = format!("analysis of {}/{} (pods {pods}-*) on {}", ctx.namespace, ctx.target, prepared.url);
     writeln!(out, "{header}").map_err(Error::Output)?;
@@ -97,16 +104,40 @@ fn prepare(args: &AnalyzeArgs) -> Result<Prepared> {
         return Err(Error::InvalidSpec { field: problem.field, message: problem.message });
     }
     let spec = profile.spec.canary.as_ref().ok_or(Error::NotConfigured)?;
-    let url = args.prometheus.clone().unwrap_or_else(|| spec.analysis.prometheus.clone());
-    let source = Prometheus::with_access(&url, args.timeout, args.access.access()?)?;
+    let url = args.prometheus.clone().unwrap_or_else(|| spec.analysis.prometheus_url(None).to_string());
+    let mut sources = vec![Prometheus::with_access(&url, args.timeout, args.access.access()?)?];
     let namespace = args.namespace.clone().or_else(|| profile.namespace()).unwrap_or_else(|| "default".into());
     let ctx = QueryContext { namespace, target: profile.spec.target_ref.name.clone() };
     // What the operator would refuse is refused here too, before any query.
     if let Some((field, message)) = crate::scope::canary_problems(spec, &ctx).into_iter().next() {
         return Err(Error::InvalidSpec { field, message });
     }
-    let checks = checks(spec, &profile.spec.slo, &ctx);
-    Ok(Prepared { source, url, ctx, checks, window: spec.step_interval.clone() })
+    let templates = read_templates(&args.templates, &ctx.namespace)?;
+    let resolved = crate::templates::resolve(spec, &templates, &ctx).map_err(|problems| {
+        let (field, message) = problems.into_iter().next().unwrap_or_default();
+        Error::InvalidSpec { field, message }
+    })?;
+    for endpoint in &resolved.endpoints {
+        let headers = endpoint.access.iter().flat_map(|a| a.headers.clone()).collect();
+        let access = perf_prometheus::Access { headers, ..Default::default() };
+        sources.push(Prometheus::with_access(&endpoint.url, args.timeout, access)?);
+    }
+    let checks = resolved.checks(&profile.spec.slo, &ctx);
+    Ok(Prepared { sources, url, ctx, checks, window: spec.step_interval.clone() })
+}
+
+/// The templates in `paths` a profile of `namespace` may name.
+fn read_templates(paths: &[PathBuf], namespace: &str) -> Result<crate::templates::Templates> {
+    let mut docs = Vec::new();
+    for path in paths {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile { path: shown.clone(), source })?;
+        let values: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
+            .map_err(|e| Error::ParseProfile { path: shown.clone(), message: e.to_string() })?;
+        docs.extend(values);
+    }
+    crate::templates::Templates::from_documents(&docs, namespace)
+        .map_err(|message| Error::InvalidSpec { field: "--templates".into(), message })
 }
 
 /// `error: cause: cause`, on one line.
@@ -193,7 +224,14 @@ mod tests {
     fn args(file: &str, prometheus: &str) -> AnalyzeArgs {
         let file = PathBuf::from(file);
         let timeout = Duration::from_secs(1);
-        AnalyzeArgs { file, prometheus: Some(prometheus.into()), namespace: None, timeout, access: Default::default() }
+        AnalyzeArgs {
+            file,
+            prometheus: Some(prometheus.into()),
+            namespace: None,
+            timeout,
+            access: Default::default(),
+            templates: Vec::new(),
+        }
     }
 
     async fn run(args: &AnalyzeArgs) -> (i32, String) {
@@ -238,6 +276,33 @@ mod tests {
             assert!(last.starts_with("bad input: ") && last.contains(expected) && last.ends_with("(exit 2)"), "{out}");
             assert_eq!(out.lines().count(), 1, "no query ran: {out}");
         }
+    }
+
+    #[tokio::test]
+    async fn templates_come_from_the_files_given_and_a_missing_one_is_bad_input() {
+        let uses = write(
+            "uses-template",
+            &format!(
+                "{PROFILE}  canary:\n    analysis:\n      metrics:\n      - {{name: mesh, templateRef: {{kind: ClusterAnalysisTemplate, name: mesh}}, args: {{workload: web}}}}\n"
+            ),
+        );
+        let templates = write(
+            "templates",
+            "apiVersion: perf.operator.dev/v1alpha1\nkind: ClusterAnalysisTemplate\nmetadata: {name: mesh}\nspec:\n  \
+             query: 'sum(up{workload=\"{{args.workload}}\"})'\n  args: [{name: workload}]\n  min: 1\n  \
+             prometheus: http://127.0.0.1:9\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        );
+        let (code, out) = run(&args(uses.to_str().unwrap(), "http://127.0.0.1:9")).await;
+        assert_eq!(code, EXIT_INPUT, "{out}");
+        assert!(
+            out.contains("spec.canary.analysis.metrics[0].templateRef: ClusterAnalysisTemplate mesh not found"),
+            "{out}"
+        );
+        let with_templates =
+            AnalyzeArgs { templates: vec![templates], ..args(uses.to_str().unwrap(), "http://127.0.0.1:9") };
+        let (code, out) = run(&with_templates).await;
+        assert_eq!(code, EXIT_UNREACHABLE, "resolved, then asked: {out}");
+        assert!(out.contains(r#"query:  sum(up{workload="web"})"#), "{out}");
     }
 
     #[test]

@@ -40,20 +40,33 @@ pub struct Asking<'a> {
 }
 
 /// Runs every check's query concurrently; every answer is in by `asking.deadline` (a late one is a timeout).
-pub async fn gather(source: &dyn MetricsSource, checks: &[Check], asking: Asking<'_>) -> Vec<Answer> {
-    let asked = Asked {
-        source,
-        until: Instant::now() + asking.deadline,
-        deadline: asking.deadline,
-        turns: &Semaphore::new(IN_FLIGHT),
-    };
-    let results = join_all(checks.iter().map(|c| asked.bounded(&c.query))).await;
-    let answers = results.into_iter().zip(checks).map(|(result, check)| async move {
-        let unmatched = match result {
-            Ok(None) => unmatched(&asked, &check.query, asking).await,
-            _ => None,
-        };
-        Answer { result, unmatched }
+/// A check names its Prometheus by index in `sources` (0 when it names none); every source shares the analysis's
+/// turns.
+pub async fn gather(sources: &[&dyn MetricsSource], checks: &[Check], asking: Asking<'_>) -> Vec<Answer> {
+    let until = Instant::now() + asking.deadline;
+    let turns = &Semaphore::new(IN_FLIGHT);
+    let asked: Vec<Asked> =
+        sources.iter().map(|&source| Asked { source, until, deadline: asking.deadline, turns }).collect();
+    // A source out of range is a caller's mistake; it is answered as a query nobody could ask.
+    let of = |check: &Check| asked.get(check.source).or(asked.first());
+    let results = join_all(checks.iter().map(|c| async move {
+        match of(c) {
+            // A check that cannot be asked fails on its own reason (see `Check::broken`).
+            _ if c.broken.is_some() => Ok(None),
+            Some(asked) => asked.bounded(&c.query).await,
+            None => Err(QueryError::Refused { at: "no Prometheus".into() }),
+        }
+    }))
+    .await;
+    let answers = results.into_iter().zip(checks).map(|(result, check)| {
+        let asked = of(check);
+        async move {
+            let unmatched = match (&result, asked) {
+                (Ok(None), Some(asked)) if check.broken.is_none() => unmatched(asked, &check.query, asking).await,
+                _ => None,
+            };
+            Answer { result, unmatched }
+        }
     });
     join_all(answers).await
 }
@@ -125,6 +138,8 @@ mod tests {
             unit: "",
             on_no_data: Default::default(),
             needs_traffic: false,
+            source: 0,
+            broken: None,
         }
     }
 
@@ -138,7 +153,7 @@ mod tests {
             (r#"count(last_over_time(a{ns="shop"}[1m]))"#.to_string(), Some(3.0)),
             (r#"count(last_over_time(b{ns="shop"}[5m]))"#.to_string(), None),
         ]));
-        let answers = gather(&source, &[check(query)], ASKING).await;
+        let answers = gather(&[&source], &[check(query)], ASKING).await;
         assert_eq!(answers[0].result, Ok(None));
         assert_eq!(
             answers[0].unmatched.as_deref(),
@@ -150,7 +165,7 @@ mod tests {
     async fn queries_share_one_deadline_and_a_late_one_times_out() {
         let source = Fixed(HashMap::from([("fast".to_string(), Some(0.5))]));
         let started = Instant::now();
-        let answers = gather(&source, &[check("fast"), check("slow"), check("slower")], ASKING).await;
+        let answers = gather(&[&source], &[check("fast"), check("slow"), check("slower")], ASKING).await;
         assert_eq!(started.elapsed(), ASKING.deadline, "one deadline for all, not one per query");
         assert_eq!(answers[0].result, Ok(Some(0.5)));
         let late = QueryError::Timeout { at: "the metrics source".into(), after: ASKING.deadline };
@@ -182,7 +197,7 @@ mod tests {
         let source = Counting::default();
         let checks: Vec<Check> = (0..35).map(|i| check(&format!("q{i}"))).collect();
         let asking = Asking { deadline: Duration::from_secs(5), ..ASKING };
-        let answers = gather(&source, &checks, asking).await;
+        let answers = gather(&[&source], &checks, asking).await;
         assert!(answers.iter().all(|a| a.result == Ok(Some(1.0))), "every check answered");
         assert_eq!(source.most.load(std::sync::atomic::Ordering::SeqCst), IN_FLIGHT);
     }

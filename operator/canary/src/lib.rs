@@ -21,13 +21,14 @@ pub mod reconcile;
 pub mod scope;
 pub mod selectors;
 pub mod split;
+pub mod templates;
 
 pub use analysis::{
     Analysis, Answer, Asking, MetricsSource, Prometheus, QueryContext, QueryError, QueryFuture, Trouble,
 };
 pub use cli::{CanaryCommand, Schedule, plan_schedule, run};
 pub use machine::{CanaryCondition, CanaryEvent, EventKind, Health};
-pub use reconcile::{Observation, Step, TargetHpa, apply, decide, finalize, observe};
+pub use reconcile::{Observation, Sources, Step, TargetHpa, apply, decide, finalize, observe};
 
 /// Errors of the canary component.
 #[derive(Debug, thiserror::Error)]

@@ -4,11 +4,12 @@
 //! objects. The caller (the operator's controller) passes the profile fresh from the API server, then writes the
 //! step's status and condition and emits its events.
 
-use crate::analysis::{self, Analysis, Asking, MetricsSource, QueryContext, analyse, checks};
+use crate::analysis::{self, Analysis, Asking, MetricsSource, QueryContext, analyse};
 use crate::cadence;
 use crate::machine::{self, CanaryCondition, CanaryEvent, CommandRequest, Observed, PrimaryAction, Timing, Workload};
 use crate::objects::{self, Role};
 use crate::split::{self, Mode, Split};
+use crate::templates::Resolved;
 use crate::{Error, Result};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -111,16 +112,30 @@ pub enum TargetHpa {
     Known(Option<Box<HorizontalPodAutoscaler>>),
 }
 
+/// Where an analysis asks: the canary spec with its templates resolved, and its Prometheus sources (the
+/// analysis's own first, then those of templates that name their own, as [`Resolved::endpoints`] lists them).
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    pub resolved: &'a Resolved,
+    pub prometheus: &'a [&'a dyn MetricsSource],
+}
+
 /// Reads the target, primary, canary and HPA of `profile` (fresh from the API server, so it has a uid and its
 /// status), and runs the analysis if one is due at `now`.
 #[tracing::instrument(skip_all, fields(profile = %profile.name_any()))]
 pub async fn observe(
     client: &Client,
     profile: &PerformanceProfile,
-    prom: &dyn MetricsSource,
+    sources: Sources<'_>,
     now: Timestamp,
     hpa: TargetHpa,
 ) -> Result<Observation> {
+    let Some(&prom) = sources.prometheus.first() else {
+        return Err(Error::InvalidSpec {
+            field: "spec.canary.analysis.prometheus".into(),
+            message: "no Prometheus".into(),
+        });
+    };
     let spec = canary_spec(profile)?;
     let timing = Timing::from_spec(spec)?;
     let ns = namespace(profile)?;
@@ -139,7 +154,7 @@ pub async fn observe(
     // The full analysis does not depend on the quick-check cadence: it runs alongside the read of the scrape
     // interval (cached; bounded by its own short timeout), so a hung Prometheus costs it nothing more.
     let ctx = QueryContext { namespace: ns, target: target.clone() };
-    let render = || checks(spec, &profile.spec.slo, &ctx);
+    let render = || sources.resolved.checks(&profile.spec.slo, &ctx);
     let full = holding && cadence::analysis_due(&timing, &prev, now);
     let scrape = async { if holding { prom.scrape_interval().await } else { None } };
     let (analysis, scrape) = if full {
@@ -149,7 +164,7 @@ pub async fn observe(
             deadline: analysis::deadline(timing.step_interval),
         };
         let checks = render();
-        let (analysis, scrape) = futures::join!(analyse(prom, &checks, asking), scrape);
+        let (analysis, scrape) = futures::join!(analyse(sources.prometheus, &checks, asking), scrape);
         (Some(analysis), scrape)
     } else {
         (None, scrape.await)
@@ -160,7 +175,7 @@ pub async fn observe(
         let window = cadence::quick_window(&prev, now);
         let asking =
             Asking { namespace: &ctx.namespace, window: &window, deadline: analysis::deadline(timing.check_interval) };
-        Some(analyse(prom, &render(), asking).await)
+        Some(analyse(sources.prometheus, &render(), asking).await)
     } else {
         analysis
     };

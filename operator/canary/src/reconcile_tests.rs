@@ -126,7 +126,9 @@ async fn cluster() -> Client {
 async fn step(client: &Client, now: Timestamp) -> Step {
     let profiles: Api<PerformanceProfile> = Api::namespaced(client.clone(), NS);
     let profile = profiles.get("checkout").await.unwrap();
-    let observation = observe(client, &profile, &Healthy, now, TargetHpa::Read).await.unwrap();
+    let resolved = crate::templates::Resolved::inline(profile.spec.canary.as_ref().unwrap());
+    let sources = crate::Sources { resolved: &resolved, prometheus: &[&Healthy] };
+    let observation = observe(client, &profile, sources, now, TargetHpa::Read).await.unwrap();
     let step = decide(&profile, &observation, now).unwrap();
     apply(client, &profile, &step).await.unwrap();
     let mut written = profile;

@@ -42,7 +42,9 @@ pub fn canary_problems(spec: &CanarySpec, ctx: &QueryContext) -> Vec<(String, St
         (field("queries.p99LatencySeconds"), &a.queries.p99_latency_seconds),
         (field("queries.errorRatio"), &a.queries.error_ratio),
     ];
-    queries.extend(a.metrics.iter().enumerate().map(|(i, m)| (field(&format!("metrics[{i}].query")), &m.query)));
+    // A templated metric has no query of its own: it is checked where it is resolved (crate::templates).
+    let inline = a.metrics.iter().enumerate().filter(|(_, m)| m.template_ref.is_none());
+    queries.extend(inline.map(|(i, m)| (field(&format!("metrics[{i}].query")), &m.query)));
     // The step interval stands for `{{interval}}`: a quick check's window is another duration, the same shape.
     let rendered = |template: &str| render(template, ctx, &spec.step_interval);
     queries
@@ -58,11 +60,11 @@ pub fn canary_problems(spec: &CanarySpec, ctx: &QueryContext) -> Vec<(String, St
 }
 
 /// The placeholders a canary query may use.
-const PLACEHOLDERS: &str = "{{namespace}}, {{target}}, {{canary}}, {{interval}}";
+pub(crate) const PLACEHOLDERS: &str = "{{namespace}}, {{target}}, {{canary}}, {{interval}}";
 
 /// The first `{{...}}` left in a rendered query: a placeholder this version does not know (a typo, or one of
 /// another tool's), which would otherwise reach Prometheus as text and fail every analysis.
-fn unknown_placeholder(rendered: &str) -> Option<String> {
+pub(crate) fn unknown_placeholder(rendered: &str) -> Option<String> {
     let start = rendered.find("{{")?;
     let end = rendered[start..].find("}}").map_or(rendered.len(), |e| start + e + 2);
     Some(one_line(&rendered[start..end]))

@@ -195,6 +195,7 @@ async fn analyze_gives_each_case_its_verdict_exit_code_and_message_within_one_de
             namespace: None,
             timeout: DEADLINE,
             access: Default::default(),
+            templates: Vec::new(),
         };
         let started = Instant::now();
         let mut out = Vec::new();
@@ -265,6 +266,7 @@ async fn a_prometheus_killed_between_analyses_is_unreachable() {
         namespace: None,
         timeout: DEADLINE,
         access: Default::default(),
+        templates: Vec::new(),
     };
     let mut out = Vec::new();
     assert_eq!(analyze(&args, &mut out).await.unwrap(), EXIT_PASS, "{}", String::from_utf8_lossy(&out));

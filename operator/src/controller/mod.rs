@@ -15,6 +15,7 @@ pub mod report;
 pub mod rollout;
 pub mod round;
 pub mod slo_rule;
+pub mod templates;
 pub mod traffic;
 pub mod triggers;
 pub mod watches;
@@ -320,6 +321,12 @@ pub struct Scope {
     pub alert_labels: Vec<String>,
     /// PrometheusRule label keys profiles may set (`--rule-label`); empty: any.
     pub rule_labels: Vec<String>,
+    /// Prometheus of a canary analysis that names none (`--default-prometheus`).
+    pub default_prometheus: Option<String>,
+    /// The operator's own namespace, where a ClusterAnalysisTemplate's Secret and CA are read.
+    pub operator_namespace: String,
+    /// Whether profiles may name ClusterAnalysisTemplates (`--cluster-analysis-templates`).
+    pub cluster_templates: bool,
 }
 
 impl Default for Scope {
@@ -335,6 +342,9 @@ impl Default for Scope {
             clickhouse_databases: Vec::new(),
             alert_labels: Vec::new(),
             rule_labels: Vec::new(),
+            default_prometheus: None,
+            operator_namespace: "perf-operator".into(),
+            cluster_templates: true,
         }
     }
 }

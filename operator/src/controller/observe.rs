@@ -346,16 +346,18 @@ pub async fn clickhouse_credentials(
 async fn canary(round: &Round<'_>) -> Read<perf_canary::Observation> {
     let (profile, ctx) = (round.profile, round.ctx);
     let Some(spec) = &profile.spec.canary else { return Err(Unread::NotObserved("no canary section")) };
-    let (url, access) = (&spec.analysis.prometheus, spec.analysis.prometheus_access.as_ref());
-    let prometheus = super::prometheus_access::client(round, url, access, "spec.canary.analysis").await?;
+    // Templates are read for a run that may be analysed this round (the exact cadence is decided in `observe`).
+    let canary_status = profile.status.as_ref().and_then(|s| s.canary.as_ref());
+    let analysing = canary_status.is_some_and(|s| s.phase == perf_operator_api::CanaryPhase::Progressing);
+    let (resolved, clients) = super::templates::sources(round, spec, analysing).await?;
+    let prometheus: Vec<&dyn perf_canary::MetricsSource> = clients.iter().map(|c| c.as_ref() as _).collect();
+    let sources = perf_canary::Sources { resolved: &resolved, prometheus: &prometheus };
     let ns = namespace(profile);
     let hpa = match ctx.caches.target_hpa(&ns, &profile.spec.target_ref.name) {
         Some(known) => perf_canary::TargetHpa::Known(known.map(Box::new)),
         None => perf_canary::TargetHpa::Read,
     };
-    perf_canary::observe(&ctx.client, profile, prometheus.as_ref(), jiff::Timestamp::now(), hpa)
-        .await
-        .map_err(Unread::Canary)
+    perf_canary::observe(&ctx.client, profile, sources, jiff::Timestamp::now(), hpa).await.map_err(Unread::Canary)
 }
 
 /// A new Redis password: 32 random bytes, hex.

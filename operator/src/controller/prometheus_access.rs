@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use perf_operator_api::{CaBundleKind, CaBundleRef, PrometheusAccess};
 use perf_prometheus::{Access, Auth, Prometheus};
@@ -20,6 +20,16 @@ const TOKEN_KEY: &str = "token";
 const USERNAME_KEY: &str = "username";
 const PASSWORD_KEY: &str = "password";
 
+/// Whose `prometheusAccess` it is, which says where its Secret and ConfigMap are and whether it may choose a tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// The profile's, or its namespace's AnalysisTemplate: objects in the profile's namespace; no tenant header.
+    Tenant,
+    /// A ClusterAnalysisTemplate, the administrator's: objects in the operator's namespace; it may set the tenant
+    /// header itself (to read a mesh's tenant, say), else the profile's namespace is the tenant as always.
+    Administrator,
+}
+
 /// The client for `url`, reached with `access` (`field` names it in errors, e.g. `spec.canary.analysis`).
 pub async fn client(
     round: &Round<'_>,
@@ -27,30 +37,44 @@ pub async fn client(
     access: Option<&PrometheusAccess>,
     field: &str,
 ) -> Read<Arc<Prometheus>> {
+    client_of(round, url, access, field, Owner::Tenant).await
+}
+
+/// [`client`], for an access `owner` wrote.
+pub async fn client_of(
+    round: &Round<'_>,
+    url: &str,
+    access: Option<&PrometheusAccess>,
+    field: &str,
+    owner: Owner,
+) -> Read<Arc<Prometheus>> {
     let mut access = match access {
-        Some(spec) => resolve(round, spec, field).await?,
+        Some(spec) => resolve(round, spec, field, owner).await?,
         None => Access::default(),
     };
     if let Some(tenant) = &round.ctx.scope.prometheus_tenant_header {
-        if let Some((name, _)) =
-            access.headers.iter().find(|(name, _)| perf_prometheus::selects_tenant(name, Some(tenant)))
-        {
-            let reason = format!("{field}.prometheusAccess.headers: {}", crate::validate::tenant_header(name));
-            return Err(Unread::Prometheus(perf_prometheus::Error::InvalidAccess { reason }));
+        let chosen = access.headers.iter().find(|(name, _)| perf_prometheus::selects_tenant(name, Some(tenant)));
+        match (chosen, owner) {
+            (Some((name, _)), Owner::Tenant) => {
+                let reason = format!("{field}.prometheusAccess.headers: {}", crate::validate::tenant_header(name));
+                return Err(Unread::Prometheus(perf_prometheus::Error::InvalidAccess { reason }));
+            }
+            (Some(_), Owner::Administrator) => {}
+            // The tenant is the profile's namespace, whatever the profile says.
+            (None, _) => access.headers.push((tenant.clone(), round.namespace())),
         }
-        // The tenant is the profile's namespace, whatever the profile says.
-        access.headers.push((tenant.clone(), round.namespace()));
     }
     round.ctx.prometheus.get_with(url, access).map_err(Unread::Prometheus)
 }
 
-async fn resolve(round: &Round<'_>, spec: &PrometheusAccess, field: &str) -> Read<Access> {
+async fn resolve(round: &Round<'_>, spec: &PrometheusAccess, field: &str, owner: Owner) -> Read<Access> {
+    let ns = home(round, owner);
     let auth = match &spec.secret_ref {
-        Some(r) => Some(credentials(&round.namespace(), &r.name, &*round.secret_data(&r.name).await?, field)?),
+        Some(r) => Some(credentials(&ns, &r.name, &*secret_data(round, owner, &r.name).await?, field)?),
         None => None,
     };
     let ca_pem = match &spec.ca {
-        Some(r) => Some(ca_bundle(round, r).await?),
+        Some(r) => Some(ca_bundle(round, r, owner).await?),
         None => None,
     };
     let headers = spec.headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
@@ -82,13 +106,34 @@ fn credentials(ns: &str, name: &str, data: &BTreeMap<String, ByteString>, field:
     }
 }
 
+/// The namespace an `owner`'s Secrets and ConfigMaps are in.
+fn home(round: &Round<'_>, owner: Owner) -> String {
+    match owner {
+        Owner::Tenant => round.namespace(),
+        Owner::Administrator => round.ctx.scope.operator_namespace.clone(),
+    }
+}
+
+/// The data of Secret `name` in `owner`'s namespace; a missing Secret is an error that names it.
+async fn secret_data(round: &Round<'_>, owner: Owner, name: &str) -> Read<crate::controller::round::SecretData> {
+    if owner == Owner::Tenant {
+        return round.secret_data(name).await;
+    }
+    let ns = home(round, owner);
+    let api: Api<Secret> = Api::namespaced(round.ctx.client.clone(), &ns);
+    let secret = api.get_opt(name).await.map_err(kube_error(format!("get Secret {ns}/{name}")))?;
+    let secret =
+        secret.ok_or_else(|| Unread::Secret { namespace: ns, name: name.into(), problem: SecretProblem::NotFound })?;
+    Ok(Arc::new(secret.data.unwrap_or_default()))
+}
+
 /// The PEM bundle a `ca` reference names (a ConfigMap's `data`, or a Secret's).
-async fn ca_bundle(round: &Round<'_>, r: &CaBundleRef) -> Read<Vec<u8>> {
-    let ns = round.namespace();
+async fn ca_bundle(round: &Round<'_>, r: &CaBundleRef, owner: Owner) -> Read<Vec<u8>> {
+    let ns = home(round, owner);
     let missing = |problem| Unread::Secret { namespace: ns.clone(), name: r.name.clone(), problem };
     match r.kind {
         CaBundleKind::Secret => {
-            let data = round.secret_data(&r.name).await?;
+            let data = secret_data(round, owner, &r.name).await?;
             data.get(&r.key).map(|v| v.0.clone()).ok_or_else(|| missing(SecretProblem::MissingKey(r.key.clone())))
         }
         CaBundleKind::ConfigMap => {

@@ -11,6 +11,7 @@ use crate::components::{self, slo_rules};
 use crate::decide::decide;
 use crate::manifest::{self, Finding};
 use crate::{Error, Result, validate};
+use perf_canary::templates::Resolved;
 use perf_operator_api::PerformanceProfile;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -45,6 +46,11 @@ pub struct AppConfigPlan {
 
 /// Plans a validated profile: [`decide`] on `observations` (offline, example values or a file). Pure.
 pub fn plan_profile(profile: &PerformanceProfile, observations: &Observations) -> Plan {
+    plan_resolved(profile, None, observations)
+}
+
+/// [`plan_profile`], with the canary's templates resolved (see [`load_resolved`]).
+pub fn plan_resolved(profile: &PerformanceProfile, resolved: Option<&Resolved>, observations: &Observations) -> Plan {
     let mut profile = profile.clone();
     if profile.metadata.namespace.is_none() {
         profile.metadata.namespace = Some("default".into());
@@ -65,6 +71,7 @@ pub fn plan_profile(profile: &PerformanceProfile, observations: &Observations) -
             target: profile.spec.target_ref.name.clone(),
         };
         let replicas = decision.status.pools.as_ref().map_or(1, |p| p.app_replicas);
+        let canary = resolved.map_or(canary, |r| &r.spec);
         let schedule = perf_canary::plan_schedule(canary, &profile.spec.slo, &ctx, replicas);
         extra.insert("canary".to_string(), serde_json::to_value(schedule).unwrap_or_default());
     }
@@ -108,17 +115,34 @@ pub fn plan_profile(profile: &PerformanceProfile, observations: &Observations) -
 
 /// Reads the profiles of a file, refusing the whole file if any of them is invalid.
 pub fn load_valid_profiles(path: &Path) -> Result<Vec<PerformanceProfile>> {
+    Ok(load_resolved(path)?.into_iter().map(|(p, _)| p).collect())
+}
+
+/// [`load_valid_profiles`], each with its canary's templates resolved against the templates in the file.
+pub fn load_resolved(path: &Path) -> Result<Vec<(PerformanceProfile, Option<Resolved>)>> {
     let docs = manifest::read_documents(path)?;
     let mut profiles = Vec::new();
     let mut findings: Vec<Finding> = Vec::new();
     // The same checks as `validate` (unknown fields, apiVersion and kind included), so `plan` never shows a plan
     // for a file that `kubectl apply` or `validate` refuses.
+    for doc in docs.iter().filter(|d| manifest::identify(&d.value) == manifest::Identity::Template) {
+        findings.extend(validate::check_template_document(doc));
+    }
     for doc in docs.iter().filter(|d| manifest::identify(&d.value) == manifest::Identity::Profile) {
-        let problems = validate::check_document(doc);
+        let mut problems = validate::check_document(doc);
         if problems.is_empty()
             && let Ok(p) = manifest::parse_profile(doc)
         {
-            profiles.push(p);
+            // The canary is planned with its templates resolved against those in the file, as the operator would.
+            let resolved = p.spec.canary.as_ref().map(|canary| validate::resolve_in(&p, canary, &docs)).transpose();
+            match resolved {
+                Ok(resolved) => profiles.push((p, resolved)),
+                Err(found) => problems.extend(found.into_iter().map(|(field, message)| Finding {
+                    location: doc.location(),
+                    field,
+                    message,
+                })),
+            }
         }
         findings.extend(problems);
     }

@@ -341,6 +341,7 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
         ("canary", "autoscaling", "horizontalpodautoscalers", "patch"),
         ("canaryHttpRoutes", "gateway.networking.k8s.io", "httproutes", "patch"),
         ("sloAlerts", "monitoring.coreos.com", "prometheusrules", "patch"),
+        ("clusterAnalysisTemplates", "perf.operator.dev", "clusteranalysistemplates", "get"),
     ];
     for (feature, group, resource, verb) in features {
         assert!(grants(&plain, group, resource, verb), "the default values drop {feature} ({group}/{resource})");
@@ -356,7 +357,8 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
         }
         server_dry_run(&off, &format!("features.{feature}=false"));
     }
-    let none = render(&json!({"features": {"canary": false, "canaryHttpRoutes": false, "sloAlerts": false}}));
+    let none = render(&json!({"features": {"canary": false, "canaryHttpRoutes": false, "sloAlerts": false,
+                                            "clusterAnalysisTemplates": false}}));
     for (group, resource, verb) in [
         ("perf.operator.dev", "performanceprofiles", "watch"),
         ("perf.operator.dev", "performanceprofiles/status", "patch"),
@@ -365,6 +367,7 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
         ("", "secrets", "patch"),
         ("", "configmaps", "watch"),
         ("events.k8s.io", "events", "create"),
+        ("perf.operator.dev", "analysistemplates", "get"),
         // Pools are sized for the target HPA's maxReplicas with or without a canary.
         ("autoscaling", "horizontalpodautoscalers", "list"),
     ] {

@@ -67,6 +67,24 @@ async fn the_namespaced_install_grants_only_its_namespaces_and_reconciles_there(
     let (_, roles, _) =
         kubectl(&["get", "clusterrolebindings", "-o", "name", "-l", &format!("app.kubernetes.io/instance={release}")]);
     assert!(roles.trim().is_empty(), "a namespaced install binds a ClusterRole: {roles}");
+    assert_eq!(can_i(&user, &["get", "clusteranalysistemplates.perf.operator.dev/x"]), "no");
+    // The one cluster-wide grant it may take, when asked: reading ClusterAnalysisTemplates, nothing else.
+    let (ok, out) = helm(&[
+        "upgrade",
+        &release,
+        chart.to_str().expect("utf-8 path"),
+        "-n",
+        &release,
+        "--reuse-values",
+        "--set",
+        "rbac.clusterAnalysisTemplates=true",
+    ]);
+    assert!(ok, "helm upgrade with rbac.clusterAnalysisTemplates failed:\n{out}");
+    assert_eq!(can_i(&user, &["get", "clusteranalysistemplates.perf.operator.dev/x"]), "yes");
+    assert_eq!(can_i(&user, &["list", "clusteranalysistemplates.perf.operator.dev"]), "no");
+    assert_eq!(can_i(&user, &["get", "secrets/x", "-n", &release]), "yes");
+    assert_eq!(can_i(&user, &["get", "secrets", "-n", "kube-system"]), "no");
+    assert_eq!(can_i(&user, &["list", "secrets", "--all-namespaces"]), "no");
 
     // An operator with that identity reconciles a profile in its namespace.
     create_app(&c.api(), "web", "registry.example/web:1", 1).await;

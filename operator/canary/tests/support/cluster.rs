@@ -171,7 +171,11 @@ pub async fn run_once(
     prom: &dyn MetricsSource,
     now: Timestamp,
 ) -> perf_canary::Result<Step> {
-    let observation = observe(client, profile, prom, now, perf_canary::TargetHpa::Read).await?;
+    let resolved = perf_canary::templates::Resolved::inline(
+        profile.spec.canary.as_ref().ok_or(perf_canary::Error::NotConfigured)?,
+    );
+    let sources = perf_canary::Sources { resolved: &resolved, prometheus: &[prom] };
+    let observation = observe(client, profile, sources, now, perf_canary::TargetHpa::Read).await?;
     let step = decide(profile, &observation, now)?;
     apply(client, profile, &step).await?;
     Ok(step)

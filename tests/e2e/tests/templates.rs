@@ -1,0 +1,101 @@
+//! Shared analysis on the real API server, with the operator as its own process under the chart's ServiceAccount
+//! and a real Prometheus: a profile with no Prometheus of its own (the operator's `--default-prometheus`) whose
+//! metrics name an AnalysisTemplate of its namespace and the administrator's ClusterAnalysisTemplate, with
+//! arguments. While the cluster template is missing, each analysis fails that check by name and reason (it can
+//! never pass as written) and the others are judged; once the administrator creates it, the run promotes.
+
+#[path = "../../../operator/canary/tests/support/prometheus.rs"]
+#[allow(dead_code)]
+mod prometheus;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
+use perf_e2e::fixtures::{create_app, profile, replicas_and_image, set_image};
+use perf_e2e::{Operator, cluster, kubelet};
+use perf_operator_api::status::{CanaryPhase, CanaryStatus, CheckVerdict};
+use perf_operator_api::{AnalysisTemplate, ClusterAnalysisTemplate};
+use prometheus::{Behaviour, PrometheusFixture};
+use serde_json::json;
+
+const TARGET: &str = "shop";
+const NEW: &str = "registry.example/shop:2";
+
+async fn canary_status(c: &perf_e2e::Cluster) -> Option<CanaryStatus> {
+    c.profiles().get(TARGET).await.ok()?.status?.canary
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run through tests/run.sh"]
+async fn a_run_on_shared_templates_fails_a_missing_one_by_name_and_promotes_once_it_exists() {
+    let c = cluster().await;
+    let prom = PrometheusFixture::start().await;
+    prom.serve(&c.namespace, TARGET, Behaviour::healthy()).await;
+    create_app(&c.api(), TARGET, "registry.example/shop:1", 3).await;
+    let _kubelet = kubelet::run(c.api::<Pod>());
+    let _op = Operator::start_with(&c.namespace, "replica-a", &["--default-prometheus", &prom.url]);
+
+    // The team's own template: held to the namespace, asked on the analysis's Prometheus.
+    let errors: AnalysisTemplate = serde_json::from_value(json!({
+        "apiVersion": "perf.operator.dev/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": "canary-errors"},
+        "spec": {"query": "sum(rate(http_requests_total{namespace=\"{{namespace}}\", pod=~\"{{args.workload}}-.*\", code=~\"5..\"}[{{interval}}])) or vector(0)",
+                 "args": [{"name": "workload"}], "max": 0.5}}))
+    .expect("template");
+    c.api::<AnalysisTemplate>().create(&PostParams::default(), &errors).await.expect("create the AnalysisTemplate");
+    // The administrator's: reads by workload across namespaces (as a mesh's metrics would), on its own Prometheus.
+    let cluster_name = format!("{}-traffic", c.namespace);
+    let traffic: ClusterAnalysisTemplate = serde_json::from_value(json!({
+        "apiVersion": "perf.operator.dev/v1alpha1", "kind": "ClusterAnalysisTemplate", "metadata": {"name": cluster_name},
+        "spec": {"query": "sum(increase(http_requests_total{pod=~\"{{args.workload}}-.*\"}[{{interval}}]))",
+                 "args": [{"name": "workload"}], "min": 1,
+                 "prometheus": prom.url.replace("127.0.0.1", "localhost")}}))
+    .expect("cluster template");
+
+    let metrics = json!([
+        {"name": "traffic", "templateRef": {"kind": "ClusterAnalysisTemplate", "name": cluster_name},
+         "args": {"workload": "shop-canary"}},
+        {"name": "errors", "templateRef": {"name": "canary-errors"}, "args": {"workload": "shop-canary"}}
+    ]);
+    // Quick checks off and a generous failure limit: the missing template fails a few step analyses, no rollback.
+    let spec = json!({"canary": {"stages": [10, 25, 50, 100], "stepInterval": "4s", "progressDeadline": "2m",
+        "analysis": {"minRequests": 10, "failureLimit": 20, "checkInterval": "0s", "metrics": metrics}}});
+    c.profiles().create(&PostParams::default(), &profile(&c.namespace, TARGET, spec)).await.expect("create");
+    c.eventually(90, "the primary serving (canary phase Idle)", || async {
+        canary_status(&c).await.filter(|s| s.phase == CanaryPhase::Idle)
+    })
+    .await;
+
+    let deployments = c.api::<Deployment>();
+    set_image(&deployments, TARGET, NEW).await;
+    let failed = c
+        .eventually(60, "an analysis failing the check of the missing template", || async {
+            let s = canary_status(&c).await?;
+            s.analyses.iter().find(|a| a.verdict == CheckVerdict::Fail).cloned()
+        })
+        .await;
+    let check = |name: &str| failed.checks.iter().find(|c| c.name == name).cloned().expect(name);
+    let traffic_check = check("traffic");
+    assert_eq!(traffic_check.verdict, CheckVerdict::Fail, "{failed:?}");
+    let reason = traffic_check.reason.unwrap_or_default();
+    assert!(reason.contains(&format!("ClusterAnalysisTemplate {cluster_name} not found")), "{reason}");
+    assert!(reason.contains("spec.canary.analysis.metrics[0].templateRef"), "{reason}");
+    let errors_check = check("errors");
+    assert_eq!((errors_check.verdict, errors_check.value), (CheckVerdict::Pass, Some(0.0)), "{failed:?}");
+
+    let clusters: Api<ClusterAnalysisTemplate> = Api::all(c.client.clone());
+    clusters.create(&PostParams::default(), &traffic).await.expect("create the ClusterAnalysisTemplate");
+    let done = c
+        .eventually(120, "the run promoted once the template exists", || async {
+            canary_status(&c).await.filter(|s| matches!(s.phase, CanaryPhase::Succeeded | CanaryPhase::RolledBack))
+        })
+        .await;
+    let _ = clusters.delete(&cluster_name, &DeleteParams::default()).await;
+    assert_eq!(done.phase, CanaryPhase::Succeeded, "{done:?}");
+    let last = done.analyses.first().expect("an analysis");
+    let traffic_check = last.checks.iter().find(|c| c.name == "traffic").expect("traffic");
+    assert_eq!(traffic_check.verdict, CheckVerdict::Pass, "{last:?}");
+    assert!(traffic_check.value.is_some_and(|v| v >= 1.0), "{last:?}");
+    assert_eq!(traffic_check.threshold, ">= 1", "the template's bound: {last:?}");
+    let primary = replicas_and_image(&deployments, "shop-primary").await.expect("primary");
+    assert_eq!(primary.1, NEW, "the primary runs the promoted template");
+}
