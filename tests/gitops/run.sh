@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GitOps checks; no service needed. The Argo CD health check (charts/perf-operator/argocd/health.lua) on every
-# status case, in Lua 5.4 (Argo CD's sandbox and open libraries), then the same cases in the engines themselves:
+# status case and the resource actions (charts/perf-operator/argocd/actions) on every canary phase, in Lua 5.4 (Argo CD's sandbox and open libraries), then the same cases in the engines themselves:
 # gopher-lua as Argo CD runs it, and the Flux Kustomization's health expressions in cel-go (tests/gitops/engines,
 # built from the Go module proxy). Then examples/gitops: every YAML parses, and the argocd-cm example embeds the
 # health check exactly.
@@ -15,9 +15,13 @@ trap 'rm -rf "$work"' EXIT
 echo "== Argo CD health check, lua5.4"
 lua5.4 tests/gitops/health_test.lua . --export "$work/cases.json"
 
+echo "== Argo CD resource actions, lua5.4"
+lua5.4 tests/gitops/actions_test.lua . --export "$work/actions.json"
+
 echo "== the same cases in gopher-lua (Argo CD) and cel-go (Flux)"
 (cd tests/gitops/engines && go build -mod=readonly -buildvcs=false -o "$work/engines" .)
-"$work/engines" "$work/cases.json" charts/perf-operator/argocd/health.lua examples/gitops/flux/kustomizations.yaml
+"$work/engines" "$work/cases.json" charts/perf-operator/argocd/health.lua examples/gitops/flux/kustomizations.yaml \
+    "$work/actions.json" charts/perf-operator/argocd/actions
 
 echo "== examples/gitops"
 examples/gitops/argocd/generate.sh --stdout | diff -u examples/gitops/argocd/argocd-cm.yaml - \

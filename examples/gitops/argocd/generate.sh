@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Writes argocd-cm.yaml from the one source of the health check, charts/perf-operator/argocd/health.lua.
+# Writes argocd-cm.yaml from the one source of the health check, charts/perf-operator/argocd/health.lua, and of the
+# resource actions, charts/perf-operator/argocd/actions (discovery.lua, and command.lua once per canary verb).
 # --stdout prints it instead (tests/gitops/run.sh compares that with the committed file).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source_file="$here/../../../charts/perf-operator/argocd/health.lua"
+actions_dir="$here/../../../charts/perf-operator/argocd/actions"
+# The verbs of `kubectl perf canary` that write the command annotation (perf_canary::command::Command::verb).
+verbs=(pause resume promote promote-full abort retry)
 
 render() {
     cat <<'HEADER'
@@ -24,6 +28,15 @@ data:
 HEADER
     # Blank lines stay empty (no trailing spaces); a literal block keeps the rest byte for byte.
     sed -e 's/^\(.\)/    \1/' "$source_file"
+    echo "  resource.customizations.actions.perf.operator.dev_PerformanceProfile: |"
+    echo "    discovery.lua: |"
+    sed -e 's/^\(.\)/      \1/' "$actions_dir/discovery.lua"
+    echo "    definitions:"
+    for verb in "${verbs[@]}"; do
+        echo "      - name: $verb"
+        echo "        action.lua: |"
+        sed -e "s/__VERB__/$verb/" -e 's/^\(.\)/          \1/' "$actions_dir/command.lua"
+    done
 }
 
 if [[ "${1:-}" == "--stdout" ]]; then

@@ -35,8 +35,8 @@ type testCase struct {
 }
 
 func main() {
-	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: engines CASES.json HEALTH.lua FLUX_KUSTOMIZATIONS.yaml")
+	if len(os.Args) != 4 && len(os.Args) != 6 {
+		fmt.Fprintln(os.Stderr, "usage: engines CASES.json HEALTH.lua FLUX_KUSTOMIZATIONS.yaml [ACTION_CASES.json ACTIONS_DIR]")
 		os.Exit(2)
 	}
 	cases, err := readCases(os.Args[1])
@@ -60,6 +60,18 @@ func main() {
 		if want := fluxWant(c); want != nil {
 			report("flux (cel-go)", c.Name, fluxProblem(exprs, c, want))
 		}
+	}
+	if len(os.Args) == 6 {
+		actionCases, err := readActionCases(os.Args[4])
+		check(err)
+		discovery, err := os.ReadFile(os.Args[5] + "/discovery.lua")
+		check(err)
+		command, err := os.ReadFile(os.Args[5] + "/command.lua")
+		check(err)
+		for _, c := range actionCases {
+			report("argocd actions (gopher-lua)", c.Name, actionsProblem(string(discovery), string(command), c))
+		}
+		fmt.Printf("engines: %d action cases in gopher-lua\n", len(actionCases))
 	}
 	fmt.Printf("engines: %d cases in gopher-lua and cel-go\n", len(cases))
 	fmt.Printf("%d passed, %d failed\n", passed, failed)
@@ -134,22 +146,50 @@ func argocdProblem(script string, c testCase) string {
 	return ""
 }
 
-// As util/lua/lua.go runs a health script from argocd-cm (useOpenLibs not set).
-func argocdHealth(script string, obj any) (status, message string, err error) {
+// A state as util/lua/lua.go opens one for a script from argocd-cm (useOpenLibs not set): package, base and table,
+// with a one-second deadline; for resource actions also its "safe" os (time and date) behind require("os").
+func argocdState(actions bool) (*lua.LState, context.CancelFunc, error) {
 	l := lua.NewState(lua.Options{SkipOpenLibs: true})
-	defer l.Close()
 	for _, lib := range []struct {
 		name string
 		open lua.LGFunction
 	}{{lua.LoadLibName, lua.OpenPackage}, {lua.BaseLibName, lua.OpenBase}, {lua.TabLibName, lua.OpenTable}} {
 		open := lua.P{Fn: l.NewFunction(lib.open), NRet: 0, Protect: true}
 		if err := l.CallByParam(open, lua.LString(lib.name)); err != nil {
-			return "", "", err
+			l.Close()
+			return nil, nil, err
 		}
 	}
+	if actions {
+		l.PreloadModule(lua.OsLibName, safeOs)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
 	l.SetContext(ctx)
+	return l, func() { cancel(); l.Close() }, nil
+}
+
+// Argo CD's safe os module: time and date only.
+func safeOs(l *lua.LState) int {
+	mod := l.NewTable()
+	l.SetField(mod, "time", l.NewFunction(func(l *lua.LState) int {
+		l.Push(lua.LNumber(time.Now().Unix()))
+		return 1
+	}))
+	l.SetField(mod, "date", l.NewFunction(func(l *lua.LState) int {
+		l.Push(lua.LString(time.Now().UTC().Format(time.RFC3339)))
+		return 1
+	}))
+	l.Push(mod)
+	return 1
+}
+
+// As util/lua/lua.go runs a health script from argocd-cm.
+func argocdHealth(script string, obj any) (status, message string, err error) {
+	l, done, err := argocdState(false)
+	if err != nil {
+		return "", "", err
+	}
+	defer done()
 	l.SetGlobal("obj", toLua(l, obj))
 	if err := l.DoString(script); err != nil {
 		return "", "", fmt.Errorf("script error: %w", err)
