@@ -63,7 +63,7 @@ pub enum Command {
     /// 1 bad input (file, YAML, invalid profile: nothing is planned); 3 planned, but ClickHouse would refuse
     /// (or the operator would not send) some of the declared objects (listed under `refused`).
     Plan(PlanArgs),
-    /// Canary rollouts: status, pause, resume, promote, abort; analyze a profile's gates against Prometheus now.
+    /// Canary rollouts: status, get, pause, resume, promote, retry, abort; analyze a profile's gates against Prometheus now.
     Canary {
         #[command(subcommand)]
         command: perf_canary::CanaryCommand,

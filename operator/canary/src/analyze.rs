@@ -2,9 +2,10 @@
 //! outcome has its own exit code, and the last line printed says the same thing as the code.
 
 use crate::analysis::{Analysis, Asking, Prometheus, QueryContext, Trouble, analyse};
+use crate::templates::Templates;
 use crate::{Error, Result, objects};
 use kube::ResourceExt;
-use perf_operator_api::CheckVerdict;
+use perf_operator_api::{AnalysisTemplate, CheckVerdict, ClusterAnalysisTemplate, PerformanceProfile, TemplateKind};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,7 +29,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  pass: every check passed; the stage would advance
   1  fail: a check failed (a query Prometheus rejects included); it counts toward failureLimit
-  2  bad input or usage: unreadable file, invalid YAML or profile, no canary section, invalid --prometheus URL
+  2  bad input or usage: unreadable file, invalid YAML or profile, no canary section, invalid --prometheus URL,
+     a template not found, a live profile that cannot be read
   3  no data: too few requests, no series or NaN; the stage would hold
   4  Prometheus unreachable: connection refused, DNS, TLS, timeout or HTTP 5xx
   5  wrong endpoint or credentials: HTTP 401/403/404, a redirect, an answer over 4 MiB or an HTML page instead of
@@ -37,15 +39,27 @@ Exit codes:
 /// Arguments of `canary analyze`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AnalyzeArgs {
-    /// PerformanceProfile YAML with a canary section.
+    /// A live PerformanceProfile, read from the cluster with its AnalysisTemplates and ClusterAnalysisTemplates
+    /// (kubectl's --kubeconfig, --context and -n); or give a file with -f.
+    #[arg(conflicts_with_all = ["file", "templates"], required_unless_present = "file")]
+    pub name: Option<String>,
+    /// PerformanceProfile YAML with a canary section, instead of a live profile.
     #[arg(short = 'f', long = "file")]
-    pub file: PathBuf,
-    /// Prometheus base URL; default: the profile's `canary.analysis.prometheus`.
+    pub file: Option<PathBuf>,
+    /// Prometheus base URL; default: the profile's `canary.analysis.prometheus`, else the operator's built-in
+    /// default (an operator's --default-prometheus is not known here: pass it).
     #[arg(long, env = "PROMETHEUS_URL")]
     pub prometheus: Option<String>,
-    /// Namespace for `{{namespace}}`; default: the profile's, else `default`.
+    /// The live profile's namespace (default: the context's); with -f, the namespace for `{{namespace}}`
+    /// (default: the file's, else `default`).
     #[arg(short, long)]
     pub namespace: Option<String>,
+    /// The kubeconfig file, as kubectl's --kubeconfig (a live profile only).
+    #[arg(long, conflicts_with = "file")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context, as kubectl's --context (a live profile only).
+    #[arg(long, conflicts_with = "file")]
+    pub context: Option<String>,
     /// Deadline of the whole analysis (its queries run concurrently), e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = crate::cli::positive_interval)]
     pub timeout: Duration,
@@ -72,9 +86,10 @@ struct Prepared {
 /// Runs `canary analyze`, writing the report to `out`; returns the exit code. Bad input is reported on `out`
 /// with [`EXIT_INPUT`]; only a failure to write is an error.
 pub async fn analyze(args: &AnalyzeArgs, out: &mut (dyn Write + Send)) -> Result<i32> {
-    let prepared = match prepare(args) {
+    let prepared = match prepare(args).await {
         Ok(prepared) => prepared,
-        Err(e) if matches!(e.category(), "input" | "spec") => {
+        // A live profile that cannot be read is bad input too: nothing was analysed.
+        Err(e) if matches!(e.category(), "input" | "spec" | "kube") => {
             // One line (YAML errors come with a drawn snippet), so that the last line is the verdict.
             let text = chain(&e);
             let first = text.lines().next().unwrap_or_default();
@@ -96,8 +111,18 @@ pub async fn analyze(args: &AnalyzeArgs, out: &mut (dyn Write + Send)) -> Result
     Ok(code)
 }
 
-fn prepare(args: &AnalyzeArgs) -> Result<Prepared> {
-    let profile = crate::cli::read_profile(&args.file)?;
+async fn prepare(args: &AnalyzeArgs) -> Result<Prepared> {
+    let (profile, live) = match (&args.name, &args.file) {
+        (Some(name), _) => {
+            let (profile, templates) = read_live(args, name).await?;
+            (profile, Some(templates))
+        }
+        (None, Some(file)) => (crate::cli::read_profile(file)?, None),
+        (None, None) => {
+            let message = "name a live profile, or give a file with -f".into();
+            return Err(Error::InvalidSpec { field: "NAME".into(), message });
+        }
+    };
     // The CRD's rules first (a zero step, a window the server would refuse): what the API server would not store
     // is not analysed.
     if let Some(problem) = perf_operator_api::validation::validate_spec(&profile.spec).into_iter().next() {
@@ -112,7 +137,10 @@ fn prepare(args: &AnalyzeArgs) -> Result<Prepared> {
     if let Some((field, message)) = crate::scope::canary_problems(spec, &ctx).into_iter().next() {
         return Err(Error::InvalidSpec { field, message });
     }
-    let templates = read_templates(&args.templates, &ctx.namespace)?;
+    let templates = match live {
+        Some(templates) => templates,
+        None => read_templates(&args.templates, &ctx.namespace)?,
+    };
     let resolved = crate::templates::resolve(spec, &templates, &ctx).map_err(|problems| {
         let (field, message) = problems.into_iter().next().unwrap_or_default();
         Error::InvalidSpec { field, message }
@@ -126,8 +154,44 @@ fn prepare(args: &AnalyzeArgs) -> Result<Prepared> {
     Ok(Prepared { sources, url, ctx, checks, window: spec.step_interval.clone() })
 }
 
+/// A live profile (checked as a file would be) and the templates its metrics name, from the cluster.
+async fn read_live(args: &AnalyzeArgs, name: &str) -> Result<(PerformanceProfile, Templates)> {
+    use kube::api::Api;
+    let at = crate::cli::ProfileRef {
+        name: name.to_string(),
+        namespace: args.namespace.clone(),
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    };
+    let client =
+        kube::Client::try_from(crate::cli::kube_config(&at).await?).map_err(Error::kube("connect to the cluster"))?;
+    let ns = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    let profiles: Api<PerformanceProfile> = Api::namespaced(client.clone(), &ns);
+    let profile = profiles.get(name).await.map_err(Error::kube(format!("get PerformanceProfile {ns}/{name}")))?;
+    let mut templates = Templates::default();
+    let Some(spec) = &profile.spec.canary else { return Ok((profile, templates)) };
+    for r in crate::templates::references(spec) {
+        let what = format!("get {} {}", r.kind, r.name);
+        match r.kind {
+            TemplateKind::AnalysisTemplate => {
+                let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), &ns);
+                if let Some(t) = api.get_opt(&r.name).await.map_err(Error::kube(what))? {
+                    templates.namespaced.insert(r.name, t.spec.template);
+                }
+            }
+            TemplateKind::ClusterAnalysisTemplate => {
+                let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
+                if let Some(t) = api.get_opt(&r.name).await.map_err(Error::kube(what))? {
+                    templates.cluster.insert(r.name, t.spec.template);
+                }
+            }
+        }
+    }
+    Ok((profile, templates))
+}
+
 /// The templates in `paths` a profile of `namespace` may name.
-fn read_templates(paths: &[PathBuf], namespace: &str) -> Result<crate::templates::Templates> {
+fn read_templates(paths: &[PathBuf], namespace: &str) -> Result<Templates> {
     let mut docs = Vec::new();
     for path in paths {
         let shown = path.display().to_string();
@@ -136,7 +200,7 @@ fn read_templates(paths: &[PathBuf], namespace: &str) -> Result<crate::templates
             .map_err(|e| Error::ParseProfile { path: shown.clone(), message: e.to_string() })?;
         docs.extend(values);
     }
-    crate::templates::Templates::from_documents(&docs, namespace)
+    Templates::from_documents(&docs, namespace)
         .map_err(|message| Error::InvalidSpec { field: "--templates".into(), message })
 }
 
@@ -225,9 +289,12 @@ mod tests {
         let file = PathBuf::from(file);
         let timeout = Duration::from_secs(1);
         AnalyzeArgs {
-            file,
+            name: None,
+            file: Some(file),
             prometheus: Some(prometheus.into()),
             namespace: None,
+            kubeconfig: None,
+            context: None,
             timeout,
             access: Default::default(),
             templates: Vec::new(),

@@ -7,6 +7,7 @@ use crate::objects;
 use crate::split::{self, Split};
 use crate::{Error, Result};
 use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use perf_operator_api::{CanaryPhase, CanarySpec, CanaryStatus, NoDataPolicy, PerformanceProfile, Slo};
@@ -32,6 +33,21 @@ pub enum CanaryCommand {
         #[arg(long, default_value = "2s", value_parser = positive_interval)]
         interval: Duration,
     },
+    /// Show the run: status, stage and weights, both sides' Deployments (images, pods ready), latest analyses;
+    /// with --watch, again at each change until the run ends.
+    Get {
+        #[command(flatten)]
+        profile: ProfileRef,
+        /// Keep polling and print the view again when it changes.
+        #[arg(long, short)]
+        watch: bool,
+        /// Poll interval for --watch, e.g. 2s.
+        #[arg(long, default_value = "2s", value_parser = positive_interval)]
+        interval: Duration,
+        /// Output format: text (default) or json (the same fields, for scripts).
+        #[arg(short, long, value_enum, default_value_t = ViewFormat::Text)]
+        output: ViewFormat,
+    },
     /// Hold the run: no analysis, no step; the deadline stops.
     Pause(ProfileRef),
     /// Continue a paused run.
@@ -48,9 +64,17 @@ pub enum CanaryCommand {
     Retry(ProfileRef),
     /// Roll back now (final for this template).
     Abort(ProfileRef),
-    /// Run one analysis now against Prometheus, with no cluster; the exit code says the verdict (see below).
+    /// Run one analysis now against Prometheus, of a live profile or a file; the exit code says the verdict (see
+    /// below).
     #[command(after_help = EXIT_CODES_HELP)]
     Analyze(AnalyzeArgs),
+}
+
+/// How `get` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ViewFormat {
+    Text,
+    Json,
 }
 
 /// A profile in a namespace, and how to reach its cluster (kubectl's flags).
@@ -119,6 +143,10 @@ pub async fn run_to(cmd: CanaryCommand, out: &mut (dyn Write + Send)) -> Result<
             let api = profiles(&profile).await?;
             status(&api, &profile.name, watch, interval, out).await
         }
+        CanaryCommand::Get { profile, watch, interval, output } => {
+            let api = profiles(&profile).await?;
+            get(&api, &profile.name, Polling { watch, interval }, output, out).await
+        }
         CanaryCommand::Pause(p) => send(&p, "pause", out).await,
         CanaryCommand::Resume(p) => send(&p, "resume", out).await,
         CanaryCommand::Promote { profile, full } => {
@@ -152,6 +180,55 @@ pub async fn send_command(api: &Api<PerformanceProfile>, name: &str, verb: &str,
         .await
         .map_err(Error::kube(format!("annotate {name}")))?;
     Ok(())
+}
+
+/// How often, if at all, a command polls.
+#[derive(Clone, Copy, Debug)]
+pub struct Polling {
+    pub watch: bool,
+    pub interval: Duration,
+}
+
+/// `get`: the view of the run (see [`crate::view`]); with `watch`, again at each change until the run ends.
+pub async fn get(
+    api: &Api<PerformanceProfile>,
+    name: &str,
+    polling: Polling,
+    format: ViewFormat,
+    out: &mut (dyn Write + Send),
+) -> Result<i32> {
+    let deployments: Api<Deployment> = Api::namespaced(api.clone().into_client(), api.namespace().unwrap_or("default"));
+    let mut last = String::new();
+    loop {
+        let profile = api.get(name).await.map_err(Error::kube(format!("get PerformanceProfile {name}")))?;
+        let target = &profile.spec.target_ref.name;
+        let read = |name: String| {
+            let api = deployments.clone();
+            async move { api.get_opt(&name).await.map_err(Error::kube(format!("get Deployment {name}"))) }
+        };
+        let (primary, canary) =
+            futures::try_join!(read(objects::primary_name(target)), read(objects::canary_name(target)))?;
+        let view = crate::view::View::of(&profile, primary.as_ref(), canary.as_ref());
+        let shown = match format {
+            ViewFormat::Text => crate::view::render(&view, Timestamp::now(), 5),
+            ViewFormat::Json => {
+                serde_json::to_string_pretty(&view).map_err(|source| Error::Encode { what: "the view", source })? + "\n"
+            }
+        };
+        // Compared as data: the text's deadline counts down, the view's is a fixed time.
+        let compared = serde_json::to_string(&view).unwrap_or_default();
+        if compared != last {
+            if !last.is_empty() {
+                writeln!(out, "---").map_err(Error::Output)?;
+            }
+            write!(out, "{shown}").map_err(Error::Output)?;
+            last = compared;
+        }
+        if !polling.watch || view.settled() {
+            return Ok(0);
+        }
+        tokio::time::sleep(polling.interval).await;
+    }
 }
 
 /// Prints the status; with `watch`, a line per change until the run is over.
@@ -305,6 +382,20 @@ mod tests {
         for code in [EXIT_PASS, EXIT_FAIL, EXIT_INPUT, EXIT_NO_DATA, EXIT_UNREACHABLE, EXIT_ENDPOINT] {
             assert!(help.contains(&format!("\n  {code}  ")), "exit {code} missing from:\n{help}");
         }
+        let live = Cli::parse_from(["x", "analyze", "web", "-n", "shop", "--context", "prod"]);
+        assert!(
+            matches!(live.canary, CanaryCommand::Analyze(AnalyzeArgs { name: Some(ref n), file: None, .. }) if n == "web")
+        );
+        for wrong in [
+            &["x", "analyze"][..],
+            &["x", "analyze", "web", "-f", "p.yaml"],
+            &["x", "analyze", "-f", "p.yaml", "--context", "prod"],
+            &["x", "analyze", "web", "--templates", "t.yaml"],
+        ] {
+            assert!(Cli::try_parse_from(wrong).is_err(), "{wrong:?} parsed");
+        }
+        let get = Cli::parse_from(["x", "get", "web", "-w", "-o", "json"]);
+        assert!(matches!(get.canary, CanaryCommand::Get { watch: true, output: ViewFormat::Json, .. }));
         let cli = Cli::parse_from(["x", "analyze", "-f", "p.yaml", "--timeout", "3s"]);
         assert!(
             matches!(cli.canary, CanaryCommand::Analyze(AnalyzeArgs { timeout, .. }) if timeout == Duration::from_secs(3))

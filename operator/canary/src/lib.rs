@@ -22,6 +22,7 @@ pub mod scope;
 pub mod selectors;
 pub mod split;
 pub mod templates;
+pub mod view;
 
 pub use analysis::{
     Analysis, Answer, Asking, MetricsSource, Prometheus, QueryContext, QueryError, QueryFuture, Trouble,

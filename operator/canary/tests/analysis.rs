@@ -190,7 +190,10 @@ async fn analyze_gives_each_case_its_verdict_exit_code_and_message_within_one_de
         let path = std::env::temp_dir().join(format!("perf-canary-analysis-{}.yaml", std::process::id()));
         std::fs::write(&path, serde_json::to_string(&profile_for(&case)).unwrap()).unwrap();
         let args = AnalyzeArgs {
-            file: path,
+            name: None,
+            file: Some(path),
+            kubeconfig: None,
+            context: None,
             prometheus: Some(url),
             namespace: None,
             timeout: DEADLINE,
@@ -261,7 +264,10 @@ async fn a_prometheus_killed_between_analyses_is_unreachable() {
     let path = std::env::temp_dir().join(format!("perf-canary-killed-{}.yaml", std::process::id()));
     std::fs::write(&path, serde_json::to_string(&profile("clean", STEP)).unwrap()).unwrap();
     let args = AnalyzeArgs {
-        file: path,
+        name: None,
+        file: Some(path),
+        kubeconfig: None,
+        context: None,
         prometheus: Some(prom.url.clone()),
         namespace: None,
         timeout: DEADLINE,

@@ -2,7 +2,8 @@
 //! and a real Prometheus: a profile with no Prometheus of its own (the operator's `--default-prometheus`) whose
 //! metrics name an AnalysisTemplate of its namespace and the administrator's ClusterAnalysisTemplate, with
 //! arguments. While the cluster template is missing, each analysis fails that check by name and reason (it can
-//! never pass as written) and the others are judged; once the administrator creates it, the run promotes.
+//! never pass as written) and the others are judged; once the administrator creates it, the run promotes. Then
+//! `kubectl perf canary get` and `kubectl perf canary analyze NAME` (live) through kubectl's plugin mechanism.
 
 #[path = "../../../operator/canary/tests/support/prometheus.rs"]
 #[allow(dead_code)]
@@ -20,6 +21,21 @@ use serde_json::json;
 
 const TARGET: &str = "shop";
 const NEW: &str = "registry.example/shop:2";
+
+/// `kubectl perf ARGS`, the binary linked as `kubectl-perf` on PATH as users install it: exit code and output.
+async fn kubectl_perf(args: &[&str]) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(format!("perf-e2e-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("plugin dir");
+    let link = dir.join("kubectl-perf");
+    if !link.exists() {
+        std::os::unix::fs::symlink(perf_e2e::env_path("PERF_OPERATOR_BIN"), &link).expect("link kubectl-perf");
+    }
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut command = std::process::Command::new("kubectl");
+    command.arg("perf").args(args).env("PATH", path);
+    let out = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run kubectl");
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
 
 async fn canary_status(c: &perf_e2e::Cluster) -> Option<CanaryStatus> {
     c.profiles().get(TARGET).await.ok()?.status?.canary
@@ -89,8 +105,23 @@ async fn a_run_on_shared_templates_fails_a_missing_one_by_name_and_promotes_once
             canary_status(&c).await.filter(|s| matches!(s.phase, CanaryPhase::Succeeded | CanaryPhase::RolledBack))
         })
         .await;
+    // Day-2 through kubectl's plugin mechanism, before the cluster template goes: the run's view, and one analysis
+    // of the live profile with its templates read from the cluster.
+    let (code, view) = kubectl_perf(&["canary", "get", TARGET, "-n", &c.namespace]).await;
+    let (analyzed, analysis) =
+        kubectl_perf(&["canary", "analyze", TARGET, "-n", &c.namespace, "--prometheus", &prom.url]).await;
     let _ = clusters.delete(&cluster_name, &DeleteParams::default()).await;
     assert_eq!(done.phase, CanaryPhase::Succeeded, "{done:?}");
+    assert_eq!(code, Some(0), "{view}");
+    for expected in ["Status:       Succeeded", "shop-primary", NEW, "ANALYSES (newest first)", "  traffic"] {
+        assert!(view.contains(expected), "{expected:?} not in kubectl perf canary get:\n{view}");
+    }
+    assert_eq!(analyzed, Some(0), "{analysis}");
+    assert!(
+        analysis.contains(r#"query:  sum(increase(http_requests_total{pod=~"shop-canary-.*"}[4s]))"#),
+        "{analysis}"
+    );
+    assert!(analysis.trim_end().ends_with("(exit 0)"), "{analysis}");
     let last = done.analyses.first().expect("an analysis");
     let traffic_check = last.checks.iter().find(|c| c.name == "traffic").expect("traffic");
     assert_eq!(traffic_check.verdict, CheckVerdict::Pass, "{last:?}");
