@@ -37,6 +37,11 @@ pub struct CanarySpec {
     /// How traffic reaches the canary.
     #[serde(default)]
     pub routing: RoutingSpec,
+    /// Where the run's milestones are posted (started, stage advanced, check failed, rolled back, succeeded), with
+    /// the reason and the values; besides the operator's cluster-wide receiver, if it has one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub notifications: Vec<crate::NotificationTarget>,
 }
 
 fn default_stages() -> Vec<u32> {
@@ -57,6 +62,7 @@ impl Default for CanarySpec {
             progress_deadline: default_progress_deadline(),
             analysis: AnalysisSpec::default(),
             routing: RoutingSpec::default(),
+            notifications: Vec::new(),
         }
     }
 }

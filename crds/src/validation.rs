@@ -535,6 +535,20 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
         c.object_name(&r.name, "spec.canary.routing.httpRoute.name");
         c.range(r.port, 1, 65_535, "spec.canary.routing.httpRoute.port");
     }
+    check_notifications(c, &canary.notifications);
+}
+
+fn check_notifications(c: &mut Check, targets: &[NotificationTarget]) {
+    let n = targets.len();
+    c.ensure(n <= 4, "spec.canary.notifications", || format!("at most 4 receivers, got {n}"));
+    for (i, t) in targets.iter().enumerate() {
+        let f = format!("spec.canary.notifications[{i}]");
+        c.object_name(&t.secret_ref.name, &format!("{f}.secretRef.name"));
+        c.len(&t.secret_ref.key, 1, 253, &format!("{f}.secretRef.key"));
+        let events = t.events.len();
+        c.ensure(events <= 5, &format!("{f}.events"), || format!("at most 5 events, got {events}"));
+        c.unique(t.events.iter().map(|e| e.name()), &format!("{f}.events"), "event");
+    }
 }
 
 fn prometheus_url(c: &mut Check, url: &str, field: &str) {

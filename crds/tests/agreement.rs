@@ -34,7 +34,8 @@ fn server_errors(schema: &Value, object: &Value) -> Vec<String> {
     errors
 }
 
-/// The API server refuses two items of an `x-kubernetes-list-type: map` list with the same keys.
+/// The API server refuses two items of an `x-kubernetes-list-type: map` list with the same keys, and two equal
+/// items of a `set`.
 fn list_map_duplicates(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
@@ -57,6 +58,14 @@ fn list_map_duplicates(schema: &Value, value: &Value, path: &str, errors: &mut V
                     let key: Vec<Value> = keys.iter().map(|k| item.get(k).cloned().unwrap_or(Value::Null)).collect();
                     if !seen.insert(serde_json::to_string(&key).unwrap()) {
                         errors.push(format!("{path}: duplicate entry for key {key:?}"));
+                    }
+                }
+            }
+            if schema.get("x-kubernetes-list-type") == Some(&json!("set")) {
+                let mut seen = std::collections::BTreeSet::new();
+                for item in items {
+                    if !seen.insert(serde_json::to_string(item).unwrap()) {
+                        errors.push(format!("{path}: duplicate value {item}"));
                     }
                 }
             }

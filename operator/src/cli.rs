@@ -139,7 +139,7 @@ pub struct RunArgs {
     /// namespace. Profiles may never set a tenant header themselves: that would read another tenant's data.
     #[arg(long, env = "PERF_PROMETHEUS_TENANT_HEADER", value_parser = header_name)]
     pub prometheus_tenant_header: Option<String>,
-    /// Servers profiles may name, `[kind=]pattern` (kind: prometheus, clickhouse, postgres, redis, policy; none:
+    /// Servers profiles may name, `[kind=]pattern` (kind: prometheus, clickhouse, postgres, redis, policy, notification; none:
     /// every kind). A pattern is a host (`*.` prefix for any name under it, `{namespace}` inside a label for the
     /// profile's namespace), an address or a CIDR. Once a kind has entries, its servers must match one; without
     /// any, every host outside the reserved ranges is allowed.
@@ -169,6 +169,13 @@ pub struct RunArgs {
     /// namespaced install may grant no cluster-wide read).
     #[arg(long, env = "PERF_CLUSTER_ANALYSIS_TEMPLATES", default_value_t = true, action = clap::ArgAction::Set)]
     pub cluster_analysis_templates: bool,
+    /// A file holding the URL of the cluster-wide receiver of canary notifications (a mounted Secret: read at each
+    /// notice, so a rotation applies); every profile's run milestones go there too.
+    #[arg(long, env = "PERF_NOTIFICATION_URL_FILE")]
+    pub notification_url_file: Option<PathBuf>,
+    /// Format of that receiver: slack, msteams or generic.
+    #[arg(long, env = "PERF_NOTIFICATION_FORMAT", default_value = "slack", value_parser = notification_format)]
+    pub notification_format: perf_operator_api::NotificationFormat,
     /// Seconds an API server response may keep a request (not a watch) waiting.
     #[arg(long, env = "PERF_KUBE_API_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub kube_api_timeout_seconds: u64,
@@ -195,6 +202,11 @@ impl RunArgs {
             default_prometheus: self.default_prometheus.clone().filter(|p| !p.is_empty()),
             operator_namespace: self.lease_namespace.clone(),
             cluster_templates: self.cluster_analysis_templates,
+            notifications: self
+                .notification_url_file
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|url_file| crate::notify::ClusterReceiver { url_file, format: self.notification_format }),
         }
     }
 
@@ -386,6 +398,12 @@ pub async fn run_plan(args: &PlanArgs) -> Result<PlanOutput> {
 /// A valid HTTP header name that the client does not set itself.
 fn header_name(value: &str) -> std::result::Result<String, String> {
     perf_prometheus::header(value.trim(), "x").map(|(name, _)| name.as_str().to_string()).map_err(|e| e.to_string())
+}
+
+/// `--notification-format`: slack, msteams or generic.
+fn notification_format(value: &str) -> std::result::Result<perf_operator_api::NotificationFormat, String> {
+    serde_json::from_value(serde_json::Value::String(value.trim().to_string()))
+        .map_err(|_| format!("{value:?} is not a notification format: expected slack, msteams or generic"))
 }
 
 /// `--default-prometheus`: an http(s) URL without credentials, as the profile's own field; blank is none.

@@ -10,6 +10,7 @@ pub mod decide;
 pub mod error;
 pub mod leader;
 pub mod manifest;
+pub mod notify;
 pub mod plan;
 pub mod postgres;
 pub mod redis_stats;

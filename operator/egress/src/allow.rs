@@ -13,10 +13,13 @@ pub enum Kind {
     Redis,
     /// A policy component's HTTPS source.
     Policy,
+    /// A canary notification's webhook (Slack, Teams, any HTTP receiver).
+    Notification,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Prometheus, Kind::ClickHouse, Kind::Postgres, Kind::Redis, Kind::Policy];
+    pub const ALL: [Kind; 6] =
+        [Kind::Prometheus, Kind::ClickHouse, Kind::Postgres, Kind::Redis, Kind::Policy, Kind::Notification];
 
     /// The name used in flags and messages.
     pub fn name(self) -> &'static str {
@@ -26,6 +29,7 @@ impl Kind {
             Kind::Postgres => "postgres",
             Kind::Redis => "redis",
             Kind::Policy => "policy",
+            Kind::Notification => "notification",
         }
     }
 
@@ -211,7 +215,9 @@ fn rule(text: &str) -> Result<Rule, ConfigError> {
     let (kind, pattern) = match text.split_once('=') {
         Some((k, p)) => {
             let kind = Kind::parse(k.trim()).ok_or_else(|| {
-                invalid("the kind before = must be one of prometheus, clickhouse, postgres, redis, policy")
+                invalid(
+                    "the kind before = must be one of prometheus, clickhouse, postgres, redis, policy, notification",
+                )
             })?;
             (Some(kind), p.trim())
         }

@@ -68,6 +68,8 @@ pub struct Context {
     /// Other live shards, and which of them select each profile too ([`crate::shards`]): such a profile is
     /// reconciled by neither.
     pub conflicts: crate::shards::Conflicts,
+    /// Canary notifications to the profiles' receivers and the cluster's ([`crate::notify`]).
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Context {
@@ -91,6 +93,7 @@ impl Context {
             clickhouse: perf_clickhouse::Http::new(perf_egress::Egress::default()),
             postgres_limits: limits::PostgresCache::default(),
             conflicts: crate::shards::Conflicts::default(),
+            notifier: notifier(perf_egress::Egress::default(), None)?,
         })
     }
 
@@ -100,6 +103,7 @@ impl Context {
         self.clickhouse = perf_clickhouse::Http::new(egress.clone());
         self.prometheus = perf_prometheus::Clients::new(egress.clone());
         self.policies.reach(egress.clone())?;
+        self.notifier = notifier(egress.clone(), self.scope.notifications.clone())?;
         self.scope.egress = egress;
         Ok(())
     }
@@ -133,6 +137,14 @@ impl Context {
             tracing::warn!(error = %e, "could not record event");
         }
     }
+}
+
+fn notifier(
+    egress: perf_egress::Egress,
+    cluster: Option<crate::notify::ClusterReceiver>,
+) -> Result<crate::notify::Notifier> {
+    crate::notify::Notifier::new(egress, cluster)
+        .map_err(|e| crate::Error::Component { component: "notifications", message: e.to_string() })
 }
 
 /// Events the process publishes: 20 a second, bursts of 100.
@@ -327,6 +339,8 @@ pub struct Scope {
     pub operator_namespace: String,
     /// Whether profiles may name ClusterAnalysisTemplates (`--cluster-analysis-templates`).
     pub cluster_templates: bool,
+    /// The cluster-wide receiver of canary notifications (`--notification-url-file`).
+    pub notifications: Option<crate::notify::ClusterReceiver>,
 }
 
 impl Default for Scope {
@@ -345,6 +359,7 @@ impl Default for Scope {
             default_prometheus: None,
             operator_namespace: "perf-operator".into(),
             cluster_templates: true,
+            notifications: None,
         }
     }
 }

@@ -156,6 +156,11 @@ async fn canary_done(profile: &PerformanceProfile, ctx: &Context, step: &perf_ca
         ctx.metrics.profiles.canary_event(profile, event.reason);
         ctx.event(profile, event.kind == EventKind::Warning, event.reason, event.message.clone()).await;
     }
+    let notices = crate::notify::notices(profile, step);
+    for failed in ctx.notifier.send(&ctx.client, profile, notices).await {
+        ctx.metrics.errors.with_label_values(&["notifications", "failed"]).inc();
+        ctx.event(profile, true, "NotificationFailed", failed.to_string()).await;
+    }
 }
 
 /// Per-component counters of the round: reconciles of configured components, failures by category.

@@ -3,17 +3,18 @@
 //! metrics name an AnalysisTemplate of its namespace and the administrator's ClusterAnalysisTemplate, with
 //! arguments. While the cluster template is missing, each analysis fails that check by name and reason (it can
 //! never pass as written) and the others are judged; once the administrator creates it, the run promotes. Then
-//! `kubectl perf canary get` and `kubectl perf canary analyze NAME` (live) through kubectl's plugin mechanism.
+//! `kubectl perf canary get` and `kubectl perf canary analyze NAME` (live) through kubectl's plugin mechanism. The
+//! run's milestones reach the profile's notification receiver (Slack's format) and the operator's (generic JSON).
 
 #[path = "../../../operator/canary/tests/support/prometheus.rs"]
 #[allow(dead_code)]
 mod prometheus;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 use perf_e2e::fixtures::{create_app, profile, replicas_and_image, set_image};
-use perf_e2e::{Operator, cluster, kubelet};
+use perf_e2e::{Operator, cluster, kubelet, webhook};
 use perf_operator_api::status::{CanaryPhase, CanaryStatus, CheckVerdict};
 use perf_operator_api::{AnalysisTemplate, ClusterAnalysisTemplate};
 use prometheus::{Behaviour, PrometheusFixture};
@@ -49,7 +50,19 @@ async fn a_run_on_shared_templates_fails_a_missing_one_by_name_and_promotes_once
     prom.serve(&c.namespace, TARGET, Behaviour::healthy()).await;
     create_app(&c.api(), TARGET, "registry.example/shop:1", 3).await;
     let _kubelet = kubelet::run(c.api::<Pod>());
-    let _op = Operator::start_with(&c.namespace, "replica-a", &["--default-prometheus", &prom.url]);
+    // Notifications: the profile's receiver (Slack's format, its URL in a Secret) and the operator's cluster-wide
+    // one (generic JSON, its URL in a file as a mounted Secret would give it).
+    let (team, cluster_receiver) = (webhook::receiver(200).await, webhook::receiver(200).await);
+    let url_file = std::env::temp_dir().join(format!("perf-e2e-notify-{}", c.namespace));
+    std::fs::write(&url_file, &cluster_receiver.url).expect("write the URL file");
+    let url_file = url_file.to_str().expect("utf-8 path").to_string();
+    let slack: Secret = serde_json::from_value(json!({"metadata": {"name": "slack"},
+        "stringData": {"address": team.url}}))
+    .expect("secret");
+    c.api::<Secret>().create(&PostParams::default(), &slack).await.expect("create the Secret");
+    let extra =
+        ["--default-prometheus", &prom.url, "--notification-url-file", &url_file, "--notification-format", "generic"];
+    let _op = Operator::start_with(&c.namespace, "replica-a", &extra);
 
     // The team's own template: held to the namespace, asked on the analysis's Prometheus.
     let errors: AnalysisTemplate = serde_json::from_value(json!({
@@ -74,7 +87,8 @@ async fn a_run_on_shared_templates_fails_a_missing_one_by_name_and_promotes_once
     ]);
     // Quick checks off and a generous failure limit: the missing template fails a few step analyses, no rollback.
     let spec = json!({"canary": {"stages": [10, 25, 50, 100], "stepInterval": "4s", "progressDeadline": "2m",
-        "analysis": {"minRequests": 10, "failureLimit": 20, "checkInterval": "0s", "metrics": metrics}}});
+        "analysis": {"minRequests": 10, "failureLimit": 20, "checkInterval": "0s", "metrics": metrics},
+        "notifications": [{"secretRef": {"name": "slack", "key": "address"}}]}});
     c.profiles().create(&PostParams::default(), &profile(&c.namespace, TARGET, spec)).await.expect("create");
     c.eventually(90, "the primary serving (canary phase Idle)", || async {
         canary_status(&c).await.filter(|s| s.phase == CanaryPhase::Idle)
@@ -129,4 +143,22 @@ async fn a_run_on_shared_templates_fails_a_missing_one_by_name_and_promotes_once
     assert_eq!(traffic_check.threshold, ">= 1", "the template's bound: {last:?}");
     let primary = replicas_and_image(&deployments, "shop-primary").await.expect("primary");
     assert_eq!(primary.1, NEW, "the primary runs the promoted template");
+
+    // The milestones of the run, in order, at both receivers; the failed check names the missing template.
+    let titles: Vec<String> = team.bodies.lock().expect("bodies").iter().map(|b| b["text"].to_string()).collect();
+    let events: Vec<String> =
+        cluster_receiver.bodies.lock().expect("bodies").iter().map(|b| b["event"].to_string()).collect();
+    let first = |list: &[String], wanted: &str| list.iter().position(|t| t.contains(wanted));
+    let order = ["canary run started", "check failed", "stage advanced", "promoted"]
+        .map(|w| first(&titles, &format!("shop: {w}")));
+    assert!(order.iter().all(Option::is_some) && order.is_sorted(), "Slack milestones out of order: {titles:#?}");
+    let order = ["started", "checkFailed", "stageAdvanced", "succeeded"].map(|w| first(&events, &format!("\"{w}\"")));
+    assert!(order.iter().all(Option::is_some) && order.is_sorted(), "generic milestones out of order: {events:#?}");
+    let failed = cluster_receiver.bodies.lock().expect("bodies").iter().find(|b| b["event"] == "checkFailed").cloned();
+    let failed = failed.expect("a checkFailed notice");
+    let traffic = failed["checks"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "traffic")).cloned();
+    assert!(
+        traffic.is_some_and(|t| t["reason"].to_string().contains("not found")),
+        "the failed check's reason is not in the notice: {failed}"
+    );
 }
