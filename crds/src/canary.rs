@@ -112,6 +112,11 @@ pub struct AnalysisSpec {
     /// and `{{interval}}` are substituted.
     #[serde(default)]
     pub queries: GateQueries,
+    /// Runs whose every analysis is kept, newest first, each in a ConfigMap `<profile>-run-<run id>` owned by the
+    /// profile (status keeps only the last 5 analyses); older runs' ConfigMaps are deleted. Default 10; 0 keeps none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub run_history_limit: Option<u32>,
     /// Extra metrics with bounds.
     #[serde(default)]
     #[schemars(length(max = 32), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -127,6 +132,9 @@ impl AnalysisSpec {
         self.prometheus.as_deref().or(cluster_default).unwrap_or(DEFAULT_PROMETHEUS)
     }
 }
+/// Runs kept in history when `runHistoryLimit` is unset.
+pub const DEFAULT_RUN_HISTORY: u32 = 10;
+
 fn default_failure_limit() -> u32 {
     2
 }
@@ -146,6 +154,7 @@ impl Default for AnalysisSpec {
             max_p99_latency_ms: None,
             max_error_rate_percent: None,
             queries: GateQueries::default(),
+            run_history_limit: None,
             metrics: Vec::new(),
         }
     }

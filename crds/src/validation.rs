@@ -509,6 +509,9 @@ fn check_canary(c: &mut Check, canary: &CanarySpec) {
     }
     c.range(a.failure_limit, 1, 100, "spec.canary.analysis.failureLimit");
     c.range(a.min_requests, 0, 100_000_000, "spec.canary.analysis.minRequests");
+    if let Some(limit) = a.run_history_limit {
+        c.range(limit, 0, 100, "spec.canary.analysis.runHistoryLimit");
+    }
     if let Some(p99) = a.max_p99_latency_ms {
         c.range(p99, 1, 600_000, "spec.canary.analysis.maxP99LatencyMs");
     }

@@ -35,11 +35,14 @@ prometheus_operator_dir="$(go mod download -json "github.com/prometheus-operator
 [[ -f "$prometheus_operator_dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" ]] \
     || die "no PrometheusRule CRD in $prometheus_operator_dir"
 
-# The chart, installed the way the README says. Without a kubelet its pods stay Pending; the tests run the
-# operator as local processes with the ServiceAccount's identity instead.
+# The chart, installed the way the README says (upgraded when a reused control plane has it: its RBAC is the
+# checkout's). Without a kubelet its pods stay Pending; the tests run the operator as local processes with the
+# ServiceAccount's identity instead.
 if ! "$helm" status "$release" -n "$release" >/dev/null 2>&1; then
     "$helm" install "$release" "$root/charts/perf-operator" -n "$release" --create-namespace >&2 \
         || die "helm install failed"
+else
+    "$helm" upgrade "$release" "$root/charts/perf-operator" -n "$release" >&2 || die "helm upgrade failed"
 fi
 
 token="$(kubectl create token "$release" -n "$release" --duration 6h)" \

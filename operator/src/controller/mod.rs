@@ -14,6 +14,7 @@ pub mod prometheus_access;
 pub mod report;
 pub mod rollout;
 pub mod round;
+pub mod run_history;
 pub mod slo_rule;
 pub mod templates;
 pub mod traffic;

@@ -156,6 +156,16 @@ async fn canary_done(profile: &PerformanceProfile, ctx: &Context, step: &perf_ca
         ctx.metrics.profiles.canary_event(profile, event.reason);
         ctx.event(profile, event.kind == EventKind::Warning, event.reason, event.message.clone()).await;
     }
+    if let Err(e) = super::run_history::keep(ctx, profile, step).await {
+        ctx.metrics.errors.with_label_values(&["run_history", e.category()]).inc();
+        ctx.event(
+            profile,
+            true,
+            "RunHistoryFailed",
+            format!("the run's analyses were not recorded: {}", crate::error::chain(&e)),
+        )
+        .await;
+    }
     let notices = crate::notify::notices(profile, step);
     for failed in ctx.notifier.send(&ctx.client, profile, notices).await {
         ctx.metrics.errors.with_label_values(&["notifications", "failed"]).inc();

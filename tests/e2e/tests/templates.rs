@@ -11,11 +11,11 @@
 mod prometheus;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 use perf_e2e::fixtures::{create_app, profile, replicas_and_image, set_image};
 use perf_e2e::{Operator, cluster, kubelet, webhook};
-use perf_operator_api::status::{CanaryPhase, CanaryStatus, CheckVerdict};
+use perf_operator_api::status::{AnalysisRecord, CanaryPhase, CanaryStatus, CheckVerdict};
 use perf_operator_api::{AnalysisTemplate, ClusterAnalysisTemplate};
 use prometheus::{Behaviour, PrometheusFixture};
 use serde_json::json;
@@ -87,7 +87,8 @@ async fn a_run_on_shared_templates_fails_a_missing_one_by_name_and_promotes_once
     ]);
     // Quick checks off and a generous failure limit: the missing template fails a few step analyses, no rollback.
     let spec = json!({"canary": {"stages": [10, 25, 50, 100], "stepInterval": "4s", "progressDeadline": "2m",
-        "analysis": {"minRequests": 10, "failureLimit": 20, "checkInterval": "0s", "metrics": metrics},
+        "analysis": {"minRequests": 10, "failureLimit": 20, "checkInterval": "0s", "metrics": metrics,
+                     "runHistoryLimit": 1},
         "notifications": [{"secretRef": {"name": "slack", "key": "address"}}]}});
     c.profiles().create(&PostParams::default(), &profile(&c.namespace, TARGET, spec)).await.expect("create");
     c.eventually(90, "the primary serving (canary phase Idle)", || async {
@@ -144,6 +145,22 @@ async fn a_run_on_shared_templates_fails_a_missing_one_by_name_and_promotes_once
     let primary = replicas_and_image(&deployments, "shop-primary").await.expect("primary");
     assert_eq!(primary.1, NEW, "the primary runs the promoted template");
 
+    // The run's history: every analysis (status keeps 5), the failing ones first in time, in a ConfigMap it owns.
+    let maps = c.api::<ConfigMap>();
+    let run = done.run_id.clone().expect("run id");
+    let first_run = format!("shop-run-{}", &run[..10]);
+    let history = maps.get(&first_run).await.expect("the run's history ConfigMap");
+    let kept: Vec<AnalysisRecord> =
+        serde_json::from_str(&history.data.unwrap_or_default()["analyses.json"]).expect("analyses.json");
+    assert!(
+        kept.len() >= done.analyses.len() && kept.len() >= 5,
+        "history {} of status {}",
+        kept.len(),
+        done.analyses.len()
+    );
+    assert_eq!(kept.last().map(|a| a.verdict), Some(CheckVerdict::Fail), "the oldest kept is the first, failed one");
+    assert_eq!(kept.first(), done.analyses.first(), "newest first");
+
     // The milestones of the run, in order, at both receivers; the failed check names the missing template.
     let titles: Vec<String> = team.bodies.lock().expect("bodies").iter().map(|b| b["text"].to_string()).collect();
     let events: Vec<String> =
@@ -161,4 +178,20 @@ async fn a_run_on_shared_templates_fails_a_missing_one_by_name_and_promotes_once
         traffic.is_some_and(|t| t["reason"].to_string().contains("not found")),
         "the failed check's reason is not in the notice: {failed}"
     );
+
+    // A second run (the cluster template gone, so its check fails): with runHistoryLimit 1 its history replaces the
+    // first run's.
+    set_image(&deployments, TARGET, "registry.example/shop:3").await;
+    let second = c
+        .eventually(60, "the second run's history", || async {
+            let s = canary_status(&c).await?;
+            let id = s.run_id.filter(|id| *id != run)?;
+            maps.get_opt(&format!("shop-run-{}", &id[..10])).await.ok()?
+        })
+        .await;
+    assert!(second.data.is_some_and(|d| d["analyses.json"].contains("not found")), "the second run's analyses");
+    c.eventually(30, "the first run's history deleted", || async {
+        maps.get_opt(&first_run).await.ok().filter(Option::is_none)
+    })
+    .await;
 }
