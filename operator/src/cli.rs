@@ -150,7 +150,7 @@ pub struct RunArgs {
     #[arg(long, env = "PERF_EGRESS_ALLOW_RESERVED", value_delimiter = ',', value_parser = reserved_entry)]
     pub egress_allow_reserved: Vec<String>,
     /// ClickHouse databases profiles may alter: names with `*` for any characters and `{namespace}` for the
-    /// profile's (e.g. `{namespace}`, `{namespace}_*`). Empty: any but the server's own.
+    /// profile's, with `-` written `_` (e.g. `{namespace}`, `{namespace}_*`). Empty: any but the server's own.
     #[arg(long, env = "PERF_CLICKHOUSE_DATABASES", value_delimiter = ',', value_parser = tenancy::database_pattern)]
     pub clickhouse_database: Vec<String>,
     /// Alert label names profiles may set in `spec.slo.alerts.alertLabels` (they route alerts: `team` would reach

@@ -77,7 +77,7 @@ pub fn endpoints(profile: &PerformanceProfile) -> Vec<(String, Kind, String)> {
 pub fn database_problem(patterns: &[String], namespace: &str, database: &str) -> Option<String> {
     if perf_clickhouse::validate::is_server_database(database)
         || patterns.is_empty()
-        || patterns.iter().any(|p| glob(&p.replace("{namespace}", namespace), database))
+        || patterns.iter().any(|p| glob(&p.replace("{namespace}", &as_identifier(namespace)), database))
     {
         return None;
     }
@@ -123,6 +123,12 @@ fn glob(pattern: &str, text: &str) -> bool {
         }
     }
     left.len() >= last.len() && left.ends_with(last)
+}
+
+/// A namespace as a database name can hold it: a database is an identifier, a namespace a DNS label, so `-` is
+/// written `_` (`team-a` is `team_a`).
+fn as_identifier(namespace: &str) -> String {
+    namespace.replace('-', "_")
 }
 
 /// A `--clickhouse-database` value: database name characters, `*` and `{namespace}`.

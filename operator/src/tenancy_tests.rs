@@ -97,12 +97,16 @@ fn reserved_and_unlisted_servers_are_refused_with_their_field() {
 fn clickhouse_databases_follow_the_administrators_patterns() {
     let patterns = ["{namespace}".to_string(), "{namespace}_*".to_string(), "shared_reports".to_string()];
     let table = [
-        ("team-a", "team-a", None),
-        ("team-a", "team-a_events", None),
+        // A database is an identifier: the namespace's `-` is written `_`.
+        ("team-a", "team_a", None),
+        ("team-a", "team_a_events", None),
         ("team-a", "shared_reports", None),
-        ("team-a", "team-b", Some("not among the databases")),
-        ("team-a", "team-b_events", Some("not among the databases")),
-        ("team-a", "team-a-x", Some("not among the databases")),
+        ("plain", "plain", None),
+        ("team-a", "team_b", Some("not among the databases")),
+        ("team-a", "team_b_events", Some("not among the databases")),
+        ("team-a", "team_ax", Some("not among the databases")),
+        ("team-a-b", "team_a", Some("not among the databases")),
+        ("team-a-b", "team_a_b", None),
         // The server's own databases are the spec check's to refuse (for every profile, validate too).
         ("team-a", "system", None),
         ("team-a", "INFORMATION_SCHEMA", None),

@@ -7,11 +7,8 @@ use k8s_openapi::api::core::v1::Secret;
 use perf_egress::Egress;
 use perf_operator::notify::{ClusterReceiver, Notice, Notifier};
 use perf_operator_api::{NotificationEvent, PerformanceProfile};
+use perf_test_support::webhook::receiver;
 use serde_json::{Value, json};
-use webhook::receiver;
-
-#[path = "../../tests/e2e/src/webhook.rs"]
-mod webhook;
 
 fn secret(name: &str, data: &[(&str, &str)]) -> Secret {
     let data: serde_json::Map<String, Value> = data.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();

@@ -2,43 +2,17 @@
 //! `{{interval}}` is shorter than two scrape intervals is warned about, on stderr and in the plan; a long enough
 //! one is not; an unreachable Prometheus is an error that names it.
 
-use std::process::{Child, Command, Output, Stdio};
+use perf_test_support::prometheus::{Process, Setup};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-struct Prometheus {
-    child: Child,
-    dir: std::path::PathBuf,
-    url: String,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Prometheus scraping every 15 s, and a job `slow` every 2 m; waits until its API answers.
-fn prometheus() -> Prometheus {
-    let bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "/usr/bin/prometheus".into());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("plan-prometheus-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// Prometheus scraping every 15 s, and a job `slow` every 2 m; waits until it listens.
+fn prometheus() -> Process {
     let config = "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: slow\n    scrape_interval: 2m\n    \
                   static_configs:\n      - targets: ['127.0.0.1:9']\n";
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let child = Command::new(&bin)
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin} (apt-get install prometheus, or set PROMETHEUS_BIN): {e}"));
-    let server = Prometheus { child, dir, url: format!("http://127.0.0.1:{port}") };
+    let server = Setup::new("plan").start(config, &[], "http");
     let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err() {
         assert!(started.elapsed() < Duration::from_secs(60), "Prometheus did not listen within 60 s");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -2,27 +2,19 @@
 //! from a test CA and basic auth; and, for what Prometheus itself cannot check (a bearer token, the tenant header of
 //! Thanos, Mimir or Cortex), a small server that records what it was sent.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use perf_prometheus::{Access, Auth, MetricsSource, Prometheus, QueryError};
+use perf_test_support::prometheus::{Process, Setup};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Server {
-    child: Child,
-    dir: std::path::PathBuf,
+    /// Held for its drop, which stops Prometheus.
+    _process: Process,
     url: String,
     ca: Vec<u8>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 const USER: &str = "ops";
@@ -41,11 +33,8 @@ fn certificates() -> (String, String, String) {
 
 /// Prometheus behind TLS and basic auth, answering once it is up.
 async fn start() -> Server {
-    let bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "/usr/bin/prometheus".into());
-    assert!(std::path::Path::new(&bin).exists(), "prometheus not found at {bin}: apt-get install prometheus");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("perf-prometheus-access-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let setup = Setup::new("access");
+    let dir = setup.dir.clone();
     let (ca, cert, key) = certificates();
     std::fs::write(dir.join("server.crt"), cert).unwrap();
     std::fs::write(dir.join("server.key"), key).unwrap();
@@ -55,17 +44,9 @@ async fn start() -> Server {
         dir.display()
     );
     std::fs::write(dir.join("web.yml"), web).unwrap();
-    std::fs::write(dir.join("prometheus.yml"), "global:\n  scrape_interval: 15s\n").unwrap();
-    let child = Command::new(&bin)
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!("--web.config.file={}", dir.join("web.yml").display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-    let server = Server { child, dir, url: format!("https://127.0.0.1:{port}"), ca: ca.into_bytes() };
+    let web_config = format!("--web.config.file={}", dir.join("web.yml").display());
+    let process = setup.start("global:\n  scrape_interval: 15s\n", &[web_config], "https");
+    let server = Server { url: process.url.clone(), _process: process, ca: ca.into_bytes() };
     let started = Instant::now();
     let client = Prometheus::with_access(&server.url, Duration::from_secs(5), full(&server)).unwrap();
     while let Err(e) = client.query("vector(1)").await {

@@ -1,41 +1,13 @@
 //! `scrape_intervals` against a real Prometheus (Debian's `prometheus`, or PROMETHEUS_BIN) started with a config
 //! of our own, and against servers that are not one.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use perf_prometheus::{Prometheus, QueryError};
+use perf_test_support::prometheus::{Process, Setup};
 
-struct Server {
-    child: Child,
-    dir: std::path::PathBuf,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start(config: &str) -> Server {
-    let bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "/usr/bin/prometheus".into());
-    assert!(std::path::Path::new(&bin).exists(), "prometheus not found at {bin}: apt-get install prometheus");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("perf-prometheus-config-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let child = Command::new(&bin)
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-    Server { child, dir, url: format!("http://127.0.0.1:{port}") }
+fn start(config: &str) -> Process {
+    Setup::new("config").start(config, &[], "http")
 }
 
 async fn read(url: &str) -> Result<perf_prometheus::ScrapeIntervals, QueryError> {

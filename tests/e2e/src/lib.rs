@@ -17,7 +17,6 @@ pub mod operator;
 pub mod prometheus;
 pub mod proxy;
 pub mod redis_traffic;
-pub mod webhook;
 
 pub use operator::Operator;
 

@@ -207,8 +207,4 @@ fn token_id(token: &str) -> String {
     claims["jti"].as_str().expect("a TokenRequest token has a jti").to_string()
 }
 
-/// A free port on 127.0.0.1 (bound and released; the operator binds it right after).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
+pub use perf_test_support::free_port;

@@ -3,18 +3,16 @@
 //! simulated app serving `http_requests_total` and `http_request_duration_seconds` for the primary and canary pods
 //! of a target, as the canary's default gate queries expect them (labels `namespace`, `pod`, `code`).
 
+use perf_test_support::prometheus::{Process, Setup};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A Prometheus process; killed on drop, its directory removed.
 pub struct Prometheus {
     pub url: String,
-    child: Child,
-    dir: PathBuf,
+    process: Process,
 }
 
 impl Prometheus {
@@ -22,13 +20,10 @@ impl Prometheus {
     /// for the operator needs) and evaluating `rules` (a rule file's content: JSON is YAML) every second; returns
     /// once its API answers.
     pub async fn start(jobs: &[(&str, String)], rules: Option<&Value>) -> Self {
-        let bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "/usr/bin/prometheus".into());
-        let port = crate::operator::free_port();
-        let dir = std::env::temp_dir().join(format!("perf-e2e-prometheus-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(dir.join("data")).expect("Prometheus directory");
+        let setup = Setup::new("e2e");
         let mut config = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n");
         if let Some(rules) = rules {
-            let file = dir.join("rules.yml");
+            let file = setup.dir.join("rules.yml");
             std::fs::write(&file, rules.to_string()).expect("rule file");
             config.push_str(&format!("rule_files: ['{}']\n", file.display()));
         }
@@ -38,17 +33,8 @@ impl Prometheus {
                 "  - job_name: {job}\n    honor_labels: true\n    static_configs: [{{targets: ['{target}']}}]\n"
             ));
         }
-        std::fs::write(dir.join("prometheus.yml"), config).expect("Prometheus config");
-        let log = std::fs::File::create(dir.join("prometheus.log")).expect("Prometheus log");
-        let child = Command::new(&bin)
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} (apt-get install prometheus, or set PROMETHEUS_BIN): {e}"));
-        let prometheus = Self { url: format!("http://127.0.0.1:{port}"), child, dir };
+        let process = setup.start(&config, &[], "http");
+        let prometheus = Self { url: process.url.clone(), process };
         let started = Instant::now();
         while prometheus.query("vector(1)").await.is_err() {
             assert!(started.elapsed() < Duration::from_secs(60), "Prometheus not ready in 60 s:\n{}", prometheus.log());
@@ -103,15 +89,7 @@ impl Prometheus {
 
     /// Prometheus's own log.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.process.log()
     }
 }
 

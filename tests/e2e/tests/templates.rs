@@ -14,9 +14,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 use perf_e2e::fixtures::{create_app, profile, replicas_and_image, set_image};
-use perf_e2e::{Operator, cluster, kubelet, webhook};
+use perf_e2e::{Operator, cluster, kubelet};
 use perf_operator_api::status::{AnalysisRecord, CanaryPhase, CanaryStatus, CheckVerdict};
 use perf_operator_api::{AnalysisTemplate, ClusterAnalysisTemplate};
+use perf_test_support::webhook;
 use prometheus::{Behaviour, PrometheusFixture};
 use serde_json::json;
 

@@ -3,10 +3,10 @@
 //! labelled `namespace` and `pod`, with the latency and error rate the test sets.
 
 use perf_canary::{MetricsSource, Prometheus};
+use perf_test_support::prometheus::{Process, Setup};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -169,8 +169,7 @@ pub struct PrometheusFixture {
     /// Set when Prometheus serves TLS with basic auth.
     pub secured: Option<Secured>,
     app: App,
-    child: Child,
-    dir: PathBuf,
+    process: Process,
 }
 
 impl PrometheusFixture {
@@ -186,12 +185,6 @@ impl PrometheusFixture {
     }
 
     async fn start_with(mut secured: Option<Secured>) -> Self {
-        let bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "/usr/bin/prometheus".into());
-        assert!(
-            std::path::Path::new(&bin).exists(),
-            "prometheus binary not found at {bin}: run operator/canary/tests/support/install-prometheus.sh \
-             (apt-get install -y prometheus) or set PROMETHEUS_BIN"
-        );
         let app = App::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let app_port = listener.local_addr().unwrap().port();
@@ -208,29 +201,20 @@ impl PrometheusFixture {
                 traffic.serve_traffic();
             }
         });
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("perf-canary-prometheus-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let setup = Setup::new("canary");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{app_port}']\n"
         );
-        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let mut command = Command::new(&bin);
-        command
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-        if let Some(secured) = secured.as_mut() {
-            command.arg(format!("--web.config.file={}", secured.write_web_config(&dir).display()));
-        }
-        let child =
-            command.stdout(Stdio::null()).stderr(log).spawn().unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let extra: Vec<String> = match secured.as_mut() {
+            Some(secured) => vec![format!("--web.config.file={}", secured.write_web_config(&setup.dir).display())],
+            None => Vec::new(),
+        };
         let scheme = if secured.is_some() { "https" } else { "http" };
-        let url = format!("{scheme}://127.0.0.1:{port}");
+        let process = setup.start(&config, &extra, scheme);
+        let url = process.url.clone();
         let access = secured.as_ref().map(Secured::access).unwrap_or_default();
         let source = Prometheus::with_access(&url, Duration::from_secs(5), access).unwrap();
-        let fixture = Self { url, source, secured, app, child, dir };
+        let fixture = Self { url, source, secured, app, process };
         fixture.add_pods("warmup", "app", Behaviour::healthy());
         fixture.wait_for_rates().await;
         fixture
@@ -242,7 +226,7 @@ impl PrometheusFixture {
             if let Ok(Some(_)) = self.source.query("sum(rate(http_requests_total[3s]))").await {
                 return;
             }
-            let log = std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default();
+            let log = self.process.log();
             assert!(started.elapsed() < Duration::from_secs(90), "prometheus gave no rate() within 90 s; log:\n{log}");
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -293,15 +277,6 @@ impl PrometheusFixture {
 impl PrometheusFixture {
     /// Kills the Prometheus process (SIGKILL), as an OOM kill or a node loss would; the app keeps serving.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrometheusFixture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.process.kill();
     }
 }

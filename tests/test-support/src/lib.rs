@@ -1,0 +1,14 @@
+//! Test infrastructure shared by the workspace's suites (unit-level tests of each crate and the end-to-end suite):
+//! [`prometheus`] starts the real `prometheus` binary on loopback, [`webhook`] records what is posted to it. Each
+//! suite keeps what is its own (the simulated app, the readiness probe with its own client).
+
+pub mod prometheus;
+pub mod webhook;
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the caller).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
