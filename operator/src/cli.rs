@@ -7,8 +7,11 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+
+mod values;
 use std::sync::Arc;
 use std::time::Duration;
+use values::*;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -395,52 +398,6 @@ pub async fn run_plan(args: &PlanArgs) -> Result<PlanOutput> {
     Ok(PlanOutput { text, refused })
 }
 
-/// A valid HTTP header name that the client does not set itself.
-fn header_name(value: &str) -> std::result::Result<String, String> {
-    perf_prometheus::header(value.trim(), "x").map(|(name, _)| name.as_str().to_string()).map_err(|e| e.to_string())
-}
-
-/// `--notification-format`: slack, msteams or generic.
-fn notification_format(value: &str) -> std::result::Result<perf_operator_api::NotificationFormat, String> {
-    serde_json::from_value(serde_json::Value::String(value.trim().to_string()))
-        .map_err(|_| format!("{value:?} is not a notification format: expected slack, msteams or generic"))
-}
-
-/// `--default-prometheus`: an http(s) URL without credentials, as the profile's own field; blank is none.
-fn prometheus_url(value: &str) -> std::result::Result<String, String> {
-    let value = value.trim();
-    let ok = value.is_empty()
-        || (reqwest::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-            && !value.contains('@'));
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(format!("{value:?} is not an http:// or https:// URL without credentials"))
-    }
-}
-
-/// One `--egress-allow` entry; blank ones (an empty chart list) are none.
-fn egress_entry(value: &str) -> std::result::Result<String, String> {
-    perf_egress::Egress::new(&[value.to_string()], &[], Vec::new())
-        .map(|_| value.trim().to_string())
-        .map_err(|e| e.reason)
-}
-
-/// One `--alert-label` entry: a Prometheus label name (blank: none).
-fn prometheus_label(value: &str) -> std::result::Result<String, String> {
-    let name = value.trim();
-    let valid =
-        name.chars().enumerate().all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
-    if valid { Ok(name.to_string()) } else { Err(format!("{name:?} is not a Prometheus label name")) }
-}
-
-/// One `--egress-allow-reserved` entry.
-fn reserved_entry(value: &str) -> std::result::Result<String, String> {
-    perf_egress::Egress::new(&[], &[value.to_string()], Vec::new())
-        .map(|_| value.trim().to_string())
-        .map_err(|e| e.reason)
-}
-
 /// The API server's in-cluster address (`KUBERNETES_SERVICE_HOST`), when set.
 fn api_server_from_env() -> Vec<std::net::IpAddr> {
     std::env::var("KUBERNETES_SERVICE_HOST").ok().and_then(|h| h.parse().ok()).into_iter().collect()
@@ -460,20 +417,6 @@ async fn api_server_addresses(config: &kube::Config) -> Vec<std::net::IpAddr> {
     addresses.sort();
     addresses.dedup();
     addresses
-}
-
-/// A DNS name: lowercase labels of letters, digits and inner hyphens, at most 63 each, 253 in all (a trailing dot is
-/// allowed).
-fn dns_name(value: &str) -> std::result::Result<String, String> {
-    let name = value.strip_suffix('.').unwrap_or(value);
-    let labels_fit = name.split('.').all(|label| label.len() <= 63);
-    if name.len() <= 253 && labels_fit && perf_operator_api::validation::is_dns_subdomain(name) {
-        Ok(name.to_string())
-    } else {
-        Err(format!(
-            "{value:?} is not a DNS name (lowercase labels of letters, digits and inner hyphens, e.g. cluster.local)"
-        ))
-    }
 }
 
 /// `run`: admin server, leader election, controller; returns when shut down or when leadership is lost. The admin

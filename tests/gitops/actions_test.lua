@@ -211,16 +211,11 @@ do
 end
 
 if arg[2] == "--export" and arg[3] then
-  local json = dofile(root .. "/tests/gitops/json.lua")
-  local out = { "[" }
+  local exported = {}
   for _, case in ipairs(cases) do
-    out[#out + 1] = #out > 1 and ",\n" or "\n"
-    json({ name = case[1], object = case[2], enabled = case[3] }, out)
+    exported[#exported + 1] = { name = case[1], object = case[2], enabled = case[3] }
   end
-  out[#out + 1] = "\n]\n"
-  local f = assert(io.open(arg[3], "w"))
-  f:write(table.concat(out))
-  f:close()
+  dofile(root .. "/tests/gitops/json.lua").export(arg[3], exported)
 end
 
 io.write(string.format("actions: %d passed, %d failed\n", passed, failures))

@@ -466,17 +466,13 @@ end
 local json = dofile(root .. "/tests/gitops/json.lua")
 
 if arg[2] == "--export" and arg[3] then
-  local out = { "[" }
+  local exported = {}
   for _, case in ipairs(cases) do
     if case.export ~= false then
-      out[#out + 1] = #out > 1 and ",\n" or "\n"
-      json({ name = case[1], object = case[2], argocd = case[3], message = case[4], flux = case.flux }, out)
+      exported[#exported + 1] = { name = case[1], object = case[2], argocd = case[3], message = case[4], flux = case.flux }
     end
   end
-  out[#out + 1] = "\n]\n"
-  local f = assert(io.open(arg[3], "w"))
-  f:write(table.concat(out))
-  f:close()
+  json.export(arg[3], exported)
 end
 
 io.write(string.format("%d passed, %d failed\n", passed, failures))

@@ -35,4 +35,17 @@ local function json(v, out)
   end
 end
 
-return json
+-- Writes `items` to `path` as a JSON array, one item a line.
+local function export(path, items)
+  local out = { "[" }
+  for _, item in ipairs(items) do
+    out[#out + 1] = #out > 1 and ",\n" or "\n"
+    json(item, out)
+  end
+  out[#out + 1] = "\n]\n"
+  local f = assert(io.open(path, "w"))
+  f:write(table.concat(out))
+  f:close()
+end
+
+return { encode = json, export = export }

@@ -26,24 +26,16 @@ pub enum CanaryCommand {
     Status {
         #[command(flatten)]
         profile: ProfileRef,
-        /// Keep polling and print progress.
-        #[arg(long, short)]
-        watch: bool,
-        /// Poll interval for --watch, e.g. 2s.
-        #[arg(long, default_value = "2s", value_parser = positive_interval)]
-        interval: Duration,
+        #[command(flatten)]
+        polling: Polling,
     },
     /// Show the run: status, stage and weights, both sides' Deployments (images, pods ready), latest analyses;
     /// with --watch, again at each change until the run ends.
     Get {
         #[command(flatten)]
         profile: ProfileRef,
-        /// Keep polling and print the view again when it changes.
-        #[arg(long, short)]
-        watch: bool,
-        /// Poll interval for --watch, e.g. 2s.
-        #[arg(long, default_value = "2s", value_parser = positive_interval)]
-        interval: Duration,
+        #[command(flatten)]
+        polling: Polling,
         /// Output format: text (default) or json (the same fields, for scripts).
         #[arg(short, long, value_enum, default_value_t = ViewFormat::Text)]
         output: ViewFormat,
@@ -139,13 +131,13 @@ pub async fn run(cmd: CanaryCommand) -> Result<i32> {
 pub async fn run_to(cmd: CanaryCommand, out: &mut (dyn Write + Send)) -> Result<i32> {
     match cmd {
         CanaryCommand::Analyze(args) => analyze(&args, out).await,
-        CanaryCommand::Status { profile, watch, interval } => {
+        CanaryCommand::Status { profile, polling } => {
             let api = profiles(&profile).await?;
-            status(&api, &profile.name, watch, interval, out).await
+            status(&api, &profile.name, polling.watch, polling.interval, out).await
         }
-        CanaryCommand::Get { profile, watch, interval, output } => {
+        CanaryCommand::Get { profile, polling, output } => {
             let api = profiles(&profile).await?;
-            get(&api, &profile.name, Polling { watch, interval }, output, out).await
+            get(&api, &profile.name, polling, output, out).await
         }
         CanaryCommand::Pause(p) => send(&p, "pause", out).await,
         CanaryCommand::Resume(p) => send(&p, "resume", out).await,
@@ -182,10 +174,14 @@ pub async fn send_command(api: &Api<PerformanceProfile>, name: &str, verb: &str,
     Ok(())
 }
 
-/// How often, if at all, a command polls.
-#[derive(Clone, Copy, Debug)]
+/// Whether, and how often, a command polls until the run ends (`status`, `get`).
+#[derive(Clone, Copy, Debug, clap::Args)]
 pub struct Polling {
+    /// Keep polling and print again at each change, until the run ends.
+    #[arg(long, short)]
     pub watch: bool,
+    /// Poll interval for --watch, e.g. 2s.
+    #[arg(long, default_value = "2s", value_parser = positive_interval)]
     pub interval: Duration,
 }
 
@@ -372,7 +368,7 @@ mod tests {
         );
         let cli = Cli::parse_from(["x", "status", "web", "--watch", "--interval", "500ms"]);
         assert!(
-            matches!(cli.canary, CanaryCommand::Status { watch: true, interval, .. } if interval == Duration::from_millis(500))
+            matches!(cli.canary, CanaryCommand::Status { polling: Polling { watch: true, interval }, .. } if interval == Duration::from_millis(500))
         );
     }
 
@@ -395,7 +391,10 @@ mod tests {
             assert!(Cli::try_parse_from(wrong).is_err(), "{wrong:?} parsed");
         }
         let get = Cli::parse_from(["x", "get", "web", "-w", "-o", "json"]);
-        assert!(matches!(get.canary, CanaryCommand::Get { watch: true, output: ViewFormat::Json, .. }));
+        assert!(matches!(
+            get.canary,
+            CanaryCommand::Get { polling: Polling { watch: true, .. }, output: ViewFormat::Json, .. }
+        ));
         let cli = Cli::parse_from(["x", "analyze", "-f", "p.yaml", "--timeout", "3s"]);
         assert!(
             matches!(cli.canary, CanaryCommand::Analyze(AnalyzeArgs { timeout, .. }) if timeout == Duration::from_secs(3))
