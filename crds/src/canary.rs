@@ -252,10 +252,17 @@ pub struct MetricCheck {
 /// Traffic routing: replica ratio behind the target's Service (default), or Gateway API HTTPRoute weights.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.canaryPort) || !has(self.httpRoute) || self.canaryPort == self.httpRoute.port").message("routing.canaryPort must be httpRoute.port when both are set"))]
 pub struct RoutingSpec {
     /// HTTPRoute whose backend weights split traffic between `<target>-primary` and `<target>-canary`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_route: Option<HttpRouteRef>,
+    /// Port of `<target>-canary`, a Service reaching only the canary's pods whatever the weight: the address load
+    /// and smoke tests aim at during the analysis (`<target>-canary.<namespace>.svc:<port>`). With `httpRoute` that
+    /// Service exists anyway, on its port; by replica ratio it exists when this is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub canary_port: Option<u32>,
 }
 
 /// An HTTPRoute in the profile's namespace.

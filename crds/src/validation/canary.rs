@@ -86,6 +86,15 @@ pub(super) fn check_canary(c: &mut Check, canary: &CanarySpec) {
         c.object_name(&r.name, "spec.canary.routing.httpRoute.name");
         c.range(r.port, 1, 65_535, "spec.canary.routing.httpRoute.port");
     }
+    if let Some(port) = canary.routing.canary_port {
+        c.range(port, 1, 65_535, "spec.canary.routing.canaryPort");
+        if let Some(r) = canary.routing.http_route.as_ref().filter(|r| r.port != port) {
+            c.fail(
+                "spec.canary.routing",
+                format!("routing.canaryPort must be httpRoute.port when both are set, got {port} and {}", r.port),
+            );
+        }
+    }
     check_notifications(c, &canary.notifications);
 }
 

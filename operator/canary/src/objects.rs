@@ -221,15 +221,16 @@ pub fn primary_hpa(
     }
 }
 
-/// `<target>-primary` and `<target>-canary` Services for HTTPRoute backends.
-pub fn route_services(target: &Deployment, port: u32, owner: &OwnerReference) -> Vec<Service> {
+/// The Services `<target>-primary` and `<target>-canary` of `roles`, each selecting only its side's pods: both as
+/// HTTPRoute backends, or the canary's alone as the canary-only address by replica ratio.
+pub fn role_services(target: &Deployment, port: u32, owner: &OwnerReference, roles: &[Role]) -> Vec<Service> {
     let name = target.metadata.name.clone().unwrap_or_default();
     let base: BTreeMap<String, String> =
         target.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
     let port = i32::try_from(port).unwrap_or(80);
-    [Role::Primary, Role::Canary]
-        .into_iter()
-        .map(|role| {
+    roles
+        .iter()
+        .map(|&role| {
             let mut selector = base.clone();
             selector.insert(ROLE_LABEL.into(), role.label().into());
             Service {

@@ -363,9 +363,12 @@ fn writes(
         writes.target_to_zero = Some((name.clone(), objects::target_replicas(&name, 0)));
     }
     if let Some(route) = &spec.routing.http_route {
-        writes.services = objects::route_services(&w.target, route.port, owner);
+        writes.services = objects::role_services(&w.target, route.port, owner, &[Role::Primary, Role::Canary]);
         let (route, target) = (route.name.clone(), w.target.name_any());
         writes.route = Some(RouteWeight { route, target, canary_weight: routed_weight(spec, status) });
+    } else if let Some(port) = spec.routing.canary_port {
+        // By replica ratio the target's Service reaches both sides; this one reaches the canary alone.
+        writes.services = objects::role_services(&w.target, port, owner, &[Role::Canary]);
     }
     Ok((writes, split))
 }

@@ -191,7 +191,7 @@ async fn a_run_advances_stage_by_stage_and_a_reconcile_right_after_a_step_does_n
 #[test]
 fn with_a_route_the_achieved_weight_is_the_one_on_the_route() {
     let routed = CanarySpec {
-        routing: RoutingSpec { http_route: Some(HttpRouteRef { name: "web".into(), port: 80 }) },
+        routing: RoutingSpec { http_route: Some(HttpRouteRef { name: "web".into(), port: 80 }), canary_port: None },
         ..CanarySpec::default()
     };
     let status = |phase, stage_index: u32| CanaryStatus {
@@ -299,4 +299,36 @@ fn a_contract_change_rolls_the_primary_without_starting_a_run() {
     let mut rolled = observation(with_checksum(target(0), "b"), true, step.status);
     rolled.world.primary = Some(primary.clone());
     assert!(decide(&with_uid(profile()), &rolled, t0()).unwrap().writes.primary.is_none());
+}
+
+/// The canary-only address: by replica ratio `<target>-canary` exists when `routing.canaryPort` asks for it,
+/// selecting the canary's pods alone; with an HTTPRoute both backends exist on the route's port.
+#[test]
+fn a_canary_only_service_reaches_the_canary_whatever_the_weight() {
+    let services = |routing: RoutingSpec| {
+        let mut p = with_uid(profile());
+        p.spec.canary.as_mut().unwrap().routing = routing;
+        let prev =
+            CanaryStatus { phase: CanaryPhase::Progressing, stage_index: Some(0), weight: 10, ..Default::default() };
+        let step = decide(&p, &observation(target(0), true, prev), t0()).unwrap();
+        step.writes
+            .services
+            .iter()
+            .map(|s| {
+                let spec = s.spec.clone().unwrap();
+                let selector = spec.selector.unwrap();
+                let port = spec.ports.unwrap()[0].port;
+                (s.metadata.name.clone().unwrap(), selector[objects::ROLE_LABEL].clone(), selector["app"].clone(), port)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(services(RoutingSpec::default()), vec![], "none unless asked");
+    let canary_only = services(RoutingSpec { canary_port: Some(8080), ..RoutingSpec::default() });
+    assert_eq!(canary_only, [("web-canary".to_string(), "canary".to_string(), "web".to_string(), 8080)]);
+    let routed = services(RoutingSpec {
+        http_route: Some(HttpRouteRef { name: "web".into(), port: 80 }),
+        canary_port: Some(80),
+    });
+    let names: Vec<&str> = routed.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(names, ["web-primary", "web-canary"]);
 }

@@ -303,9 +303,16 @@ async fn start(c: &Cluster, canary: Behaviour, replicas: i32, extra: Value) -> R
 async fn a_run_walks_every_stage_by_replica_ratio_and_promotes() {
     let c = cluster().await;
     // Bound by name, not `..`: what is not bound would be dropped (and stopped) at once.
-    let Run { prom: _prom, idle, writes, _kubelet, _op } = start(&c, Behaviour::healthy(), 9, json!({})).await;
+    let routing = json!({"routing": {"canaryPort": 8080}});
+    let Run { prom: _prom, idle, writes, _kubelet, _op } = start(&c, Behaviour::healthy(), 9, routing).await;
     let deployments = c.api::<Deployment>();
     assert_eq!(replicas_and_image(&deployments, PRIMARY).await, Some((9, OLD.into())), "primary at Idle");
+    // The canary-only address (routing.canaryPort): a Service selecting the canary's pods alone.
+    let service = c.api::<Service>().get(CANARY).await.expect("the canary-only Service");
+    let spec = service.spec.expect("spec");
+    let selector = spec.selector.unwrap_or_default();
+    assert_eq!(selector.get(ROLE_LABEL).map(String::as_str), Some("canary"), "{selector:?}");
+    assert_eq!(spec.ports.unwrap_or_default().first().map(|p| p.port), Some(8080));
     assert_eq!(replicas_and_image(&deployments, CANARY).await.map(|(n, _)| n), Some(0), "canary at Idle");
     c.eventually(30, "the target scaled to zero", || async {
         (replicas_and_image(&deployments, TARGET).await?.0 == 0).then_some(())
