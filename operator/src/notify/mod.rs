@@ -95,11 +95,10 @@ impl Notifier {
         if notices.is_empty() || (targets.is_empty() && self.cluster.is_none()) {
             return Vec::new();
         }
-        let key = notices.first().map(|n| format!("{}/{}", n.namespace, n.profile)).unwrap_or_default();
+        let namespace = profile.metadata.namespace.clone().unwrap_or_default();
+        let key = format!("{namespace}/{}", profile.metadata.name.clone().unwrap_or_default());
         let mut failed = Vec::new();
-        let receivers = self
-            .receivers(kube, notices.first().map(|n| n.namespace.as_str()).unwrap_or_default(), targets, &mut failed)
-            .await;
+        let receivers = self.receivers(kube, &namespace, targets, &mut failed).await;
         for mut notice in notices {
             let wanted: Vec<&(Receiver, Vec<NotificationEvent>)> =
                 receivers.iter().filter(|(_, events)| events.is_empty() || events.contains(&notice.event)).collect();
