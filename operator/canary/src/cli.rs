@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use perf_operator_api::{CanaryPhase, CanarySpec, CanaryStatus, NoDataPolicy, PerformanceProfile, Slo};
+use perf_operator_api::{CanarySpec, CanaryStatus, NoDataPolicy, PerformanceProfile, Slo};
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -133,7 +133,7 @@ pub async fn run_to(cmd: CanaryCommand, out: &mut (dyn Write + Send)) -> Result<
         CanaryCommand::Analyze(args) => analyze(&args, out).await,
         CanaryCommand::Status { profile, polling } => {
             let api = profiles(&profile).await?;
-            status(&api, &profile.name, polling.watch, polling.interval, out).await
+            status(&api, &profile.name, polling, out).await
         }
         CanaryCommand::Get { profile, polling, output } => {
             let api = profiles(&profile).await?;
@@ -231,8 +231,7 @@ pub async fn get(
 pub async fn status(
     api: &Api<PerformanceProfile>,
     name: &str,
-    watch: bool,
-    interval: Duration,
+    polling: Polling,
     out: &mut (dyn Write + Send),
 ) -> Result<i32> {
     let mut last = String::new();
@@ -244,14 +243,10 @@ pub async fn status(
             writeln!(out, "{line}").map_err(Error::Output)?;
             last = line;
         }
-        let over = !matches!(
-            status.phase,
-            CanaryPhase::Initializing | CanaryPhase::WaitingForPods | CanaryPhase::Progressing | CanaryPhase::Promoting
-        );
-        if !watch || over {
+        if !polling.watch || crate::view::settled(status.phase) {
             return Ok(0);
         }
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(polling.interval).await;
     }
 }
 
@@ -352,6 +347,7 @@ pub fn plan_schedule(spec: &CanarySpec, slo: &Slo, ctx: &QueryContext, replicas:
 mod tests {
     use super::*;
     use clap::{CommandFactory, Parser};
+    use perf_operator_api::CanaryPhase;
 
     #[derive(Parser)]
     struct Cli {

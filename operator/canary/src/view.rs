@@ -90,11 +90,13 @@ impl View {
 
     /// True once the run needs nothing more (no run, or one that ended).
     pub fn settled(&self) -> bool {
-        !matches!(
-            self.status.phase,
-            CanaryPhase::Initializing | CanaryPhase::WaitingForPods | CanaryPhase::Progressing | CanaryPhase::Promoting
-        )
+        settled(self.status.phase)
     }
+}
+
+/// True for a phase nothing more happens in until a new template: a watch may stop.
+pub fn settled(phase: CanaryPhase) -> bool {
+    phase != CanaryPhase::Initializing && !crate::machine::is_active(phase)
 }
 
 /// The view as text, at `now` (for the deadline), with at most `analyses` analyses.

@@ -73,7 +73,12 @@ pub async fn keep(ctx: &Context, profile: &PerformanceProfile, step: &perf_canar
         let live = ctx.caches.get_or_read(&api, &namespace, &name(&profile.name_any(), run)).await?;
         apply_if_changed(ctx, &record(profile, run, live.as_deref(), analysis)).await?;
     }
-    prune(&api, profile, limit as usize).await
+    // Runs only grow in number at a run's first analysis (a run starts with none): the one time to prune, so
+    // later analyses cost no LIST.
+    if step.status.analyses.len() == 1 {
+        prune(&api, profile, limit as usize).await?;
+    }
+    Ok(())
 }
 
 /// Deletes this profile's run ConfigMaps past the newest `limit` (by creation).
