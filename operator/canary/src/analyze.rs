@@ -5,7 +5,7 @@ use crate::analysis::{Analysis, Asking, Prometheus, QueryContext, Trouble, analy
 use crate::templates::Templates;
 use crate::{Error, Result, objects};
 use kube::ResourceExt;
-use perf_operator_api::{AnalysisTemplate, CheckVerdict, ClusterAnalysisTemplate, PerformanceProfile, TemplateKind};
+use perf_operator_api::{CheckVerdict, PerformanceProfile};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -168,25 +168,8 @@ async fn read_live(args: &AnalyzeArgs, name: &str) -> Result<(PerformanceProfile
     let ns = args.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     let profiles: Api<PerformanceProfile> = Api::namespaced(client.clone(), &ns);
     let profile = profiles.get(name).await.map_err(Error::kube(format!("get PerformanceProfile {ns}/{name}")))?;
-    let mut templates = Templates::default();
-    let Some(spec) = &profile.spec.canary else { return Ok((profile, templates)) };
-    for r in crate::templates::references(spec) {
-        let what = format!("get {} {}", r.kind, r.name);
-        match r.kind {
-            TemplateKind::AnalysisTemplate => {
-                let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), &ns);
-                if let Some(t) = api.get_opt(&r.name).await.map_err(Error::kube(what))? {
-                    templates.namespaced.insert(r.name, t.spec.template);
-                }
-            }
-            TemplateKind::ClusterAnalysisTemplate => {
-                let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
-                if let Some(t) = api.get_opt(&r.name).await.map_err(Error::kube(what))? {
-                    templates.cluster.insert(r.name, t.spec.template);
-                }
-            }
-        }
-    }
+    let Some(spec) = &profile.spec.canary else { return Ok((profile, Templates::default())) };
+    let templates = crate::template_source::read(&client, &ns, spec, None).await?;
     Ok((profile, templates))
 }
 

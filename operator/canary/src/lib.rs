@@ -21,6 +21,7 @@ pub mod reconcile;
 pub mod scope;
 pub mod selectors;
 pub mod split;
+pub mod template_source;
 pub mod templates;
 pub mod view;
 

@@ -151,7 +151,8 @@ fn notifier(
 /// Events the process publishes: 20 a second, bursts of 100.
 const EVENT_QUOTA: governor::Quota = governor::Quota::per_second(nonzero(20)).allow_burst(nonzero(100));
 
-const fn nonzero(n: u32) -> std::num::NonZeroU32 {
+/// `n` as a NonZeroU32 in a const (quotas); 0 becomes 1.
+pub(crate) const fn nonzero(n: u32) -> std::num::NonZeroU32 {
     match std::num::NonZeroU32::new(n) {
         Some(n) => n,
         None => std::num::NonZeroU32::MIN,

@@ -6,16 +6,14 @@
 
 use std::sync::Arc;
 
-use kube::api::Api;
 use perf_canary::QueryContext;
 use perf_canary::templates::{Resolved, Templates, references, resolve_each};
-use perf_operator_api::{AnalysisTemplate, CanarySpec, ClusterAnalysisTemplate, TemplateKind};
+use perf_operator_api::{CanarySpec, TemplateKind};
 use perf_prometheus::Prometheus;
 
-use super::observe::kube_error;
 use super::prometheus_access::{Owner, client, client_of};
 use super::round::Round;
-use crate::decide::Read;
+use crate::decide::{Read, Unread};
 
 /// `spec` with its templates resolved, and its Prometheus clients: the analysis's own first, then one per template
 /// endpoint (as `Resolved::endpoints` lists them). Templates are read only for an analysis (`analysing`): the rest
@@ -65,37 +63,14 @@ fn tenant_endpoint_problem(
     Some((format!("{field}.prometheusAccess.headers"), crate::validate::tenant_header(name)))
 }
 
-/// The templates `spec` names that exist; one GET each. A missing one is left out, for `resolve` to name.
+/// The templates `spec` names that exist (see `perf_canary::template_source`).
 async fn read(round: &Round<'_>, spec: &CanarySpec) -> Read<Templates> {
-    let mut templates = Templates::default();
-    let client = &round.ctx.client;
-    for r in references(spec) {
-        match r.kind {
-            TemplateKind::AnalysisTemplate => {
-                let api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), &round.namespace());
-                let got = api.get_opt(&r.name).await.map_err(kube_error(format!("get AnalysisTemplate {}", r.name)))?;
-                if let Some(t) = got {
-                    templates.namespaced.insert(r.name, t.spec.template);
-                }
-            }
-            TemplateKind::ClusterAnalysisTemplate if !round.ctx.scope.cluster_templates => {
-                templates.cluster_refused = Some(
-                    "ClusterAnalysisTemplates are off in this installation (the operator runs with \
-                     --cluster-analysis-templates=false, chart features.clusterAnalysisTemplates)"
-                        .into(),
-                );
-            }
-            TemplateKind::ClusterAnalysisTemplate => {
-                let api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
-                let got = api
-                    .get_opt(&r.name)
-                    .await
-                    .map_err(kube_error(format!("get ClusterAnalysisTemplate {}", r.name)))?;
-                if let Some(t) = got {
-                    templates.cluster.insert(r.name, t.spec.template);
-                }
-            }
-        }
-    }
-    Ok(templates)
+    let refused = (!round.ctx.scope.cluster_templates).then(|| {
+        "ClusterAnalysisTemplates are off in this installation (the operator runs with \
+         --cluster-analysis-templates=false, chart features.clusterAnalysisTemplates)"
+            .to_string()
+    });
+    perf_canary::template_source::read(&round.ctx.client, &round.namespace(), spec, refused)
+        .await
+        .map_err(Unread::Canary)
 }

@@ -9,6 +9,7 @@ pub mod body;
 
 pub use body::{Notice, body};
 
+use crate::controller::nonzero;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -25,13 +26,6 @@ pub const DEADLINE: Duration = Duration::from_secs(5);
 pub const QUOTA: Quota = Quota::per_minute(nonzero(10)).allow_burst(nonzero(10));
 /// Largest URL file read.
 const MAX_URL_BYTES: u64 = 4096;
-
-const fn nonzero(n: u32) -> std::num::NonZeroU32 {
-    match std::num::NonZeroU32::new(n) {
-        Some(n) => n,
-        None => std::num::NonZeroU32::MIN,
-    }
-}
 
 /// The operator's cluster-wide receiver: a file holding the URL (a mounted Secret, read at each notice so a
 /// rotation applies) and its format.
