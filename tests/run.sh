@@ -49,10 +49,13 @@ pg_env="$(POSTGRES_STATE_DIR="$pg_state" tests/support/start-postgres.sh start)"
 eval "$pg_env"
 
 export PROMETHEUS_BIN="${PROMETHEUS_BIN:-$(command -v prometheus || echo /usr/bin/prometheus)}"
+# Flagger's load tester, built once per machine from the Go module proxy (the canary hook tests call it).
+LOADTESTER_BIN="$(tests/support/build-loadtester.sh)" || { echo "building Flagger's load tester failed (see above)" >&2; exit 1; }
+export LOADTESTER_BIN
 
 # The PostgreSQL URL carries the test role's password: shown without it.
 echo "services: REDIS_URL=$REDIS_URL CLICKHOUSE_URL=$CLICKHOUSE_URL POSTGRES_URL=${POSTGRES_URL%%:*}://***@${POSTGRES_URL#*@}" \
-    "PROMETHEUS_BIN=$PROMETHEUS_BIN" >&2
+    "PROMETHEUS_BIN=$PROMETHEUS_BIN LOADTESTER_BIN=$LOADTESTER_BIN" >&2
 cargo test --workspace --locked
 
 # The end-to-end suite: against a user's cluster when KUBECONFIG is set, otherwise against the control plane

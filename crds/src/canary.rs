@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 #[x_kube(validation = Rule::new(
     "duration(has(self.stepInterval) ? self.stepInterval : '1m') < duration(has(self.progressDeadline) ? self.progressDeadline : '10m')"
 ).message("canary.stepInterval must be shorter than canary.progressDeadline").field_path(".stepInterval"))]
+// Rollout hooks run at every analysis, in order: together they must end before the next one is due.
+#[x_kube(validation = Rule::new(
+    "!has(self.analysis) || !has(self.analysis.webhooks) || self.analysis.webhooks.filter(h, (has(h.type) ? h.type : 'rollout') == 'rollout').map(h, (has(h.timeout) ? duration(h.timeout) : duration('10s')).getSeconds()).sum() < duration(has(self.stepInterval) ? self.stepInterval : '1m').getSeconds()"
+).message("the rollout webhooks' timeouts must add up to less than canary.stepInterval").field_path(".analysis.webhooks"))]
 pub struct CanarySpec {
     /// Traffic weights in percent, strictly increasing in (0, 100] and ending at 100.
     #[serde(default = "default_stages")]
@@ -117,6 +121,12 @@ pub struct AnalysisSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub run_history_limit: Option<u32>,
+    /// Webhooks called during the run, as Flagger's `analysis.webhooks` (same types and payload): load tests at
+    /// every analysis, gates, and hooks before and after the run. Their results are in `status.canary.hooks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[x_kube(validation = Rule::new(crate::hooks::HOOK_TYPE_BUDGET_RULE).message("the webhooks of one type must have timeouts adding up to at most 60s"))]
+    pub webhooks: Vec<crate::Hook>,
     /// Extra metrics with bounds.
     #[serde(default)]
     #[schemars(length(max = 32), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -155,6 +165,7 @@ impl Default for AnalysisSpec {
             max_error_rate_percent: None,
             queries: GateQueries::default(),
             run_history_limit: None,
+            webhooks: Vec::new(),
             metrics: Vec::new(),
         }
     }

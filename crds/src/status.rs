@@ -375,6 +375,35 @@ pub struct CanaryStatus {
     /// Latest analyses, newest first (at most 5).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub analyses: Vec<AnalysisRecord>,
+    /// The gate holding the run, when one does: `confirm-rollout` (phase `Waiting`), `confirm-traffic-increase` or
+    /// `confirm-promotion` (the checks keep running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::HookType>,
+    /// The last call of each webhook in this run, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRecord>,
+}
+
+/// The last call of one webhook.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HookRecord {
+    /// The webhook's name in `analysis.webhooks`.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: crate::HookType,
+    /// When it was called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+    /// It answered with a 2xx status.
+    pub succeeded: bool,
+    /// The HTTP status it answered, if it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// Why it did not succeed (no answer, refused by the egress allow-list, the start of its answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Phases of a canary run.
@@ -383,6 +412,8 @@ pub enum CanaryPhase {
     /// No run: the primary serves the target's template.
     #[default]
     Idle,
+    /// A new template waits for its `confirm-rollout` webhooks before its run starts (no deadline).
+    Waiting,
     /// First sight: the primary is being created from the current template; nothing is rolled out.
     Initializing,
     /// Canary (and primary) pods are being scaled to the stage's counts.

@@ -3,11 +3,13 @@
 //! table of bad inputs that these rules and the CRD schema (bounds + CEL) agree.
 
 mod canary;
+mod hooks;
 
 use crate::duration::parse_duration;
 use crate::*;
 use canary::check_canary;
 pub use canary::{ARG_VALUE, validate_template};
+pub use hooks::{timeout as hook_timeout, total_timeout as hook_total_timeout};
 use std::collections::BTreeSet;
 use std::fmt;
 

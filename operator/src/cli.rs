@@ -142,7 +142,7 @@ pub struct RunArgs {
     /// namespace. Profiles may never set a tenant header themselves: that would read another tenant's data.
     #[arg(long, env = "PERF_PROMETHEUS_TENANT_HEADER", value_parser = header_name)]
     pub prometheus_tenant_header: Option<String>,
-    /// Servers profiles may name, `[kind=]pattern` (kind: prometheus, clickhouse, postgres, redis, policy, notification; none:
+    /// Servers profiles may name, `[kind=]pattern` (kind: prometheus, clickhouse, postgres, redis, policy, notification, hook; none:
     /// every kind). A pattern is a host (`*.` prefix for any name under it, `{namespace}` inside a label for the
     /// profile's namespace), an address or a CIDR. Once a kind has entries, its servers must match one; without
     /// any, every host outside the reserved ranges is allowed.

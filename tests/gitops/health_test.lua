@@ -176,6 +176,8 @@ local function with_canary(phase, fields, extra_reports)
     report = ok("CanaryReady", "Promoted", message)
   elseif phase == "Initializing" then
     report = working("CanaryReady", "Initializing", message)
+  elseif phase == "Waiting" then
+    report = working("CanaryReady", "WaitingForConfirmation", message)
   elseif active then
     report = working("CanaryReady", phase == "Promoting" and "Promoting" or "Progressing", message)
   elseif phase == "RolledBack" then
@@ -342,6 +344,13 @@ local cases = {
     "Suspended", "canary paused at stage 1/4, weight 10%" },
   { "canary paused while promoting", with_canary("Promoting", { paused = true, stage = "4/4", weight = 100 }),
     "Suspended", "canary paused at stage 4/4" },
+  -- Suspended: a run held by a gate.
+  { "a new template waiting for confirm-rollout", with_canary("Waiting", { gate = "confirm-rollout",
+      message = "waiting for the confirm-rollout webhooks" }),
+    "Suspended", "canary held by its confirm-rollout webhooks; open the gate, or pass it with `perf-operator canary promote shop -n shop`" },
+  { "the last stage held by confirm-promotion", with_canary("Progressing", { gate = "confirm-promotion", stage = "4/4",
+      weight = 100 }),
+    "Suspended", "canary held by its confirm-promotion webhooks at stage 4/4" },
   { "CanaryReady Paused without status.canary",
     profile(status_from({ working("CanaryReady", "Paused", "paused at stage 2/4") }), { name = "web", generation = 3 }),
     "Suspended", "canary paused; resume with `perf-operator canary resume web`" },

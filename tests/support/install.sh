@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, skipping what is already there: Debian's redis-server, prometheus and
-# postgresql (for its binaries: the tests start a private cluster, tests/support/start-postgres.sh) and lua5.4 (the
-# Argo CD health check's tests), and PyPI's pyyaml and chdb-core (the real ClickHouse engine behind
+# postgresql (for its binaries: the tests start a private cluster, tests/support/start-postgres.sh), lua5.4 (the
+# Argo CD health check's tests) and hey (load in the canary hook tests), and PyPI's pyyaml and chdb-core (the real ClickHouse engine behind
 # tests/support/chdb_http.py). The WASM policies need no install: their built components are committed
 # (policies/build.sh adds its own target when rebuilding them).
 set -euo pipefail
@@ -17,6 +17,8 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v lua5.4 >/dev/null || missing+=(lua5.4)
+# The canary hook tests' load: Flagger's load tester runs it, as its users' hooks do.
+command -v hey >/dev/null || missing+=(hey)
 if ((${#missing[@]})); then
     log "apt-get install ${missing[*]}"
     sudo_ apt-get update -qq

@@ -175,6 +175,22 @@ local function health(obj)
     return result("Suspended", message .. "; resume with `" .. command .. "`")
   end
 
+  -- A run held by a gate (a confirm-* webhook not answering 2xx yet): waiting for someone, as Argo's `pause: {}`.
+  local gate = text(field(canary, "gate"))
+  if gate ~= nil and (phase == "Waiting" or ACTIVE[phase]) then
+    local message = "canary held by its " .. gate .. " webhooks"
+    local stage = text(field(canary, "stage"))
+    if stage ~= nil and phase ~= "Waiting" then
+      message = message .. " at stage " .. stage
+    end
+    local meta = field(obj, "metadata")
+    local command = "perf-operator canary promote " .. (text(field(meta, "name")) or "NAME")
+    if text(field(meta, "namespace")) ~= nil then
+      command = command .. " -n " .. text(field(meta, "namespace"))
+    end
+    return result("Suspended", message .. "; open the gate, or pass it with `" .. command .. "`")
+  end
+
   if ready == nil then
     return result("Progressing", "waiting for the operator: no Ready condition yet")
   end

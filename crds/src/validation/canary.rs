@@ -96,6 +96,7 @@ pub(super) fn check_canary(c: &mut Check, canary: &CanarySpec) {
         }
     }
     check_notifications(c, &canary.notifications);
+    super::hooks::check_hooks(c, canary);
 }
 
 fn check_notifications(c: &mut Check, targets: &[NotificationTarget]) {

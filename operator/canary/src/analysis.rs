@@ -174,6 +174,24 @@ impl Analysis {
         AnalysisRecord { at: Some(Time(at)), stage_index, weight, verdict: self.verdict, checks }
     }
 
+    /// The analysis with the round's `rollout` webhooks as checks (`webhook/<name>`, passing on a 2xx answer).
+    pub fn with_hooks(mut self, records: &[perf_operator_api::HookRecord]) -> Self {
+        for r in records {
+            self.outcomes.push(Outcome {
+                name: format!("webhook/{}", r.name),
+                query: String::new(),
+                value: None,
+                threshold: "2xx".into(),
+                verdict: if r.succeeded { CheckVerdict::Pass } else { CheckVerdict::Fail },
+                reason: r.message.clone(),
+                trouble: None,
+                on_no_data: NoDataPolicy::Fail,
+            });
+        }
+        self.verdict = judge(&self.outcomes);
+        self
+    }
+
     /// The checks that failed the analysis: those that failed, or, when none did, those without data under
     /// `onNoData: fail`.
     pub fn failing(&self) -> Vec<&str> {

@@ -76,6 +76,8 @@ pub fn requeue_after(timing: &Timing, status: &CanaryStatus, now: Timestamp) -> 
             Duration::try_from(wait).unwrap_or_default().max(Duration::from_millis(200))
         }
         CanaryPhase::Initializing | CanaryPhase::WaitingForPods | CanaryPhase::Promoting => poll,
+        // Waiting for a confirm-rollout gate: polled once per step interval, as Flagger polls at each interval.
+        CanaryPhase::Waiting => timing.step_interval.max(Duration::from_secs(1)),
         _ => NOTHING_DUE,
     }
 }
@@ -139,6 +141,7 @@ mod tests {
             progress_deadline: Duration::from_secs(600),
             failure_limit: 2,
             check_interval: Duration::from_secs(check),
+            hook_types: Vec::new(),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod command;
 pub mod gather;
 pub mod history;
+pub mod hooks;
 pub mod machine;
 pub mod objects;
 pub mod reconcile;

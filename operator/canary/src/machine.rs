@@ -3,11 +3,12 @@
 //! All run state lives in [`CanaryStatus`] (plus the template hash annotated on the primary), so a restarted
 //! operator resumes where it was. Prometheus being down or returning no data holds a stage; it never promotes.
 
+use crate::hooks::{self, Results};
 use crate::{Error, Result};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use perf_operator_api::duration::parse_duration;
-use perf_operator_api::{AnalysisRecord, CanaryPhase, CanarySpec, CanaryStatus, CheckVerdict};
+use perf_operator_api::{AnalysisRecord, CanaryPhase, CanarySpec, CanaryStatus, CheckVerdict, HookRecord, HookType};
 use std::time::Duration;
 
 /// Analyses kept in status.
@@ -23,6 +24,8 @@ pub struct Timing {
     /// Cadence of the quick checks within a step (see [`crate::cadence`]); zero when off. Not in the spec alone:
     /// its default comes from the Prometheus's scrape interval, set by the caller.
     pub check_interval: Duration,
+    /// The webhook types the spec has (gates and pre-rollout change what a step may do).
+    pub hook_types: Vec<HookType>,
 }
 
 impl Timing {
@@ -50,6 +53,7 @@ impl Timing {
             progress_deadline: duration(&spec.progress_deadline, "spec.canary.progressDeadline")?,
             failure_limit: spec.analysis.failure_limit.max(1),
             check_interval: Duration::ZERO,
+            hook_types: hooks::types(spec),
         })
     }
 }
@@ -83,6 +87,8 @@ pub struct Observed {
     /// The template the primary ran before its current one is still held by one of its ReplicaSets (read only
     /// during a promotion): an abort can give it back.
     pub primary_restorable: bool,
+    /// What the webhooks called this round answered.
+    pub hooks: Results,
 }
 
 /// What to do with the primary.
@@ -158,6 +164,7 @@ pub fn condition(status: &CanaryStatus) -> CanaryCondition {
         CanaryPhase::Idle => (Health::Ready, "Stable"),
         CanaryPhase::Succeeded => (Health::Ready, "Promoted"),
         CanaryPhase::Initializing => (Health::Progressing, "Initializing"),
+        CanaryPhase::Waiting => (Health::Progressing, "WaitingForConfirmation"),
         CanaryPhase::WaitingForPods | CanaryPhase::Progressing => (Health::Progressing, "Progressing"),
         CanaryPhase::Promoting => (Health::Progressing, "Promoting"),
         CanaryPhase::RolledBack => (Health::Failed, "RolledBack"),
@@ -172,6 +179,7 @@ pub fn step(timing: &Timing, prev: &CanaryStatus, observed: &Observed, now: Time
     let mut m =
         Machine { t: timing, o: observed, now, s: prev.clone(), events: Vec::new(), primary: PrimaryAction::Keep };
     m.run();
+    m.remember(observed.hooks.all().cloned().collect());
     Decision { status: m.s, primary: m.primary, events: m.events }
 }
 
@@ -235,6 +243,12 @@ impl Machine<'_> {
             return;
         }
         if !same_run || !is_active(self.s.phase) {
+            if self.s.phase == CanaryPhase::Waiting && same_run && new_command.is_some() {
+                return self.command_while_waiting(new_command, &primary);
+            }
+            if !self.rollout_confirmed() {
+                return;
+            }
             self.start_run();
         }
         if let Some(command) = new_command {
@@ -296,6 +310,7 @@ impl Machine<'_> {
                 self.next_stage();
             }
             Command::PromoteFull => {
+                self.s.gate = None;
                 self.go(CanaryPhase::Promoting, "promotion asked by command: skipping remaining stages");
                 self.event(EventKind::Normal, "Promoting", "promotion asked by command".into());
             }
@@ -340,6 +355,7 @@ impl Machine<'_> {
         }
         self.s.stage = None;
         self.s.stage_index = None;
+        self.s.gate = None;
         self.go(CanaryPhase::Idle, "the primary serves the target's template");
     }
 
@@ -352,6 +368,8 @@ impl Machine<'_> {
         self.s.stage_started_at = None;
         self.s.last_check_at = None;
         self.s.last_quick_check_at = None;
+        self.s.hooks.clear();
+        self.s.gate = None;
         let (reason, message) = if restarted {
             ("RunRestarted", format!("new template {} during a run: analysis restarts", self.o.target_hash))
         } else {
@@ -367,6 +385,7 @@ impl Machine<'_> {
         self.s.stage = Some(format!("{}/{}", index + 1, self.t.stages.len()));
         self.s.weight = weight;
         self.s.last_quick_check_at = None;
+        self.s.gate = None;
         self.go(CanaryPhase::WaitingForPods, &format!("scaling the canary to {weight}% (stage {})", index + 1));
     }
 
@@ -376,12 +395,22 @@ impl Machine<'_> {
             self.s.message = Some(format!("paused at stage {stage}"));
             return;
         }
+        if self.s.gate.is_some() && self.s.phase == CanaryPhase::Progressing {
+            // A run held by a gate is waiting for someone, not stalled: no deadline while the checks keep passing.
+            self.s.deadline = Some(Time(after(self.now, self.t.progress_deadline)));
+        }
         let deadline = self.s.deadline.get_or_insert(Time(after(self.now, self.t.progress_deadline))).0;
         if self.now >= deadline {
             return self.deadline_exceeded();
         }
+        if let Some(name) = self.o.hooks.rollback_asked() {
+            return self.roll_back("RolledBack", format!("rolled back by webhook {name}"));
+        }
         match self.s.phase {
             CanaryPhase::WaitingForPods if self.o.canary_ready && primary.ready => {
+                if !self.pre_rollout_passed() {
+                    return;
+                }
                 self.s.stage_started_at = Some(Time(self.now));
                 self.s.last_check_at = Some(Time(ceil_second(self.now)));
                 self.s.last_quick_check_at = None;
@@ -404,7 +433,8 @@ impl Machine<'_> {
         let verdict = record.verdict;
         self.keep(record);
         match verdict {
-            CheckVerdict::Pass => self.next_stage(),
+            CheckVerdict::Pass if self.gate_open() => self.next_stage(),
+            CheckVerdict::Pass => {}
             CheckVerdict::NoData => self.s.message = Some(format!("holding: {summary}")),
             CheckVerdict::Fail => self.check_failed(&summary, ""),
         }
@@ -445,6 +475,7 @@ impl Machine<'_> {
             );
             return self.enter_stage(index + 1);
         }
+        self.s.gate = None;
         self.go(CanaryPhase::Promoting, "every stage passed: promoting");
         self.event(EventKind::Normal, "Promoting", "every stage passed".into());
         self.primary = PrimaryAction::Promote;
@@ -469,6 +500,7 @@ impl Machine<'_> {
 
     fn roll_back(&mut self, reason: &'static str, message: String) {
         self.s.weight = 0;
+        self.s.gate = None;
         self.go(CanaryPhase::RolledBack, &message);
         self.event(EventKind::Warning, reason, message);
     }
@@ -478,6 +510,7 @@ impl Machine<'_> {
         let last = self.s.message.clone().unwrap_or_default();
         let message = format!("no progress within {:?} in phase {phase} (last: {last})", self.t.progress_deadline);
         self.s.weight = 0;
+        self.s.gate = None;
         self.go(CanaryPhase::Failed, &message);
         self.event(EventKind::Warning, "DeadlineExceeded", message);
     }
@@ -508,6 +541,9 @@ pub fn summarize(record: &AnalysisRecord) -> String {
         .collect();
     if bad.is_empty() { "all checks passed".into() } else { bad.join("; ") }
 }
+
+#[path = "machine_gates.rs"]
+mod gates;
 
 #[cfg(test)]
 #[path = "machine_tests.rs"]

@@ -6,6 +6,7 @@
 
 use crate::analysis::{self, Analysis, Asking, MetricsSource, QueryContext, analyse};
 use crate::cadence;
+use crate::hooks::{self, Facts, HookCall, HookCaller, HookContext};
 use crate::machine::{self, CanaryCondition, CanaryEvent, CommandRequest, Observed, PrimaryAction, Timing, Workload};
 use crate::objects::{self, Role};
 use crate::split::{self, Mode, Split};
@@ -40,6 +41,8 @@ pub struct Observation {
     quick: bool,
     /// The quick-check cadence in effect (zero: off); see [`crate::cadence::check_interval`].
     check_interval: std::time::Duration,
+    /// What the webhooks called this round answered.
+    hooks: hooks::Results,
 }
 
 impl Observation {
@@ -78,6 +81,8 @@ pub struct Step {
     pub analysis: Option<Analysis>,
     /// `analysis` was a quick check within the step (see [`crate::cadence`]).
     pub quick: bool,
+    /// Webhooks to call once the step is applied: `post-rollout` when the run ended, `event` for each event.
+    pub after: Vec<HookCall>,
     writes: Writes,
 }
 
@@ -118,6 +123,8 @@ pub enum TargetHpa {
 pub struct Sources<'a> {
     pub resolved: &'a Resolved,
     pub prometheus: &'a [&'a dyn MetricsSource],
+    /// Sends the run's webhooks; without one (a dry run) none is called.
+    pub hooks: Option<&'a dyn HookCaller>,
 }
 
 /// Reads the target, primary, canary and HPA of `profile` (fresh from the API server, so it has a uid and its
@@ -157,31 +164,54 @@ pub async fn observe(
     let render = || sources.resolved.checks(&profile.spec.slo, &ctx);
     let full = holding && cadence::analysis_due(&timing, &prev, now);
     let scrape = async { if holding { prom.scrape_interval().await } else { None } };
-    let (analysis, scrape) = if full {
+    let hook_ctx = hook_context(profile, spec, &ctx.namespace);
+    let mut facts = hook_facts(spec, &world, &prev, full);
+    let call_hooks = |facts: Facts| {
+        let due = hooks::due(spec, timing.step_interval, &prev, facts, now);
+        let calls_of = |kind| hooks::calls(spec, kind, &hook_ctx, &prev, &world.hash);
+        async move {
+            match sources.hooks {
+                Some(caller) if due != hooks::Due::default() => hooks::run_due(caller, &due, calls_of, now).await,
+                _ => hooks::Results::default(),
+            }
+        }
+    };
+    let (analysis, scrape, hook_results) = if full {
         let asking = Asking {
             namespace: &ctx.namespace,
             window: &spec.step_interval,
             deadline: analysis::deadline(timing.step_interval),
         };
         let checks = render();
-        let (analysis, scrape) = futures::join!(analyse(sources.prometheus, &checks, asking), scrape);
-        (Some(analysis), scrape)
+        let (analysis, scrape, hooks) =
+            futures::join!(analyse(sources.prometheus, &checks, asking), scrape, call_hooks(facts));
+        (Some(analysis), scrape, Some(hooks))
     } else {
-        (None, scrape.await)
+        (None, scrape.await, None)
     };
     let timing = Timing { check_interval: cadence::check_interval(spec, timing.step_interval, scrape), ..timing };
     let quick = holding && !full && cadence::quick_check_due(&timing, &prev, now);
-    let analysis = if quick {
-        let window = cadence::quick_window(&prev, now);
-        let asking =
-            Asking { namespace: &ctx.namespace, window: &window, deadline: analysis::deadline(timing.check_interval) };
-        Some(analyse(sources.prometheus, &render(), asking).await)
-    } else {
-        analysis
+    facts.quick = quick;
+    let (analysis, hook_results) = match hook_results {
+        Some(results) => (analysis, results),
+        None if quick => {
+            let window = cadence::quick_window(&prev, now);
+            let deadline = analysis::deadline(timing.check_interval);
+            let asking = Asking { namespace: &ctx.namespace, window: &window, deadline };
+            let checks = render();
+            let (analysis, hooks) = futures::join!(analyse(sources.prometheus, &checks, asking), call_hooks(facts));
+            (Some(analysis), hooks)
+        }
+        None => (analysis, call_hooks(facts).await),
     };
+    // Rollout webhooks are checks of the full analysis: a failing one fails it (and counts toward failureLimit).
+    let analysis = analysis.map(|a| match &hook_results.rollout {
+        Some(records) => a.with_hooks(records),
+        None => a,
+    });
     let command = profile.annotations().get(objects::COMMAND_ANNOTATION).map(|v| machine::parse_command(v));
     let check_interval = timing.check_interval;
-    Ok(Observation { world: Box::new(world), prev, command, analysis, quick, check_interval })
+    Ok(Observation { world: Box::new(world), prev, command, analysis, quick, check_interval, hooks: hook_results })
 }
 
 /// Steps the machine on `observation` and builds the objects the new status asks for.
@@ -192,13 +222,15 @@ pub fn decide(profile: &PerformanceProfile, observation: &Observation, now: Time
     let w = &observation.world;
     // The primary's full size (people or its HPA set it) sizes the run; before it exists, the target's.
     let total = w.primary.as_ref().map_or_else(|| objects::replicas(&w.target).max(1), objects::full_replicas);
-    let decision = machine::step(&timing, &observation.prev, &observed(spec, observation, total, now), now);
+    let decision = machine::step(&timing, &observation.prev, &observed(spec, observation, now), now);
     let mut status = decision.status;
     let (writes, split) = writes(spec, w, &owner, &status, decision.primary, total)?;
     status.primary_replicas = split.primary;
     status.canary_replicas = split.canary;
     status.achieved_weight = achieved_weight(spec, &status, &split);
+    let after = after_hooks(profile, spec, &observation.prev, &status, &decision.events, now);
     Ok(Step {
+        after,
         condition: machine::condition(&status),
         requeue_after: machine::requeue_after(&timing, &status, now),
         status,
@@ -297,14 +329,9 @@ async fn read_world(client: &Client, ns: &str, target: &str, hpa: TargetHpa) -> 
 }
 
 /// What the machine sees of the world; the canary counts as ready only at the current stage's size.
-fn observed(spec: &CanarySpec, o: &Observation, total: u32, now: Timestamp) -> Observed {
+fn observed(spec: &CanarySpec, o: &Observation, now: Timestamp) -> Observed {
     let w = &o.world;
-    let current = split::split(total, o.prev.weight, mode(spec, w));
-    let canary_ready = w.canary.as_ref().is_some_and(|c| {
-        objects::annotated_hash(c).as_deref() == Some(w.hash.as_str())
-            && objects::replicas(c) == current.canary
-            && objects::rollout_complete(c)
-    });
+    let canary_ready = canary_ready(spec, w, o.prev.weight);
     Observed {
         target_hash: w.hash.clone(),
         primary: w
@@ -316,6 +343,7 @@ fn observed(spec: &CanarySpec, o: &Observation, total: u32, now: Timestamp) -> O
         quick: o.quick,
         command: o.command.clone(),
         primary_restorable: w.primary_previous.is_some(),
+        hooks: o.hooks.clone(),
     }
 }
 
@@ -498,6 +526,10 @@ fn routed_weight(spec: &CanarySpec, status: &CanaryStatus) -> u32 {
         _ => 0,
     }
 }
+
+#[path = "reconcile_hooks.rs"]
+mod hooks_of;
+use hooks_of::{after_hooks, canary_ready, hook_context, hook_facts};
 
 #[cfg(test)]
 #[path = "reconcile_tests.rs"]

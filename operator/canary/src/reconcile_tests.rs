@@ -66,6 +66,7 @@ fn observation(target: Deployment, with_primary: bool, prev: CanaryStatus) -> Ob
         analysis: None,
         quick: false,
         check_interval: Duration::ZERO,
+        hooks: crate::hooks::Results::default(),
     }
 }
 
@@ -127,7 +128,7 @@ async fn step(client: &Client, now: Timestamp) -> Step {
     let profiles: Api<PerformanceProfile> = Api::namespaced(client.clone(), NS);
     let profile = profiles.get("checkout").await.unwrap();
     let resolved = crate::templates::Resolved::inline(profile.spec.canary.as_ref().unwrap());
-    let sources = crate::Sources { resolved: &resolved, prometheus: &[&Healthy] };
+    let sources = crate::Sources { resolved: &resolved, prometheus: &[&Healthy], hooks: None };
     let observation = observe(client, &profile, sources, now, TargetHpa::Read).await.unwrap();
     let step = decide(&profile, &observation, now).unwrap();
     apply(client, &profile, &step).await.unwrap();

@@ -96,7 +96,7 @@ impl View {
 
 /// True for a phase nothing more happens in until a new template: a watch may stop.
 pub fn settled(phase: CanaryPhase) -> bool {
-    phase != CanaryPhase::Initializing && !crate::machine::is_active(phase)
+    !matches!(phase, CanaryPhase::Initializing | CanaryPhase::Waiting) && !crate::machine::is_active(phase)
 }
 
 /// The view as text, at `now` (for the deadline), with at most `analyses` analyses.
@@ -124,6 +124,9 @@ pub fn render(view: &View, now: Timestamp, analyses: usize) -> String {
     }
     line("Stage", stage);
     line("Run", format!("{} (stable {})", short(s.run_id.as_deref()), short(s.stable_id.as_deref())));
+    if let Some(gate) = s.gate {
+        line("Gate", format!("held by its {} webhooks", gate.name()));
+    }
     if let Some(command) = &s.last_command {
         line("Last command", command.clone());
     }
@@ -132,6 +135,18 @@ pub fn render(view: &View, now: Timestamp, analyses: usize) -> String {
         let ready = if side.exists { format!("{}/{}", side.ready, side.replicas) } else { "absent".into() };
         let images = if side.images.is_empty() { "-".into() } else { side.images.join(", ") };
         let _ = writeln!(out, "{role:<9}{:<28}{ready:>9}  {images}", side.deployment);
+    }
+    if !s.hooks.is_empty() {
+        let _ = writeln!(out, "\n{:<26}{:<26}{:<8}RESULT", "WEBHOOK", "TYPE", "AT");
+    }
+    for h in &s.hooks {
+        let at = h.at.as_ref().map_or_else(|| "-".into(), |t| ago(t.0, now));
+        let result = if h.succeeded {
+            format!("ok ({})", h.status_code.unwrap_or(200))
+        } else {
+            format!("failed: {}", h.message.as_deref().unwrap_or("-"))
+        };
+        let _ = writeln!(out, "{:<26}{:<26}{at:<8}{result}", h.name, h.kind.name());
     }
     if !s.analyses.is_empty() {
         let _ = writeln!(out, "\nANALYSES (newest first)");
@@ -160,6 +175,16 @@ fn verdict(v: CheckVerdict) -> &'static str {
         CheckVerdict::Pass => "pass",
         CheckVerdict::Fail => "FAIL",
         CheckVerdict::NoData => "no data",
+    }
+}
+
+/// How long before `now`, e.g. `42s`, `3m`, `2h`.
+fn ago(at: Timestamp, now: Timestamp) -> String {
+    let secs = now.duration_since(at).as_secs().max(0);
+    match secs {
+        0..120 => format!("{secs}s"),
+        120..7200 => format!("{}m", secs / 60),
+        _ => format!("{}h", secs / 3600),
     }
 }
 
@@ -245,5 +270,43 @@ mod tests {
         assert!(text.contains("canary   web-canary                     absent  -"), "{text}");
         assert!(!text.contains("ANALYSES") && !text.contains("Message:"), "{text}");
         assert!(view.settled());
+    }
+
+    #[test]
+    fn webhook_results_and_a_held_gate_are_shown() {
+        use perf_operator_api::{HookRecord, HookType};
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let mut p = profile(json!({"phase": "Progressing", "stage": "4/4", "stageIndex": 3, "weight": 100,
+            "gate": "confirm-promotion"}));
+        let status = p.status.as_mut().unwrap().canary.as_mut().unwrap();
+        let at = |secs: i64| Some(Time(now - jiff::SignedDuration::from_secs(secs)));
+        status.hooks = vec![
+            HookRecord {
+                name: "load".into(),
+                kind: HookType::Rollout,
+                at: at(4),
+                succeeded: true,
+                status_code: Some(202),
+                message: None,
+            },
+            HookRecord {
+                name: "approve".into(),
+                kind: HookType::ConfirmPromotion,
+                at: at(300),
+                succeeded: false,
+                status_code: Some(403),
+                message: Some("HTTP 403: Forbidden".into()),
+            },
+        ];
+        let text = render(&View::of(&p, None, None), now, 5);
+        for expected in [
+            "Gate:         held by its confirm-promotion webhooks",
+            "load                      rollout                   4s      ok (202)",
+            "approve                   confirm-promotion         5m      failed: HTTP 403: Forbidden",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+        let waiting = profile(json!({"phase": "Waiting", "gate": "confirm-rollout"}));
+        assert!(!View::of(&waiting, None, None).settled(), "a watch goes on while a gate holds the run");
     }
 }

@@ -15,11 +15,13 @@ pub enum Kind {
     Policy,
     /// A canary notification's webhook (Slack, Teams, any HTTP receiver).
     Notification,
+    /// A canary run's webhook (`analysis.webhooks`: load testers, gates).
+    Hook,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] =
-        [Kind::Prometheus, Kind::ClickHouse, Kind::Postgres, Kind::Redis, Kind::Policy, Kind::Notification];
+    pub const ALL: [Kind; 7] =
+        [Kind::Prometheus, Kind::ClickHouse, Kind::Postgres, Kind::Redis, Kind::Policy, Kind::Notification, Kind::Hook];
 
     /// The name used in flags and messages.
     pub fn name(self) -> &'static str {
@@ -30,6 +32,7 @@ impl Kind {
             Kind::Redis => "redis",
             Kind::Policy => "policy",
             Kind::Notification => "notification",
+            Kind::Hook => "hook",
         }
     }
 
@@ -216,7 +219,7 @@ fn rule(text: &str) -> Result<Rule, ConfigError> {
         Some((k, p)) => {
             let kind = Kind::parse(k.trim()).ok_or_else(|| {
                 invalid(
-                    "the kind before = must be one of prometheus, clickhouse, postgres, redis, policy, notification",
+                    "the kind before = must be one of prometheus, clickhouse, postgres, redis, policy, notification, hook",
                 )
             })?;
             (Some(kind), p.trim())

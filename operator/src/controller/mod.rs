@@ -71,6 +71,8 @@ pub struct Context {
     pub conflicts: crate::shards::Conflicts,
     /// Canary notifications to the profiles' receivers and the cluster's ([`crate::notify`]).
     pub notifier: crate::notify::Notifier,
+    /// The canary runs' webhooks (`analysis.webhooks`), under the egress allow-list for `hook`.
+    pub hooks: crate::notify::hooks::HookSender,
 }
 
 impl Context {
@@ -95,6 +97,7 @@ impl Context {
             postgres_limits: limits::PostgresCache::default(),
             conflicts: crate::shards::Conflicts::default(),
             notifier: notifier(perf_egress::Egress::default(), None)?,
+            hooks: hook_sender(perf_egress::Egress::default())?,
         })
     }
 
@@ -105,6 +108,7 @@ impl Context {
         self.prometheus = perf_prometheus::Clients::new(egress.clone());
         self.policies.reach(egress.clone())?;
         self.notifier = notifier(egress.clone(), self.scope.notifications.clone())?;
+        self.hooks = hook_sender(egress.clone())?;
         self.scope.egress = egress;
         Ok(())
     }
@@ -146,6 +150,11 @@ fn notifier(
 ) -> Result<crate::notify::Notifier> {
     crate::notify::Notifier::new(egress, cluster)
         .map_err(|e| crate::Error::Component { component: "notifications", message: e.to_string() })
+}
+
+fn hook_sender(egress: perf_egress::Egress) -> Result<crate::notify::hooks::HookSender> {
+    crate::notify::hooks::HookSender::new(egress)
+        .map_err(|e| crate::Error::Component { component: "webhooks", message: e.to_string() })
 }
 
 /// Events the process publishes: 20 a second, bursts of 100.

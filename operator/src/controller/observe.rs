@@ -56,10 +56,18 @@ impl Deadlines {
             policy: cap(defaults.policy),
             traffic: cap(defaults.traffic),
             clickhouse: cap(defaults.clickhouse),
-            canary: defaults.canary,
+            canary: defaults.canary + hook_budget(profile),
             postgres: cap(defaults.postgres),
         }
     }
+}
+
+/// The longest a round's webhooks take: the chains of different types run side by side, each type's in order.
+fn hook_budget(profile: &PerformanceProfile) -> Duration {
+    let Some(canary) = &profile.spec.canary else { return Duration::ZERO };
+    let hooks = &canary.analysis.webhooks;
+    let chain = |kind| perf_operator_api::validation::hook_total_timeout(hooks, kind);
+    perf_operator_api::HookType::ALL.into_iter().map(chain).max().unwrap_or_default()
 }
 
 /// Runs `read` under `after`; a read that does not finish in time is recorded as a timeout of `what`.
@@ -351,8 +359,9 @@ async fn canary(round: &Round<'_>) -> Read<perf_canary::Observation> {
     let analysing = canary_status.is_some_and(|s| s.phase == perf_operator_api::CanaryPhase::Progressing);
     let (resolved, clients) = super::templates::sources(round, spec, analysing).await?;
     let prometheus: Vec<&dyn perf_canary::MetricsSource> = clients.iter().map(|c| c.as_ref() as _).collect();
-    let sources = perf_canary::Sources { resolved: &resolved, prometheus: &prometheus };
     let ns = namespace(profile);
+    let hooks = ctx.hooks.tenant(&ns);
+    let sources = perf_canary::Sources { resolved: &resolved, prometheus: &prometheus, hooks: Some(&hooks) };
     let hpa = match ctx.caches.target_hpa(&ns, &profile.spec.target_ref.name) {
         Some(known) => perf_canary::TargetHpa::Known(known.map(Box::new)),
         None => perf_canary::TargetHpa::Read,

@@ -166,6 +166,12 @@ async fn canary_done(profile: &PerformanceProfile, ctx: &Context, step: &perf_ca
         )
         .await;
     }
+    for failed in ctx.hooks.send_after(profile, &step.after).await {
+        ctx.metrics.errors.with_label_values(&["webhooks", "failed"]).inc();
+        let why = failed.message.unwrap_or_default();
+        let message = format!("{} webhook {}: {why}", failed.kind.name(), failed.name);
+        ctx.event(profile, true, "WebhookFailed", message).await;
+    }
     let notices = crate::notify::notices(profile, step);
     for failed in ctx.notifier.send(&ctx.client, profile, notices).await {
         ctx.metrics.errors.with_label_values(&["notifications", "failed"]).inc();

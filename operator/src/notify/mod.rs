@@ -6,6 +6,7 @@
 //! and counted, and the next one sent says how many.
 
 pub mod body;
+pub mod hooks;
 
 pub use body::{Notice, body};
 

@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub type Key = (String, String);
 
 /// Every canary phase, in the order a run goes through them: `perf_operator_canary_phase` has one series each.
-const PHASES: [CanaryPhase; 8] = [
+const PHASES: [CanaryPhase; 9] = [
     CanaryPhase::Idle,
     CanaryPhase::Initializing,
+    CanaryPhase::Waiting,
     CanaryPhase::WaitingForPods,
     CanaryPhase::Progressing,
     CanaryPhase::Promoting,
@@ -132,6 +133,7 @@ fn phase_name(phase: CanaryPhase) -> &'static str {
     match phase {
         CanaryPhase::Idle => "Idle",
         CanaryPhase::Initializing => "Initializing",
+        CanaryPhase::Waiting => "Waiting",
         CanaryPhase::WaitingForPods => "WaitingForPods",
         CanaryPhase::Progressing => "Progressing",
         CanaryPhase::Promoting => "Promoting",

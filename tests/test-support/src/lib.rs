@@ -1,7 +1,9 @@
 //! Test infrastructure shared by the workspace's suites (unit-level tests of each crate and the end-to-end suite):
-//! [`prometheus`] starts the real `prometheus` binary on loopback, [`webhook`] records what is posted to it. Each
+//! [`prometheus`] starts the real `prometheus` binary on loopback, [`loadtester`] Flagger's load tester, [`webhook`]
+//! records what is posted to it. Each
 //! suite keeps what is its own (the simulated app, the readiness probe with its own client).
 
+pub mod loadtester;
 pub mod prometheus;
 pub mod webhook;
 

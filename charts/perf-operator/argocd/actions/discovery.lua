@@ -23,12 +23,14 @@ local paused = field(canary, "paused") == true
 local configured = type(field(field(obj, "spec"), "canary")) == "table"
 local active = configured and ACTIVE[phase] == true
 local promoting = configured and phase == "Promoting"
+-- A new template held by its confirm-rollout webhooks: promote starts its run, abort ends it before it starts.
+local waiting = configured and phase == "Waiting"
 
 local actions = {}
 actions["pause"] = { ["disabled"] = not ((active or promoting) and not paused) }
 actions["resume"] = { ["disabled"] = not (configured and paused) }
-actions["promote"] = { ["disabled"] = not active }
-actions["promote-full"] = { ["disabled"] = not active }
-actions["abort"] = { ["disabled"] = not (active or promoting) }
+actions["promote"] = { ["disabled"] = not (active or waiting) }
+actions["promote-full"] = { ["disabled"] = not (active or waiting) }
+actions["abort"] = { ["disabled"] = not (active or promoting or waiting) }
 actions["retry"] = { ["disabled"] = not (configured and OVER[phase] == true) }
 return actions

@@ -174,7 +174,7 @@ pub async fn run_once(
     let resolved = perf_canary::templates::Resolved::inline(
         profile.spec.canary.as_ref().ok_or(perf_canary::Error::NotConfigured)?,
     );
-    let sources = perf_canary::Sources { resolved: &resolved, prometheus: &[prom] };
+    let sources = perf_canary::Sources { resolved: &resolved, prometheus: &[prom], hooks: None };
     let observation = observe(client, profile, sources, now, perf_canary::TargetHpa::Read).await?;
     let step = decide(profile, &observation, now)?;
     apply(client, profile, &step).await?;

@@ -98,6 +98,23 @@ impl App {
         }
     }
 
+    /// One real request to `pod` (as the load a hook sends): counted and timed with the pod's behaviour, answered
+    /// with its status. Unknown pods get 404 and count nowhere.
+    fn serve_one(&self, pod_name: &str) -> axum::http::StatusCode {
+        let mut pods = self.pods.lock().unwrap();
+        let Some(pod) = pods.get_mut(pod_name) else { return axum::http::StatusCode::NOT_FOUND };
+        pod.owed_errors += pod.behaviour.error_ratio;
+        let error = pod.owed_errors >= 1.0;
+        if error {
+            pod.owed_errors -= 1.0;
+        }
+        let namespace = pod.namespace.clone();
+        self.latency.with_label_values(&[namespace.as_str(), pod_name]).observe(pod.behaviour.latency.as_secs_f64());
+        let code = if error { "500" } else { "200" };
+        self.requests.with_label_values(&[namespace.as_str(), pod_name, code]).inc();
+        if error { axum::http::StatusCode::INTERNAL_SERVER_ERROR } else { axum::http::StatusCode::OK }
+    }
+
     fn exposition(&self) -> String {
         let mut pending = self.change_pending.lock().unwrap();
         if *pending {
@@ -169,6 +186,8 @@ pub struct PrometheusFixture {
     /// Set when Prometheus serves TLS with basic auth.
     pub secured: Option<Secured>,
     app: App,
+    /// The simulated app: `GET /serve/<pod>` is one request served by that pod (see [`Self::canary_path`]).
+    pub app_url: String,
     process: Process,
 }
 
@@ -189,8 +208,12 @@ impl PrometheusFixture {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let app_port = listener.local_addr().unwrap().port();
         let router = {
-            let app = app.clone();
-            axum::Router::new().route("/metrics", axum::routing::get(move || std::future::ready(app.exposition())))
+            let (app, served) = (app.clone(), app.clone());
+            let serve =
+                move |axum::extract::Path(pod): axum::extract::Path<String>| std::future::ready(served.serve_one(&pod));
+            axum::Router::new()
+                .route("/metrics", axum::routing::get(move || std::future::ready(app.exposition())))
+                .route("/serve/{pod}", axum::routing::get(serve))
         };
         tokio::spawn(async move { axum::serve(listener, router).await });
         let traffic = app.clone();
@@ -214,7 +237,8 @@ impl PrometheusFixture {
         let url = process.url.clone();
         let access = secured.as_ref().map(Secured::access).unwrap_or_default();
         let source = Prometheus::with_access(&url, Duration::from_secs(5), access).unwrap();
-        let fixture = Self { url, source, secured, app, process };
+        let app_url = format!("http://127.0.0.1:{app_port}");
+        let fixture = Self { url, source, secured, app, app_url, process };
         fixture.add_pods("warmup", "app", Behaviour::healthy());
         fixture.wait_for_rates().await;
         fixture
@@ -252,6 +276,11 @@ impl PrometheusFixture {
         let pod = |behaviour| Pod { namespace: namespace.into(), behaviour, owed_errors: 0.0 };
         pods.insert(primary, pod(Behaviour::healthy()));
         pods.insert(canary_pod, pod(canary));
+    }
+
+    /// The path of one request to the canary pod of `target` (load aimed at the canary alone).
+    pub fn canary_path(target: &str) -> String {
+        format!("/serve/{}", pod_names(target).1)
     }
 
     /// Changes how the canary pod of `target` behaves from now on.
