@@ -304,6 +304,22 @@ pub struct Schedule {
     pub on_no_data: NoDataPolicy,
     pub stages: Vec<ScheduledStage>,
     pub checks: Vec<Check>,
+    /// The webhooks with their placeholders substituted, in the order a round calls them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<PlannedHook>,
+}
+
+/// A webhook as a run would call it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedHook {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub url: String,
+    pub timeout: String,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// One stage of the schedule.
@@ -340,7 +356,28 @@ pub fn plan_schedule(spec: &CanarySpec, slo: &Slo, ctx: &QueryContext, replicas:
         on_no_data: spec.analysis.on_no_data,
         stages,
         checks: checks(spec, slo, ctx),
+        webhooks: planned_hooks(spec, ctx),
     }
+}
+
+fn planned_hooks(spec: &CanarySpec, ctx: &QueryContext) -> Vec<PlannedHook> {
+    let hooks = crate::hooks::HookContext {
+        profile: "",
+        namespace: &ctx.namespace,
+        target: &ctx.target,
+        routing: &spec.routing,
+    };
+    perf_operator_api::HookType::ALL
+        .into_iter()
+        .flat_map(|kind| crate::hooks::calls(spec, kind, &hooks, &perf_operator_api::CanaryStatus::default(), ""))
+        .map(|call| PlannedHook {
+            name: call.name,
+            kind: call.kind.name(),
+            url: call.url,
+            timeout: format!("{}s", call.timeout.as_secs()),
+            metadata: call.payload.metadata,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -353,6 +390,27 @@ mod tests {
     struct Cli {
         #[command(subcommand)]
         canary: CanaryCommand,
+    }
+
+    #[test]
+    fn the_schedule_lists_the_webhooks_as_a_run_would_call_them() {
+        let mut spec = CanarySpec::default();
+        spec.routing.canary_port = Some(8080);
+        let metadata = [("cmd".to_string(), "hey http://{{canaryAddress}}/".to_string())].into();
+        spec.analysis.webhooks = vec![perf_operator_api::Hook {
+            name: "load".into(),
+            kind: perf_operator_api::HookType::Rollout,
+            url: "http://lt.{{namespace}}/".into(),
+            timeout: Some("5s".into()),
+            metadata,
+        }];
+        let ctx = QueryContext { namespace: "shop".into(), target: "web".into() };
+        let schedule = plan_schedule(&spec, &Slo::default(), &ctx, 4);
+        let hook = &schedule.webhooks[0];
+        assert_eq!((hook.kind, hook.url.as_str(), hook.timeout.as_str()), ("rollout", "http://lt.shop/", "5s"));
+        assert_eq!(hook.metadata["cmd"], "hey http://web-canary.shop.svc:8080/");
+        let without = plan_schedule(&CanarySpec::default(), &Slo::default(), &ctx, 4);
+        assert!(serde_json::to_value(&without).unwrap().get("webhooks").is_none());
     }
 
     #[test]
