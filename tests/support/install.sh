@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, skipping what is already there: Debian's redis-server, prometheus and
 # postgresql (for its binaries: the tests start a private cluster, tests/support/start-postgres.sh), lua5.4 (the
-# Argo CD health check's tests) and hey (load in the canary hook tests), and PyPI's pyyaml and chdb-core (the real ClickHouse engine behind
-# tests/support/chdb_http.py). The WASM policies need no install: their built components are committed
+# Argo CD health check's tests) and hey (load in the canary webhook tests), and PyPI's pyyaml, chdb-core (the real
+# ClickHouse engine behind tests/support/chdb_http.py) and locust (load in the canary webhook tests). The WASM
+# policies need no install: their built components are committed
 # (policies/build.sh adds its own target when rebuilding them).
 set -euo pipefail
 
@@ -42,6 +43,11 @@ python="${PYTHON:-python3}"
 if ! "$python" -c 'import yaml' 2>/dev/null; then
     log "pip install pyyaml"
     "$python" -m pip install --quiet "pyyaml==${PYYAML_VERSION:-6.0.3}" >&2
+fi
+# Locust: the canary webhook tests run it headless through Flagger's load tester, as its users' rollout hooks do.
+if ! "$python" -c 'import locust' 2>/dev/null; then
+    log "pip install locust"
+    "$python" -m pip install --quiet "locust==${LOCUST_VERSION:-2.47.0}" >&2
 fi
 if ! "$python" -c 'import chdb' 2>/dev/null; then
     log "pip install chdb-core"

@@ -121,7 +121,7 @@ fn a_profile_status_renders_as_series_labelled_with_the_profile() {
     ] {
         assert!(lines.contains(&expected), "{expected} missing from:\n{}", lines.join("\n"));
     }
-    assert_eq!(lines.iter().filter(|l| l.starts_with("perf_operator_canary_phase{")).count(), 8, "{lines:?}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("perf_operator_canary_phase{")).count(), 9, "{lines:?}");
     // No threshold a check does not have (requests has no max, the SLO gates no min).
     assert!(!lines.iter().any(|l| l.contains(r#"bound="max",metric="requests""#)), "{lines:?}");
     assert!(!lines.iter().any(|l| l.contains("999")), "an older analysis is shown: {lines:?}");

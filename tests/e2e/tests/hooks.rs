@@ -1,7 +1,7 @@
 //! Canary webhooks with Flagger's contract, on the real API server, against Flagger's own load tester (built from
-//! the Go module proxy) and Debian's `hey`, with a real Prometheus scraping a simulated app that serves real
-//! requests: a quiet canary holds on `minRequests` until a rollout hook runs `hey` through the load tester, then
-//! promotes; a confirm-promotion gate at the load tester's `/gate/check` holds the last stage (checks running, no
+//! the Go module proxy), Debian's `hey` and PyPI's locust, with a real Prometheus scraping a simulated app that
+//! serves real requests: a quiet canary holds on `minRequests` until a rollout hook runs `hey` through the load
+//! tester, then promotes (and promotes with `locust --headless` too); a confirm-promotion gate at the load tester's `/gate/check` holds the last stage (checks running, no
 //! deadline) until `/gate/open`, with the payloads recorded against Flagger's documented shape; a hook to a closed
 //! port rolls the run back at `failureLimit`. All load is bounded in time and aimed at 127.0.0.1.
 
@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams, PostParams};
 use perf_e2e::fixtures::{create_app, profile, replicas_and_image, set_image};
-use perf_e2e::{Cluster, cluster, env_path, kubelet};
+use perf_e2e::{Cluster, cluster, env_path, kubelet, repo_root};
 use perf_operator_api::HookType;
 use perf_operator_api::status::{CanaryPhase, CanaryStatus, CheckVerdict};
 use perf_test_support::loadtester::Loadtester;
@@ -107,6 +107,38 @@ async fn a_quiet_canary_holds_on_min_requests_until_a_rollout_hook_runs_hey_thro
     let requests = passed.checks.iter().find(|c| c.name == "requests").and_then(|c| c.value).unwrap_or(0.0);
     assert!(requests >= 10.0, "the load reached the canary: {passed:?}");
     assert!(tester.log().contains("hey -z 10s"), "the load tester ran hey:\n{}", tester.log());
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run through tests/run.sh"]
+async fn a_rollout_hook_running_locust_headless_brings_a_quiet_canary_to_promotion() {
+    let c = cluster().await;
+    let tester = Loadtester::start(Duration::from_secs(30));
+    let Run { prom, _kubelet, _op } = start(&c, Behaviour::thin(0), json!([])).await;
+    // Locust as its users run it from the load tester: headless, 4 users at 5 requests a second each, 15 s.
+    let locustfile = repo_root().join("tests/e2e/locustfile.py");
+    let load = format!(
+        "CANARY_PATH={} python3 -m locust --headless --only-summary -f {} -u 4 -r 4 -t 15s --host {}",
+        PrometheusFixture::canary_path(TARGET),
+        locustfile.display(),
+        prom.app_url
+    );
+    let hooks = json!([{"name": "locust", "type": "rollout", "url": format!("{}/", tester.url), "timeout": "2s",
+        "metadata": {"type": "cmd", "cmd": load}}]);
+    let patch = json!({"spec": {"canary": {"analysis": {"webhooks": hooks}}}});
+    c.profiles().patch(TARGET, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("add the hook");
+    set_image(&c.api::<Deployment>(), TARGET, NEW).await;
+    let done = c
+        .eventually(120, "the run ended", || async {
+            let s = canary_status(&c).await?;
+            matches!(s.phase, CanaryPhase::Succeeded | CanaryPhase::RolledBack | CanaryPhase::Failed).then_some(s)
+        })
+        .await;
+    assert_eq!(done.phase, CanaryPhase::Succeeded, "{done:?}\nload tester:\n{}", tester.log());
+    let passed = done.analyses.iter().find(|a| a.verdict == CheckVerdict::Pass).expect("a passed analysis");
+    let requests = passed.checks.iter().find(|c| c.name == "requests").and_then(|c| c.value).unwrap_or(0.0);
+    assert!(requests >= 10.0, "locust's load reached the canary: {passed:?}");
+    assert!(tester.log().contains("locust"), "the load tester ran locust:\n{}", tester.log());
 }
 
 #[tokio::test]
