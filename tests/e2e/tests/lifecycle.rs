@@ -53,6 +53,10 @@ async fn create_converges_writes_nothing_when_steady_and_puts_back_drift() {
 
     // Steady state: two resyncs (every 5 s here) write nothing, by the audit log or, on a cluster without one,
     // by resourceVersions (the objects checked have no status, so only a write moves them).
+    // The round that made Ready True records the conditions' transitions as Events after it writes the status: the
+    // window opens once a later round has started (rounds of one profile never overlap), so that one has finished.
+    let seen_ready = op.reconciles().await;
+    c.eventually(30, "a round after Ready", || async { (op.reconciles().await > seen_ready).then_some(()) }).await;
     let window = audit::Window::open();
     let contract_version = c.api::<ConfigMap>().get("shop-perf").await.expect("contract").resource_version();
     let profile_version = c.profiles().get("shop").await.expect("profile").resource_version();
