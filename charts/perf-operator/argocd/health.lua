@@ -99,6 +99,16 @@ local function canary_where(canary, phase)
   return out
 end
 
+-- "perf-operator canary VERB NAME -n NAMESPACE" for the profile.
+local function cli(obj, verb)
+  local meta = field(obj, "metadata")
+  local command = "perf-operator canary " .. verb .. " " .. (text(field(meta, "name")) or "NAME")
+  if text(field(meta, "namespace")) ~= nil then
+    command = command .. " -n " .. text(field(meta, "namespace"))
+  end
+  return command
+end
+
 local function health(obj)
   local status = field(obj, "status")
   if type(status) ~= "table" then
@@ -167,12 +177,7 @@ local function health(obj)
     if weight ~= nil then
       message = message .. ", weight " .. weight .. "%"
     end
-    local meta = field(obj, "metadata")
-    local command = "perf-operator canary resume " .. (text(field(meta, "name")) or "NAME")
-    if text(field(meta, "namespace")) ~= nil then
-      command = command .. " -n " .. text(field(meta, "namespace"))
-    end
-    return result("Suspended", message .. "; resume with `" .. command .. "`")
+    return result("Suspended", message .. "; resume with `" .. cli(obj, "resume") .. "`")
   end
 
   -- A run held by a gate (a confirm-* webhook not answering 2xx yet): waiting for someone, as Argo's `pause: {}`.
@@ -183,12 +188,7 @@ local function health(obj)
     if stage ~= nil and phase ~= "Waiting" then
       message = message .. " at stage " .. stage
     end
-    local meta = field(obj, "metadata")
-    local command = "perf-operator canary promote " .. (text(field(meta, "name")) or "NAME")
-    if text(field(meta, "namespace")) ~= nil then
-      command = command .. " -n " .. text(field(meta, "namespace"))
-    end
-    return result("Suspended", message .. "; open the gate, or pass it with `" .. command .. "`")
+    return result("Suspended", message .. "; open the gate, or pass it with `" .. cli(obj, "promote") .. "`")
   end
 
   if ready == nil then
