@@ -25,3 +25,8 @@ then leaves out `to`/`from`, which means any address.
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/* The operator's ServiceAccount: serviceAccount.name, else the release name. */}}
+{{- define "perf-operator.serviceAccountName" -}}
+{{- default .Release.Name .Values.serviceAccount.name -}}
+{{- end -}}

@@ -98,6 +98,20 @@ fn everything_on() -> Value {
         "serviceMonitor": {"enabled": true, "labels": {"release": "kube-prometheus-stack"}, "interval": "30s"},
         "policyCABundle": {"from": "Secret", "name": "corp-ca", "key": "bundle.pem"},
         "features": {"canary": true, "canaryHttpRoutes": true, "sloAlerts": true},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "serviceAccount": {"create": true, "name": "perf-operator-sa", "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}},
+        "podAnnotations": {"prometheus.io/scrape": "true"},
+        "podLabels": {"team": "platform"},
+        "priorityClassName": "system-cluster-critical",
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}],
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100,
+            "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "perf-operator"}}}}]}},
+        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "perf-operator"}}}],
+        "extraArgs": ["--notification-format=generic"],
+        "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}, {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
         "networkPolicy": {
             "enabled": true,
             "ingress": {
@@ -158,6 +172,16 @@ fn the_chart_lints_renders_for_the_server_and_checks_its_values() {
         ("controller.watchNamespaces={Team_A}", "watchNamespaces"),
         ("controller.resync=60", "resync"),
         ("controller.kubeApiQps=fast", "kubeApiQps"),
+        ("imagePullSecrets[0].name=Reg_Cred", "imagePullSecrets/0/name"),
+        ("imagePullSecrets=regcred", "imagePullSecrets"),
+        ("serviceAccount.create=maybe", "serviceAccount/create"),
+        ("serviceAccount.name=Ops", "serviceAccount/name"),
+        ("tolerations=none", "tolerations"),
+        ("nodeSelector.pool[0]=a", "nodeSelector/pool"),
+        ("extraArgs[0]=run", "extraArgs/0"),
+        ("extraEnv[0].value=x", "extraEnv/0"),
+        ("extraEnv[0].name=X,extraEnv[0].value=1", "extraEnv/0/value"),
+        ("podLabels.app\\.kubernetes\\.io/instance=other", "podLabels"),
     ] {
         let (ok, out) = helm(&["template", "perf-operator", &chart(), "--set", set]);
         assert!(!ok, "values.schema.json accepted --set {set}");
@@ -187,6 +211,43 @@ fn the_chart_lints_renders_for_the_server_and_checks_its_values() {
     }
 }
 
+/// The pod settings of [`everything_on`] reach the Deployment, and the RBAC binds the ServiceAccount it names.
+fn assert_pod_settings(all: &[Value]) {
+    let pod = &one(all, "Deployment")["spec"]["template"];
+    let spec = &pod["spec"];
+    assert_eq!(spec["serviceAccountName"], "perf-operator-sa");
+    assert_eq!(spec["imagePullSecrets"], json!([{"name": "regcred"}]));
+    assert_eq!(spec["priorityClassName"], "system-cluster-critical");
+    assert_eq!(spec["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+    assert_eq!(spec["tolerations"][0]["key"], "dedicated");
+    assert_eq!(
+        spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"],
+        100
+    );
+    assert_eq!(spec["topologySpreadConstraints"][0]["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(pod["metadata"]["annotations"]["prometheus.io/scrape"], "true");
+    assert_eq!(pod["metadata"]["labels"]["team"], "platform");
+    assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/name"], "perf-operator", "the selector's labels stay");
+    assert_eq!(container(all)["args"], json!(["run", "--notification-format=generic"]));
+    assert_eq!(env_var(all, "RUST_BACKTRACE"), Some(&json!("1")));
+    let env = container(all)["env"].as_array().expect("env");
+    let node = env.iter().find(|e| e["name"] == "NODE").expect("extraEnv with valueFrom");
+    assert_eq!(node["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+    let account = one(all, "ServiceAccount");
+    assert_eq!(account["metadata"]["name"], "perf-operator-sa");
+    assert_eq!(account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], "arn:aws:iam::1:role/x");
+    for kind in ["ClusterRoleBinding", "RoleBinding"] {
+        for binding in of_kind(all, kind) {
+            assert_eq!(binding["subjects"][0]["name"], "perf-operator-sa", "{kind} binds another account: {binding}");
+        }
+    }
+    // An existing ServiceAccount: none rendered, the bindings and the pods name it.
+    let existing = render(&json!({"serviceAccount": {"create": false, "name": "ops"}}));
+    assert!(of_kind(&existing, "ServiceAccount").is_empty(), "serviceAccount.create=false rendered one");
+    assert_eq!(one(&existing, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"], "ops");
+    assert!(of_kind(&existing, "ClusterRoleBinding").iter().all(|b| b["subjects"][0]["name"] == "ops"));
+}
+
 #[test]
 #[ignore = "needs a cluster: run through tests/run.sh"]
 fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
@@ -206,6 +267,8 @@ fn the_chart_renders_its_optional_objects_and_feature_rules_only_when_asked() {
     let to_send: Vec<Value> =
         all.iter().filter(|o| has_service_monitors || o["kind"] != "ServiceMonitor").cloned().collect();
     server_dry_run(&to_send, "everything on");
+
+    assert_pod_settings(&all);
 
     let service = of_kind(&all, "Service").into_iter().find(|s| s["metadata"]["name"] == "perf-operator-metrics");
     let service = service.expect("the metrics Service");
