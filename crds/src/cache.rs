@@ -32,9 +32,6 @@ pub struct RedisSpec {
     pub external: Option<RedisExternal>,
 }
 
-/// Schema pattern for Redis memory sizes.
-pub const MEMORY_PATTERN: &str = "^[1-9][0-9]*(Ki|Mi|Gi)?$";
-
 /// A Redis provisioned by the operator.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -43,9 +40,11 @@ pub struct RedisProvision {
     #[serde(default = "default_redis_image")]
     #[schemars(length(min = 1, max = 512))]
     pub image: String,
-    /// `maxmemory`: bytes or a `Ki`/`Mi`/`Gi` quantity, e.g. `256Mi`. The container limit adds 25 % headroom.
+    /// `maxmemory`: a Kubernetes quantity of bytes, e.g. `256Mi`, `1.5Gi`, `512M` or `129e6` (read as Kubernetes
+    /// reads a container's memory, rounded up to whole bytes; `m`, milli, is refused). The container limit adds 25 %
+    /// headroom.
     #[serde(default = "default_max_memory")]
-    #[schemars(regex(pattern = r"^[1-9][0-9]*(Ki|Mi|Gi)?$"))]
+    #[schemars(length(max = 32), regex(pattern = crate::quantity::BYTES_PATTERN))]
     pub max_memory: String,
     /// `maxmemory-policy` when memory is full.
     #[serde(default)]
@@ -87,10 +86,11 @@ pub struct RedisPersistence {
     /// `rdb` (snapshots after 1 change in an hour, 100 in 5 minutes or 10 000 in a minute), or `both`.
     #[serde(default)]
     pub mode: PersistenceMode,
-    /// Size of the PersistentVolumeClaim, `Mi`, `Gi` or `Ti`, e.g. `2Gi`. Fixed once the claim exists (a
-    /// StatefulSet's claim templates cannot change): a new size needs the claim resized by hand.
+    /// Size of the PersistentVolumeClaim, a Kubernetes quantity of at least `1Mi`, e.g. `2Gi`, `1.5Gi` or `500M`.
+    /// Fixed once the claim exists (a StatefulSet's claim templates cannot change): a new size needs the claim
+    /// resized by hand.
     #[serde(default = "default_persistence_size")]
-    #[schemars(regex(pattern = r"^[1-9][0-9]{0,5}(Mi|Gi|Ti)$"))]
+    #[schemars(length(max = 32), regex(pattern = crate::quantity::BYTES_PATTERN))]
     pub size: String,
     /// StorageClass of the claim; default: the cluster's default class.
     #[serde(default, skip_serializing_if = "Option::is_none")]

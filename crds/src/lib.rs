@@ -17,6 +17,7 @@ pub mod policy;
 pub mod policy_status;
 pub mod pools;
 pub mod prometheus_access;
+pub mod quantity;
 pub mod ratelimit;
 pub mod ssa;
 pub mod status;
@@ -105,6 +106,11 @@ pub struct PerformanceProfileSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetRef {
+    /// API version of the target, as Flagger's and Argo's references write it; only `apps/v1` (a Deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self == 'apps/v1'").message("targetRef.apiVersion must be apps/v1 (a Deployment)"))]
+    pub api_version: Option<String>,
     /// Kind of the target; only `Deployment` is supported.
     #[serde(default)]
     pub kind: TargetKind,

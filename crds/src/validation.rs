@@ -76,6 +76,11 @@ impl Check {
 pub fn validate_spec(spec: &PerformanceProfileSpec) -> Vec<FieldError> {
     let mut c = Check { errors: Vec::new() };
     c.object_name(&spec.target_ref.name, "spec.targetRef.name");
+    if let Some(version) = &spec.target_ref.api_version {
+        c.ensure(version == "apps/v1", "spec.targetRef.apiVersion", || {
+            format!("targetRef.apiVersion must be apps/v1 (a Deployment), got {version:?}")
+        });
+    }
     c.range(spec.slo.p99_latency_ms, 1, 600_000, "spec.slo.p99LatencyMs");
     percent(&mut c, spec.slo.error_rate_percent, "spec.slo.errorRatePercent");
     if let Some(cache) = &spec.cache {
@@ -114,12 +119,9 @@ fn check_cache(c: &mut Check, cache: &CacheSpec) {
     });
     if let Some(p) = &redis.provision {
         c.len(&p.image, 1, 512, "spec.cache.redis.provision.image");
-        c.pattern(
-            parse_memory(&p.max_memory).is_some(),
-            &p.max_memory,
-            "spec.cache.redis.provision.maxMemory",
-            "a memory size like 256Mi (digits, optional Ki/Mi/Gi)",
-        );
+        if let Err(e) = crate::quantity::parse_bytes(&p.max_memory) {
+            c.fail("spec.cache.redis.provision.maxMemory", e);
+        }
         c.range(p.max_clients, 1, 100_000, "spec.cache.redis.provision.maxClients");
         if let Some(x) = &p.exporter {
             c.len(&x.image, 1, 512, "spec.cache.redis.provision.exporter.image");
@@ -132,12 +134,14 @@ fn check_cache(c: &mut Check, cache: &CacheSpec) {
             c.fail("spec.cache.redis.provision.rotationGrace", e);
         }
         if let Some(d) = &p.persistence {
-            c.pattern(
-                is_volume_size(&d.size),
-                &d.size,
-                "spec.cache.redis.provision.persistence.size",
-                "a size like 2Gi",
-            );
+            match crate::quantity::parse_bytes(&d.size) {
+                Err(e) => c.fail("spec.cache.redis.provision.persistence.size", e),
+                Ok(bytes) if bytes < 1 << 20 => c.fail(
+                    "spec.cache.redis.provision.persistence.size",
+                    format!("{:?} is below the smallest claim, 1Mi", d.size),
+                ),
+                Ok(_) => {}
+            }
             if let Some(class) = &d.storage_class_name {
                 c.len(class, 1, 253, "spec.cache.redis.provision.persistence.storageClassName");
             }
@@ -174,23 +178,9 @@ fn check_cache(c: &mut Check, cache: &CacheSpec) {
     }
 }
 
-/// Bytes of a `256Mi`-style size, if well formed.
+/// Bytes of a size written as a Kubernetes quantity (`256Mi`, `1.5Gi`, `512M`), if well formed.
 pub fn parse_memory(text: &str) -> Option<u64> {
-    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, ""),
-    };
-    if digits.is_empty() || digits.starts_with('0') {
-        return None;
-    }
-    let factor: u64 = match unit {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(factor)
+    crate::quantity::parse_bytes(text).ok()
 }
 
 fn secret_ref(c: &mut Check, s: &SecretKeyRef, field: &str) {
@@ -354,13 +344,6 @@ fn is_call(s: &str, name_ok: impl Fn(char) -> bool) -> bool {
 }
 
 /// `^[1-9][0-9]{0,5}(Mi|Gi|Ti)$`, the schema's pattern for a claim size.
-fn is_volume_size(s: &str) -> bool {
-    let Some(digits) = s.strip_suffix("Mi").or_else(|| s.strip_suffix("Gi")).or_else(|| s.strip_suffix("Ti")) else {
-        return false;
-    };
-    (1..=6).contains(&digits.len()) && !digits.starts_with('0') && digits.chars().all(|c| c.is_ascii_digit())
-}
-
 fn is_index_type(s: &str) -> bool {
     is_call(s, |ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
         && s.find('(').is_none_or(|i| !s[i + 1..].contains('(') && !s[..i].is_empty())
