@@ -88,5 +88,12 @@ async fn converge(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result
         crate::decide::decide(&profile, &observed, now)
     };
     let outcomes = Box::pin(apply::apply(&profile, &ctx, &decision)).await;
-    Box::pin(report::report(&profile, &ctx, decision, outcomes)).await
+    let action = Box::pin(report::report(&profile, &ctx, decision, outcomes)).await?;
+    // A canary section removed: its copies are retired once the target serves again.
+    if profile.spec.canary.is_none()
+        && let Some(after) = super::retire::canary(&profile, &ctx).await?
+    {
+        return Ok(Action::requeue(after));
+    }
+    Ok(action)
 }

@@ -12,6 +12,7 @@ pub mod observe;
 pub mod policy_runtime;
 pub mod prometheus_access;
 pub mod report;
+pub mod retire;
 pub mod rollout;
 pub mod round;
 pub mod run_history;
