@@ -53,8 +53,11 @@ pub struct RedisProvision {
     #[serde(default = "default_max_clients")]
     #[schemars(range(min = 1, max = 100000))]
     pub max_clients: u32,
-    /// Delete the Redis objects when the profile is deleted (they are owned by the profile either way; set false
-    /// to orphan them for a migration).
+    /// Delete the Redis objects with the profile. `false` keeps them (a migration to another profile or to a Redis
+    /// of one's own): before the profile goes, its finalizer takes the profile's owner reference off the Redis
+    /// Deployment or StatefulSet, Service, Secret and `-config` ConfigMap and marks them
+    /// `perf.operator.dev/orphaned-from: <namespace>/<profile>` (event `RedisKept`). A persistent Redis's claim
+    /// stays either way.
     #[serde(default = "default_true")]
     pub delete_with_profile: bool,
     /// A Prometheus exporter beside Redis (a sidecar reading it over localhost with the Secret's password), its

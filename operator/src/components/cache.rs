@@ -188,9 +188,14 @@ fn secret(profile: &PerformanceProfile, name: &str, credentials: &Credentials, e
     }
 }
 
+/// The ConfigMap holding `redis.conf` of the Redis called `redis`.
+pub fn config_map_name(redis: &str) -> String {
+    format!("{redis}-config")
+}
+
 fn config_map(profile: &PerformanceProfile, name: &str, config: &str) -> ConfigMap {
     ConfigMap {
-        metadata: meta(profile, format!("{name}-config"), "redis"),
+        metadata: meta(profile, config_map_name(name), "redis"),
         data: Some(BTreeMap::from([("redis.conf".to_string(), config.to_string())])),
         ..ConfigMap::default()
     }

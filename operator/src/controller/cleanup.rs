@@ -1,4 +1,5 @@
-//! The finalizer's clean-up: gives a canary's target back its pods and prunes ClickHouse objects (`prune: true`).
+//! The finalizer's clean-up: gives a canary's target back its pods, prunes ClickHouse objects (`prune: true`) and
+//! lets a provisioned Redis go when it is to outlive the profile (`deleteWithProfile: false`).
 //! An error keeps the finalizer, so the clean-up is retried with backoff.
 
 use super::Context;
@@ -20,6 +21,14 @@ pub async fn cleanup(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Res
         perf_clickhouse::cleanup(&ctx.clickhouse, spec, credentials, previous)
             .await
             .map_err(|e| Error::ClickHouse(Box::new(e)))?;
+    }
+    if super::orphan::keeps_redis(&profile) {
+        let released = super::orphan::release_redis(&profile, &ctx).await?;
+        let note = format!(
+            "deleteWithProfile: false: {released} Redis object(s) named {} kept, no longer owned by the profile",
+            crate::components::cache::redis_name(&profile)
+        );
+        ctx.event(&profile, false, "RedisKept", note).await;
     }
     ctx.event(&profile, false, "CleanedUp", "removed what the profile created outside Kubernetes".into()).await;
     ctx.metrics.profiles.remove(&profile);

@@ -62,7 +62,10 @@ pub async fn reconcile(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> R
 /// Whether deleting this profile needs work outside Kubernetes.
 pub fn needs_finalizer(profile: &PerformanceProfile) -> bool {
     // A canary scales the target to zero while the primary serves: deleting the profile must give the pods back.
-    profile.spec.clickhouse.as_ref().is_some_and(|c| c.prune) || profile.spec.canary.is_some()
+    // A Redis kept with `deleteWithProfile: false` must be let go before the garbage collector sees the profile go.
+    profile.spec.clickhouse.as_ref().is_some_and(|c| c.prune)
+        || profile.spec.canary.is_some()
+        || super::orphan::keeps_redis(profile)
 }
 
 /// The pipeline for a profile that is not being deleted.

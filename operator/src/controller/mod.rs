@@ -9,6 +9,7 @@ pub mod cleanup;
 pub mod converge;
 pub mod limits;
 pub mod observe;
+pub mod orphan;
 pub mod policy_runtime;
 pub mod prometheus_access;
 pub mod report;
