@@ -171,7 +171,7 @@ async fn retire(client: &Client, objects: &OwnedObjects) -> Result<()> {
 }
 
 /// Deletes `name`; already gone is done.
-async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<()>
+pub(super) async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<()>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {

@@ -8,11 +8,12 @@
 //! are deleted. Nothing is deleted while the target cannot serve.
 
 use super::Context;
+use super::apply::delete;
 use crate::Result;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use perf_canary::objects;
 use perf_operator_api::{FIELD_MANAGER, PerformanceProfile};
@@ -35,7 +36,7 @@ pub async fn canary(profile: &PerformanceProfile, ctx: &Context) -> Result<Optio
     let Some(primary) = primary else {
         // No primary serving: a canary left alone (a run cut short) serves nobody the target does not.
         if canary.is_some() {
-            delete::<Deployment>(ctx, &namespace, &objects::canary_name(target)).await?;
+            delete::<Deployment>(&ctx.client, &namespace, &objects::canary_name(target)).await?;
         }
         return Ok(None);
     };
@@ -61,12 +62,12 @@ pub async fn canary(profile: &PerformanceProfile, ctx: &Context) -> Result<Optio
     point_services_at_target(ctx, &namespace, &live, &uid).await?;
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &namespace);
     if hpas.get_opt(&objects::primary_name(target)).await?.is_some_and(|h| controlled_by(h.meta(), &uid)) {
-        delete::<HorizontalPodAutoscaler>(ctx, &namespace, &objects::primary_name(target)).await?;
+        delete::<HorizontalPodAutoscaler>(&ctx.client, &namespace, &objects::primary_name(target)).await?;
     }
     if canary.is_some() {
-        delete::<Deployment>(ctx, &namespace, &objects::canary_name(target)).await?;
+        delete::<Deployment>(&ctx.client, &namespace, &objects::canary_name(target)).await?;
     }
-    delete::<Deployment>(ctx, &namespace, &objects::primary_name(target)).await?;
+    delete::<Deployment>(&ctx.client, &namespace, &objects::primary_name(target)).await?;
     let note = format!("spec.canary removed: {target} serves with {full} pod(s); the primary and canary are gone");
     ctx.event(profile, false, "CanaryRetired", note).await;
     Ok(None)
@@ -98,18 +99,4 @@ async fn point_services_at_target(ctx: &Context, namespace: &str, target: &Deplo
 
 fn controlled_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
     meta.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
-}
-
-/// Deletes `name`; already gone is done.
-async fn delete<K>(ctx: &Context, namespace: &str, name: &str) -> Result<()>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    match Api::<K>::namespaced(ctx.client.clone(), namespace).delete(name, &DeleteParams::default()).await {
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        other => other.map(|_| ()).map_err(Into::into),
-    }
 }
