@@ -91,6 +91,8 @@ pub fn check_profile(profile: &PerformanceProfile, location: &str) -> Vec<Findin
 pub struct Report {
     pub profiles: usize,
     pub findings: Vec<Finding>,
+    /// (namespace, target Deployment) -> the profile that names it first, and where: one profile per target.
+    targets: std::collections::HashMap<(String, String), (String, String)>,
 }
 
 /// Validates every document under `paths` that is, or tries to be, a PerformanceProfile (see
@@ -126,6 +128,8 @@ impl Report {
                     self.findings.extend(found);
                     if let Some(profile) = parsed {
                         self.findings.extend(template_findings(&profile, &doc.location(), docs));
+                        let taken = self.second_on_target(&profile, &doc.location());
+                        self.findings.extend(taken);
                     }
                 }
                 Identity::Template => self.findings.extend(check_template_document(doc)),
@@ -133,6 +137,28 @@ impl Report {
                 Identity::Foreign => {}
             }
         }
+    }
+}
+
+impl Report {
+    /// A profile naming a Deployment another profile of its namespace already names: both would write its replicas,
+    /// its template's checksum and its copies. Profiles without a namespace count as `default`'s.
+    fn second_on_target(&mut self, profile: &PerformanceProfile, location: &str) -> Option<Finding> {
+        let namespace = profile.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = profile.metadata.name.clone().unwrap_or_default();
+        let target = profile.spec.target_ref.name.clone();
+        let key = (namespace.clone(), target.clone());
+        let Some((first, first_at)) = self.targets.get(&key) else {
+            self.targets.insert(key, (name, location.to_string()));
+            return None;
+        };
+        Some(Finding {
+            location: location.to_string(),
+            field: "spec.targetRef.name".into(),
+            message: format!(
+                "Deployment {namespace}/{target} is already the target of profile {first} ({first_at}): one profile per target"
+            ),
+        })
     }
 }
 

@@ -117,6 +117,35 @@ fn the_base_profile_is_valid() {
 }
 
 #[test]
+fn one_profile_per_target_across_files_and_documents() {
+    let doc = |name: &str, namespace: Option<&str>, target: &str| {
+        let ns = namespace.map_or(String::new(), |n| format!(", namespace: {n}"));
+        format!(
+            "apiVersion: perf.operator.dev/v1alpha1\nkind: PerformanceProfile\nmetadata: {{name: {name}{ns}}}\n\
+             spec: {{targetRef: {{name: {target}}}}}\n"
+        )
+    };
+    let text = [
+        doc("a", Some("shop"), "web"),
+        doc("b", Some("shop"), "web"),
+        doc("c", Some("billing"), "web"),
+        doc("d", Some("shop"), "api"),
+        doc("e", None, "web"),
+        doc("f", Some("default"), "web"),
+    ]
+    .join("---\n");
+    let (report, lines) = findings(&text);
+    assert_eq!(report.profiles, 6);
+    assert_eq!(
+        lines,
+        [
+            "2:spec.targetRef.name: Deployment shop/web is already the target of profile a (t.yaml:1): one profile per target",
+            "6:spec.targetRef.name: Deployment default/web is already the target of profile e (t.yaml:5): one profile per target",
+        ]
+    );
+}
+
+#[test]
 fn examples_pass() {
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let files = manifest::expand(std::slice::from_ref(&examples)).expect("examples listed");
@@ -360,7 +389,10 @@ fn files_on_disk() {
     let good = yaml(&base());
     let bad = yaml(&with("/spec/cache/ttlClasses/0", "ttl", json!(60)));
     std::fs::write(dir.join("a.yaml"), &good).expect("write");
-    std::fs::write(dir.join("b.yaml"), format!("{good}---\n{bad}")).expect("write");
+    // Another namespace's profile first: the same one as a.yaml's would be a second profile on its target.
+    let elsewhere = good.replace("namespace: risk", "namespace: risk-b");
+    assert_ne!(elsewhere, good);
+    std::fs::write(dir.join("b.yaml"), format!("{elsewhere}---\n{bad}")).expect("write");
     std::fs::write(dir.join("c.yaml"), good.replacen("kind:", "kind: X\nkind:", 1)).expect("write");
     let report = validate::validate_paths(std::slice::from_ref(&dir)).expect("readable");
     let plan_read = manifest::read_documents(&dir.join("c.yaml"));
