@@ -64,14 +64,17 @@ pub fn timeout(hook: &Hook) -> Result<Duration, String> {
 
 /// The timeouts of the webhooks of `kind`, added (a bad one counts as its default: it is reported on its own).
 pub fn total_timeout(hooks: &[Hook], kind: HookType) -> Duration {
+    timeouts(hooks, kind).sum()
+}
+
+fn timeouts(hooks: &[Hook], kind: HookType) -> impl Iterator<Item = Duration> + '_ {
     let default = Duration::from_secs(10);
-    hooks.iter().filter(|h| h.kind == kind).map(|h| timeout(h).unwrap_or(default)).sum()
+    hooks.iter().filter(move |h| h.kind == kind).map(move |h| timeout(h).unwrap_or(default))
 }
 
 /// As the CEL rules add them: each timeout in whole seconds.
 fn whole_seconds(hooks: &[Hook], kind: HookType) -> Duration {
-    let default = Duration::from_secs(10);
-    hooks.iter().filter(|h| h.kind == kind).map(|h| Duration::from_secs(timeout(h).unwrap_or(default).as_secs())).sum()
+    timeouts(hooks, kind).map(|d| Duration::from_secs(d.as_secs())).sum()
 }
 
 fn is_name(name: &str) -> bool {

@@ -40,6 +40,11 @@ pub async fn apply_if_changed<K: Cacheable + Serialize>(ctx: &Context, desired: 
     Ok(true)
 }
 
+/// Whether the object of `meta` is controlled by the owner of `uid` (a profile), not merely owned.
+pub(super) fn controlled_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
 /// Whether `live` is controlled by the owner `desired` names as its controller: an object someone else made
 /// under that name (by hand, or with a generated name that happens to match) is never adopted.
 fn same_controller(desired: &kube::api::ObjectMeta, live: &kube::api::ObjectMeta) -> bool {

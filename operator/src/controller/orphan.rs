@@ -46,10 +46,10 @@ where
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
     let Some(live) = api.get_opt(name).await? else { return Ok(false) };
-    let owners = live.meta().owner_references.clone().unwrap_or_default();
-    if !owners.iter().any(|o| o.uid == uid && o.controller == Some(true)) {
+    if !super::apply::controlled_by(live.meta(), uid) {
         return Ok(false);
     }
+    let owners = live.meta().owner_references.clone().unwrap_or_default();
     let kept: Vec<_> = owners.into_iter().filter(|o| o.uid != uid).collect();
     // A merge patch replaces the list whole: only the profile's entry goes; the resourceVersion makes it a
     // compare-and-swap, so an owner added meanwhile is not lost (a conflict retries the clean-up).

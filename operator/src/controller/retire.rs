@@ -8,7 +8,7 @@
 //! are deleted. Nothing is deleted while the target cannot serve.
 
 use super::Context;
-use super::apply::delete;
+use super::apply::{controlled_by, delete};
 use crate::Result;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -95,8 +95,4 @@ async fn point_services_at_target(ctx: &Context, namespace: &str, target: &Deplo
         services.patch(&service, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
     }
     Ok(())
-}
-
-fn controlled_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
-    meta.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
 }

@@ -87,7 +87,7 @@ async fn prune(api: &Api<ConfigMap>, profile: &PerformanceProfile, limit: usize)
     let mut runs = api.list_metadata(&ListParams::default().labels(&selector)).await?.items;
     // Only those this profile controls (a same-named profile recreated since owns none of the old ones).
     let uid = profile.uid().unwrap_or_default();
-    runs.retain(|m| m.owner_references().iter().any(|o| o.controller == Some(true) && o.uid == uid));
+    runs.retain(|m| super::apply::controlled_by(&m.metadata, &uid));
     runs.sort_by(|a, b| {
         b.creation_timestamp().cmp(&a.creation_timestamp()).then_with(|| a.name_any().cmp(&b.name_any()))
     });
