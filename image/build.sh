@@ -76,6 +76,8 @@ chmod 1777 "$rootfs/tmp"
 # Reproducible: fixed owner, order and time.
 epoch="$(cd "$root" && git log -1 --format=%ct 2>/dev/null || echo 0)"
 tar -C "$rootfs" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" -cf "$work/layer.tar" .
+# Each copy of the binary is 150 MB in the dev profile, and CI's disk is small: keep one at a time.
+rm -rf "$rootfs"
 
 # Assembled in a throwaway registry: crane edits images by reference.
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -94,12 +96,14 @@ revision="$(cd "$root" && git rev-parse HEAD 2>/dev/null || echo unknown)"
     -l org.opencontainers.image.revision="$revision" \
     -l org.opencontainers.image.source=https://github.com/perf-operator/perf-operator \
     -l org.opencontainers.image.licenses=Apache-2.0 >/dev/null || die "crane mutate failed"
+rm -f "$work/layer.tar"
 
 mkdir -p "$out"
 oci="$out/perf-operator-$version.oci.tar"
 docker_tar="$out/perf-operator-$version.docker.tar"
 "$crane" pull --insecure --format oci "$ref" "$work/oci" || die "crane pull (OCI layout) failed"
 tar -C "$work/oci" --sort=name -cf "$oci" .
+rm -rf "$work/oci"
 "$crane" pull --insecure --format tarball "$ref" "$docker_tar" || die "crane pull (tarball) failed"
 
 # The checks CI relies on: what runs, as whom, with which labels, and that it does run.
