@@ -113,7 +113,8 @@ pub struct AnalysisSpec {
     #[x_kube(validation = Rule::new("self > 0.0 && self <= 100.0").message("maxErrorRatePercent must be in (0, 100]"))]
     pub max_error_rate_percent: Option<f64>,
     /// PromQL templates of the built-in gates. `{{namespace}}`, `{{target}}`, `{{canary}}` (pods of the canary)
-    /// and `{{interval}}` are substituted.
+    /// and `{{interval}}` are substituted. A query left out is the running operator's built-in one, never written
+    /// into the stored profile: an upgrade that improves it reaches every profile that did not write its own.
     #[serde(default)]
     pub queries: GateQueries,
     /// Runs whose every analysis is kept, newest first, each in a ConfigMap `<profile>-run-<run id>` owned by the
@@ -172,45 +173,66 @@ impl Default for AnalysisSpec {
 }
 
 /// PromQL of the built-in gates (for the standard `http_request_duration_seconds` histogram and
-/// `http_requests_total` counter).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// `http_requests_total` counter). A query left out is the running operator's built-in one, read at each analysis:
+/// it is never written into the stored profile, so an upgrade that improves a built-in query reaches every profile
+/// that did not write its own.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct GateQueries {
-    /// p99 latency in seconds.
-    #[serde(default = "default_latency_query")]
+    /// p99 latency in seconds. Default: the 0.99 quantile of `http_request_duration_seconds_bucket` over the
+    /// canary's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 4096))]
-    pub p99_latency_seconds: String,
+    pub p99_latency_seconds: Option<String>,
     /// Error ratio in [0, 1]. The default counts zero 5xx as 0 (apps export the 5xx series only after the first
     /// one) and gives no value when the canary served no request.
-    #[serde(default = "default_error_query")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 4096))]
-    pub error_ratio: String,
-    /// Requests served in the window.
-    #[serde(default = "default_requests_query")]
+    pub error_ratio: Option<String>,
+    /// Requests served in the window. Default: the increase of `http_requests_total` over the canary's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 4096))]
-    pub requests: String,
+    pub requests: Option<String>,
 }
 
-fn default_latency_query() -> String {
-    r#"histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}])))"#.into()
-}
+/// The built-in p99 latency query.
+pub const DEFAULT_LATENCY_QUERY: &str = r#"histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}])))"#;
 // Apps export `code="500"` only after their first 5xx: `or vector(0)` makes a clean canary a measured 0 %, while
 // the denominator (every request of the canary's pods) still makes no traffic at all an empty answer: no data.
-fn default_error_query() -> String {
-    r#"(sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*", code=~"5.."}[{{interval}}])) or vector(0)) / sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#.into()
-}
-fn default_requests_query() -> String {
-    r#"sum(increase(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#.into()
+/// The built-in error ratio query.
+pub const DEFAULT_ERROR_QUERY: &str = r#"(sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*", code=~"5.."}[{{interval}}])) or vector(0)) / sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#;
+/// The built-in requests query.
+pub const DEFAULT_REQUESTS_QUERY: &str =
+    r#"sum(increase(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#;
+
+/// Built-in queries of earlier versions, which their CRD wrote into every stored profile (`default:` in the
+/// schema): such a value is read as unset, so those profiles follow the built-in query of the running version too.
+/// Literal texts, never edited: a built-in query that changes adds its old text here.
+const EARLIER_DEFAULTS: [&str; 3] = [
+    // Written by the CRD of 0.1.0.
+    r#"histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}])))"#,
+    r#"(sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*", code=~"5.."}[{{interval}}])) or vector(0)) / sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#,
+    r#"sum(increase(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#,
+];
+
+impl GateQueries {
+    /// The p99 latency query in force: the profile's own, else the built-in one.
+    pub fn p99_latency_seconds(&self) -> &str {
+        own(&self.p99_latency_seconds).unwrap_or(DEFAULT_LATENCY_QUERY)
+    }
+    /// The error ratio query in force.
+    pub fn error_ratio(&self) -> &str {
+        own(&self.error_ratio).unwrap_or(DEFAULT_ERROR_QUERY)
+    }
+    /// The requests query in force.
+    pub fn requests(&self) -> &str {
+        own(&self.requests).unwrap_or(DEFAULT_REQUESTS_QUERY)
+    }
 }
 
-impl Default for GateQueries {
-    fn default() -> Self {
-        Self {
-            p99_latency_seconds: default_latency_query(),
-            error_ratio: default_error_query(),
-            requests: default_requests_query(),
-        }
-    }
+/// A query the user wrote: set, and not a built-in query an earlier CRD wrote for them.
+fn own(query: &Option<String>) -> Option<&str> {
+    query.as_deref().filter(|q| !EARLIER_DEFAULTS.contains(q))
 }
 
 /// What a check does when Prometheus returns no value or too few requests.

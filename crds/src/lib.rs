@@ -100,6 +100,10 @@ pub struct PerformanceProfileSpec {
     /// How the app contract ConfigMap reaches the app.
     #[serde(default)]
     pub app_config: AppConfigSpec,
+    /// Stop acting on this profile: nothing is applied, a canary run is frozen where it is (its progress deadline
+    /// stops), status says `Suspended`. Deleting a suspended profile still cleans up. Set back to false to resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
 }
 
 /// Reference to the workload a profile is for.

@@ -17,6 +17,8 @@ pub mod condition {
     pub const CANARY_READY: &str = "CanaryReady";
     pub const POLICIES_READY: &str = "PoliciesReady";
     pub const ALERTS_READY: &str = "AlertsReady";
+    /// Present while `spec.suspend` is true.
+    pub const SUSPENDED: &str = "Suspended";
     /// Component conditions, in the order they are reported.
     pub const COMPONENTS: [&str; 6] =
         [CACHE_READY, POOLS_READY, CLICKHOUSE_READY, CANARY_READY, POLICIES_READY, ALERTS_READY];
@@ -33,9 +35,13 @@ pub struct PerformanceProfileStatus {
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
-    /// Summary for people: `Ready`, `Progressing` or `Degraded`.
+    /// Summary for people: `Ready`, `Progressing`, `Degraded` or `Suspended`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// The Deployment the operator last acted on for this profile. One profile acts on a target: another naming it
+    /// waits (`Ready` reason `TargetHeld`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// The app contract ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_config: Option<AppConfigStatus>,

@@ -85,14 +85,60 @@ fn to_condition(previous: &[Condition], r: &Report, generation: Option<i64>, now
     }
 }
 
-/// Conditions of a spec the operator refuses: not ready, degraded, with the offending fields in the message.
-pub fn invalid(previous: &[Condition], message: &str, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+/// Why a round applies nothing.
+#[derive(Clone, Copy, Debug)]
+pub enum Hold<'a> {
+    /// The spec is refused; the message names the fields.
+    Invalid(&'a str),
+    /// Another profile holds the target; the message names it.
+    TargetHeld(&'a str),
+    /// `spec.suspend` is true.
+    Suspended,
+}
+
+/// The message of a suspended profile's conditions.
+pub const SUSPENDED_MESSAGE: &str =
+    "spec.suspend is true: nothing is applied and a canary run is frozen where it is; set it to false to resume";
+
+/// Conditions of a round that applies nothing. A refused spec or a held target: not ready, degraded, the message
+/// saying why. Suspended: the conditions stay as the last round left them (what was applied is still there), with
+/// `Suspended` true and `Progressing` false.
+pub fn held(previous: &[Condition], hold: Hold<'_>, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+    let (reason, message, progressing) = match hold {
+        Hold::Invalid(message) => ("InvalidSpec", message, "nothing is applied until the spec is fixed"),
+        Hold::TargetHeld(message) => (
+            crate::controller::claims::TARGET_HELD,
+            message,
+            "nothing is applied while another profile holds the target",
+        ),
+        Hold::Suspended => return suspended(previous, generation, now),
+    };
     let reports = [
-        Report::failed(condition::READY, "InvalidSpec", message),
-        Report::failed(condition::PROGRESSING, "InvalidSpec", "nothing is applied until the spec is fixed"),
-        Report::ok(condition::DEGRADED, "InvalidSpec", message),
+        Report::failed(condition::READY, reason, message),
+        Report::failed(condition::PROGRESSING, reason, progressing),
+        Report::ok(condition::DEGRADED, reason, message),
     ];
     reports.iter().map(|r| to_condition(previous, r, generation, now)).collect()
+}
+
+fn suspended(previous: &[Condition], generation: Option<i64>, now: &Time) -> Vec<Condition> {
+    let replaced = [condition::PROGRESSING, condition::SUSPENDED];
+    let mut conditions: Vec<Condition> =
+        previous.iter().filter(|c| !replaced.contains(&c.type_.as_str())).cloned().collect();
+    let reports = [
+        Report::failed(condition::PROGRESSING, "Suspended", SUSPENDED_MESSAGE),
+        Report::ok(condition::SUSPENDED, "Suspended", SUSPENDED_MESSAGE),
+    ];
+    let first = !conditions.iter().any(|c| c.type_ == condition::READY);
+    conditions.extend(reports.iter().map(|r| to_condition(previous, r, generation, now)));
+    if first {
+        // Suspended before its first round: nothing was ever applied, so nothing is ready or failed.
+        let mut ready =
+            to_condition(previous, &Report::failed(condition::READY, "Suspended", SUSPENDED_MESSAGE), generation, now);
+        ready.status = "Unknown".into();
+        conditions.insert(0, ready);
+    }
+    conditions
 }
 
 /// The status a reconcile of a valid spec starts from. Status is written with server-side apply, so every field
@@ -106,8 +152,9 @@ pub fn carried(
     spec: &PerformanceProfileSpec,
     generation: Option<i64>,
 ) -> PerformanceProfileStatus {
+    let target = Some(spec.target_ref.name.clone());
     let Some(p) = previous else {
-        return PerformanceProfileStatus { observed_generation: generation, ..Default::default() };
+        return PerformanceProfileStatus { observed_generation: generation, target, ..Default::default() };
     };
     let has_policy = spec.cache.as_ref().is_some_and(|c| c.policy.is_some())
         || spec.rate_limit.as_ref().is_some_and(|r| r.policy.is_some());
@@ -116,6 +163,7 @@ pub fn carried(
         observed_generation: generation,
         conditions: Vec::new(),
         phase: None,
+        target,
         app_config: p.app_config.clone(),
         cache: p.cache.clone().filter(|_| spec.cache.is_some()),
         pools: p.pools.clone().filter(|_| spec.pools.is_some()),
@@ -125,13 +173,10 @@ pub fn carried(
     }
 }
 
-/// The status of a spec the operator refuses: nothing is applied, so every component's records stay exactly as
-/// they were (whatever the invalid spec says) and fixing the spec resumes where it was. Only conditions, phase and
-/// observedGeneration change.
-pub fn for_invalid_spec(
-    previous: Option<&PerformanceProfileStatus>,
-    generation: Option<i64>,
-) -> PerformanceProfileStatus {
+/// The status of a round that applies nothing (a refused spec, a held target, a suspended profile): every
+/// component's records stay exactly as they were (whatever the spec says now) and the next round that acts resumes
+/// where it was. Only conditions, phase and observedGeneration change.
+pub fn for_held(previous: Option<&PerformanceProfileStatus>, generation: Option<i64>) -> PerformanceProfileStatus {
     let previous = previous.cloned().unwrap_or_default();
     PerformanceProfileStatus { observed_generation: generation, conditions: Vec::new(), phase: None, ..previous }
 }
@@ -143,7 +188,7 @@ pub fn for_unreadable(previous: Option<&Value>, message: &str, generation: Optio
     let mut fields = previous.and_then(Value::as_object).cloned().unwrap_or_default();
     let prev_conditions: Vec<Condition> =
         fields.get("conditions").and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default();
-    let conditions = invalid(&prev_conditions, message, generation, now);
+    let conditions = held(&prev_conditions, Hold::Invalid(message), generation, now);
     fields.insert("phase".into(), json!(phase(&conditions)));
     fields.insert("conditions".into(), json!(conditions));
     match generation {
@@ -153,10 +198,12 @@ pub fn for_unreadable(previous: Option<&Value>, message: &str, generation: Optio
     Value::Object(fields)
 }
 
-/// `Ready`, `Progressing` or `Degraded`, from the conditions.
+/// `Suspended`, `Degraded`, `Progressing` or `Ready`, from the conditions.
 pub fn phase(conditions: &[Condition]) -> String {
     let is_true = |t: &str| conditions.iter().any(|c| c.type_ == t && c.status == "True");
-    if is_true(condition::DEGRADED) {
+    if is_true(condition::SUSPENDED) {
+        "Suspended"
+    } else if is_true(condition::DEGRADED) {
         "Degraded"
     } else if is_true(condition::PROGRESSING) {
         "Progressing"
@@ -190,8 +237,20 @@ pub fn transitions(
 pub enum Warnings<'a> {
     /// Component reports: a warning is a component that failed (not one with work in progress).
     Reports(&'a [Report]),
-    /// A refused spec: every condition that is not fine is a warning.
-    InvalidSpec,
+    /// A refused spec or a held target: every condition that is not fine is a warning.
+    Refused,
+    /// Suspended by the user: nothing to warn about.
+    Suspended,
+}
+
+impl Warnings<'_> {
+    /// The warnings of a round held by `hold`.
+    pub fn of(hold: Hold<'_>) -> Self {
+        match hold {
+            Hold::Invalid(_) | Hold::TargetHeld(_) => Warnings::Refused,
+            Hold::Suspended => Warnings::Suspended,
+        }
+    }
 }
 
 impl Warnings<'_> {
@@ -203,12 +262,17 @@ impl Warnings<'_> {
         match (c.type_.as_str(), self) {
             (condition::DEGRADED, _) => c.status == "True",
             (condition::PROGRESSING, _) => false,
-            (_, Warnings::InvalidSpec) => c.status == "False",
+            (_, Warnings::Suspended) => false,
+            (_, Warnings::Refused) => c.status == "False",
             (condition::READY, Warnings::Reports(reports)) => c.status == "False" && reports.iter().any(failed),
             (_, Warnings::Reports(reports)) => reports.iter().any(|r| r.type_ == c.type_ && warns(r)),
         }
     }
 }
+
+#[cfg(test)]
+#[path = "conditions_held_tests.rs"]
+mod held_tests;
 
 /// The server-side apply model shared with the reconcile tests.
 #[cfg(test)]
@@ -321,9 +385,9 @@ mod tests {
     #[test]
     fn an_invalid_spec_keeps_every_record_and_changes_only_conditions_phase_and_generation() {
         let previous = full_status();
-        let mut applied = for_invalid_spec(Some(&previous), Some(4));
+        let mut applied = for_held(Some(&previous), Some(4));
         applied.conditions =
-            invalid(&previous.conditions, "spec.canary.stages: bad", Some(4), &t("2026-01-02T00:00:00Z"));
+            held(&previous.conditions, Hold::Invalid("spec.canary.stages: bad"), Some(4), &t("2026-01-02T00:00:00Z"));
         applied.phase = Some(phase(&applied.conditions));
         let after = status_after(&previous, &applied);
         let unchanged = PerformanceProfileStatus {
@@ -335,7 +399,7 @@ mod tests {
         assert_eq!(unchanged, previous, "every component record survives");
         assert_eq!((after.observed_generation, after.phase.as_deref()), (Some(4), Some("Degraded")));
         assert_eq!(
-            for_invalid_spec(None, Some(1)),
+            for_held(None, Some(1)),
             PerformanceProfileStatus { observed_generation: Some(1), ..Default::default() }
         );
     }
@@ -413,7 +477,7 @@ mod tests {
         let waiting = [Report::progressing(condition::CACHE_READY, "ApplyFailed", "starting")];
         assert!(!Warnings::Reports(&waiting).is_warning(&new.conditions[4]));
         assert!(!Warnings::Reports(&waiting).is_warning(&cond(condition::READY, "False", "ComponentsDegraded")));
-        assert!(Warnings::InvalidSpec.is_warning(&cond(condition::READY, "False", "InvalidSpec")));
+        assert!(Warnings::Refused.is_warning(&cond(condition::READY, "False", "InvalidSpec")));
         // Ready with a warning (a declared limit above the live one): a Warning event, Ready untouched.
         let declared_above = [Report::warning(condition::POOLS_READY, "DeclaredAboveLive", "200 > 34")];
         let pools = cond(condition::POOLS_READY, "True", "DeclaredAboveLive");

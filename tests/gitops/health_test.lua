@@ -206,6 +206,28 @@ local function invalid(message)
   })
 end
 
+-- The status conditions::held(Hold::Suspended) writes: the last round's conditions kept, Progressing False and
+-- Suspended True; Ready Unknown when there was none.
+local function suspended(obj)
+  local status = obj.status or { observedGeneration = 3, conditions = {} }
+  local conditions, had_ready = {}, false
+  for _, c in ipairs(status.conditions) do
+    if c.type ~= "Progressing" and c.type ~= "Suspended" then
+      conditions[#conditions + 1] = c
+      had_ready = had_ready or c.type == "Ready"
+    end
+  end
+  local message = "spec.suspend is true: nothing is applied and a canary run is frozen where it is"
+  if not had_ready then
+    table.insert(conditions, 1, cond("Ready", "Unknown", "Suspended", message))
+  end
+  conditions[#conditions + 1] = cond("Progressing", "False", "Suspended", message)
+  conditions[#conditions + 1] = cond("Suspended", "True", "Suspended", message)
+  status.conditions, status.phase = conditions, "Suspended"
+  obj.status = status
+  return obj
+end
+
 local function component(report)
   local reports = others()
   for i, r in ipairs(reports) do
@@ -358,6 +380,24 @@ local cases = {
     with_canary("Progressing", { paused = true, stage = "2/4", weight = 25 },
       { working("ClickHouseReady", "Applying", "1 change(s) pending on 1 table(s)") }),
     "Suspended", "canary paused at stage 2/4" },
+
+  -- Suspended by spec.suspend.
+  { "profile suspended while ready", suspended(profile(status_from(others()))),
+    "Suspended", "profile suspended (spec.suspend: true): nothing is applied; set spec.suspend to false to resume",
+    flux = "Current" }, -- Flux reads Ready, which still describes what was applied
+  { "profile suspended in the middle of a run", suspended(with_canary("Progressing", { stage = "2/4", weight = 25 })),
+    "Suspended", "canary Progressing, stage 2/4 at 25% frozen" },
+  { "profile suspended before its first round", suspended(profile(nil)),
+    "Suspended", "profile suspended (spec.suspend: true)" },
+  { "profile suspended while a component had failed", suspended(component(failed("CacheReady", "Unreachable",
+      "redis down"))),
+    "Suspended", "set spec.suspend to false to resume", flux = "Failed" }, -- Flux reads the Degraded kept from before
+  -- Held: another profile holds the target (conditions::held(Hold::TargetHeld)).
+  { "target held by another profile", profile({ observedGeneration = 3, phase = "Degraded", conditions = {
+      cond("Ready", "False", "TargetHeld", "deployment shop is already the target of profile first"),
+      cond("Progressing", "False", "TargetHeld", "nothing is applied while another profile holds the target"),
+      cond("Degraded", "True", "TargetHeld", "deployment shop is already the target of profile first") } }),
+    "Degraded", "TargetHeld: deployment shop is already the target of profile first" },
 
   -- Degraded.
   { "canary rolled back", with_canary("RolledBack", { stage = "2/4", weight = 0, failedChecks = 3,

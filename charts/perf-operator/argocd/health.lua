@@ -140,6 +140,16 @@ local function health(obj)
       .. text(field(ready, "observedGeneration")) .. ", the spec is generation " .. text(generation))
   end
 
+  -- Suspended by `spec.suspend`: nothing is applied, whatever the other conditions said last.
+  local suspended = c["Suspended"]
+  if is(suspended, "True") then
+    local message = "profile suspended (spec.suspend: true): nothing is applied"
+    if ACTIVE[phase] or phase == "Waiting" then
+      message = message .. "; " .. canary_where(canary, phase) .. " frozen"
+    end
+    return result("Suspended", message .. "; set spec.suspend to false to resume")
+  end
+
   -- Degraded: the operator's Degraded condition, a Ready=False that is not work in progress, a failed canary run,
   -- or (no Ready condition at all) a phase that says so.
   local ready_failed = ready ~= nil and is(ready, "False") and reason_of(ready) ~= "Progressing"

@@ -112,9 +112,9 @@ pub fn checks(spec: &CanarySpec, slo: &Slo, ctx: &QueryContext) -> Vec<Check> {
     let p99 = a.max_p99_latency_ms.unwrap_or(slo.p99_latency_ms);
     let errors = a.max_error_rate_percent.unwrap_or(slo.error_rate_percent);
     let mut all = vec![
-        builtin(REQUESTS, &a.queries.requests, Some(f64::from(a.min_requests)), None, 1.0, "requests"),
-        builtin("p99-latency", &a.queries.p99_latency_seconds, None, Some(f64::from(p99)), 1000.0, "ms"),
-        builtin("error-rate", &a.queries.error_ratio, None, Some(errors), 100.0, "%"),
+        builtin(REQUESTS, a.queries.requests(), Some(f64::from(a.min_requests)), None, 1.0, "requests"),
+        builtin("p99-latency", a.queries.p99_latency_seconds(), None, Some(f64::from(p99)), 1000.0, "ms"),
+        builtin("error-rate", a.queries.error_ratio(), None, Some(errors), 100.0, "%"),
     ];
     all.extend(a.metrics.iter().map(|m| Check {
         name: m.name.clone(),

@@ -280,6 +280,12 @@ pub async fn finalize(client: Client, profile: &PerformanceProfile) -> Result<()
     else {
         return Ok(());
     };
+    // Only the profile whose copy this is gives the pods back: another profile naming the same target (refused,
+    // waiting for the holder) must not scale the holder's target up under its run.
+    let uid = profile.uid();
+    if !primary.owner_references().iter().any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref()) {
+        return Ok(());
+    }
     let body = objects::target_replicas(target, objects::replicas(&primary));
     deployments.patch(target, &params(), &Patch::Apply(&body)).await.map_err(Error::kube("restore target replicas"))?;
     Ok(())

@@ -38,13 +38,13 @@ pub fn canary_problems(spec: &CanarySpec, ctx: &QueryContext) -> Vec<(String, St
     let a = &spec.analysis;
     let field = |name: &str| format!("spec.canary.analysis.{name}");
     let mut queries = vec![
-        (field("queries.requests"), &a.queries.requests),
-        (field("queries.p99LatencySeconds"), &a.queries.p99_latency_seconds),
-        (field("queries.errorRatio"), &a.queries.error_ratio),
+        (field("queries.requests"), a.queries.requests()),
+        (field("queries.p99LatencySeconds"), a.queries.p99_latency_seconds()),
+        (field("queries.errorRatio"), a.queries.error_ratio()),
     ];
     // A templated metric has no query of its own: it is checked where it is resolved (crate::templates).
     let inline = a.metrics.iter().enumerate().filter(|(_, m)| m.template_ref.is_none());
-    queries.extend(inline.map(|(i, m)| (field(&format!("metrics[{i}].query")), &m.query)));
+    queries.extend(inline.map(|(i, m)| (field(&format!("metrics[{i}].query")), m.query.as_str())));
     // The step interval stands for `{{interval}}`: a quick check's window is another duration, the same shape.
     let rendered = |template: &str| render(template, ctx, &spec.step_interval);
     queries
@@ -156,7 +156,7 @@ mod tests {
         let mut spec = CanarySpec::default();
         assert_eq!(canary_problems(&spec, &ctx), Vec::<(String, String)>::new(), "the default gates are scoped");
         spec.analysis.queries.requests =
-            r#"sum(increase(http_requests_total{pod=~"{{canary}}-.*"}[{{interval}}]))"#.into();
+            Some(r#"sum(increase(http_requests_total{pod=~"{{canary}}-.*"}[{{interval}}]))"#.into());
         spec.analysis.metrics = vec![
             perf_operator_api::MetricCheck {
                 name: "ok".into(),

@@ -64,7 +64,7 @@ fn cases() -> Vec<Case> {
             // 0.125 s per series of the canary: exactly 125 ms for a clean canary (one series), at the strict bound.
             tweak: |s| {
                 s.analysis.max_p99_latency_ms = Some(125);
-                s.analysis.queries.p99_latency_seconds = format!("0.125 * {CANARY_SERIES}");
+                s.analysis.queries.p99_latency_seconds = Some(format!("0.125 * {CANARY_SERIES}"));
             },
             ..case("p99 exactly at its strict bound", "clean", Fail, EXIT_FAIL, "p99-latency")
         },

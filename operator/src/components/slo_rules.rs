@@ -123,11 +123,11 @@ fn plan(profile: &PerformanceProfile) -> Result<RulePlan, String> {
     let queries = profile.spec.canary.as_ref().map(|c| c.analysis.queries.clone()).unwrap_or_default();
     let mut records = Vec::new();
     for window in ERROR_WINDOWS {
-        let expr = render(&queries.error_ratio, &scope, window, "errorRatio")?;
+        let expr = render(queries.error_ratio(), &scope, window, "errorRatio")?;
         records.push(record(&format!("perf:slo_error_ratio:rate{window}"), &expr, &scope));
     }
     for window in LATENCY_WINDOWS {
-        let expr = render(&queries.p99_latency_seconds, &scope, window, "p99LatencySeconds")?;
+        let expr = render(queries.p99_latency_seconds(), &scope, window, "p99LatencySeconds")?;
         records.push(record(&format!("perf:slo_latency_p99_seconds:{window}"), &expr, &scope));
     }
     let budget = profile.spec.slo.error_rate_percent / 100.0;

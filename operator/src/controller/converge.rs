@@ -3,6 +3,7 @@
 
 use super::report::{self, Conditions};
 use super::{Context, apply, cleanup, display_name, observe};
+use crate::conditions::Hold;
 use crate::{Error, Result, validate};
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -32,11 +33,14 @@ pub async fn reconcile(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> R
         // it now keeps a round from carrying older records over newer ones.
         let Some(profile) = api.get_opt(&profile.name_any()).await?.map(Arc::new) else {
             ctx.metrics.profiles.remove(&profile);
-            ctx.references.forget(&namespace, &profile.name_any());
+            let waiting = ctx.references.forget(&namespace, &profile.name_any());
+            ctx.claims.wake(&namespace, waiting);
             ctx.backoff.reset(&key);
             return Ok(Action::await_change());
         };
-        ctx.references.learn(&profile);
+        // A target this profile no longer names may be waited for by another profile.
+        let let_go = ctx.references.learn(&profile);
+        ctx.claims.wake(&namespace, let_go);
         let action = if needs_finalizer(&profile) || profile.finalizers().iter().any(|f| f == FINALIZER) {
             finalizer(&api, FINALIZER, profile, |event| async {
                 match event {
@@ -76,10 +80,16 @@ async fn converge(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result
     findings.extend(crate::tenancy::check(&profile, rules, "spec"));
     if !findings.is_empty() {
         let message = findings.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
-        report::write(&profile, &ctx, report::for_invalid_spec(&profile), Conditions::Invalid(&message)).await?;
         ctx.metrics.errors.with_label_values(&["profile", "invalid_spec"]).inc();
         // Nothing applied; a spec change triggers the next reconcile.
-        return Ok(Action::await_change());
+        return hold(&profile, &ctx, Hold::Invalid(&message)).await;
+    }
+    // Another profile holds the target: its going (or retargeting) wakes this one ([`super::claims`]).
+    if let Some(holder) = ctx.claims.holder_of(&ctx.client, &profile).await? {
+        return hold(&profile, &ctx, Hold::TargetHeld(&holder.message(&profile))).await;
+    }
+    if profile.spec.suspend {
+        return hold(&profile, &ctx, Hold::Suspended).await;
     }
     let observed = Box::pin(observe::observe(&profile, &ctx)).await;
     let now = jiff::Timestamp::now();
@@ -99,4 +109,10 @@ async fn converge(profile: Arc<PerformanceProfile>, ctx: Arc<Context>) -> Result
         return Ok(Action::requeue(after));
     }
     Ok(action)
+}
+
+/// A round that applies nothing: status says why, and only a change of the profile starts the next one.
+async fn hold(profile: &PerformanceProfile, ctx: &Context, hold: Hold<'_>) -> Result<Action> {
+    report::write(profile, ctx, report::for_held(profile, hold), Conditions::Held(hold)).await?;
+    Ok(Action::await_change())
 }

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod backoff;
 pub mod caches;
+pub mod claims;
 pub mod cleanup;
 pub mod converge;
 pub mod limits;
@@ -75,6 +76,8 @@ pub struct Context {
     pub notifier: crate::notify::Notifier,
     /// The canary runs' webhooks (`analysis.webhooks`), under the egress allow-list for `hook`.
     pub hooks: crate::notify::hooks::HookSender,
+    /// Which profile holds each target, and the profiles waiting for one ([`claims`]).
+    pub claims: claims::Claims,
 }
 
 impl Context {
@@ -100,6 +103,7 @@ impl Context {
             conflicts: crate::shards::Conflicts::default(),
             notifier: notifier(perf_egress::Egress::default(), None)?,
             hooks: hook_sender(perf_egress::Egress::default())?,
+            claims: claims::Claims::default(),
         })
     }
 
@@ -116,11 +120,12 @@ impl Context {
     }
 
     /// Drops what the process keeps for a profile that left the watch: its backoff, the references it named, its
-    /// shard verdict and its metric series.
+    /// shard verdict and its metric series; wakes the profiles that waited for its target.
     pub fn forget(&self, profile: &DeserializeGuard<PerformanceProfile>) {
         let (namespace, name) = (profile.namespace().unwrap_or_default(), profile.name_any());
         self.backoff.reset(&ObjectRef::from_obj(profile).erase());
-        self.references.forget(&namespace, &name);
+        let waiting = self.references.forget(&namespace, &name);
+        self.claims.wake(&namespace, waiting);
         self.conflicts.forget(&namespace, &name);
         self.metrics.profiles.remove_key(&(namespace, name));
     }

@@ -209,12 +209,18 @@ fn count(ctx: &Context, profile: &PerformanceProfile, reports: &[Report], runs: 
 /// Where the conditions come from.
 pub enum Conditions<'a> {
     Reports(&'a [Report]),
-    Invalid(&'a str),
+    /// A round that applies nothing, and why.
+    Held(cond::Hold<'a>),
 }
 
-/// The status of a spec the operator refuses: every record stays.
-pub fn for_invalid_spec(profile: &PerformanceProfile) -> PerformanceProfileStatus {
-    cond::for_invalid_spec(profile.status.as_ref(), profile.meta().generation)
+/// The status of a round that applies nothing: every record stays. A suspended canary's progress deadline goes
+/// (the machine sets a new one when the run moves again), so the time it was suspended never fails the run.
+pub fn for_held(profile: &PerformanceProfile, hold: cond::Hold<'_>) -> PerformanceProfileStatus {
+    let mut status = cond::for_held(profile.status.as_ref(), profile.meta().generation);
+    if let (cond::Hold::Suspended, Some(canary)) = (hold, status.canary.as_mut()) {
+        canary.deadline = None;
+    }
+    status
 }
 
 /// Writes status when it differs from the stored one, and records an event per condition transition.
@@ -232,9 +238,7 @@ pub async fn write(
         Conditions::Reports(reports) => {
             (cond::conditions(prev_conditions, reports, generation, &now), cond::Warnings::Reports(reports))
         }
-        Conditions::Invalid(message) => {
-            (cond::invalid(prev_conditions, message, generation, &now), cond::Warnings::InvalidSpec)
-        }
+        Conditions::Held(hold) => (cond::held(prev_conditions, hold, generation, &now), cond::Warnings::of(hold)),
     };
     status.conditions = built;
     status.phase = Some(cond::phase(&status.conditions));

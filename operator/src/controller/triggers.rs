@@ -78,11 +78,13 @@ struct IndexInner {
 }
 
 impl Index {
-    /// `namespace/profile` names exactly `objects` now.
-    pub fn set(&self, namespace: &str, profile: &str, objects: Vec<String>) {
+    /// `namespace/profile` names exactly `objects` now; returns the objects it named before and names no more.
+    pub fn set(&self, namespace: &str, profile: &str, objects: Vec<String>) -> Vec<String> {
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = (namespace.to_string(), profile.to_string());
-        for old in inner.objects.remove(&key).unwrap_or_default() {
+        let before = inner.objects.remove(&key).unwrap_or_default();
+        let dropped = before.iter().filter(|o| !objects.contains(o)).cloned().collect();
+        for old in before {
             let object = (namespace.to_string(), old);
             if let Some(names) = inner.profiles.get_mut(&object) {
                 names.remove(profile);
@@ -98,11 +100,12 @@ impl Index {
         if !objects.is_empty() {
             inner.objects.insert(key, objects);
         }
+        dropped
     }
 
-    /// The profile is gone.
-    pub fn forget(&self, namespace: &str, profile: &str) {
-        self.set(namespace, profile, Vec::new());
+    /// The profile is gone; returns the objects it named.
+    pub fn forget(&self, namespace: &str, profile: &str) -> Vec<String> {
+        self.set(namespace, profile, Vec::new())
     }
 
     /// The profiles naming `namespace/object`.
@@ -133,17 +136,24 @@ pub struct References {
 }
 
 impl References {
-    /// Records what `profile` names now.
-    pub fn learn(&self, profile: &PerformanceProfile) {
+    /// Records what `profile` names now; returns the profiles naming a target it named before and names no more
+    /// (one of them may have waited for it: [`super::claims`]).
+    pub fn learn(&self, profile: &PerformanceProfile) -> Vec<ObjectRef<Watched>> {
         let (namespace, name) = (profile.namespace().unwrap_or_default(), profile.name_any());
-        self.targets.set(&namespace, &name, vec![profile.spec.target_ref.name.clone()]);
+        let dropped = self.targets.set(&namespace, &name, vec![profile.spec.target_ref.name.clone()]);
         self.config_maps.set(&namespace, &name, super::policy_runtime::config_maps_used(profile));
+        self.sharing(&namespace, dropped)
     }
 
-    /// The profile is gone.
-    pub fn forget(&self, namespace: &str, name: &str) {
-        self.targets.forget(namespace, name);
+    /// The profile is gone; returns the profiles naming a target it named.
+    pub fn forget(&self, namespace: &str, name: &str) -> Vec<ObjectRef<Watched>> {
         self.config_maps.forget(namespace, name);
+        let dropped = self.targets.forget(namespace, name);
+        self.sharing(namespace, dropped)
+    }
+
+    fn sharing(&self, namespace: &str, targets: Vec<String>) -> Vec<ObjectRef<Watched>> {
+        targets.iter().flat_map(|t| self.targets.profiles(Some(namespace), t)).collect()
     }
 }
 

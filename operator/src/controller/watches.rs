@@ -24,6 +24,8 @@ pub use super::caches::MANAGED_BY;
 pub fn controller(ctx: &Arc<Context>, client: &Client, namespace: Option<&str>) -> Controller<Watched> {
     let gone = ctx.clone();
     let (store, profiles) = profiles(client, namespace, ctx.scope.selector.as_deref(), move |p| gone.forget(p));
+    // Profiles that waited for a target its holder let go ([`super::claims`]).
+    let woken = ctx.claims.register(namespace, store.clone());
     let pace = ctx.scope.pace;
     let owned = watcher::Config::default().labels(MANAGED_BY).any_semantic();
     let targets = ctx.clone();
@@ -39,6 +41,7 @@ pub fn controller(ctx: &Arc<Context>, client: &Client, namespace: Option<&str>) 
         // profiles keep a share ([`triggers::settled_share`]). A bound here would let waiting rounds of settled
         // profiles take every place before a new profile's round could even ask for a slot.
         .with_config(Config::default().debounce(pace.debounce))
+        .reconcile_on(woken)
         .owns_stream(owned_changes::<Deployment>(ctx, client, namespace, owned.clone()))
         .owns_stream(owned_changes::<StatefulSet>(ctx, client, namespace, owned.clone()))
         .owns_stream(owned_changes::<Service>(ctx, client, namespace, owned.clone()))

@@ -62,6 +62,12 @@ pub fn plan_resolved(profile: &PerformanceProfile, resolved: Option<&Resolved>, 
     let mut objects = decision.objects.clone();
     objects.config_maps.push(decision.contract.clone());
     let mut extra = BTreeMap::new();
+    if profile.spec.suspend {
+        // The plan is still what a resumed profile would do: the user reads it before resuming.
+        let note =
+            "spec.suspend is true: the operator applies none of this, and a canary run stays frozen, until it is false";
+        extra.insert("suspended".to_string(), serde_json::Value::String(note.into()));
+    }
     if let Some(ch) = &profile.spec.clickhouse {
         extra.insert("clickhouse".to_string(), clickhouse::section(ch, None).0);
     }

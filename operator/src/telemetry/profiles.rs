@@ -31,7 +31,7 @@ const PHASES: [CanaryPhase; 9] = [
 ];
 
 /// Values of `status.phase`.
-const PROFILE_PHASES: [&str; 3] = ["Ready", "Progressing", "Degraded"];
+const PROFILE_PHASES: [&str; 4] = ["Ready", "Progressing", "Degraded", "Suspended"];
 
 /// Canary event reasons that end a run without promoting it: a failed analysis, an abort, the progress deadline.
 pub const ROLLBACK_REASONS: [&str; 3] = ["RolledBack", "Aborted", "DeadlineExceeded"];
@@ -39,7 +39,7 @@ pub const ROLLBACK_REASONS: [&str; 3] = ["RolledBack", "Aborted", "DeadlineExcee
 /// What one profile's series show, taken from its spec and the status last written.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
-    /// `status.phase`: Ready, Progressing or Degraded.
+    /// `status.phase`: Ready, Progressing, Degraded or Suspended.
     pub phase: Option<&'static str>,
     pub canary: Option<Canary>,
     pub cache: Option<Cache>,
