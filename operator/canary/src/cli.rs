@@ -238,7 +238,11 @@ pub async fn status(
     loop {
         let profile = api.get(name).await.map_err(Error::kube(format!("get PerformanceProfile {name}")))?;
         let status = profile.status.and_then(|s| s.canary).unwrap_or_default();
-        let line = progress_line(&status, Timestamp::now());
+        let mut line = progress_line(&status, Timestamp::now());
+        if profile.spec.suspend {
+            // The run stands still until the profile is resumed: say why.
+            line.push_str(" (profile suspended: spec.suspend)");
+        }
         if line != last {
             writeln!(out, "{line}").map_err(Error::Output)?;
             last = line;

@@ -19,6 +19,8 @@ pub struct View {
     pub target: String,
     /// e.g. `10 → 25 → 50 → 100, step 1m, deadline 10m, replica ratio`.
     pub strategy: String,
+    /// `spec.suspend`: the run stands still until the profile is resumed.
+    pub suspended: bool,
     pub status: CanaryStatus,
     pub primary: Side,
     pub canary: Side,
@@ -81,6 +83,7 @@ impl View {
             name: profile.metadata.name.clone().unwrap_or_default(),
             namespace: profile.metadata.namespace.clone().unwrap_or_default(),
             strategy,
+            suspended: profile.spec.suspend,
             status: profile.status.as_ref().and_then(|s| s.canary.clone()).unwrap_or_default(),
             primary: Side::of(objects::primary_name(&target), primary),
             canary: Side::of(objects::canary_name(&target), canary),
@@ -108,7 +111,8 @@ pub fn render(view: &View, now: Timestamp, analyses: usize) -> String {
     };
     line("Name", format!("{} (namespace {}, target {})", view.name, view.namespace, view.target));
     let paused = if s.paused { " (paused)" } else { "" };
-    line("Status", format!("{:?}{paused}", s.phase));
+    let suspended = if view.suspended { " (profile suspended: spec.suspend)" } else { "" };
+    line("Status", format!("{:?}{paused}{suspended}", s.phase));
     if let Some(message) = &s.message {
         line("Message", message.clone());
     }
@@ -270,6 +274,10 @@ mod tests {
         assert!(text.contains("canary   web-canary                     absent  -"), "{text}");
         assert!(!text.contains("ANALYSES") && !text.contains("Message:"), "{text}");
         assert!(view.settled());
+        let mut suspended = p.clone();
+        suspended.spec.suspend = true;
+        let text = render(&View::of(&suspended, None, None), Timestamp::UNIX_EPOCH, 5);
+        assert!(text.contains("Status:       Idle (profile suspended: spec.suspend)\n"), "{text}");
     }
 
     #[test]
