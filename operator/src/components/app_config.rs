@@ -6,13 +6,17 @@
 //!   `cache.admit.<class>` (`true`/`false`) only when a cache policy decides admission (absent: admitted).
 //! - `pools.<pool>.min`, `pools.<pool>.max` for `clickhouse`, `postgres`, `redis`.
 //! - `ratelimit.json`: `[{route, requestsPerSecond, burst}]`.
+//! - `slo.p99LatencyMs`, `slo.errorRatePercent`: the objective, so the app's latency histogram has a bucket at it.
+//!
+//! The JSON Schema of `perf.json` is `crds/app-contract.schema.json`; the Python client validates against it and
+//! the suite checks every contract `plan` writes for the examples against it.
 
 use super::cache::CachePlan;
 use super::labels::meta;
 use super::pools::PoolsPlan;
 use super::rate_limit::RateLimitPlan;
 use k8s_openapi::api::core::v1::ConfigMap;
-use perf_operator_api::PerformanceProfile;
+use perf_operator_api::{PerformanceProfile, Slo};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -23,6 +27,7 @@ pub const CONTRACT_VERSION: u32 = 1;
 /// The published values; policies may have replaced the spec's TTLs and limits.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Contract<'a> {
+    pub slo: Option<&'a Slo>,
     pub cache: Option<&'a CachePlan>,
     pub pools: Option<&'a PoolsPlan>,
     pub rate_limits: Option<&'a RateLimitPlan>,
@@ -32,6 +37,11 @@ pub struct Contract<'a> {
 pub fn data(contract: &Contract<'_>) -> BTreeMap<String, String> {
     let mut data = BTreeMap::new();
     let mut doc = json!({ "version": CONTRACT_VERSION });
+    if let Some(slo) = contract.slo {
+        data.insert("slo.p99LatencyMs".into(), slo.p99_latency_ms.to_string());
+        data.insert("slo.errorRatePercent".into(), slo.error_rate_percent.to_string());
+        doc["slo"] = json!({"p99LatencyMs": slo.p99_latency_ms, "errorRatePercent": slo.error_rate_percent});
+    }
     if let Some(cache) = contract.cache {
         data.insert("cache.redis.address".into(), cache.address.clone());
         if let Some((name, key)) = &cache.password_secret {
@@ -120,7 +130,9 @@ mod tests {
         };
         let limits =
             RateLimitPlan { routes: vec![RouteLimit { route: "/api".into(), requests_per_second: 100, burst: 200 }] };
-        let d = data(&Contract { cache: Some(&cache), pools: Some(&pools), rate_limits: Some(&limits) });
+        let slo = Slo::default();
+        let d =
+            data(&Contract { slo: Some(&slo), cache: Some(&cache), pools: Some(&pools), rate_limits: Some(&limits) });
         assert_eq!(d["cache.ttl.riskModel"], "3600");
         assert_eq!(d["cache.redis.passwordSecret"], "shop-redis/password");
         assert_eq!(d["cache.admit.metrics"], "false");
@@ -129,6 +141,7 @@ mod tests {
         assert_eq!(doc["cache"]["ttlSeconds"]["metrics"], 300);
         assert_eq!(doc["rateLimits"][0]["burst"], 200);
         assert_eq!(doc["pools"]["postgres"]["min"], 5);
+        assert_eq!((doc["slo"]["p99LatencyMs"].clone(), d["slo.errorRatePercent"].as_str()), (json!(150), "0.1"));
     }
 
     #[test]

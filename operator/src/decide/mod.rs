@@ -129,6 +129,7 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     }
     let (pools_plan, pools_report) = pools::decide(profile, observed, &mut status);
     let contract_data = app_config::data(&app_config::Contract {
+        slo: Some(&profile.spec.slo),
         cache: cache_plan.as_ref(),
         pools: pools_plan.as_ref(),
         rate_limits: rate_limits.as_ref(),
