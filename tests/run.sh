@@ -74,6 +74,9 @@ fi
 cargo build -p perf-operator --locked
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 export PERF_OPERATOR_BIN="$target_dir/debug/perf-operator"
+# The Python client and the sample app (clients/python/tests): the contract the operator writes checked against the
+# schema, Redis and Prometheus for real, the operator's generated queries judging the sample app.
+python3 -m pytest -q -p no:cacheprovider clients/python/tests
 e2e_env="$(tests/e2e/setup.sh "$state/e2e" "$PERF_CP_BIN/helm")" \
     || { echo "preparing the cluster for the end-to-end suite failed (see above)" >&2; exit 1; }
 eval "$e2e_env"

@@ -2,11 +2,13 @@
 # Installs what the test suite needs, skipping what is already there: Debian's redis-server, prometheus and
 # postgresql (for its binaries: the tests start a private cluster, tests/support/start-postgres.sh), lua5.4 (the
 # Argo CD health check's tests) and hey (load in the canary webhook tests), and PyPI's pyyaml, chdb-core (the real
-# ClickHouse engine behind tests/support/chdb_http.py) and locust (load in the canary webhook tests). The WASM
+# ClickHouse engine behind tests/support/chdb_http.py), locust (load in the canary webhook tests) and the Python
+# client (clients/python) with its pinned test requirements. The WASM
 # policies need no install: their built components are committed
 # (policies/build.sh adds its own target when rebuilding them).
 set -euo pipefail
 
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 log() { echo "install: $*" >&2; }
 sudo_() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
@@ -48,6 +50,12 @@ fi
 if ! "$python" -c 'import locust' 2>/dev/null; then
     log "pip install locust"
     "$python" -m pip install --quiet "locust==${LOCUST_VERSION:-2.47.0}" >&2
+fi
+# The Python client (clients/python), its tests and the sample app they run: pinned in requirements-test.txt.
+client_deps="perf_client, fastapi, uvicorn, httpx, asyncpg, clickhouse_connect, pytest"
+if ! "$python" -c "import $client_deps" 2>/dev/null; then
+    log "pip install clients/python and its test requirements"
+    "$python" -m pip install --quiet -r "$root/clients/python/requirements-test.txt" -e "$root/clients/python" >&2
 fi
 if ! "$python" -c 'import chdb' 2>/dev/null; then
     log "pip install chdb-core"

@@ -9,7 +9,6 @@ import httpx
 import pytest
 from conftest import FULL, Mount
 from fastapi import FastAPI
-
 from perf_client import ContractSource, RateLimiter, buckets_for, instrument, parse
 from perf_client.ratelimit import CLOSED_RETRY_SECONDS
 
@@ -111,7 +110,11 @@ def test_a_closed_route_refuses_everything(mount: Mount, registry):
 
 
 def test_the_bucket_refills_at_its_rate():
-    source = type("S", (), {"current": parse('{"version": 1, "rateLimits": [{"route": "/r", "requestsPerSecond": 10, "burst": 5}]}')})()
+    source = type(
+        "S",
+        (),
+        {"current": parse('{"version": 1, "rateLimits": [{"route": "/r", "requestsPerSecond": 10, "burst": 5}]}')},
+    )()
     now = [100.0]
     limiter = RateLimiter(source, clock=lambda: now[0])
     assert [limiter.check("/r") for _ in range(5)] == [0.0] * 5
@@ -134,8 +137,12 @@ def test_names_labels_and_buckets_are_what_the_canary_and_slo_rules_query(mount:
     asyncio.run(burst(app, "/boom", 2))
     asyncio.run(burst(app, "/healthz", 4))
     assert sample(registry, "http_requests_total", method="GET", route="/api/v1/risk", code="200") == 3
-    assert sample(registry, "http_requests_total", method="GET", route="other", code="500") == 2, "an exception is a 500"
-    assert sample(registry, "http_requests_total", method="GET", route="other", code="200") == 0, "probes are not traffic"
+    assert sample(registry, "http_requests_total", method="GET", route="other", code="500") == 2, (
+        "an exception is a 500"
+    )
+    assert sample(registry, "http_requests_total", method="GET", route="other", code="200") == 0, (
+        "probes are not traffic"
+    )
     bucket = sample(registry, "http_request_duration_seconds_bucket", method="GET", route="/api/v1/risk", le="0.12")
     assert bucket == 3, "a bucket ends at the objective"
     assert 0.12 in buckets_for(source.current) and 0.096 in buckets_for(source.current)

@@ -9,7 +9,6 @@ import copy
 import pytest
 import redis.asyncio as redis
 from conftest import FULL, Mount
-
 from perf_client import CacheManager, ContractSource, redis_client
 
 

@@ -9,7 +9,6 @@ import threading
 
 import pytest
 from conftest import FULL, Mount
-
 from perf_client import Contract, ContractError, ContractSource, RouteLimit, UnsupportedVersion, parse
 
 

@@ -11,11 +11,10 @@ import subprocess
 from pathlib import Path
 
 import jsonschema
+import perf_client
 import pytest
 import yaml
 from conftest import ROOT
-
-import perf_client
 
 SCHEMA = ROOT / "crds" / "app-contract.schema.json"
 
@@ -28,7 +27,9 @@ def operator() -> str:
 
 
 def contracts(path: Path) -> list[dict]:
-    out = subprocess.run([operator(), "plan", "-f", str(path), "-o", "json"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [operator(), "plan", "-f", str(path), "-o", "json"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode in (0, 3), f"plan {path}: exit {out.returncode}: {out.stderr}"
     plans = json.loads(out.stdout)
     plans = plans if isinstance(plans, list) else [plans]
@@ -36,22 +37,48 @@ def contracts(path: Path) -> list[dict]:
 
 
 def profile(name: str, spec: dict) -> dict:
-    return {"apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
-            "metadata": {"name": name, "namespace": "edge"}, "spec": {"targetRef": {"name": name}} | spec}
+    return {
+        "apiVersion": "perf.operator.dev/v1alpha1",
+        "kind": "PerformanceProfile",
+        "metadata": {"name": name, "namespace": "edge"},
+        "spec": {"targetRef": {"name": name}} | spec,
+    }
 
 
 EDGES = [
     profile("bare", {}),
-    profile("external-no-password", {"cache": {"redis": {"external": {"address": "rediss://cache.example:6380/1"}},
-                                               "ttlClasses": [{"name": "a", "ttlSeconds": 1}]}}),
+    profile(
+        "external-no-password",
+        {
+            "cache": {
+                "redis": {"external": {"address": "rediss://cache.example:6380/1"}},
+                "ttlClasses": [{"name": "a", "ttlSeconds": 1}],
+            }
+        },
+    ),
     profile("slo-extremes", {"slo": {"p99LatencyMs": 600000, "errorRatePercent": 100}}),
     profile("slo-tiny", {"slo": {"p99LatencyMs": 1, "errorRatePercent": 0.001}}),
     profile("pools-only", {"pools": {"postgres": {"min": 0, "max": 1}, "clickhouse": {"min": 10, "max": 10}}}),
-    profile("routes-odd", {"rateLimit": {"routes": [
-        {"route": 'name with "quotes" and ünïcode', "requestsPerSecond": 1, "burst": 1},
-        {"route": "/a/b", "requestsPerSecond": 10000000, "burst": 100000000}]}}),
-    profile("many-classes", {"cache": {"redis": {"provision": {}},
-                                       "ttlClasses": [{"name": f"c{i}", "ttlSeconds": 31536000} for i in range(64)]}}),
+    profile(
+        "routes-odd",
+        {
+            "rateLimit": {
+                "routes": [
+                    {"route": 'name with "quotes" and ünïcode', "requestsPerSecond": 1, "burst": 1},
+                    {"route": "/a/b", "requestsPerSecond": 10000000, "burst": 100000000},
+                ]
+            }
+        },
+    ),
+    profile(
+        "many-classes",
+        {
+            "cache": {
+                "redis": {"provision": {}},
+                "ttlClasses": [{"name": f"c{i}", "ttlSeconds": 31536000} for i in range(64)],
+            }
+        },
+    ),
 ]
 
 
@@ -60,7 +87,7 @@ def test_every_contract_the_operator_writes_validates_strictly(tmp_path):
     validator.check_schema(validator.schema)
     edges = tmp_path / "edges.yaml"
     edges.write_text(yaml.safe_dump_all(EDGES))
-    files = sorted((ROOT / "examples").glob("*.yaml")) + [edges]
+    files = sorted((ROOT / "examples").glob("*.yaml")) + [ROOT / "examples/sample-app/k8s/profile.yaml", edges]
     seen, sections = 0, set()
     for path in files:
         for doc in contracts(path):
@@ -76,7 +103,9 @@ def test_every_contract_the_operator_writes_validates_strictly(tmp_path):
 
 def test_the_clients_schema_is_the_repositorys():
     packaged = Path(perf_client.__file__).parent / "app-contract.schema.json"
-    assert packaged.read_bytes() == SCHEMA.read_bytes(), "run: cp crds/app-contract.schema.json clients/python/src/perf_client/"
+    assert packaged.read_bytes() == SCHEMA.read_bytes(), (
+        "run: cp crds/app-contract.schema.json clients/python/src/perf_client/"
+    )
     assert perf_client.schema() == json.loads(SCHEMA.read_text())
 
 

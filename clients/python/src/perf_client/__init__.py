@@ -9,8 +9,9 @@ ConfigMap ``<profile>-perf``, and the request metrics the operator's canary and 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 

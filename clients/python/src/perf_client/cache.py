@@ -7,7 +7,8 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
@@ -58,7 +59,10 @@ class CacheManager:
             registry=registry,
         )
         self.errors = Counter(
-            "perf_cache_errors", "Redis errors by TTL class; the value is computed instead", ["class"], registry=registry
+            "perf_cache_errors",
+            "Redis errors by TTL class; the value is computed instead",
+            ["class"],
+            registry=registry,
         )
 
     def _key(self, cls: str, key: str) -> str:

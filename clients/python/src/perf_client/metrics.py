@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_asgi_app
 
@@ -52,7 +53,10 @@ class MetricsMiddleware:
         self.excluded = tuple(excluded)
         self.buckets = buckets_for(source.current)
         self.requests = Counter(
-            "http_requests", "HTTP requests by method, route and status code", ["method", "route", "code"], registry=registry
+            "http_requests",
+            "HTTP requests by method, route and status code",
+            ["method", "route", "code"],
+            registry=registry,
         )
         self.duration = Histogram(
             "http_request_duration_seconds",
@@ -65,7 +69,9 @@ class MetricsMiddleware:
 
     def _objective_moved(self, old: Contract, new: Contract) -> None:
         if buckets_for(new) != self.buckets:
-            log.warning("the objective changed (%s -> %s): new latency buckets take effect at the next start", old.slo, new.slo)
+            log.warning(
+                "the objective changed (%s -> %s): new latency buckets take effect at the next start", old.slo, new.slo
+            )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")

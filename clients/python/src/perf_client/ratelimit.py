@@ -6,15 +6,19 @@ import json
 import math
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from .contract import ContractSource, RouteLimit
 from .routes import UNMATCHED, Resolver, prefix_resolver
 
-ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
+    Awaitable[None],
+]
 
 #: `Retry-After` of a closed route (requestsPerSecond 0): no token will come by itself.
 CLOSED_RETRY_SECONDS = 60
@@ -92,7 +96,10 @@ class RateLimitMiddleware:
         self.limiter = limiter or RateLimiter(source)
         self.resolve = resolver or prefix_resolver(source)
         self.rejected = Counter(
-            "perf_ratelimit_rejected", "Requests refused with 429 by the contract's rate limits", ["route"], registry=registry
+            "perf_ratelimit_rejected",
+            "Requests refused with 429 by the contract's rate limits",
+            ["route"],
+            registry=registry,
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -3,7 +3,8 @@ queries (``route="..."``) must agree on."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .contract import ContractSource
 
