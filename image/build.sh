@@ -38,16 +38,7 @@ if [[ "$triple" == *musl ]] && ! command -v musl-gcc >/dev/null; then
 fi
 
 # crane, once per machine and version.
-crane_version="$(awk '$1 == "github.com/google/go-containerregistry" {print $2}' "$root/tests/support/crane/go.mod")"
-[[ -n "$crane_version" ]] || die "cannot read crane's version from tests/support/crane/go.mod"
-crane="${PERF_CACHE_DIR:-$HOME/.cache/perf-operator}/crane-$crane_version/crane"
-if [[ ! -x "$crane" ]]; then
-    log "building crane $crane_version from the Go module proxy (cached in $(dirname "$crane"))"
-    mkdir -p "$(dirname "$crane")"
-    (cd "$root/tests/support/crane" && CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "-s -w" -o "$crane.tmp" \
-        github.com/google/go-containerregistry/cmd/crane) || die "building crane failed (see above)"
-    mv "$crane.tmp" "$crane"
-fi
+crane="$("$root/image/crane.sh")" || die "no crane (see above)"
 
 # The static binary.
 version="$(cd "$root" && cargo pkgid -p perf-operator | sed 's/.*[#@]//')"
