@@ -25,7 +25,7 @@ from typing import Any
 
 import perf_client
 from fastapi import FastAPI, HTTPException
-from perf_client import CacheManager, ContractSource, PoolWatch
+from perf_client import CacheManager, ContractSource, PoolSize, PoolWatch
 from prometheus_client import Counter
 
 MODE = os.environ.get("SAMPLE_MODE", "ok")
@@ -37,6 +37,8 @@ if MODE not in ("ok", "slow", "failing", "slow-failing"):
 if not 0 <= FAIL_PERCENT <= 100:
     raise SystemExit(f"SAMPLE_FAIL_PERCENT={FAIL_PERCENT}: expected a percentage in [0, 100]")
 
+#: Pool size when the profile declares none for a backend the app is given.
+DEFAULT_POOL = PoolSize(1, 10)
 BACKEND_CALLS = Counter("sample_backend_calls", "Calls to the backends (a cache hit saves one)", ["backend"])
 _requests = itertools.count(1)
 
@@ -50,13 +52,15 @@ class Backends:
 
     async def start(self, source: ContractSource, stack: AsyncExitStack) -> None:
         if dsn := os.environ.get("POSTGRES_DSN"):
-            self.postgres = await perf_client.pools.asyncpg_pool(source, dsn)
+            self.postgres = await perf_client.pools.asyncpg_pool(source, dsn, default=DEFAULT_POOL)
             stack.push_async_callback(self.postgres.close)
         if url := os.environ.get("CLICKHOUSE_URL"):
             from urllib.parse import urlparse
 
             u = urlparse(url)
-            self.clickhouse = perf_client.pools.clickhouse_client(source, host=u.hostname, port=u.port or 8123)
+            self.clickhouse = perf_client.pools.clickhouse_client(
+                source, default=DEFAULT_POOL, host=u.hostname, port=u.port or 8123
+            )
 
     async def clickhouse_var(self, portfolio: str) -> float:
         BACKEND_CALLS.labels("clickhouse").inc()

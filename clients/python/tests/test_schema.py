@@ -1,4 +1,4 @@
-"""The operator and this client read one schema (crds/app-contract.schema.json): every contract the operator writes
+"""The operator and this client read one schema (clients/app-contract.schema.json): every contract the operator writes
 (`perf-operator plan`, the same decision a reconcile runs) for the examples and a table of edge profiles validates
 against it, strictly; the client's copy is that file; the client's version is the operator's."""
 
@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-SCHEMA = ROOT / "crds" / "app-contract.schema.json"
+SCHEMA = ROOT / "clients" / "app-contract.schema.json"
 
 
 def operator() -> str:
@@ -104,7 +104,7 @@ def test_every_contract_the_operator_writes_validates_strictly(tmp_path):
 def test_the_clients_schema_is_the_repositorys():
     packaged = Path(perf_client.__file__).parent / "app-contract.schema.json"
     assert packaged.read_bytes() == SCHEMA.read_bytes(), (
-        "run: cp crds/app-contract.schema.json clients/python/src/perf_client/"
+        "run: cp clients/app-contract.schema.json clients/python/src/perf_client/"
     )
     assert perf_client.schema() == json.loads(SCHEMA.read_text())
 

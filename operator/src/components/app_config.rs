@@ -8,7 +8,7 @@
 //! - `ratelimit.json`: `[{route, requestsPerSecond, burst}]`.
 //! - `slo.p99LatencyMs`, `slo.errorRatePercent`: the objective, so the app's latency histogram has a bucket at it.
 //!
-//! The JSON Schema of `perf.json` is `crds/app-contract.schema.json`; the Python client validates against it and
+//! The JSON Schema of `perf.json` is `clients/app-contract.schema.json`; the Python client validates against it and
 //! the suite checks every contract `plan` writes for the examples against it.
 
 use super::cache::CachePlan;

@@ -131,7 +131,7 @@ def parse(raw: bytes | str) -> Contract:
 
 
 def schema() -> dict[str, Any]:
-    """The contract's JSON Schema (the repository's ``crds/app-contract.schema.json``)."""
+    """The contract's JSON Schema (the repository's ``clients/app-contract.schema.json``)."""
     text = resources.files("perf_client").joinpath("app-contract.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 

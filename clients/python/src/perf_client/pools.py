@@ -20,21 +20,21 @@ def size(source: ContractSource, name: str, default: PoolSize | None = None) -> 
     return found
 
 
-async def asyncpg_pool(source: ContractSource, dsn: str, **kwargs: Any) -> Any:
-    """An ``asyncpg`` pool of ``pools.postgres``: ``min_size``/``max_size`` from the contract."""
+async def asyncpg_pool(source: ContractSource, dsn: str, *, default: PoolSize | None = None, **kwargs: Any) -> Any:
+    """An ``asyncpg`` pool of ``pools.postgres``: ``min_size``/``max_size`` from the contract (else ``default``)."""
     import asyncpg
 
-    pool = size(source, "postgres")
+    pool = size(source, "postgres", default)
     return await asyncpg.create_pool(dsn, min_size=pool.min, max_size=pool.max, **kwargs)
 
 
-def clickhouse_client(source: ContractSource, **kwargs: Any) -> Any:
-    """A ``clickhouse_connect`` client whose HTTP connection pool holds ``pools.clickhouse.max`` connections (the
-    HTTP interface has no warm minimum)."""
+def clickhouse_client(source: ContractSource, *, default: PoolSize | None = None, **kwargs: Any) -> Any:
+    """A ``clickhouse_connect`` client whose HTTP connection pool holds ``pools.clickhouse.max`` connections (else
+    ``default``'s; the HTTP interface has no warm minimum)."""
     import clickhouse_connect
     from clickhouse_connect.driver import httputil
 
-    pool = size(source, "clickhouse")
+    pool = size(source, "clickhouse", default)
     kwargs.setdefault("pool_mgr", httputil.get_pool_manager(maxsize=pool.max, num_pools=1))
     return clickhouse_connect.get_client(**kwargs)
 
