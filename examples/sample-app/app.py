@@ -23,10 +23,11 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-import perf_client
 from fastapi import FastAPI, HTTPException
-from perf_client import CacheManager, ContractSource, PoolSize, PoolWatch
 from prometheus_client import Counter
+
+import perf_client
+from perf_client import CacheManager, ContractSource, PoolSize, PoolWatch
 
 MODE = os.environ.get("SAMPLE_MODE", "ok")
 SLOW_MS = float(os.environ.get("SAMPLE_SLOW_MS", "300"))

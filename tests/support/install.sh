@@ -52,7 +52,7 @@ if ! "$python" -c 'import locust' 2>/dev/null; then
     "$python" -m pip install --quiet "locust==${LOCUST_VERSION:-2.47.0}" >&2
 fi
 # The Python client (clients/python), its tests and the sample app they run: pinned in requirements-test.txt.
-client_deps="perf_client, fastapi, uvicorn, httpx, asyncpg, clickhouse_connect, pytest"
+client_deps="perf_client, fastapi, uvicorn, httpx, asyncpg, clickhouse_connect, pytest, mypy"
 if ! "$python" -c "import $client_deps" 2>/dev/null; then
     log "pip install clients/python and its test requirements"
     "$python" -m pip install --quiet -r "$root/clients/python/requirements-test.txt" -e "$root/clients/python" >&2

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
 from conftest import ROOT, Mount, free_port
 from test_schema import operator
 

@@ -7,10 +7,12 @@ import copy
 
 import httpx
 import pytest
-from conftest import FULL, Mount
 from fastapi import FastAPI
+
 from perf_client import ContractSource, RateLimiter, buckets_for, instrument, parse
 from perf_client.ratelimit import CLOSED_RETRY_SECONDS
+
+from conftest import FULL, Mount
 
 
 def app_for(source: ContractSource, registry) -> FastAPI:

@@ -8,8 +8,10 @@ import copy
 
 import pytest
 import redis.asyncio as redis
-from conftest import FULL, Mount
+
 from perf_client import CacheManager, ContractSource, redis_client
+
+from conftest import FULL, Mount
 
 
 def contract_for(port: int, **ttl: int) -> dict:
@@ -146,4 +148,29 @@ def test_the_client_pool_is_capped_by_the_contract(mount: Mount, redis_port):
     mount.publish(contract_for(redis_port))
     client = redis_client(ContractSource(mount.root))
     assert client.connection_pool.max_connections == FULL["pools"]["redis"]["max"]
+    run(client.aclose())
+
+
+def test_pool_changes_apply_live_for_redis_and_are_flagged_for_the_rest(mount: Mount, redis_port, registry, caplog):
+    from perf_client import PoolWatch
+
+    mount.publish(contract_for(redis_port))
+    source = ContractSource(mount.root)
+    client = redis_client(source)
+    PoolWatch(source, redis=client, registry=registry)
+    pending = lambda pool: registry.get_sample_value("perf_client_pool_restart_pending", {"pool": pool})  # noqa: E731
+    assert (pending("postgres"), pending("redis")) == (0, 0)
+    changed = contract_for(redis_port)
+    changed["pools"]["postgres"]["max"] = 30
+    changed["pools"]["redis"]["max"] = 9
+    mount.publish(changed)
+    with caplog.at_level("WARNING", logger="perf_client"):
+        assert source.check()
+    assert client.connection_pool.max_connections == 9, "a Redis pool takes a new maximum live"
+    assert (pending("postgres"), pending("redis"), pending("clickhouse")) == (1, 0, 0)
+    assert "pools.postgres is now PoolSize(min=5, max=30)" in caplog.text
+    # Back to the size the pool was built with: nothing pending any more.
+    mount.publish(contract_for(redis_port))
+    source.check()
+    assert pending("postgres") == 0
     run(client.aclose())

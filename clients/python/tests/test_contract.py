@@ -8,8 +8,10 @@ import logging
 import threading
 
 import pytest
-from conftest import FULL, Mount
+
 from perf_client import Contract, ContractError, ContractSource, RouteLimit, UnsupportedVersion, parse
+
+from conftest import FULL, Mount
 
 
 def with_(path: str, value: object) -> dict:

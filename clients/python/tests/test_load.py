@@ -9,9 +9,10 @@ import subprocess
 import sys
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from apps import APP_DIR, plan_for, start_app
 from conftest import Mount
-from prometheus_client.parser import text_string_to_metric_families
 
 #: (shape, users, seconds): small enough for 2 shared cores with the app and locust on them.
 SHAPES = [("Baseline", 20, 8), ("CacheValidation", 10, 8), ("Stress", 40, 8)]

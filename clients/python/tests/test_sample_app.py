@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
 from apps import plan_for, start_app, wait_http
 from conftest import Mount, free_port
 

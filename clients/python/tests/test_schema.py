@@ -11,9 +11,11 @@ import subprocess
 from pathlib import Path
 
 import jsonschema
-import perf_client
 import pytest
 import yaml
+
+import perf_client
+
 from conftest import ROOT
 
 SCHEMA = ROOT / "clients" / "app-contract.schema.json"

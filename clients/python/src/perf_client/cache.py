@@ -81,7 +81,8 @@ class CacheManager:
         if self._ttl(cls) is None:
             return None
         try:
-            return await self.client.get(self._key(cls, key))
+            found: bytes | None = await self.client.get(self._key(cls, key))
+            return found
         except Exception as e:  # noqa: BLE001 - a cache failure must never fail the request
             self.errors.labels(cls).inc()
             log.warning("cache get %s/%s failed: %s", cls, key, e)

@@ -133,7 +133,8 @@ def parse(raw: bytes | str) -> Contract:
 def schema() -> dict[str, Any]:
     """The contract's JSON Schema (the repository's ``clients/app-contract.schema.json``)."""
     text = resources.files("perf_client").joinpath("app-contract.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 _VALIDATOR = jsonschema.Draft202012Validator(schema())
