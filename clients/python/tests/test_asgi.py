@@ -150,3 +150,31 @@ def test_names_labels_and_buckets_are_what_the_canary_and_slo_rules_query(mount:
     assert 0.12 in buckets_for(source.current) and 0.096 in buckets_for(source.current)
     exposed = asyncio.run(burst(app, "/metrics/", 1))[0].text
     assert 'http_request_duration_seconds_bucket{le="0.12",method="GET",route="/api/v1/risk"} 3.0' in exposed
+
+
+def test_requests_in_flight_while_the_contract_swaps_never_fail(mount: Mount, registry):
+    """The kubelet swaps versions (limits up and down, a route removed and back) under a checker thread while
+    requests run: every response is a 200 or a 429, none an error."""
+    import threading
+
+    mount.publish(limits(5, 5))
+    source = ContractSource(mount.root)
+    app = app_for(source, registry)
+    stop = threading.Event()
+
+    def kubelet_and_checker():
+        versions = [limits(5, 5), limits(1000, 1000), limits(0, 0), copy.deepcopy(FULL) | {"rateLimits": []}]
+        i = 0
+        while not stop.is_set():
+            mount.publish(versions[i % len(versions)])
+            source.check()
+            i += 1
+
+    swapper = threading.Thread(target=kubelet_and_checker)
+    swapper.start()
+    try:
+        responses = asyncio.run(burst(app, "/api/v1/metrics", 400))
+    finally:
+        stop.set()
+        swapper.join(timeout=10)
+    assert set(codes(responses)) <= {200, 429}, codes(responses)
