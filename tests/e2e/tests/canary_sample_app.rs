@@ -35,24 +35,26 @@ async fn sample_app(dir: &Path, contract: &str, mode: &str) -> (Running, u16) {
     std::fs::write(mount.join("perf.json"), contract).expect("contract");
     let port = perf_test_support::free_port();
     let log = std::fs::File::create(dir.join(format!("app-{mode}.log"))).expect("app log");
-    let child = Command::new("python3")
-        .args(["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", &port.to_string(), "--no-access-log"])
-        .current_dir(repo_root().join("examples/sample-app"))
-        .env("PERF_CONFIG_DIR", &mount)
-        // Simulated backends: the suite's ClickHouse and PostgreSQL are for other tests.
-        .env_remove("CLICKHOUSE_URL")
-        .env_remove("POSTGRES_DSN")
-        .env("SAMPLE_MODE", mode)
-        .env("SAMPLE_BACKEND_MS", "5")
-        .env("SAMPLE_FAIL_PERCENT", "20")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("python3 -m uvicorn (tests/support/install.sh installs the client and the app's packages)");
+    let child = Running(
+        Command::new("python3")
+            .args(["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", &port.to_string(), "--no-access-log"])
+            .current_dir(repo_root().join("examples/sample-app"))
+            .env("PERF_CONFIG_DIR", &mount)
+            // Simulated backends: the suite's ClickHouse and PostgreSQL are for other tests.
+            .env_remove("CLICKHOUSE_URL")
+            .env_remove("POSTGRES_DSN")
+            .env("SAMPLE_MODE", mode)
+            .env("SAMPLE_BACKEND_MS", "5")
+            .env("SAMPLE_FAIL_PERCENT", "20")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("python3 -m uvicorn (tests/support/install.sh installs the client and the app's packages)"),
+    );
     let health = format!("http://127.0.0.1:{port}/healthz");
     for _ in 0..80 {
         if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
-            return (Running(child), port);
+            return (child, port);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
