@@ -57,16 +57,9 @@ registry_pid=""
 cleanup() { [[ -n "$registry_pid" ]] && kill "$registry_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 rootfs="$work/rootfs"
-mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/tmp"
+mkdir -p "$rootfs"
 install -m 0755 "$binary" "$rootfs/perf-operator"
-[[ -f /etc/ssl/certs/ca-certificates.crt ]] || die "no CA bundle at /etc/ssl/certs/ca-certificates.crt (package ca-certificates)"
-install -m 0644 /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
-printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%s:%s:nonroot:/nonexistent:/sbin/nologin\n' "$user" "$user" >"$rootfs/etc/passwd"
-printf 'root:x:0:\nnonroot:x:%s:\n' "$user" >"$rootfs/etc/group"
-chmod 1777 "$rootfs/tmp"
-# Reproducible: fixed owner, order and time.
-epoch="$(cd "$root" && git log -1 --format=%ct 2>/dev/null || echo 0)"
-tar -C "$rootfs" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" -cf "$work/layer.tar" .
+"$root/image/layer.sh" "$rootfs" "$user" "$work/layer.tar" || die "cannot write the layer"
 # Each copy of the binary is 150 MB in the dev profile, and CI's disk is small: keep one at a time.
 rm -rf "$rootfs"
 

@@ -33,7 +33,7 @@ registry_pid=""
 cleanup() { [[ -n "$registry_pid" ]] && kill "$registry_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 rootfs="$work/rootfs"
-mkdir -p "$rootfs/app" "$rootfs/etc/ssl/certs" "$rootfs/tmp" "$rootfs/etc/perf"
+mkdir -p "$rootfs/app" "$rootfs/etc/perf"
 
 # Packages for the image's interpreter (CPython 3.11 on x86_64 glibc), whatever Python runs this script.
 python3 -m pip wheel --quiet --no-deps -w "$work/wheels" "$root/clients/python" >&2 || die "building the client's wheel failed"
@@ -58,12 +58,7 @@ done | sort -u | while read -r lib; do
 done
 [[ -e "$rootfs/lib64/ld-linux-x86-64.so.2" ]] || die "the dynamic loader was not found by ldd"
 
-install -m 0644 /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
-printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%s:%s:nonroot:/nonexistent:/sbin/nologin\n' "$user" "$user" >"$rootfs/etc/passwd"
-printf 'root:x:0:\nnonroot:x:%s:\n' "$user" >"$rootfs/etc/group"
-chmod 1777 "$rootfs/tmp"
-epoch="$(cd "$root" && git log -1 --format=%ct 2>/dev/null || echo 0)"
-tar -C "$rootfs" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" -cf "$work/layer.tar" .
+"$root/image/layer.sh" "$rootfs" "$user" "$work/layer.tar" || die "cannot write the layer"
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "$crane" registry serve --address "127.0.0.1:$port" >"$work/registry.log" 2>&1 &

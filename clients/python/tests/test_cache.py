@@ -174,3 +174,33 @@ def test_pool_changes_apply_live_for_redis_and_are_flagged_for_the_rest(mount: M
     source.check()
     assert pending("postgres") == 0
     run(client.aclose())
+
+
+def test_a_password_file_is_read_at_each_connection_so_a_rotation_needs_no_restart(
+    mount: Mount, redis_port, monkeypatch
+):
+    mount.publish(contract_for(redis_port))
+    secret = mount.root / "password"
+    secret.write_text("first\n")
+    monkeypatch.delenv("REDIS_PASSWORD", raising=False)
+    monkeypatch.setenv("REDIS_PASSWORD_FILE", str(secret))
+
+    async def scenario():
+        admin = redis.Redis(port=redis_port)
+        await admin.config_set("requirepass", "first")
+        try:
+            client = redis_client(ContractSource(mount.root))
+            assert await client.ping()
+            # The operator rotates: both passwords work for the grace period (an ACL user here), the file changes.
+            await admin.execute_command("AUTH", "first")
+            await admin.execute_command("ACL", "SETUSER", "default", "on", ">second")
+            secret.write_text("second\n")
+            await admin.execute_command("ACL", "SETUSER", "default", "<first")
+            await client.connection_pool.disconnect()
+            assert await client.ping(), "a new connection used the rotated password"
+            await client.aclose()
+        finally:
+            await admin.execute_command("ACL", "SETUSER", "default", "resetpass", "nopass")
+            await admin.aclose()
+
+    run(scenario())

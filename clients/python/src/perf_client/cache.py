@@ -23,10 +23,28 @@ T = TypeVar("T")
 RESULTS = ("hit", "miss", "bypass")
 
 
+class SecretFileCredentials:
+    """The password in a mounted Secret's file (``REDIS_PASSWORD_FILE``), read at each new connection: after the
+    operator rotates the password (``perf.operator.dev/rotate-redis-password``) the kubelet updates the file and new
+    connections use the new password while the old one still works (``rotationGrace``), with no restart."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path
+
+    def get_credentials(self) -> tuple[str]:
+        with open(self.path, encoding="utf-8") as f:
+            return (f.read().strip(),)
+
+    async def get_credentials_async(self) -> tuple[str]:
+        return self.get_credentials()
+
+
 def redis_client(source: ContractSource, password: str | None = None, **kwargs: Any) -> Any:
     """A ``redis.asyncio.Redis`` for the contract's Redis, its pool capped at ``pools.redis.max`` when declared.
 
-    The password defaults to ``REDIS_PASSWORD`` (mount the Secret the contract names as that variable)."""
+    The password: ``password``, else ``REDIS_PASSWORD`` (the Secret the contract names, as a variable: read once),
+    else the file ``REDIS_PASSWORD_FILE`` (the Secret mounted as a volume: read at each connection, so a rotated
+    password is picked up)."""
     import redis.asyncio as redis
 
     contract = source.current
@@ -36,6 +54,8 @@ def redis_client(source: ContractSource, password: str | None = None, **kwargs: 
     if pool is not None:
         kwargs.setdefault("max_connections", pool.max)
     password = password if password is not None else os.environ.get("REDIS_PASSWORD")
+    if password is None and (path := os.environ.get("REDIS_PASSWORD_FILE")):
+        kwargs.setdefault("credential_provider", SecretFileCredentials(path))
     return redis.Redis.from_url(contract.redis.url(password), **kwargs)
 
 
