@@ -93,7 +93,8 @@ pub struct AnalysisSpec {
     #[schemars(schema_with = "crate::duration::duration_schema")]
     #[x_kube(validation = Rule::new("duration(self) == duration('0s') || duration(self) >= duration('2s')").message("canary.analysis.checkInterval must be 0s (off) or at least 2s"))]
     pub check_interval: Option<String>,
-    /// Failed checks tolerated before a rollback.
+    /// Failed checks in a run that roll it back: the run rolls back at the `failureLimit`-th failed check (Flagger's
+    /// `threshold`), so 1 rolls back at the first.
     #[serde(default = "default_failure_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub failure_limit: u32,

@@ -443,7 +443,7 @@ mod tests {
         assert_eq!(again, after, "an unchanged object is not written again");
     }
 
-    fn cond(type_: &str, status: &str, reason: &str) -> Condition {
+    pub(super) fn cond(type_: &str, status: &str, reason: &str) -> Condition {
         Condition {
             type_: type_.into(),
             status: status.into(),

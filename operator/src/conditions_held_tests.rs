@@ -2,19 +2,10 @@
 
 use super::*;
 
+use super::tests::cond;
+
 fn t(s: &str) -> Time {
     Time(s.parse().unwrap())
-}
-
-fn cond(type_: &str, status: &str, reason: &str) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: String::new(),
-        last_transition_time: t("2026-01-01T00:00:00Z"),
-        observed_generation: Some(3),
-    }
 }
 
 fn ready_and_running() -> Vec<Condition> {

@@ -30,6 +30,8 @@ fn redis_url() -> String {
 fn profile(name: &str, sha256: &str, settings: Value) -> PerformanceProfile {
     let mut p = Profile::test();
     p.metadata.name = Some(name.into());
+    // One profile per target: each profile here is a tenant's own service.
+    p.spec.target_ref.name = name.into();
     p.spec.cache = Some(
         serde_json::from_value(json!({
             "redis": {"external": {"address": redis_url()}},
