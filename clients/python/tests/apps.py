@@ -51,7 +51,9 @@ def start_app(mount: Mount, mode: str, env: dict[str, str], log: Path) -> tuple[
     """The sample app on a free port, reading the contract of `mount`; `env` overrides its settings."""
     port = free_port()
     settings = {"SAMPLE_MODE": mode, "SAMPLE_BACKEND_MS": "5", "SAMPLE_SLOW_MS": "300", "SAMPLE_FAIL_PERCENT": "20"}
-    variables = os.environ | settings | env | {"PERF_CONFIG_DIR": str(mount.root)}
+    # Simulated backends unless a test names real ones: the suite's ClickHouse and PostgreSQL are other tests'.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("CLICKHOUSE_URL", "POSTGRES_DSN")}
+    variables = inherited | settings | env | {"PERF_CONFIG_DIR": str(mount.root)}
     command = [
         sys.executable,
         "-m",
