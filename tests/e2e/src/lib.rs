@@ -17,6 +17,7 @@ pub mod operator;
 pub mod prometheus;
 pub mod proxy;
 pub mod redis_traffic;
+pub mod sample_app;
 
 pub use operator::Operator;
 

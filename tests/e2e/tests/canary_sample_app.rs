@@ -8,49 +8,23 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::PostParams;
 use perf_e2e::fixtures::{create_app, profile, set_image};
-use perf_e2e::{Cluster, cluster, kubelet, repo_root};
+use perf_e2e::sample_app::{self, Running, load};
+use perf_e2e::{Cluster, cluster, kubelet};
 use perf_operator_api::status::{CanaryPhase, CanaryStatus, CheckVerdict};
 use perf_test_support::prometheus::{Process, Setup};
 use serde_json::json;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const TARGET: &str = "shop";
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The sample app on a free port reading `contract` (the operator's perf.json), in `mode`, once it answers.
 async fn sample_app(dir: &Path, contract: &str, mode: &str) -> (Running, u16) {
     let mount = dir.join(format!("perf-{mode}"));
     std::fs::create_dir_all(&mount).expect("contract directory");
     std::fs::write(mount.join("perf.json"), contract).expect("contract");
-    let port = perf_test_support::free_port();
-    let log = std::fs::File::create(dir.join(format!("app-{mode}.log"))).expect("app log");
-    let child = Running(
-        Command::new("python3")
-            .args(["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", &port.to_string(), "--no-access-log"])
-            .current_dir(repo_root().join("examples/sample-app"))
-            .env("PERF_CONFIG_DIR", &mount)
-            // Simulated backends: the suite's ClickHouse and PostgreSQL are for other tests.
-            .env_remove("CLICKHOUSE_URL")
-            .env_remove("POSTGRES_DSN")
-            .env("SAMPLE_MODE", mode)
-            .env("SAMPLE_BACKEND_MS", "5")
-            .env("SAMPLE_FAIL_PERCENT", "20")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("python3 -m uvicorn (tests/support/install.sh installs the client and the app's packages)"),
-    );
+    let log = dir.join(format!("app-{mode}.log"));
+    let (child, port) = sample_app::spawn(&mount, mode, &log);
     let health = format!("http://127.0.0.1:{port}/healthz");
     for _ in 0..80 {
         if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
@@ -58,19 +32,10 @@ async fn sample_app(dir: &Path, contract: &str, mode: &str) -> (Running, u16) {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let log = std::fs::read_to_string(dir.join(format!("app-{mode}.log"))).unwrap_or_default();
-    panic!("the sample app ({mode}) did not answer /healthz in 20 s:\n{log}");
-}
-
-/// `hey` sending `rate` requests/s to `url` for `seconds`.
-fn load(url: &str, rate: u32, seconds: u32) -> Running {
-    let child = Command::new("hey")
-        .args(["-z", &format!("{seconds}s"), "-c", "2", "-q", &(rate / 2).to_string(), url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hey (Debian's hey; tests/support/install.sh installs it)");
-    Running(child)
+    panic!(
+        "the sample app ({mode}) did not answer /healthz in 20 s:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
 /// Prometheus scraping each `(pod, port)` every second, labelled as the Prometheus Operator labels a pod.

@@ -9,9 +9,27 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Command;
 
+/// helm with `args`; `helm template` renders for the suite's API server's version, as Argo CD and Flux render for
+/// their cluster's (helm's offline default, 1.20, is below the chart's `kubeVersion`).
 fn helm(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env_path("PERF_HELM_BIN")).args(args).output().expect("run helm");
+    let mut command = Command::new(env_path("PERF_HELM_BIN"));
+    command.args(args);
+    if args.first() == Some(&"template") {
+        command.args(["--kube-version", server_version()]);
+    }
+    let out = command.output().expect("run helm");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The API server's version, e.g. `v1.36.3`.
+fn server_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let (ok, out, err) = kubectl(&["version", "-o", "json"]);
+        assert!(ok, "kubectl version: {err}");
+        let version: Value = serde_json::from_str(&out).expect("kubectl version's JSON");
+        version["serverVersion"]["gitVersion"].as_str().expect("the server's gitVersion").to_string()
+    })
 }
 
 fn chart() -> String {
@@ -30,7 +48,11 @@ fn render_text(values: &Value) -> String {
     std::fs::write(&file, values.to_string()).expect("write values file");
     let args =
         ["template", "perf-operator", chart.as_str(), "-n", "perf-operator", "-f", file.to_str().expect("utf-8")];
-    let out = Command::new(env_path("PERF_HELM_BIN")).args(args).output().expect("run helm");
+    let out = Command::new(env_path("PERF_HELM_BIN"))
+        .args(args)
+        .args(["--kube-version", server_version()])
+        .output()
+        .expect("run helm");
     let _ = std::fs::remove_file(&file);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "helm template with values {values} failed:\n{stdout}{stderr}");

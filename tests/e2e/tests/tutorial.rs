@@ -11,13 +11,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::Client;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use perf_e2e::sample_app::{self, Running, load};
 use perf_e2e::{Operator, env_path, eventually, kubelet, repo_root};
 use perf_operator_api::PerformanceProfile;
 use perf_operator_api::status::{CanaryPhase, CheckVerdict};
 use perf_test_support::prometheus::{Process, Setup};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -43,16 +44,6 @@ fn blocks(markdown: &str) -> Vec<String> {
         }
     }
     blocks
-}
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// One serving side of the target, as the suite runs it: the app process and the load on it.
@@ -100,7 +91,7 @@ impl Pods {
                 self.started += 1;
                 let pod = format!("shop-{role}-{}-{}", self.started, if mode == "ok" { "a" } else { "b" });
                 let (app, port) = self.start_app(&contract, &mode, &pod);
-                let load = load(port);
+                let load = load(&format!("http://127.0.0.1:{port}/api/v1/risk/p1"), 40, 600);
                 self.sides.insert(role, Side { template, pod, port, _app: app, _load: load });
             }
         }
@@ -124,24 +115,7 @@ impl Pods {
         let mount = self.dir.join(pod);
         std::fs::create_dir_all(&mount).expect("contract directory");
         std::fs::write(mount.join("perf.json"), contract).expect("contract");
-        let port = perf_test_support::free_port();
-        let log = std::fs::File::create(self.dir.join(format!("{pod}.log"))).expect("app log");
-        let app = Running(
-            Command::new("python3")
-                .args(["-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", &port.to_string()])
-                .arg("--no-access-log")
-                .current_dir(repo_root().join("examples/sample-app"))
-                .env("PERF_CONFIG_DIR", &mount)
-                .env_remove("CLICKHOUSE_URL")
-                .env_remove("POSTGRES_DSN")
-                .env("SAMPLE_MODE", mode)
-                .env("SAMPLE_BACKEND_MS", "5")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("python3 -m uvicorn (tests/support/install.sh installs the client and the app's packages)"),
-        );
-        (app, port)
+        sample_app::spawn(&mount, mode, &self.dir.join(format!("{pod}.log")))
     }
 
     /// Points Prometheus at the sides that run now, labelled as a PodMonitor labels them, and reloads it.
@@ -166,19 +140,6 @@ fn sample_mode(d: &Deployment) -> String {
     let containers = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|s| s.containers.clone());
     let env = containers.into_iter().flatten().flat_map(|c| c.env.unwrap_or_default());
     env.filter(|e| e.name == "SAMPLE_MODE").find_map(|e| e.value).unwrap_or_else(|| "ok".into())
-}
-
-/// `hey` sending 40 requests/s over one route of the app, for at most 10 minutes.
-fn load(port: u16) -> Running {
-    let url = format!("http://127.0.0.1:{port}/api/v1/risk/p1");
-    Running(
-        Command::new("hey")
-            .args(["-z", "600s", "-c", "2", "-q", "20", &url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("hey (Debian's hey; tests/support/install.sh installs it)"),
-    )
 }
 
 /// A directory on PATH with `kubectl-perf` (the operator's binary) and helm.
