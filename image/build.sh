@@ -119,6 +119,8 @@ plugin="$out/kubectl-perf-$version-linux-amd64.tar.gz"
 mkdir -p "$work/plugin"
 install -m 0755 "$binary" "$work/plugin/kubectl-perf"
 [[ -f "$root/LICENSE" ]] && install -m 0644 "$root/LICENSE" "$work/plugin/LICENSE"
+# Reproducible, as the image's layer (image/layer.sh): fixed owner, order and time (the last commit's).
+epoch="$(cd "$root" && git log -1 --format=%ct 2>/dev/null || echo 0)"
 tar -C "$work/plugin" --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" -czf "$plugin" .
 sha="$(sha256sum "$plugin" | cut -d' ' -f1)"
 sed -e "s/@VERSION@/$version/g" -e "s/@SHA256@/$sha/g" "$root/image/krew-perf.yaml.in" >"$out/perf.yaml"
