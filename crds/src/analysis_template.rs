@@ -25,8 +25,18 @@ use serde::{Deserialize, Serialize};
     derive = "Default",
     derive = "PartialEq",
     cel,
-    printcolumn(name = "Prometheus", type_ = "string", json_path = ".spec.prometheus"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Prometheus",
+        type_ = "string",
+        json_path = ".spec.prometheus",
+        description = "the template's Prometheus (empty: the profile's, else the operator's default)"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp",
+        description = "time since the object was created"
+    )
 )]
 #[serde(transparent)]
 pub struct AnalysisTemplateSpec {
@@ -46,8 +56,18 @@ pub struct AnalysisTemplateSpec {
     derive = "Default",
     derive = "PartialEq",
     cel,
-    printcolumn(name = "Prometheus", type_ = "string", json_path = ".spec.prometheus"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Prometheus",
+        type_ = "string",
+        json_path = ".spec.prometheus",
+        description = "the template's Prometheus (empty: the profile's, else the operator's default)"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp",
+        description = "time since the object was created"
+    )
 )]
 #[serde(transparent)]
 pub struct ClusterAnalysisTemplateSpec {

@@ -67,13 +67,48 @@ pub const FIELD_MANAGER: &str = "perf-operator";
     derive = "Default",
     derive = "PartialEq",
     cel,
-    printcolumn(name = "Target", type_ = "string", json_path = ".spec.targetRef.name"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Stage", type_ = "string", json_path = ".status.canary.stage"),
-    printcolumn(name = "Weight", type_ = "integer", json_path = ".status.canary.weight"),
-    printcolumn(name = "Achieved", type_ = "integer", json_path = ".status.canary.achievedWeight"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Target",
+        type_ = "string",
+        json_path = ".spec.targetRef.name",
+        description = "the Deployment the profile is for"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "the Ready condition: True, False or Unknown"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Ready, Progressing, Degraded or Suspended"
+    ),
+    printcolumn(
+        name = "Stage",
+        type_ = "string",
+        json_path = ".status.canary.stage",
+        description = "the canary run's stage, from 1 (0 without a run)"
+    ),
+    printcolumn(
+        name = "Weight",
+        type_ = "integer",
+        json_path = ".status.canary.weight",
+        description = "the canary traffic percentage the stage asks for"
+    ),
+    printcolumn(
+        name = "Achieved",
+        type_ = "integer",
+        json_path = ".status.canary.achievedWeight",
+        description = "the canary traffic percentage in place (by route weights or by replica ratio)"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp",
+        description = "time since the object was created"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PerformanceProfileSpec {

@@ -2,7 +2,7 @@
 
 use crate::leader::LeaseConfig;
 use crate::telemetry::{self, LogFormat, Metrics, Replica};
-use crate::{Error, Result, api_clients, controller, leader, plan, shards, tenancy, validate};
+use crate::{Error, Result, api_clients, controller, exit_codes, leader, plan, shards, tenancy, validate};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -55,6 +55,9 @@ pub enum Command {
         #[arg(long)]
         templates: bool,
     },
+    /// Print the reference tables (docs/reference.md): condition reasons, printer columns, metrics, exit codes and
+    /// chart values, generated from the code and the chart.
+    Reference,
     /// Check profiles and analysis templates offline (files, directories, multi-document YAML; a profile's
     /// `templateRef`s are resolved against the templates given); prints `file:doc:field: message` lines.
     Validate {
@@ -324,14 +327,14 @@ pub fn run_validate(files: &[PathBuf]) -> Result<i32> {
     }
     if !report.findings.is_empty() {
         eprintln!("{} problem(s) in {} profile(s)", report.findings.len(), report.profiles);
-        return Ok(1);
+        return Ok(exit_codes::INVALID);
     }
     if report.profiles == 0 {
         eprintln!("no PerformanceProfile documents found");
-        return Ok(2);
+        return Ok(exit_codes::NOTHING_FOUND);
     }
     eprintln!("{} profile(s) valid", report.profiles);
-    Ok(0)
+    Ok(exit_codes::OK)
 }
 
 /// What `plan` printed and how it ends.

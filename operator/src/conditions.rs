@@ -65,7 +65,10 @@ pub fn conditions(previous: &[Condition], reports: &[Report], generation: Option
     } else {
         Report::ok(condition::DEGRADED, &degraded[0].reason, summary(&degraded))
     };
-    [ready, prog, degr].iter().chain(reports).map(|r| to_condition(previous, r, generation, now)).collect()
+    let conditions: Vec<Condition> =
+        [ready, prog, degr].iter().chain(reports).map(|r| to_condition(previous, r, generation, now)).collect();
+    crate::reasons::debug_check(&conditions);
+    conditions
 }
 
 fn to_condition(previous: &[Condition], r: &Report, generation: Option<i64>, now: &Time) -> Condition {
@@ -118,7 +121,9 @@ pub fn held(previous: &[Condition], hold: Hold<'_>, generation: Option<i64>, now
         Report::failed(condition::PROGRESSING, reason, progressing),
         Report::ok(condition::DEGRADED, reason, message),
     ];
-    reports.iter().map(|r| to_condition(previous, r, generation, now)).collect()
+    let conditions: Vec<Condition> = reports.iter().map(|r| to_condition(previous, r, generation, now)).collect();
+    crate::reasons::debug_check(&conditions);
+    conditions
 }
 
 fn suspended(previous: &[Condition], generation: Option<i64>, now: &Time) -> Vec<Condition> {
@@ -130,14 +135,20 @@ fn suspended(previous: &[Condition], generation: Option<i64>, now: &Time) -> Vec
         Report::ok(condition::SUSPENDED, "Suspended", SUSPENDED_MESSAGE),
     ];
     let first = !conditions.iter().any(|c| c.type_ == condition::READY);
-    conditions.extend(reports.iter().map(|r| to_condition(previous, r, generation, now)));
+    let mut written: Vec<Condition> = reports.iter().map(|r| to_condition(previous, r, generation, now)).collect();
     if first {
         // Suspended before its first round: nothing was ever applied, so nothing is ready or failed.
         let mut ready =
             to_condition(previous, &Report::failed(condition::READY, "Suspended", SUSPENDED_MESSAGE), generation, now);
         ready.status = "Unknown".into();
-        conditions.insert(0, ready);
+        written.insert(0, ready);
     }
+    // The kept conditions were checked when written (or come from another version).
+    crate::reasons::debug_check(&written);
+    if first {
+        conditions.insert(0, written.remove(0));
+    }
+    conditions.extend(written);
     conditions
 }
 
@@ -291,7 +302,7 @@ mod tests {
     #[test]
     fn ready_when_all_components_are_ok() {
         let reports = vec![
-            Report::ok(condition::CACHE_READY, "Provisioned", "redis up"),
+            Report::ok(condition::CACHE_READY, "RedisAvailable", "redis up"),
             Report::not_configured(condition::CANARY_READY),
         ];
         let cs = conditions(&[], &reports, Some(3), &t("2026-01-01T00:00:00Z"));

@@ -22,15 +22,19 @@ async fn main() -> anyhow::Result<ExitCode> {
             print!("{}", cli::crd_yaml()?);
             0
         }
+        Command::Reference => {
+            print!("{}", perf_operator::reference::tables::markdown()?);
+            0
+        }
         Command::Validate { files } => cli::run_validate(&files)?,
         Command::Plan(plan) => {
             let out = cli::run_plan(&plan).await?;
             print!("{}", out.text);
             if out.refused > 0 {
                 eprintln!("{} ClickHouse object(s) would be refused; see `refused` in the plan", out.refused);
-                3
+                perf_operator::exit_codes::REFUSED
             } else {
-                0
+                perf_operator::exit_codes::OK
             }
         }
         Command::Canary { command } => perf_canary::run(command).await?,

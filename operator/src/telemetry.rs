@@ -6,11 +6,15 @@ use crate::Result;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use prometheus::core::Collector;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+/// Every family's name starts with it.
+pub const PREFIX: &str = "perf_operator";
 
 /// Operator metrics. Labels are bounded: `component` is one of a fixed set, `category` an error category.
 pub struct Metrics {
@@ -30,54 +34,113 @@ pub struct Metrics {
     pub leader: IntGauge,
     /// `perf_operator_caches_ready`: 1 once the replica's caches have listed (a standby's, before it leads).
     pub caches_ready: IntGauge,
+    /// Everything in `registry`, for the metrics reference (a registry gathers only families with series).
+    collectors: Vec<Box<dyn Collector>>,
+}
+
+/// Registers a collector and keeps a copy of it.
+struct Registered<'a> {
+    registry: &'a Registry,
+    collectors: Vec<Box<dyn Collector>>,
+}
+
+impl Registered<'_> {
+    fn add<C: Collector + Clone + 'static>(&mut self, c: &C) -> Result<()> {
+        self.registry.register(Box::new(c.clone()))?;
+        self.collectors.push(Box::new(c.clone()));
+        Ok(())
+    }
+}
+
+/// A metric family as the reference lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Family {
+    /// With the `perf_operator_` prefix.
+    pub name: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: &'static str,
+    pub labels: Vec<String>,
+    pub help: String,
 }
 
 impl Metrics {
     /// Registers the operator's metrics in a fresh registry; components add theirs to `registry`.
     pub fn new() -> Result<Self> {
-        let registry = Registry::new_custom(Some("perf_operator".into()), None)?;
-        let reconciles = IntCounterVec::new(Opts::new("reconciles_total", "Reconciles by component"), &["component"])?;
+        let registry = Registry::new_custom(Some(PREFIX.into()), None)?;
+        let reconciles = IntCounterVec::new(
+            Opts::new(
+                "reconciles_total",
+                "Reconciles: component=profile for each reconcile of a profile; cache, pools, clickhouse, canary, \
+                 policies, alerts for each reconcile of a profile that configures that component",
+            ),
+            &["component"],
+        )?;
         let errors = IntCounterVec::new(
-            Opts::new("reconcile_errors_total", "Reconcile errors by component and category"),
+            Opts::new(
+                "reconcile_errors_total",
+                "Reconcile errors: component=profile, reconciles that failed by error category (kube, invalid_spec, \
+                 finalizer, ... and the components' categories); other components, category=degraded, one per \
+                 reconcile in which that component's condition was failed",
+            ),
             &["component", "category"],
         )?;
         let duration = HistogramVec::new(
-            HistogramOpts::new("reconcile_duration_seconds", "Reconcile duration by component")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            HistogramOpts::new(
+                "reconcile_duration_seconds",
+                "Duration of a reconcile (component=profile), 5 ms to 10 s",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &["component"],
         )?;
-        let canary_analyses =
-            IntCounterVec::new(Opts::new("canary_analyses_total", "Canary stage analyses by verdict"), &["verdict"])?;
-        let canary_events =
-            IntCounterVec::new(Opts::new("canary_events_total", "Canary transitions by reason"), &["reason"])?;
-        let policy_evaluations =
-            IntCounterVec::new(Opts::new("policy_evaluations_total", "WASM policy evaluations by world"), &["world"])?;
+        let canary_analyses = IntCounterVec::new(
+            Opts::new("canary_analyses_total", "Canary stage analyses by verdict: pass, fail, no_data"),
+            &["verdict"],
+        )?;
+        let canary_events = IntCounterVec::new(
+            Opts::new(
+                "canary_events_total",
+                "Canary transitions by reason (the canary's Event reasons: RunStarted, StageAdvanced, CheckFailed, \
+                 RolledBack, Promoted, GateHeld, ...)",
+            ),
+            &["reason"],
+        )?;
+        let policy_evaluations = IntCounterVec::new(
+            Opts::new("policy_evaluations_total", "WASM policy evaluations by world: cache-policy, rate-limit-policy"),
+            &["world"],
+        )?;
         let policy_failures = IntCounterVec::new(
-            Opts::new("policy_failures_total", "WASM policy failures by world and category (trap, timeout, ...)"),
+            Opts::new(
+                "policy_failures_total",
+                "WASM policy failures by world and category: trap, timeout, out_of_memory, bad_output, \
+                 bad_settings, policy_error, load, forbidden_import, wrong_world, busy, digest_mismatch, ...",
+            ),
             &["world", "category"],
         )?;
+        let mut all = Registered { registry: &registry, collectors: Vec::new() };
         for c in [&reconciles, &errors, &canary_analyses, &canary_events, &policy_evaluations, &policy_failures] {
-            registry.register(Box::new(c.clone()))?;
+            all.add(c)?;
         }
         let policy_duration = HistogramVec::new(
-            HistogramOpts::new("policy_evaluation_seconds", "WASM policy evaluation time by world")
+            HistogramOpts::new("policy_evaluation_seconds", "Time of a WASM policy's call by world, 0.5 ms to 1 s")
                 .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
             &["world"],
         )?;
         for h in [&duration, &policy_duration] {
-            registry.register(Box::new(h.clone()))?;
+            all.add(h)?;
         }
         let profiles = profiles::ProfileMetrics::new()?;
-        registry.register(Box::new(profiles.clone()))?;
+        all.add(&profiles)?;
         let leader = IntGauge::new("leader", "1 on the replica that holds the lease and reconciles, 0 otherwise")?;
-        registry.register(Box::new(leader.clone()))?;
+        all.add(&leader)?;
         let caches_ready = IntGauge::new(
             "caches_ready",
             "1 once the replica's caches (owned objects, HPAs) have listed; a standby fills them before it leads",
         )?;
-        registry.register(Box::new(caches_ready.clone()))?;
+        all.add(&caches_ready)?;
+        let collectors = all.collectors;
         Ok(Self {
             registry,
+            collectors,
             reconciles,
             errors,
             duration,
@@ -90,6 +153,29 @@ impl Metrics {
             leader,
             caches_ready,
         })
+    }
+
+    /// Every family this operator can expose, with or without series yet, in registration order.
+    pub fn families(&self) -> Vec<Family> {
+        let labels = |name: &str, c: &dyn Collector| {
+            c.desc().iter().find(|d| d.fq_name == name).map(|d| d.variable_labels.clone()).unwrap_or_default()
+        };
+        let kind = |t: prometheus::proto::MetricType| match t {
+            prometheus::proto::MetricType::COUNTER => "counter",
+            prometheus::proto::MetricType::GAUGE => "gauge",
+            prometheus::proto::MetricType::HISTOGRAM => "histogram",
+            prometheus::proto::MetricType::SUMMARY => "summary",
+            prometheus::proto::MetricType::UNTYPED => "untyped",
+        };
+        let families = self.collectors.iter().flat_map(|c| c.collect().into_iter().map(move |f| (c, f)));
+        families
+            .map(|(c, f)| Family {
+                name: format!("{PREFIX}_{}", f.name()),
+                kind: kind(f.get_field_type()),
+                labels: labels(f.name(), c.as_ref()),
+                help: f.help().to_string(),
+            })
+            .collect()
     }
 
     /// Times until the guard drops, so every return path is measured.

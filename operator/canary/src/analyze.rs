@@ -24,17 +24,29 @@ pub const EXIT_UNREACHABLE: i32 = 4;
 /// size cap, an HTML page.
 pub const EXIT_ENDPOINT: i32 = 5;
 
+/// The exit codes with their meaning: `--help` and the docs' reference are made from it.
+pub const EXIT_CODES: [(i32, &str); 6] = [
+    (EXIT_PASS, "pass: every check passed; the stage would advance"),
+    (EXIT_FAIL, "fail: a check failed (a query Prometheus rejects included); it counts toward failureLimit"),
+    (
+        EXIT_INPUT,
+        "bad input or usage: unreadable file, invalid YAML or profile, no canary section, invalid --prometheus URL, \
+         a template not found, a live profile that cannot be read",
+    ),
+    (EXIT_NO_DATA, "no data: too few requests, no series or NaN; the stage would hold"),
+    (EXIT_UNREACHABLE, "Prometheus unreachable: connection refused, DNS, TLS, timeout or HTTP 5xx"),
+    (
+        EXIT_ENDPOINT,
+        "wrong endpoint or credentials: HTTP 401/403/404, a redirect, an answer over 4 MiB or an HTML page instead \
+         of the Prometheus API",
+    ),
+];
+
 /// The exit codes as `--help` shows them.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  pass: every check passed; the stage would advance
-  1  fail: a check failed (a query Prometheus rejects included); it counts toward failureLimit
-  2  bad input or usage: unreadable file, invalid YAML or profile, no canary section, invalid --prometheus URL,
-     a template not found, a live profile that cannot be read
-  3  no data: too few requests, no series or NaN; the stage would hold
-  4  Prometheus unreachable: connection refused, DNS, TLS, timeout or HTTP 5xx
-  5  wrong endpoint or credentials: HTTP 401/403/404, a redirect, an answer over 4 MiB or an HTML page instead of
-     the Prometheus API";
+pub fn exit_codes_help() -> String {
+    let lines: Vec<String> = EXIT_CODES.iter().map(|(code, meaning)| format!("  {code}  {meaning}")).collect();
+    format!("Exit codes:\n{}", lines.join("\n"))
+}
 
 /// Arguments of `canary analyze`.
 #[derive(Debug, Clone, clap::Args)]
@@ -198,7 +210,7 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Exit code for an analysis: see [`EXIT_CODES_HELP`].
+/// Exit code for an analysis: see [`EXIT_CODES`].
 pub fn exit_code(analysis: &Analysis) -> i32 {
     conclusion(analysis).0
 }

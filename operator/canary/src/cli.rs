@@ -1,7 +1,7 @@
 //! `perf-operator canary ...`: manual control, progress, one-off analysis, and the schedule for `plan`.
 
 use crate::analysis::{Check, QueryContext, checks};
-use crate::analyze::{AnalyzeArgs, EXIT_CODES_HELP};
+use crate::analyze::{AnalyzeArgs, exit_codes_help};
 use crate::command::Command;
 use crate::objects;
 use crate::split::{self, Split};
@@ -58,7 +58,7 @@ pub enum CanaryCommand {
     Abort(ProfileRef),
     /// Run one analysis now against Prometheus, of a live profile or a file; the exit code says the verdict (see
     /// below).
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = exit_codes_help())]
     Analyze(AnalyzeArgs),
 }
 

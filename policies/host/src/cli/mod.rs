@@ -14,23 +14,47 @@ use crate::types::{CacheInput, RateLimitInput};
 use crate::{Error, HostConfig, Policy, PolicyHost, Result, Source, World};
 pub use bench::BenchArgs;
 
-/// Exit codes, the same for every `policy` command (also in `--help`).
-pub const EXIT_CODES: &str = "Exit codes: 0 success; 1 the policy ran and failed or refused (trap, timeout, \
-out_of_memory, bad_output, policy_error, bad_settings); 2 bad input (a file, its size or its JSON, or the \
-command line); 3 the component could not be loaded (load, forbidden_import, wrong_world, digest_mismatch, \
-bad_source, busy). With --output json the printed object's error.category names the failure.";
+/// The policy ran and failed or refused.
+pub const EXIT_FAILED: i32 = 1;
+/// Bad input: a file, its size or its JSON, or the command line.
+pub const EXIT_INPUT: i32 = 2;
+/// The component could not be loaded.
+pub const EXIT_LOAD: i32 = 3;
+
+/// Exit codes, the same for every `policy` command: `--help` and the docs' reference are made from it.
+pub const EXIT_CODES: [(i32, &str); 4] = [
+    (0, "success"),
+    (
+        EXIT_FAILED,
+        "the policy ran and failed or refused (trap, timeout, out_of_memory, bad_output, policy_error, bad_settings)",
+    ),
+    (EXIT_INPUT, "bad input: a file, its size or its JSON, or the command line"),
+    (
+        EXIT_LOAD,
+        "the component could not be loaded (load, forbidden_import, wrong_world, digest_mismatch, bad_source, busy)",
+    ),
+];
+
+/// The exit codes as `--help` shows them.
+pub fn exit_codes_help() -> String {
+    let codes: Vec<String> = EXIT_CODES.iter().map(|(code, meaning)| format!("{code} {meaning}")).collect();
+    format!(
+        "Exit codes: {}. With --output json the printed object's error.category names the failure.",
+        codes.join("; ")
+    )
+}
 
 #[derive(Subcommand, Debug, Clone, PartialEq)]
 pub enum PolicyCommand {
     /// Evaluate a policy on an input JSON file and print its decision.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit_codes_help())]
     Eval(EvalArgs),
     /// Check that a component loads as the world and accepts the settings.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit_codes_help())]
     Validate(ValidateArgs),
     /// Measure a policy: warm ns per evaluation, fuel per call, peak memory, load and first-call cost, side by side
     /// with the built-in policy of the same world on the same input.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit_codes_help())]
     Bench(BenchArgs),
 }
 
@@ -100,10 +124,10 @@ pub struct Outcome {
 /// Exit code of a failure (see [`EXIT_CODES`]).
 pub fn exit_code(error: &Error) -> i32 {
     match error {
-        Error::Input { .. } => 2,
-        e if e.is_evaluation_failure() => 1,
-        Error::Internal(_) => 1,
-        _ => 3,
+        Error::Input { .. } => EXIT_INPUT,
+        e if e.is_evaluation_failure() => EXIT_FAILED,
+        Error::Internal(_) => EXIT_FAILED,
+        _ => EXIT_LOAD,
     }
 }
 

@@ -5,6 +5,9 @@
 use serde_json::Value;
 use std::fmt::Write;
 
+pub mod chart_values;
+pub mod tables;
+
 /// The reference of the PerformanceProfile CRD.
 pub fn markdown() -> String {
     let crd = serde_json::to_value(perf_operator_api::crd()).unwrap_or_default();

@@ -1,0 +1,44 @@
+//! How `perf-operator`'s commands end, in one table per command: the code uses these constants and
+//! `docs/reference.md` is generated from the tables (`perf-operator reference`).
+
+/// Success.
+pub const OK: i32 = 0;
+/// Any command: an error, printed on stderr.
+pub const ERROR: i32 = 1;
+/// Any command: a usage error (clap's).
+pub const USAGE: i32 = 2;
+/// `validate`: some profile or template is invalid.
+pub const INVALID: i32 = 1;
+/// `validate`: no PerformanceProfile found in the files.
+pub const NOTHING_FOUND: i32 = 2;
+/// `plan`: ClickHouse statements or objects would be refused.
+pub const REFUSED: i32 = 3;
+
+/// Each command (or group) with its codes, as the reference lists them.
+pub fn tables() -> Vec<(&'static str, Vec<(i32, String)>)> {
+    let own = |codes: &[(i32, &str)]| codes.iter().map(|(c, m)| (*c, m.to_string())).collect::<Vec<_>>();
+    vec![
+        (
+            "every command",
+            own(&[
+                (OK, "success"),
+                (ERROR, "an error, printed on stderr (for `run`: the operator could not start or stopped on one)"),
+                (USAGE, "a usage error: an unknown flag or a missing argument"),
+            ]),
+        ),
+        (
+            "validate",
+            own(&[
+                (OK, "every profile and template is valid"),
+                (INVALID, "a finding: each printed as `file:doc:field: message`"),
+                (NOTHING_FOUND, "no PerformanceProfile in the files given"),
+            ]),
+        ),
+        (
+            "plan",
+            own(&[(OK, "the plan is printed"), (REFUSED, "the plan is printed; ClickHouse objects would be refused")]),
+        ),
+        ("canary analyze", own(&perf_canary::analyze::EXIT_CODES)),
+        ("policy eval, policy validate, policy bench", own(&perf_policy_host::cli::EXIT_CODES)),
+    ]
+}
