@@ -11,6 +11,7 @@ pub mod canary;
 pub mod clickhouse;
 pub mod definition;
 pub mod duration;
+pub mod enforcement;
 pub mod hooks;
 pub mod notifications;
 pub mod policy;
@@ -32,6 +33,7 @@ pub use cache::*;
 pub use canary::*;
 pub use clickhouse::*;
 pub use definition::{crd, template_crds};
+pub use enforcement::*;
 pub use hooks::*;
 pub use notifications::*;
 pub use policy::*;
@@ -111,6 +113,7 @@ pub const FIELD_MANAGER: &str = "perf-operator";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.rateLimit) || !has(self.rateLimit.enforcement) || self.rateLimit.enforcement.mode != 'envoyGateway' || (has(self.rateLimit.enforcement.envoyGateway) && has(self.rateLimit.enforcement.envoyGateway.httpRoute)) || (has(self.canary) && has(self.canary.routing) && has(self.canary.routing.httpRoute))").message("rateLimit.enforcement: envoyGateway needs envoyGateway.httpRoute or canary.routing.httpRoute"))]
 pub struct PerformanceProfileSpec {
     /// The workload this profile is for.
     pub target_ref: TargetRef,

@@ -4,9 +4,15 @@ use crate::PolicyRef;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-/// Rate limits published to the app (token bucket per route), optionally adapted by a policy.
+/// Rate limits published to the app (token bucket per route), optionally adapted by a policy, and enforced by a
+/// gateway when `enforcement` says so.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(GATEWAY_BURST_RULE).message("with gateway enforcement a route's burst must equal its requestsPerSecond (a gateway has no separate burst)"))]
+#[x_kube(validation = Rule::new("!has(self.enforcement) || self.enforcement.mode != 'envoyGateway' || self.routes.all(r, r.route.startsWith('/'))").message("envoyGateway enforcement matches routes as path prefixes: each route must start with /"))]
+#[x_kube(validation = Rule::new("!has(self.enforcement) || self.enforcement.mode != 'rateLimitService' || self.routes.all(r, !r.route.contains('.'))").message("rateLimitService enforcement: a route may not contain '.' (the service's metrics split names at dots)"))]
+#[x_kube(validation = Rule::new(LOCAL_RULES_RULE).message("Envoy Gateway takes at most 16 local rate-limit rules: use envoyGateway.scope Global for more routes"))]
+#[x_kube(validation = Rule::new(WINDOW_RULE).message("a route's requestsPerSecond times the window's seconds must be at most 4294967295"))]
 pub struct RateLimitSpec {
     /// Limits by route. Routes are unique.
     #[schemars(length(min = 1, max = 256), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["route"]))]
@@ -23,7 +29,14 @@ pub struct RateLimitSpec {
     /// Credentials, CA and headers for `prometheus`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus_access: Option<crate::PrometheusAccess>,
+    /// Where the limits are enforced beyond the app contract (default: the contract only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<crate::Enforcement>,
 }
+
+const GATEWAY_BURST_RULE: &str = "!has(self.enforcement) || self.enforcement.mode == 'contract' || self.routes.all(r, r.burst == r.requestsPerSecond)";
+const LOCAL_RULES_RULE: &str = "!has(self.enforcement) || self.enforcement.mode != 'envoyGateway' || (has(self.enforcement.envoyGateway) && has(self.enforcement.envoyGateway.scope) && self.enforcement.envoyGateway.scope == 'Global') || size(self.routes) <= 16";
+const WINDOW_RULE: &str = "!has(self.enforcement) || self.enforcement.mode == 'contract' || self.routes.all(r, r.requestsPerSecond * (!has(self.enforcement.window) ? 1 : self.enforcement.window == 'Hour' ? 3600 : self.enforcement.window == 'Minute' ? 60 : 1) <= 4294967295)";
 
 /// Token bucket of one route.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

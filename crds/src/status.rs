@@ -17,11 +17,12 @@ pub mod condition {
     pub const CANARY_READY: &str = "CanaryReady";
     pub const POLICIES_READY: &str = "PoliciesReady";
     pub const ALERTS_READY: &str = "AlertsReady";
+    pub const RATE_LIMIT_READY: &str = "RateLimitReady";
     /// Present while `spec.suspend` is true.
     pub const SUSPENDED: &str = "Suspended";
     /// Component conditions, in the order they are reported.
-    pub const COMPONENTS: [&str; 6] =
-        [CACHE_READY, POOLS_READY, CLICKHOUSE_READY, CANARY_READY, POLICIES_READY, ALERTS_READY];
+    pub const COMPONENTS: [&str; 7] =
+        [CACHE_READY, POOLS_READY, CLICKHOUSE_READY, CANARY_READY, POLICIES_READY, ALERTS_READY, RATE_LIMIT_READY];
 }
 
 /// Observed state of a profile.
@@ -60,6 +61,43 @@ pub struct PerformanceProfileStatus {
     /// Policies component.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<PoliciesStatus>,
+    /// Rate-limit enforcement: where the limits are enforced and what a gateway holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitStatus>,
+}
+
+/// Rate-limit enforcement as applied.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitStatus {
+    pub mode: crate::EnforcementMode,
+    /// The object applied for a gateway, `Kind/name` (a BackendTrafficPolicy or the rate-limit service's
+    /// ConfigMap): deleted when the mode changes or the section goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    /// What the gateway enforces, by route: requests per window.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub enforced: BTreeMap<String, WindowLimit>,
+    /// The last rendering the API server refused, by the sha256 of the object, with its answer: not sent again
+    /// until the rendering changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<RefusedObject>,
+}
+
+/// Requests per window.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowLimit {
+    pub requests: u64,
+    pub window: crate::Window,
+}
+
+/// An object the API server refused.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedObject {
+    pub sha256: String,
+    pub message: String,
 }
 
 /// Where the app contract lives and its content hash.

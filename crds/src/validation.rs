@@ -4,12 +4,14 @@
 
 mod canary;
 mod hooks;
+mod rate_limit;
 
 use crate::duration::parse_duration;
 use crate::*;
 use canary::check_canary;
 pub use canary::{ARG_VALUE, validate_template};
 pub use hooks::{timeout as hook_timeout, total_timeout as hook_total_timeout};
+use rate_limit::check_rate_limit;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -93,7 +95,7 @@ pub fn validate_spec(spec: &PerformanceProfileSpec) -> Vec<FieldError> {
         check_clickhouse(&mut c, ch);
     }
     if let Some(rl) = &spec.rate_limit {
-        check_rate_limit(&mut c, rl);
+        check_rate_limit(&mut c, rl, spec.canary.as_ref());
     }
     if let Some(canary) = &spec.canary {
         check_canary(&mut c, canary);
@@ -372,32 +374,6 @@ fn is_codec_chain(s: &str) -> bool {
                 && !p.contains('.')
                 && p.find('(').is_none_or(|k| !p[k + 1..].contains('('))
         })
-}
-
-fn check_rate_limit(c: &mut Check, rl: &RateLimitSpec) {
-    c.ensure(!rl.routes.is_empty() && rl.routes.len() <= 256, "spec.rateLimit.routes", || {
-        "must list 1 to 256 routes".into()
-    });
-    c.unique(rl.routes.iter().map(|r| r.route.as_str()), "spec.rateLimit.routes", "route");
-    for (i, r) in rl.routes.iter().enumerate() {
-        let f = format!("spec.rateLimit.routes[{i}]");
-        c.len(&r.route, 1, 256, &format!("{f}.route"));
-        c.range(r.requests_per_second, 1, 10_000_000, &format!("{f}.requestsPerSecond"));
-        c.range(r.burst, 1, 100_000_000, &format!("{f}.burst"));
-        c.ensure(r.burst >= r.requests_per_second, &f, || {
-            format!("burst must be >= requestsPerSecond, got burst {} < {}", r.burst, r.requests_per_second)
-        });
-    }
-    if let Some(p) = &rl.policy {
-        check_policy(c, p, "spec.rateLimit.policy");
-    }
-    if let Some(url) = &rl.prometheus {
-        let ok = is_url(url, HTTP) && !url.contains('@');
-        c.pattern(ok, url, "spec.rateLimit.prometheus", "an http:// or https:// URL without credentials");
-    }
-    if let Some(access) = &rl.prometheus_access {
-        check_prometheus_access(c, access, "spec.rateLimit.prometheusAccess");
-    }
 }
 
 /// The schema's bounds of `prometheusAccess`. Header names and values are checked when the client is built (an

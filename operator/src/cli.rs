@@ -182,6 +182,12 @@ pub struct RunArgs {
     /// Format of that receiver: slack, msteams or generic.
     #[arg(long, env = "PERF_NOTIFICATION_FORMAT", default_value = "slack", value_parser = notification_format)]
     pub notification_format: perf_operator_api::NotificationFormat,
+    /// PromQL of the requests Envoy Gateway rejected on one route of a profile with `rateLimit.enforcement.mode:
+    /// envoyGateway`, read as its rate-limit policy's rejections when the profile gives no `rejectionsQuery`
+    /// (placeholders `{{namespace}}`, `{{route}}`, `{{profile}}`). The administrator's: it may read the gateway's
+    /// namespace. Envoy's local rate-limit counters do not tell routes apart, so there is no built-in default.
+    #[arg(long, env = "PERF_ENVOY_GATEWAY_REJECTIONS_QUERY", value_parser = rejections_template)]
+    pub envoy_gateway_rejections_query: Option<String>,
     /// Seconds an API server response may keep a request (not a watch) waiting.
     #[arg(long, env = "PERF_KUBE_API_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub kube_api_timeout_seconds: u64,
@@ -213,6 +219,9 @@ impl RunArgs {
                 .clone()
                 .filter(|p| !p.as_os_str().is_empty())
                 .map(|url_file| crate::notify::ClusterReceiver { url_file, format: self.notification_format }),
+            rate_limit_defaults: crate::enforcement::AdminDefaults {
+                envoy_gateway_rejections: self.envoy_gateway_rejections_query.clone().filter(|q| !q.is_empty()),
+            },
         }
     }
 

@@ -181,6 +181,8 @@ pub fn carried(
         clickhouse: p.clickhouse.clone().filter(|_| spec.clickhouse.is_some()),
         canary: p.canary.clone().filter(|_| spec.canary.is_some()),
         policies: p.policies.clone().filter(|_| has_policy),
+        // Kept while an object applied for it remains, so the round that drops the section can delete it.
+        rate_limit: p.rate_limit.clone().filter(|r| spec.rate_limit.is_some() || r.object.is_some()),
     }
 }
 

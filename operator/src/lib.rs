@@ -7,6 +7,7 @@ pub mod components;
 pub mod conditions;
 pub mod controller;
 pub mod decide;
+pub mod enforcement;
 pub mod error;
 pub mod exit_codes;
 pub mod leader;

@@ -4,7 +4,7 @@
 
 use perf_operator_api::condition::{
     ALERTS_READY, CACHE_READY, CANARY_READY, CLICKHOUSE_READY, DEGRADED, POLICIES_READY, POOLS_READY, PROGRESSING,
-    READY, SUSPENDED,
+    RATE_LIMIT_READY, READY, SUSPENDED,
 };
 
 /// The status a reason comes with, and how the summary reads it.
@@ -165,6 +165,56 @@ pub const REASONS: &[Reason] = &[
     ),
     r(ALERTS_READY, False, "ApplyFailed", "the rule's write or LIST failed"),
     r(ALERTS_READY, False, "DeleteFailed", "the rule of a disabled profile could not be deleted"),
+    r(RATE_LIMIT_READY, True, "NotConfigured", "no `rateLimit` section"),
+    r(
+        RATE_LIMIT_READY,
+        True,
+        "Published",
+        "enforcement `contract`: the limits are in the app contract, the app enforces them",
+    ),
+    r(RATE_LIMIT_READY, True, "Planned", "`plan` only: what would be applied for the gateway"),
+    r(
+        RATE_LIMIT_READY,
+        True,
+        "Enforced",
+        "Envoy Gateway accepted the BackendTrafficPolicy, or the rate-limit service's ConfigMap holds the limits",
+    ),
+    r(
+        RATE_LIMIT_READY,
+        InProgress,
+        "WaitingForGateway",
+        "the BackendTrafficPolicy is applied; Envoy Gateway has not accepted this version yet",
+    ),
+    r(
+        RATE_LIMIT_READY,
+        False,
+        "NotAccepted",
+        "Envoy Gateway did not accept the policy (the Gateway, its reason and message named)",
+    ),
+    r(
+        RATE_LIMIT_READY,
+        False,
+        "Refused",
+        "the API server refused the rendered object (Envoy Gateway's schema or CEL rules); not sent again until it changes",
+    ),
+    r(
+        RATE_LIMIT_READY,
+        False,
+        "NotExpressible",
+        "the decided limits cannot be expressed by the gateway (field named); the object applied before stays",
+    ),
+    r(
+        RATE_LIMIT_READY,
+        False,
+        "CrdMissing",
+        "the cluster does not serve BackendTrafficPolicy (Envoy Gateway's CRDs are not installed)",
+    ),
+    r(
+        RATE_LIMIT_READY,
+        False,
+        "ApplyFailed",
+        "the object could not be applied or deleted (API error, RBAC, an object of that name the profile does not own)",
+    ),
 ];
 
 /// Whether `(condition, status, reason)` is in [`REASONS`]. `Degraded` True takes any component's False reason.

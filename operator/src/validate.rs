@@ -44,6 +44,9 @@ pub fn check_spec(profile: &PerformanceProfile, location: &str) -> Vec<Finding> 
             }
         }
     }
+    if let Some((field, message)) = crate::enforcement::rejections_problem(profile) {
+        findings.push(Finding { location: location.to_string(), field, message });
+    }
     findings
 }
 

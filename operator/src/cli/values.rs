@@ -59,3 +59,16 @@ pub(super) fn dns_name(value: &str) -> std::result::Result<String, String> {
         ))
     }
 }
+
+/// A PromQL template of one route's rejections: `{{namespace}}`, `{{route}}` and `{{profile}}` only, PromQL once
+/// they are filled. Empty: none.
+pub(super) fn rejections_template(value: &str) -> std::result::Result<String, String> {
+    if value.trim().is_empty() {
+        return Ok(String::new());
+    }
+    let filled = value.replace("{{namespace}}", "ns").replace("{{route}}", "/").replace("{{profile}}", "p");
+    if filled.contains("{{") {
+        return Err("placeholders are {{namespace}}, {{route}} and {{profile}}".into());
+    }
+    promql_parser::parser::parse(&filled).map(|_| value.to_string()).map_err(|e| format!("not PromQL: {e}"))
+}

@@ -68,6 +68,8 @@ pub struct Outcomes {
     pub redis_live: Option<std::result::Result<usize, crate::redis_stats::RedisError>>,
     /// The SLO's PrometheusRule.
     pub slo_rule: super::slo_rule::RuleOutcome,
+    /// The rate limits' gateway object, when enforcement was decided.
+    pub enforcement: Option<super::enforce::Applied>,
 }
 
 /// Where publishing the contract failed: before the ConfigMap holds it, or when rolling the target after.
@@ -113,14 +115,21 @@ pub async fn apply(profile: &PerformanceProfile, ctx: &Context, decision: &Decis
         Some(hold_redis(&ctx.scope.egress, &address, live).await)
     };
     let slo_rule = super::slo_rule::apply(&ctx.client, &ctx.rules_unserved, profile, &decision.slo_rule, &ctx.scope);
-    let ((objects, contract), clickhouse, canary, redis_live, slo_rule) = tokio::join!(
+    let enforcement = async {
+        match &decision.enforcement {
+            Some(round) => Some(super::enforce::apply(ctx, profile, round).await),
+            None => None,
+        }
+    };
+    let ((objects, contract), clickhouse, canary, redis_live, slo_rule, enforcement) = tokio::join!(
         Box::pin(objects_then_contract),
         Box::pin(clickhouse),
         Box::pin(canary),
         Box::pin(redis_live),
-        Box::pin(slo_rule)
+        Box::pin(slo_rule),
+        Box::pin(enforcement)
     );
-    Outcomes { objects, contract, clickhouse, canary, redis_live, slo_rule }
+    Outcomes { objects, contract, clickhouse, canary, redis_live, slo_rule, enforcement }
 }
 
 /// The provisioned Redis's passwords (`ACL SETUSER`), then its settings (`CONFIG SET`) with the current password:

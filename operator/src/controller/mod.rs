@@ -8,6 +8,7 @@ pub mod caches;
 pub mod claims;
 pub mod cleanup;
 pub mod converge;
+pub mod enforce;
 pub mod limits;
 pub mod observe;
 pub mod orphan;
@@ -50,6 +51,8 @@ pub struct Context {
     pub policies: policy_runtime::PolicyRuntime,
     /// When a LIST of PrometheusRules last found the type not served (see [`slo_rule::apply`]).
     pub rules_unserved: slo_rule::Unserved,
+    /// The same for Envoy Gateway's BackendTrafficPolicies ([`enforce::apply`]).
+    pub gateway_unserved: slo_rule::Unserved,
     /// Which profiles name which target and policy ConfigMap, for the watches of those.
     pub references: triggers::References,
     /// The operator's own last write to each owned object, whose watch event starts no round.
@@ -92,6 +95,7 @@ impl Context {
             prometheus: perf_prometheus::Clients::default(),
             policies: policy_runtime::PolicyRuntime::new()?,
             rules_unserved: slo_rule::Unserved::default(),
+            gateway_unserved: slo_rule::Unserved::default(),
             references: triggers::References::default(),
             own_writes: triggers::OwnWrites::default(),
             slots: tokio::sync::Semaphore::new(usize::from(Pace::default().concurrency)),
@@ -359,6 +363,8 @@ pub struct Scope {
     pub cluster_templates: bool,
     /// The cluster-wide receiver of canary notifications (`--notification-url-file`).
     pub notifications: Option<crate::notify::ClusterReceiver>,
+    /// The administrator's defaults of rate-limit enforcement (`--envoy-gateway-rejections-query`).
+    pub rate_limit_defaults: crate::enforcement::AdminDefaults,
 }
 
 impl Default for Scope {
@@ -378,6 +384,7 @@ impl Default for Scope {
             operator_namespace: "perf-operator".into(),
             cluster_templates: true,
             notifications: None,
+            rate_limit_defaults: crate::enforcement::AdminDefaults::default(),
         }
     }
 }

@@ -308,7 +308,10 @@ async fn traffic(round: &Round<'_>) -> Read<BTreeMap<String, RouteTraffic>> {
     let ns = namespace(profile);
     // Up to 256 routes of 4 queries each: at most IN_FLIGHT of them asked at a time, in order.
     use futures::StreamExt;
-    let asks: Vec<String> = spec.routes.iter().flat_map(|r| super::traffic::queries(&ns, &r.route)).collect();
+    let backend = crate::enforcement::backend(profile, &round.ctx.scope.rate_limit_defaults);
+    let rejected = |route: &str| crate::enforcement::rejections_query(profile, backend.as_ref(), route);
+    let asks: Vec<String> =
+        spec.routes.iter().flat_map(|r| super::traffic::queries(&ns, &r.route, rejected(&r.route))).collect();
     let answers: Vec<Option<f64>> = futures::stream::iter(asks)
         .map(|q| {
             // Owned: a future borrowing the round would not be Send for every lifetime the controller needs.

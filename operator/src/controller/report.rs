@@ -27,7 +27,17 @@ pub async fn report(
     outcomes: Outcomes,
 ) -> Result<Action> {
     let requeue_canary = decision.canary_requeue();
-    let Decision { mut status, mut reports, canary, policy_runs, checksum, redis_live, slo_rule, .. } = decision;
+    let Decision {
+        mut status,
+        mut reports,
+        canary,
+        policy_runs,
+        checksum,
+        redis_live,
+        slo_rule,
+        enforcement: decision_enforcement,
+        ..
+    } = decision;
     let decision_live = redis_live.and_then(|l| l.settings).map(|s| s.summary);
     let previous = profile.status.as_ref();
     let mut failed = None;
@@ -69,6 +79,11 @@ pub async fn report(
     }
     if let Some(r) = alerts_report(&slo_rule, &outcomes.slo_rule) {
         set(&mut reports, r);
+    }
+    if let (Some(round), Some(applied)) = (&decision_enforcement, &outcomes.enforcement) {
+        let (report, rate_limit) = super::enforce::report(profile, round, applied);
+        set(&mut reports, report);
+        status.rate_limit = Some(rate_limit);
     }
     count(ctx, profile, &reports, &policy_runs);
     let progressing = decide::progressing(&reports);

@@ -39,10 +39,10 @@ pub struct Unserved(Mutex<Option<Instant>>);
 const RECHECK: Duration = Duration::from_secs(30);
 
 impl Unserved {
-    fn recently(&self) -> bool {
+    pub(super) fn recently(&self) -> bool {
         self.0.lock().map(|t| t.is_some_and(|at| at.elapsed() < RECHECK)).unwrap_or(false)
     }
-    fn set(&self, unserved: bool) {
+    pub(super) fn set(&self, unserved: bool) {
         if let Ok(mut t) = self.0.lock() {
             *t = unserved.then(Instant::now);
         }

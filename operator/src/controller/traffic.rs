@@ -9,8 +9,9 @@ pub const QUERIES: usize = 4;
 /// taking every slot of the shared Prometheus client.
 pub const IN_FLIGHT: usize = 8;
 
-/// Requests/s, p99 latency (ms), error percent and rejected requests/s of `route` in `namespace`.
-pub fn queries(namespace: &str, route: &str) -> [String; QUERIES] {
+/// Requests/s, p99 latency (ms), error percent and rejected requests/s of `route` in `namespace`; the rejections
+/// come from `rejected` (the enforcer's query, see [`crate::enforcement`]), none read as 0.
+pub fn queries(namespace: &str, route: &str, rejected: Option<String>) -> [String; QUERIES] {
     let route = route.replace('\\', "\\\\").replace('"', "\\\"");
     let sel = format!(r#"namespace="{namespace}", route="{route}""#);
     [
@@ -21,7 +22,7 @@ pub fn queries(namespace: &str, route: &str) -> [String; QUERIES] {
         format!(
             r#"100 * sum(rate(http_requests_total{{{sel}, code=~"5.."}}[1m])) / sum(rate(http_requests_total{{{sel}}}[1m]))"#
         ),
-        format!(r#"sum(rate(http_requests_total{{{sel}, code="429"}}[1m])) or vector(0)"#),
+        rejected.unwrap_or_else(|| "vector(0)".into()),
     ]
 }
 
@@ -37,8 +38,9 @@ mod tests {
 
     #[test]
     fn route_names_are_escaped_inside_the_selector() {
-        let q = queries("shop", r#"/a"b\c"#);
+        let q = queries("shop", r#"/a"b\c"#, Some("sum(r{namespace=\"shop\"})".into()));
         assert!(q[0].contains(r#"route="/a\"b\\c""#), "{}", q[0]);
         assert!(q.iter().all(|q| q.contains(r#"namespace="shop""#)));
+        assert_eq!(queries("shop", "/a", None)[3], "vector(0)");
     }
 }

@@ -43,6 +43,8 @@ pub struct Decision {
     pub pools: Option<crate::components::pools::PoolsPlan>,
     /// The SLO's PrometheusRule: to apply, to delete, or refused.
     pub slo_rule: slo_rules::SloRule,
+    /// Where the rate limits are enforced: what to apply and delete for a gateway.
+    pub enforcement: Option<crate::enforcement::round::Round>,
 }
 
 /// A provisioned Redis to configure live.
@@ -148,18 +150,33 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     }
     let slo_rule = slo_rules::decide(profile);
     let alerts_report = alerts_report(&slo_rule);
+    let enforcement = crate::enforcement::round::decide(profile, rate_limits.as_ref().map(|p| p.routes.as_slice()));
+    let rate_limit_report = crate::enforcement::report::decided(enforcement.as_ref());
+    if let Some(round) = &enforcement {
+        let before = previous.and_then(|p| p.rate_limit.as_ref()).and_then(|r| r.object.clone());
+        status.rate_limit = Some(round.status(before, round.refused.clone()));
+    }
     Decision {
         objects,
         contract,
         checksum,
         status,
-        reports: vec![cache_report, pools_report, clickhouse_report, canary_report, policies_report, alerts_report],
+        reports: vec![
+            cache_report,
+            pools_report,
+            clickhouse_report,
+            canary_report,
+            policies_report,
+            alerts_report,
+            rate_limit_report,
+        ],
         clickhouse,
         canary,
         redis_live,
         policy_runs,
         pools: pools_plan,
         slo_rule,
+        enforcement,
     }
 }
 

@@ -98,6 +98,12 @@ pub fn plan_resolved(profile: &PerformanceProfile, resolved: Option<&Resolved>, 
         }
         slo_rules::SloRule::Disabled { .. } => {}
     }
+    if let Some(round) = decision.enforcement.as_ref().filter(|_| profile.spec.rate_limit.is_some()) {
+        if let Some(object) = round.apply.as_ref().and_then(|(r, _)| r.object()) {
+            values.push(object.clone());
+        }
+        extra.insert("rateLimit".to_string(), crate::enforcement::plan_section(&profile, round));
+    }
     let mut pools = decision.pools.clone();
     if let Some(pools) = pools.as_mut() {
         observations.mark_examples(pools);
