@@ -52,6 +52,11 @@ export PROMETHEUS_BIN="${PROMETHEUS_BIN:-$(command -v prometheus || echo /usr/bi
 # Flagger's load tester, built once per machine from the Go module proxy (the canary hook tests call it).
 LOADTESTER_BIN="$(tests/support/build-loadtester.sh)" || { echo "building Flagger's load tester failed (see above)" >&2; exit 1; }
 export LOADTESTER_BIN
+# Envoy's rate-limit service and its config checker (built once per machine), and Envoy Gateway's
+# BackendTrafficPolicy CRD (copied once from its module): the rate-limit enforcement tests run and apply them.
+PERF_RATELIMIT_DIR="$(tests/support/build-ratelimit.sh)" || { echo "building Envoy's rate-limit service failed (see above)" >&2; exit 1; }
+PERF_ENVOY_GATEWAY_CRD="$(tests/support/fetch-envoy-gateway-crds.sh)" || { echo "fetching Envoy Gateway's CRDs failed (see above)" >&2; exit 1; }
+export PERF_RATELIMIT_DIR PERF_ENVOY_GATEWAY_CRD
 
 # The PostgreSQL URL carries the test role's password: shown without it.
 echo "services: REDIS_URL=$REDIS_URL CLICKHOUSE_URL=$CLICKHOUSE_URL POSTGRES_URL=${POSTGRES_URL%%:*}://***@${POSTGRES_URL#*@}" \

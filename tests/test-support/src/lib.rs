@@ -14,3 +14,11 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port on 127.0.0.1")
 }
+
+/// The path in environment variable `name`, which the suite's runner (tests/run.sh) sets.
+pub fn env_path(name: &str) -> std::path::PathBuf {
+    match std::env::var_os(name) {
+        Some(v) if !v.is_empty() => std::path::PathBuf::from(v),
+        _ => panic!("{name} is not set: run the suite through tests/run.sh (it builds and fetches what the tests run)"),
+    }
+}
