@@ -265,3 +265,56 @@ fn the_rule_object_is_owned_labelled_and_can_be_turned_off() {
     p.spec.slo.alerts.enabled = false;
     assert_eq!(slo_rules::decide(&p), SloRule::Disabled { name: "risk-api-slo".into() });
 }
+
+/// With a rate limit a gateway enforces: the decided, enforced and rejected rates per route are recorded from the
+/// operator's own series (one set per replica scraped: the max), and `PerfRateLimitNotEnforced` fires only after
+/// the gateway has held another limit than the decided one for 15 minutes, on that route.
+#[test]
+fn rate_limit_rules_record_the_routes_and_alert_when_the_gateway_holds_another_limit() {
+    let extra = "  rateLimit:\n    routes:\n      - {route: /a, requestsPerSecond: 10, burst: 10}\n      \
+                 - {route: /b, requestsPerSecond: 5, burst: 5}\n    enforcement: {mode: rateLimitService}\n";
+    let p = profile(extra);
+    let dir = scratch("rate-limit");
+    let file = rule_file(&p, &dir);
+    let (ok, out) = promtool(&["check", "rules", &file], &dir);
+    assert!(ok && out.contains("SUCCESS: 19 rules found"), "promtool check rules:\n{out}");
+    let series = |metric: &str, route: &str, instance: &str, values: &str| json!({ "series": format!("perf_operator_rate_limit_{metric}{{namespace=\"{NS}\", profile=\"risk-api\", route=\"{route}\", instance=\"{instance}\"}}"), "values": values });
+    let input = vec![
+        series("decided_requests_per_second", "/a", "leader", "10x60"),
+        series("enforced_requests_per_second", "/a", "leader", "10x60"),
+        series("decided_requests_per_second", "/b", "leader", "3x60"),
+        // /b: the gateway keeps 5/s while 3/s was decided (a refused policy, say).
+        series("enforced_requests_per_second", "/b", "leader", "5x60"),
+        series("rejected_per_second", "/a", "leader", "0.5x60"),
+        series("rejected_per_second", "/a", "standby", "0x60"),
+    ];
+    let mut labels = labels("warning");
+    labels["route"] = json!("/b");
+    let rule = desired(&p).groups[0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["alert"] == "PerfRateLimitNotEnforced")
+        .cloned();
+    let annotations = rule.expect("the alert")["annotations"].clone();
+    let fired = json!([{ "exp_labels": labels, "exp_annotations": annotations }]);
+    let sel = format!("namespace=\"{NS}\", perf_profile=\"risk-api\", service=\"risk-api\"");
+    let test = json!({ "rule_files": [file], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": input,
+        "alert_rule_test": [
+            { "eval_time": "10m", "alertname": "PerfRateLimitNotEnforced", "exp_alerts": [] },
+            { "eval_time": "20m", "alertname": "PerfRateLimitNotEnforced", "exp_alerts": fired },
+        ],
+        "promql_expr_test": [{ "expr": "perf:rate_limit_rejected_per_second", "eval_time": "5m",
+            "exp_samples": [{ "labels": format!("perf:rate_limit_rejected_per_second{{{sel}, route=\"/a\"}}"), "value": 0.5 }] }]
+    }]});
+    std::fs::write(dir.join("test.json"), test.to_string()).unwrap();
+    let (ok, out) = promtool(&["test", "rules", "test.json"], &dir);
+    assert!(ok, "promtool test rules failed:\n{out}");
+    // Contract mode: the series are recorded, there is no gateway to alert on.
+    let contract = profile("  rateLimit:\n    routes:\n      - {route: /a, requestsPerSecond: 10, burst: 10}\n");
+    let rules = desired(&contract).groups[0]["rules"].as_array().unwrap().clone();
+    assert!(rules.iter().any(|r| r["record"] == "perf:rate_limit_decided_requests_per_second"));
+    assert!(!rules.iter().any(|r| r["alert"] == "PerfRateLimitNotEnforced"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -135,15 +135,51 @@ fn plan(profile: &PerformanceProfile) -> Result<RulePlan, String> {
     // The objectives as series, so a dashboard can draw burn rates and thresholds from Prometheus alone.
     records.push(record("perf:slo_objective_error_ratio", &format!("vector({budget})"), &scope));
     records.push(record("perf:slo_objective_latency_seconds", &format!("vector({objective_s})"), &scope));
-    let alerts = vec![
+    let mut alerts = vec![
         burn_alert("PerfErrorBudgetFastBurn", "critical", &PAGE, budget, &scope, &profile.spec.slo.alerts),
         burn_alert("PerfErrorBudgetSlowBurn", "warning", &TICKET, budget, &scope, &profile.spec.slo.alerts),
         latency_alert(objective_s, profile.spec.slo.p99_latency_ms, &scope, &profile.spec.slo.alerts),
     ];
+    if let Some(rl) = &profile.spec.rate_limit {
+        let (more, alert) = rate_limit_rules(rl, &scope, &profile.spec.slo.alerts);
+        records.extend(more);
+        alerts.extend(alert);
+    }
     let names = alerts.iter().filter_map(|a| a["alert"].as_str().map(String::from)).collect();
     let group_name = format!("perf-operator.{}.{}.slo", scope.namespace, scope.profile);
     let rules: Vec<Value> = records.into_iter().chain(alerts).collect();
     Ok(RulePlan { name: rule_name(profile), groups: json!([{ "name": group_name, "rules": rules }]), alerts: names })
+}
+
+/// The rate limits per route from the operator's own series: decided, enforced by a gateway, rejected; and, with
+/// a gateway, an alert when it holds something else than what was decided for 15 minutes (a refused or
+/// unexpressible policy, a gateway that has not taken it).
+fn rate_limit_rules(
+    rl: &perf_operator_api::RateLimitSpec,
+    scope: &Scope,
+    spec: &perf_operator_api::SloAlerts,
+) -> (Vec<Value>, Option<Value>) {
+    let sel = format!("{{namespace=\"{}\", profile=\"{}\"}}", scope.namespace, scope.profile);
+    let series = [
+        ("perf:rate_limit_decided_requests_per_second", "perf_operator_rate_limit_decided_requests_per_second"),
+        ("perf:rate_limit_enforced_requests_per_second", "perf_operator_rate_limit_enforced_requests_per_second"),
+        ("perf:rate_limit_rejected_per_second", "perf_operator_rate_limit_rejected_per_second"),
+    ];
+    let records = series.iter().map(|(name, metric)| record(name, &format!("max by (route) ({metric}{sel})"), scope));
+    let gateway = rl.enforcement.as_ref().is_some_and(|e| e.mode != perf_operator_api::EnforcementMode::Contract);
+    let own = scope.selector();
+    let expr = format!(
+        "perf:rate_limit_enforced_requests_per_second{own} != on (namespace, perf_profile, service, route) \
+         perf:rate_limit_decided_requests_per_second{own}"
+    );
+    let summary = format!("{} enforces other rate limits than decided", scope.service);
+    let detail = "the gateway holds a limit other than the one decided for a route; its RateLimitReady says why";
+    let alert = gateway.then(|| {
+        let mut a = alert("PerfRateLimitNotEnforced", &expr, "warning", &summary, detail, scope, spec);
+        a["for"] = json!("15m");
+        a
+    });
+    (records.collect(), alert)
 }
 
 /// The PrometheusRule object of a plan, owned by the profile.

@@ -19,8 +19,9 @@ pub fn queries(namespace: &str, route: &str, rejected: Option<String>) -> [Strin
         format!(
             "1000 * histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[1m])))"
         ),
+        // An app exports a 5xx series after its first error: none yet is a measured 0 %, not a route without data.
         format!(
-            r#"100 * sum(rate(http_requests_total{{{sel}, code=~"5.."}}[1m])) / sum(rate(http_requests_total{{{sel}}}[1m]))"#
+            r#"100 * (sum(rate(http_requests_total{{{sel}, code=~"5.."}}[1m])) or vector(0)) / sum(rate(http_requests_total{{{sel}}}[1m]))"#
         ),
         rejected.unwrap_or_else(|| "vector(0)".into()),
     ]

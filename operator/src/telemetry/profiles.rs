@@ -47,6 +47,17 @@ pub struct Snapshot {
     pub pools: Vec<(String, u32, u32, String)>,
     /// `(world, where the published values came from)`.
     pub policies: Vec<(&'static str, &'static str)>,
+    /// Per route: the limit decided (published, requests/s), what a gateway enforces (requests/s, absent in
+    /// contract mode) and the rejections last observed (requests/s).
+    pub rate_limits: Vec<RouteLimits>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteLimits {
+    pub route: String,
+    pub decided: f64,
+    pub enforced: Option<f64>,
+    pub rejected: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -116,8 +127,27 @@ impl Snapshot {
             policies.and_then(|p| p.rate_limit.as_ref()).map(|r| ("rate-limit-policy", r.evaluation.published));
         let policies = cache_policy.into_iter().chain(rate_policy).map(|(w, from)| (w, source(from))).collect();
         let phase = PROFILE_PHASES.into_iter().find(|p| status.phase.as_deref() == Some(*p));
-        Snapshot { phase, canary, cache, pools, policies }
+        let rate_limits = rate_limits(profile, status);
+        Snapshot { phase, canary, cache, pools, policies, rate_limits }
     }
+}
+
+/// Each route's decided, enforced and rejected rates, in spec order.
+fn rate_limits(profile: &PerformanceProfile, status: &PerformanceProfileStatus) -> Vec<RouteLimits> {
+    let Some(spec) = &profile.spec.rate_limit else { return Vec::new() };
+    let policy = status.policies.as_ref().and_then(|p| p.rate_limit.as_ref());
+    let enforced = status.rate_limit.as_ref().map(|r| &r.enforced);
+    spec.routes
+        .iter()
+        .map(|r| RouteLimits {
+            route: r.route.clone(),
+            decided: f64::from(
+                policy.and_then(|p| p.routes.get(&r.route)).map_or(r.requests_per_second, |l| l.requests_per_second),
+            ),
+            enforced: enforced.and_then(|e| e.get(&r.route)).map(|l| l.requests as f64 / l.window.seconds() as f64),
+            rejected: policy.and_then(|p| p.observed.get(&r.route)).map(|o| o.rejected_per_second),
+        })
+        .collect()
 }
 
 fn source(from: PublishedFrom) -> &'static str {
@@ -275,6 +305,9 @@ struct Families {
     evicted: GaugeVec,
     clients: GaugeVec,
     pool: GaugeVec,
+    decided: GaugeVec,
+    enforced: GaugeVec,
+    rejected: GaugeVec,
     policy: GaugeVec,
 }
 
@@ -322,6 +355,21 @@ impl Families {
                 "Published connection pool size per app pod, by pool, bound and the rule that set max",
                 &["pool", "bound", "rule"],
             )?,
+            decided: gauge(
+                "rate_limit_decided_requests_per_second",
+                "Rate limit of each route as decided and published in the app contract (a policy's, else the spec's)",
+                &["route"],
+            )?,
+            enforced: gauge(
+                "rate_limit_enforced_requests_per_second",
+                "Rate limit of each route a gateway enforces (requests per window over its seconds); absent in contract mode",
+                &["route"],
+            )?,
+            rejected: gauge(
+                "rate_limit_rejected_per_second",
+                "Requests per second the enforcer rejected on each route, as the rate-limit policy last read them",
+                &["route"],
+            )?,
             policy: gauge(
                 "policy_published",
                 "Where a policy's published values come from (1 for the current source): Policy, LastGood, Spec, Closed",
@@ -330,7 +378,7 @@ impl Families {
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 16] {
+    fn collectors(&self) -> [&dyn Collector; 19] {
         [
             &self.profile_phase,
             &self.phase,
@@ -347,6 +395,9 @@ impl Families {
             &self.evicted,
             &self.clients,
             &self.pool,
+            &self.decided,
+            &self.enforced,
+            &self.rejected,
             &self.policy,
         ]
     }
@@ -390,6 +441,15 @@ impl Families {
         for (pool, min, max, rule) in &s.pools {
             set(&self.pool, &[pool.as_str(), "min", rule.as_str()], f64::from(*min));
             set(&self.pool, &[pool.as_str(), "max", rule.as_str()], f64::from(*max));
+        }
+        for r in &s.rate_limits {
+            set(&self.decided, &[r.route.as_str()], r.decided);
+            if let Some(v) = r.enforced {
+                set(&self.enforced, &[r.route.as_str()], v);
+            }
+            if let Some(v) = r.rejected {
+                set(&self.rejected, &[r.route.as_str()], v);
+            }
         }
         for (world, current) in &s.policies {
             for from in ["Policy", "LastGood", "Spec", "Closed"] {

@@ -83,6 +83,7 @@ fn samples(metrics: &Metrics) -> Vec<String> {
         "perf_operator_cache_",
         "perf_operator_pool_",
         "perf_operator_policy_published",
+        "perf_operator_rate_limit_",
     ];
     text.lines().filter(|l| families.iter().any(|f| l.starts_with(f))).map(String::from).collect()
 }
@@ -215,4 +216,41 @@ fn turned_off_no_profile_has_series_and_the_operators_own_stay() {
     let text = metrics.render();
     assert!(!text.contains("profile=\"web\""), "{text}");
     assert!(text.contains("perf_operator_reconciles_total{component=\"profile\"} 1"), "{text}");
+}
+
+#[test]
+fn rate_limits_decided_enforced_and_rejected_are_series_per_route() {
+    let metrics = Metrics::new().unwrap();
+    let profile: PerformanceProfile = serde_json::from_value(json!({
+        "apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
+        "metadata": {"name": "ledger", "namespace": "fin"},
+        "spec": {"targetRef": {"name": "ledger"}, "rateLimit": {
+            "routes": [{"route": "/a", "requestsPerSecond": 10, "burst": 10}, {"route": "/b", "requestsPerSecond": 4, "burst": 4}],
+            "policy": {"builtin": "adaptive-rate-limit"},
+            "enforcement": {"mode": "rateLimitService", "window": "Minute"}}}
+    }))
+    .unwrap();
+    let status: PerformanceProfileStatus = serde_json::from_value(json!({
+        "policies": {"rateLimit": {"policy": "builtin:adaptive-rate-limit", "published": "Policy", "routes": {"/a": {"requestsPerSecond": 5, "burst": 5}},
+            "observed": {"/a": {"requestsPerSecond": 9.0, "p99LatencyMs": 20.0, "errorPercent": 0.0, "rejectedPerSecond": 1.5}}}},
+        "rateLimit": {"mode": "rateLimitService", "object": "ConfigMap/ledger-ratelimit",
+            "enforced": {"/a": {"requests": 300, "window": "Minute"}}}
+    }))
+    .unwrap();
+    metrics.profiles.set(&profile, &status);
+    let lines = samples(&metrics);
+    let at = |name: &str, route: &str, value: &str| {
+        format!(r#"{name}{{namespace="fin",profile="ledger",route="{route}"}} {value}"#)
+    };
+    for expected in [
+        // The policy's decision where it has one, the spec's elsewhere.
+        at("perf_operator_rate_limit_decided_requests_per_second", "/a", "5"),
+        at("perf_operator_rate_limit_decided_requests_per_second", "/b", "4"),
+        // 300 a minute.
+        at("perf_operator_rate_limit_enforced_requests_per_second", "/a", "5"),
+        at("perf_operator_rate_limit_rejected_per_second", "/a", "1.5"),
+    ] {
+        assert!(lines.contains(&expected), "{expected} missing from:\n{}", lines.join("\n"));
+    }
+    assert!(!lines.iter().any(|l| l.contains("enforced") && l.contains(r#"route="/b""#)), "{lines:?}");
 }

@@ -126,11 +126,13 @@ impl App {
         let buckets = vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.14, 0.15, 0.16, 0.2, 0.3, 0.5, 1.0, 2.5];
         let latency = HistogramVec::new(
             HistogramOpts::new("http_request_duration_seconds", "Request latency").buckets(buckets),
-            &["namespace", "pod"],
+            &["namespace", "pod", "route"],
         )
         .expect("histogram");
-        let requests = IntCounterVec::new(Opts::new("http_requests_total", "Requests"), &["namespace", "pod", "code"])
-            .expect("counter");
+        // One route, `/`, as the Python client labels requests: the rate-limit policy reads traffic by route.
+        let requests =
+            IntCounterVec::new(Opts::new("http_requests_total", "Requests"), &["namespace", "pod", "code", "route"])
+                .expect("counter");
         registry.register(Box::new(latency.clone())).expect("register");
         registry.register(Box::new(requests.clone())).expect("register");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the app");
@@ -158,11 +160,11 @@ impl App {
                     owed += 5.0 * b.error_ratio;
                     let errors = owed.floor() as u64;
                     owed -= errors as f64;
-                    let observed = latency.with_label_values(&[namespace.as_str(), pod]);
+                    let observed = latency.with_label_values(&[namespace.as_str(), pod, "/"]);
                     (0..5).for_each(|_| observed.observe(b.latency.as_secs_f64()));
-                    requests.with_label_values(&[namespace.as_str(), pod, "200"]).inc_by(5 - errors);
+                    requests.with_label_values(&[namespace.as_str(), pod, "200", "/"]).inc_by(5 - errors);
                     if errors > 0 {
-                        requests.with_label_values(&[namespace.as_str(), pod, "500"]).inc_by(errors);
+                        requests.with_label_values(&[namespace.as_str(), pod, "500", "/"]).inc_by(errors);
                     }
                 }
             }

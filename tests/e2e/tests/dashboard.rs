@@ -137,7 +137,7 @@ fn the_dashboard_is_grafana_json_whose_queries_parse() {
         metric_names(&substitute(&selector, &fake_values())).unwrap_or_else(|e| panic!("variable {name}: {e}"));
     }
     let rows: Vec<String> = panels(&d).iter().filter(|p| p["type"] == "row").map(|p| p["title"].to_string()).collect();
-    for row in ["Canary", "Cache", "Pools", "Policies", "Reconcile", "SLO"] {
+    for row in ["Canary", "Cache", "Pools", "Policies", "Reconcile", "SLO", "Rate limits"] {
         assert!(rows.iter().any(|r| r.contains(row)), "no {row} row in {rows:?}");
     }
     let ids: Vec<u64> = panels(&d).iter().filter_map(|p| p["id"].as_u64()).collect();
@@ -163,7 +163,7 @@ fn fake_values() -> Values {
 }
 
 /// The profile: an external Redis with the built-in cache policy, the fixture's pools, a canary judged on
-/// `prometheus` (5 s steps, a custom check too) and the default SLO.
+/// `prometheus` (5 s steps, a custom check too), the default SLO and a rate limit the rate-limit service enforces.
 fn shop(namespace: &str, prometheus: &str) -> PerformanceProfile {
     let redis = std::env::var("REDIS_URL").expect("REDIS_URL is set by tests/run.sh");
     let throughput = r#"sum(rate(http_requests_total{namespace="{{namespace}}", pod=~"{{canary}}-.*"}[{{interval}}]))"#;
@@ -175,7 +175,12 @@ fn shop(namespace: &str, prometheus: &str) -> PerformanceProfile {
                       "policy": {"builtin": "adaptive-ttl"}},
             "canary": {"stages": [10, 25, 50, 100], "stepInterval": "5s", "progressDeadline": "2m", "analysis": {
                 "prometheus": prometheus, "minRequests": 10,
-                "metrics": [{"name": "throughput", "query": throughput, "min": 1}]}}
+                "metrics": [{"name": "throughput", "query": throughput, "min": 1}]}},
+            // Enforced by the rate-limit service (its ConfigMap is written anywhere), adapted by the policy from the
+            // app's traffic on `/`: decided, enforced and rejected all exist.
+            "rateLimit": {"routes": [{"route": "/", "requestsPerSecond": 100, "burst": 100}],
+                          "policy": {"builtin": "adaptive-rate-limit"}, "prometheus": prometheus,
+                          "enforcement": {"mode": "rateLimitService", "window": "Minute"}}
         }),
     )
 }
