@@ -79,6 +79,11 @@ pub fn check_profile(profile: &PerformanceProfile, location: &str) -> Vec<Findin
             }
         }
     }
+    for (field, message) in crate::enforcement::offline_problems(profile) {
+        if !findings.iter().any(|f| f.field == field) {
+            findings.push(Finding { location: location.to_string(), field, message });
+        }
+    }
     if profile.metadata.name.as_deref().unwrap_or_default().is_empty() {
         findings.push(Finding {
             location: location.into(),

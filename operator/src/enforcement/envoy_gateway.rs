@@ -57,6 +57,31 @@ impl Backend for EnvoyGateway {
     }
 }
 
+/// Envoy Gateway's schema takes at most this many client selectors in a rule.
+pub const MAX_SELECTORS: usize = 8;
+
+/// What Envoy Gateway's schema would refuse in a rendered policy, by route: for `validate` and `plan`, before an
+/// API server says it (the controller sends it and reports the API server's answer).
+pub fn schema_problems(object: &Value) -> Vec<(String, String)> {
+    let rules = ["local", "global"].iter().find_map(|k| object["spec"]["rateLimit"][k]["rules"].as_array());
+    let mut problems = Vec::new();
+    for (i, rule) in rules.into_iter().flatten().enumerate() {
+        let selectors = rule["clientSelectors"].as_array().map_or(0, Vec::len);
+        if selectors > MAX_SELECTORS {
+            problems.push((
+                format!("spec.rateLimit.routes[{i}]"),
+                format!(
+                    "{} routes lie right under this route: Envoy Gateway's schema takes {MAX_SELECTORS} client selectors \
+                     in a rule (the route and {} left out), so the API server would refuse the policy",
+                    selectors - 1,
+                    MAX_SELECTORS - 1
+                ),
+            ));
+        }
+    }
+    problems
+}
+
 /// The HTTPRoute the policy targets: the enforcement's, else the canary's.
 pub fn http_route(profile: &PerformanceProfile) -> Option<String> {
     let enforcement = profile.spec.rate_limit.as_ref().and_then(|r| r.enforcement.as_ref());

@@ -154,6 +154,17 @@ pub fn plan_section(profile: &PerformanceProfile, round: &round::Round) -> Value
     section
 }
 
+/// What enforcing the spec's own limits would meet, offline (`validate`, `plan`): limits a backend cannot express,
+/// and what Envoy Gateway's schema would refuse. Decided limits are checked again at each round.
+pub fn offline_problems(profile: &PerformanceProfile) -> Vec<(String, String)> {
+    let Some(spec) = &profile.spec.rate_limit else { return Vec::new() };
+    match backend(profile, &AdminDefaults::default()).render(profile, &enforced(profile, &spec.routes)) {
+        Err(e) => vec![(e.field, e.message)],
+        Ok(Rendered::Policy { object, .. }) => envoy_gateway::schema_problems(&object),
+        Ok(_) => Vec::new(),
+    }
+}
+
 /// Why the profile's own rejections query may not run: it reads beyond the profile's namespace (a shared
 /// Prometheus, values shown in status), is not PromQL, or names an unknown placeholder.
 pub fn rejections_problem(profile: &PerformanceProfile) -> Option<(String, String)> {

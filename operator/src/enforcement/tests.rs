@@ -84,8 +84,17 @@ fn envoy_gateway_refuses_what_it_cannot_express_naming_the_field() {
     // Eight routes under "/": nine selectors, which Envoy Gateway's schema refuses (the API server reports it).
     let under_root: Vec<String> = std::iter::once("/".to_string()).chain((0..8).map(|i| format!("/n{i}"))).collect();
     let under_root: Vec<(&str, u32)> = under_root.iter().map(|r| (r.as_str(), 1)).collect();
-    let rules = policy_rules(&render(&profile(local, routes(&under_root))).expect("rendered"), "local");
+    let crowded = profile(local.clone(), routes(&under_root));
+    let rules = policy_rules(&render(&crowded).expect("rendered"), "local");
     assert_eq!(rules[0]["clientSelectors"].as_array().map(Vec::len), Some(9));
+    // `validate` and `plan` say so before any API server does; seven under it are fine.
+    let problems = offline_problems(&crowded);
+    assert_eq!(
+        problems.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(),
+        ["spec.rateLimit.routes[0]"],
+        "{problems:?}"
+    );
+    assert!(offline_problems(&profile(local.clone(), routes(&under_root[..8]))).is_empty());
     // Global takes more than 16 routes.
     let global = json!({"mode": "envoyGateway", "envoyGateway": {"httpRoute": "web", "scope": "Global"}});
     assert_eq!(policy_rules(&render(&profile(global, routes(&many))).expect("global"), "global").len(), 17);
