@@ -5,6 +5,9 @@
 //! the service's over-limit counter, scraped by a real Prometheus, comes back through the query the operator asks
 //! as the policy's rejections. Minute windows and small N, so a loaded machine does not flake.
 
+mod fixtures;
+
+use fixtures::World;
 use perf_operator::plan::{self, Observations};
 use perf_operator_api::PerformanceProfile;
 use perf_test_support::{free_port, prometheus};
@@ -13,21 +16,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const NAMESPACE: &str = "ledger-ns";
+/// The fixtures' profile (`risk/risk-api`), so the reconcile of the last phase asks about the same domain.
+const NAMESPACE: &str = fixtures::NS;
 
-fn profile(policy: bool) -> PerformanceProfile {
+fn profile(policy: Option<&str>) -> PerformanceProfile {
     let mut rate_limit = json!({
         "routes": [{"route": "/a", "requestsPerSecond": 1, "burst": 1}, {"route": "/b", "requestsPerSecond": 2, "burst": 2}],
         "enforcement": {"mode": "rateLimitService", "window": "Minute"}
     });
-    if policy {
+    if let Some(prometheus) = policy {
         rate_limit["policy"] = json!({"builtin": "adaptive-rate-limit", "settings": {"decreaseFactor": 0.5}});
-        rate_limit["prometheus"] = json!("http://prometheus.invalid:9090");
+        rate_limit["prometheus"] = json!(prometheus);
     }
     serde_json::from_value(json!({
         "apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
-        "metadata": {"name": "ledger", "namespace": NAMESPACE},
-        "spec": {"targetRef": {"name": "ledger"}, "rateLimit": rate_limit}
+        "metadata": {"name": "risk-api", "namespace": NAMESPACE},
+        "spec": {"targetRef": {"name": "risk-api"}, "rateLimit": rate_limit}
     }))
     .expect("profile")
 }
@@ -190,8 +194,8 @@ async fn the_rate_limit_service_enforces_what_the_operator_renders_and_reports_i
     });
     let mut mounted = Mounted::new(root.join("ratelimit").join("config"));
     // The spec's limits: /a 1/s, /b 2/s, counted per minute.
-    let (key, config, _) = rendered(&profile(false), json!({}));
-    assert_eq!(key, "ledger-ns_ledger.yaml");
+    let (key, config, _) = rendered(&profile(None), json!({}));
+    assert_eq!(key, "risk_risk-api.yaml");
     mounted.swap(&key, &config);
     let service = rate_limit_service(&root, redis_port);
     let client = reqwest::Client::new();
@@ -200,7 +204,7 @@ async fn the_rate_limit_service_enforces_what_the_operator_renders_and_reports_i
         ok.then_some(())
     })
     .await;
-    let domain = "ledger-ns_ledger";
+    let domain = "risk_risk-api";
 
     // N = 60 pass in the minute, the next is refused.
     let codes = burst(&client, &service, domain, "/a", 61).await;
@@ -211,7 +215,7 @@ async fn the_rate_limit_service_enforces_what_the_operator_renders_and_reports_i
     let breaching = json!({"traffic": {
         "/a": {"requestsPerSecond": 0.5, "p99LatencyMs": 20.0, "errorPercent": 0.0, "rejectedPerSecond": 0.0},
         "/b": {"requestsPerSecond": 1.5, "p99LatencyMs": 900.0, "errorPercent": 0.0, "rejectedPerSecond": 0.0}}});
-    let (_, lowered, section) = rendered(&profile(true), breaching);
+    let (_, lowered, section) = rendered(&profile(Some("http://prometheus.invalid:9090")), breaching);
     let b = section["enforced"].as_array().and_then(|e| e.iter().find(|l| l["route"] == "/b")).cloned();
     assert_eq!(b, Some(json!({"route": "/b", "requests": 60, "window": "Minute"})), "{section}");
     mounted.swap(&key, &lowered);
@@ -224,34 +228,65 @@ async fn the_rate_limit_service_enforces_what_the_operator_renders_and_reports_i
     assert!(codes[..60].iter().all(|c| *c == 200), "{codes:?}");
     assert_eq!(codes[60], 429, "the lowered limit holds");
 
-    // The over-limit counter, scraped, through the query the operator asks for /a's rejections.
+    // The over-limit counter and the app's traffic, scraped by a real Prometheus; a reconcile of the profile asks
+    // it as the operator does, and the policy's input carries the service's rejections.
+    let app = app_metrics().await;
     let config = format!(
-        "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: ratelimit\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+        "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: ratelimit\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n  - job_name: app\n    static_configs: [{{targets: ['{app}']}}]\n",
         service.metrics_port
     );
     let prom = prometheus::Setup::new("ratelimit").start(&config, &[], "http");
-    let p = profile(false);
+    let p = profile(Some(&prom.url));
     let backend = perf_operator::enforcement::backend(&p, &Default::default());
     let query = perf_operator::enforcement::rejections_query(&p, backend.as_ref(), "/a").expect("a rejections query");
-    let asked = perf_operator::controller::traffic::queries(NAMESPACE, "/a", Some(query.clone()));
-    assert_eq!(asked[3], query);
-    // Counters move between scrapes: more refused asks, a few seconds apart.
-    let rejected = until(60, "rejections of /a in Prometheus", async || {
+    // Counters move between scrapes: more refused asks, a second apart.
+    until(60, "rejections of /a in Prometheus", async || {
         for _ in 0..5 {
             ask(&client, &service, domain, "/a").await;
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
         prometheus_value(&client, &prom.url, &query).await.filter(|v| *v > 0.0)
     })
     .await;
-    // As the operator reads it, the policy's input carries it.
-    let traffic = perf_operator::controller::traffic::from_values(&[1.0, 20.0, 0.0, rejected]);
-    assert!(traffic.rejected_per_second > 0.0);
-    let observed = json!({"traffic": {"/a": {"requestsPerSecond": 1.0, "p99LatencyMs": 20.0, "errorPercent": 0.0,
-        "rejectedPerSecond": rejected}}});
-    let plan = plan::plan_profile(&profile(true), &serde_json::from_value(observed).expect("observations"));
-    let input = &plan.extra["policies"]["decisions"]["rateLimit"]["observed"]["/a"]["rejectedPerSecond"];
-    assert_eq!(input.as_f64(), Some(rejected), "{input}");
+    let world = World::with(p, None).await.evaluating_every_round();
+    let observed = until(60, "the policy's input", async || {
+        world.reconcile().await.ok()?;
+        let status = world.profile().await.status?;
+        let observed = status.policies?.rate_limit?.observed.get("/a").copied()?;
+        (observed.rejected_per_second > 0.0).then_some(observed)
+    })
+    .await;
+    assert!(observed.requests_per_second > 0.0, "{observed:?}");
+    let p = world.profile().await;
+    assert_eq!(World::condition(&p, "RateLimitReady").1, "Enforced", "{:?}", World::condition(&p, "RateLimitReady"));
+    let map =
+        world.api::<k8s_openapi::api::core::v1::ConfigMap>().get("risk-api-ratelimit").await.expect("the ConfigMap");
+    let written = map.data.unwrap_or_default().remove(&key).expect("the configuration file");
+    assert!(written.contains("domain: risk_risk-api"), "{written}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// An app's `/metrics`: requests and latencies on `/a` in the fixtures' namespace, growing at each scrape.
+async fn app_metrics() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let n = 100 * (1 + scrapes.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+            let sel = format!("namespace=\"{NAMESPACE}\",route=\"/a\"");
+            std::future::ready(format!(
+                "# TYPE http_requests_total counter\nhttp_requests_total{{{sel},code=\"200\"}} {n}\n\
+                 # TYPE http_request_duration_seconds histogram\n\
+                 http_request_duration_seconds_bucket{{{sel},le=\"0.05\"}} {n}\n\
+                 http_request_duration_seconds_bucket{{{sel},le=\"+Inf\"}} {n}\n\
+                 http_request_duration_seconds_sum{{{sel}}} 1\nhttp_request_duration_seconds_count{{{sel}}} {n}\n"
+            ))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
 }
 
 /// The service's own checker accepts every configuration the operator renders: edge routes, many routes, every
