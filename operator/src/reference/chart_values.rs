@@ -2,6 +2,7 @@
 //! schema, its default from `values.yaml` and its meaning from the schema's `description` (required of every row,
 //! so a value added without one fails `perf-operator reference` and CI's drift check).
 
+use super::{cell, one_line};
 use serde_json::{Map, Value};
 use std::fmt::Write;
 
@@ -127,14 +128,6 @@ fn kind(node: &Value) -> String {
         (None, Some(max)) => format!("{base} <= {max}"),
         (None, None) => base,
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|")
 }
 
 #[cfg(test)]

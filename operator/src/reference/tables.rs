@@ -108,8 +108,9 @@ fn exit_codes(out: &mut String) {
     }
 }
 
+/// One line, safe in a table cell.
 fn cell(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+    super::cell(&super::one_line(s))
 }
 
 #[cfg(test)]
