@@ -113,7 +113,7 @@ pub const FIELD_MANAGER: &str = "perf-operator";
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.rateLimit) || !has(self.rateLimit.enforcement) || self.rateLimit.enforcement.mode != 'envoyGateway' || (has(self.rateLimit.enforcement.envoyGateway) && has(self.rateLimit.enforcement.envoyGateway.httpRoute)) || (has(self.canary) && has(self.canary.routing) && has(self.canary.routing.httpRoute))").message("rateLimit.enforcement: envoyGateway needs envoyGateway.httpRoute or canary.routing.httpRoute"))]
+#[x_kube(validation = Rule::new("!has(self.rateLimit) || !has(self.rateLimit.enforcement) || self.rateLimit.enforcement.mode != 'envoyGateway' || (has(self.rateLimit.enforcement.envoyGateway) && has(self.rateLimit.enforcement.envoyGateway.httpRoute)) || (has(self.canary) && has(self.canary.routing) && has(self.canary.routing.httpRoute))").message("rateLimit.enforcement: envoyGateway needs envoyGateway.httpRoute or canary.routing.httpRoute").field_path(".rateLimit.enforcement"))]
 pub struct PerformanceProfileSpec {
     /// The workload this profile is for.
     pub target_ref: TargetRef,

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 /// gateway when `enforcement` says so.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new(GATEWAY_BURST_RULE).message("with gateway enforcement a route's burst must equal its requestsPerSecond (a gateway has no separate burst)"))]
-#[x_kube(validation = Rule::new("!has(self.enforcement) || self.enforcement.mode != 'envoyGateway' || self.routes.all(r, r.route.startsWith('/'))").message("envoyGateway enforcement matches routes as path prefixes: each route must start with /"))]
-#[x_kube(validation = Rule::new("!has(self.enforcement) || self.enforcement.mode != 'rateLimitService' || self.routes.all(r, !r.route.contains('.'))").message("rateLimitService enforcement: a route may not contain '.' (the service's metrics split names at dots)"))]
-#[x_kube(validation = Rule::new(LOCAL_RULES_RULE).message("Envoy Gateway takes at most 16 local rate-limit rules: use envoyGateway.scope Global for more routes"))]
-#[x_kube(validation = Rule::new(WINDOW_RULE).message("a route's requestsPerSecond times the window's seconds must be at most 4294967295"))]
+#[x_kube(validation = Rule::new(GATEWAY_BURST_RULE).message("with gateway enforcement a route's burst must equal its requestsPerSecond (a gateway has no separate burst)").field_path(".routes"))]
+#[x_kube(validation = Rule::new("!has(self.enforcement) || self.enforcement.mode != 'envoyGateway' || self.routes.all(r, r.route.startsWith('/'))").message("envoyGateway enforcement matches routes as path prefixes: each route must start with /").field_path(".routes"))]
+#[x_kube(validation = Rule::new("!has(self.enforcement) || self.enforcement.mode != 'rateLimitService' || self.routes.all(r, !r.route.contains('.'))").message("rateLimitService enforcement: a route may not contain '.' (the service's metrics split names at dots)").field_path(".routes"))]
+#[x_kube(validation = Rule::new(LOCAL_RULES_RULE).message("Envoy Gateway takes at most 16 local rate-limit rules: use envoyGateway.scope Global for more routes").field_path(".routes"))]
+#[x_kube(validation = Rule::new(WINDOW_RULE).message("a route's requestsPerSecond times the window's seconds must be at most 4294967295").field_path(".routes"))]
 pub struct RateLimitSpec {
     /// Limits by route. Routes are unique.
     #[schemars(length(min = 1, max = 256), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["route"]))]

@@ -47,27 +47,29 @@ fn check_enforcement(c: &mut Check, rl: &RateLimitSpec, e: &Enforcement, canary:
         return;
     }
     let window = e.window();
+    // The CEL rules are on `rateLimit`, reported at `routes` (fieldPath): each message names the route.
+    let f = "spec.rateLimit.routes";
     for (i, r) in rl.routes.iter().enumerate() {
-        let f = format!("spec.rateLimit.routes[{i}]");
-        c.ensure(r.burst == r.requests_per_second, &format!("{f}.burst"), || {
+        let at = format!("routes[{i}] {:?}", r.route);
+        c.ensure(r.burst == r.requests_per_second, f, || {
             format!(
-                "with gateway enforcement a route's burst must equal its requestsPerSecond (a gateway has no separate \
-                 burst), got burst {} and requestsPerSecond {}",
+                "{at}: with gateway enforcement a route's burst must equal its requestsPerSecond (a gateway has no \
+                 separate burst), got burst {} and requestsPerSecond {}",
                 r.burst, r.requests_per_second
             )
         });
         let requests = u64::from(r.requests_per_second) * window.seconds();
-        c.ensure(requests <= MAX_WINDOW_REQUESTS, &format!("{f}.requestsPerSecond"), || {
-            format!("{requests} requests per {window:?} is above {MAX_WINDOW_REQUESTS}, the most a gateway counts")
+        c.ensure(requests <= MAX_WINDOW_REQUESTS, f, || {
+            format!("{at}: {requests} requests per {window:?} is above {MAX_WINDOW_REQUESTS}, the most a gateway counts")
         });
         if e.mode == EnforcementMode::EnvoyGateway {
-            c.ensure(r.route.starts_with('/'), &format!("{f}.route"), || {
-                format!("envoyGateway enforcement matches routes as path prefixes: {:?} must start with /", r.route)
+            c.ensure(r.route.starts_with('/'), f, || {
+                format!("{at}: envoyGateway enforcement matches routes as path prefixes: each must start with /")
             });
         }
         if e.mode == EnforcementMode::RateLimitService {
-            c.ensure(!r.route.contains('.'), &format!("{f}.route"), || {
-                format!("{:?}: a route enforced by the rate-limit service may not contain '.' (its metrics split names at dots)", r.route)
+            c.ensure(!r.route.contains('.'), f, || {
+                format!("{at}: a route enforced by the rate-limit service may not contain '.' (its metrics split names at dots)")
             });
         }
     }
@@ -85,7 +87,7 @@ fn check_enforcement(c: &mut Check, rl: &RateLimitSpec, e: &Enforcement, canary:
         );
         let canary_route = canary.and_then(|c| c.routing.http_route.as_ref());
         let own = e.envoy_gateway.as_ref().and_then(|g| g.http_route.as_ref());
-        c.ensure(own.is_some() || canary_route.is_some(), &format!("{field}.envoyGateway.httpRoute"), || {
+        c.ensure(own.is_some() || canary_route.is_some(), field, || {
             "envoyGateway enforcement needs an HTTPRoute: set it, or spec.canary.routing.httpRoute".into()
         });
     }
