@@ -82,6 +82,9 @@ pub struct RateLimitStatus {
     /// until the rendering changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<RefusedObject>,
+    /// When the operator last wrote the gateway's object: Envoy Gateway's verdict is waited for a while after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// Requests per window.

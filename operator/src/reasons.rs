@@ -188,6 +188,13 @@ pub const REASONS: &[Reason] = &[
     r(
         RATE_LIMIT_READY,
         False,
+        "NoGatewayVerdict",
+        "Envoy Gateway has said nothing of the policy's version for 5 minutes (no such HTTPRoute, a route on no \
+         Gateway it runs, Envoy Gateway down); looked at again at each resync",
+    ),
+    r(
+        RATE_LIMIT_READY,
+        False,
         "NotAccepted",
         "Envoy Gateway did not accept the policy (the Gateway, its reason and message named)",
     ),

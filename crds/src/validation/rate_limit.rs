@@ -60,7 +60,9 @@ fn check_enforcement(c: &mut Check, rl: &RateLimitSpec, e: &Enforcement, canary:
         });
         let requests = u64::from(r.requests_per_second) * window.seconds();
         c.ensure(requests <= MAX_WINDOW_REQUESTS, f, || {
-            format!("{at}: {requests} requests per {window:?} is above {MAX_WINDOW_REQUESTS}, the most a gateway counts")
+            format!(
+                "{at}: {requests} requests per {window:?} is above {MAX_WINDOW_REQUESTS}, the most a gateway counts"
+            )
         });
         if e.mode == EnforcementMode::EnvoyGateway {
             c.ensure(r.route.starts_with('/'), f, || {

@@ -9,6 +9,7 @@ use crate::enforcement::Rendered;
 use crate::enforcement::round::{ObjectRef, Round};
 use crate::{Error, Result};
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use perf_operator_api::{FIELD_MANAGER, PerformanceProfile};
@@ -222,11 +223,17 @@ pub fn report(
     profile: &PerformanceProfile,
     round: &Round,
     applied: &Applied,
+    now: jiff::Timestamp,
 ) -> (crate::conditions::Report, perf_operator_api::RateLimitStatus) {
     use crate::conditions::Report;
     use crate::enforcement::report::{decided, refused_message};
     use perf_operator_api::condition::RATE_LIMIT_READY as T;
-    let before = profile.status.as_ref().and_then(|s| s.rate_limit.as_ref()).and_then(|r| r.object.clone());
+    let previous = profile.status.as_ref().and_then(|s| s.rate_limit.as_ref());
+    let before = previous.and_then(|r| r.object.clone());
+    let written_at = match &applied.outcome {
+        Outcome::Policy { written: true, .. } => Some(Time(now)),
+        _ => previous.and_then(|r| r.written_at.clone()),
+    };
     // What is live now: the new object once applied, else the old one unless it was deleted.
     let old_deleted = round.retire.is_some() && matches!(applied.retired, Some(Ok(())));
     let kept = if old_deleted { None } else { before };
@@ -243,9 +250,7 @@ pub fn report(
             );
             (Report::ok(T, "Enforced", message), wanted)
         }
-        Outcome::Policy { gateway: GatewayStatus::Waiting(m), .. } => {
-            (Report::progressing(T, "WaitingForGateway", m.clone()), wanted)
-        }
+        Outcome::Policy { gateway: GatewayStatus::Waiting(m), .. } => (waiting(m, written_at.as_ref(), now), wanted),
         Outcome::Policy { gateway: GatewayStatus::NotAccepted(m), .. } => {
             (Report::failed(T, "NotAccepted", m.clone()), wanted)
         }
@@ -288,5 +293,96 @@ pub fn report(
         (Some(Err(_)), Some(old)) => Some(old.text()),
         _ => object,
     };
-    (report, round.status(object, refused))
+    (report, round.status(object, refused, written_at))
+}
+
+/// How long Envoy Gateway's verdict on a new version is waited for at the progressing pace (every 15 s); after it,
+/// the profile is looked at again at each resync only, so a policy no Gateway ever reports on costs nothing more.
+pub const GATEWAY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn waiting(message: &str, written_at: Option<&Time>, now: jiff::Timestamp) -> crate::conditions::Report {
+    use perf_operator_api::condition::RATE_LIMIT_READY as T;
+    let waited = written_at.map(|t| now.duration_since(t.0).unsigned_abs());
+    match waited {
+        Some(w) if w >= GATEWAY_PATIENCE => crate::conditions::Report::failed(
+            T,
+            "NoGatewayVerdict",
+            format!("{message}, for {} minutes; looked at again at each resync", w.as_secs() / 60),
+        ),
+        _ => crate::conditions::Report::progressing(T, "WaitingForGateway", message.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn profile(written_minutes_ago: Option<i64>, now: jiff::Timestamp) -> PerformanceProfile {
+        let written_at = written_minutes_ago.map(|m| now - jiff::SignedDuration::from_mins(m));
+        serde_json::from_value(json!({
+            "apiVersion": "perf.operator.dev/v1alpha1", "kind": "PerformanceProfile",
+            "metadata": {"name": "quotes", "namespace": "trading", "uid": "u1"},
+            "spec": {"targetRef": {"name": "quotes"}, "rateLimit": {
+                "routes": [{"route": "/", "requestsPerSecond": 5, "burst": 5}],
+                "enforcement": {"mode": "envoyGateway", "envoyGateway": {"httpRoute": "quotes"}}}},
+            "status": {"rateLimit": {"mode": "envoyGateway", "object": "BackendTrafficPolicy/quotes-ratelimit",
+                "writtenAt": written_at.map(|t| t.to_string())}}
+        }))
+        .expect("profile")
+    }
+
+    fn report_of(
+        minutes: Option<i64>,
+        written: bool,
+    ) -> (crate::conditions::Report, perf_operator_api::RateLimitStatus) {
+        let now = jiff::Timestamp::now();
+        let p = profile(minutes, now);
+        let round = crate::enforcement::round::decide(&p, None).expect("round");
+        let applied = Applied {
+            outcome: Outcome::Policy { written, gateway: GatewayStatus::Waiting("not yet".into()) },
+            retired: None,
+        };
+        report(&p, &round, &applied, now)
+    }
+
+    #[test]
+    fn envoy_gateways_verdict_is_awaited_at_the_progressing_pace_for_five_minutes_then_at_the_resync() {
+        let (r, status) = report_of(None, true);
+        assert_eq!((r.reason.as_str(), r.progressing), ("WaitingForGateway", true));
+        assert!(status.written_at.is_some(), "a write starts the wait");
+        let (r, _) = report_of(Some(2), false);
+        assert_eq!((r.reason.as_str(), r.progressing), ("WaitingForGateway", true));
+        let (r, status) = report_of(Some(6), false);
+        assert_eq!((r.reason.as_str(), r.progressing, r.ok), ("NoGatewayVerdict", false, false), "{}", r.message);
+        assert!(r.message.contains("for 6 minutes"), "{}", r.message);
+        assert!(status.written_at.is_some(), "the wait keeps its start");
+        // A new version written resets it.
+        let (r, _) = report_of(Some(60), true);
+        assert_eq!(r.reason, "WaitingForGateway");
+    }
+
+    #[test]
+    fn an_ancestor_that_refuses_or_has_not_seen_this_generation_is_said_so() {
+        let object = |conditions: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "BackendTrafficPolicy",
+                "metadata": {"name": "p", "generation": 3},
+                "status": {"ancestors": [{"ancestorRef": {"kind": "Gateway", "name": "eg"}, "conditions": conditions}]}
+            }))
+            .expect("object")
+        };
+        let accepted = |seen: i64, status: &str| json!([{"type": "Accepted", "status": status, "reason": "Invalid", "message": "RateLimit: x", "observedGeneration": seen}]);
+        assert_eq!(gateway_status(&object(accepted(3, "True"))), GatewayStatus::Accepted);
+        assert!(matches!(gateway_status(&object(accepted(2, "True"))), GatewayStatus::Waiting(_)));
+        assert_eq!(
+            gateway_status(&object(accepted(3, "False"))),
+            GatewayStatus::NotAccepted("Gateway eg: Invalid: RateLimit: x".into())
+        );
+        assert!(matches!(gateway_status(&object(json!([]))), GatewayStatus::Waiting(_)));
+        let none: DynamicObject =
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "p"}}))
+                .expect("object");
+        assert!(matches!(gateway_status(&none), GatewayStatus::Waiting(_)));
+    }
 }

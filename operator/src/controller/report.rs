@@ -81,7 +81,7 @@ pub async fn report(
         set(&mut reports, r);
     }
     if let (Some(round), Some(applied)) = (&decision_enforcement, &outcomes.enforcement) {
-        let (report, rate_limit) = super::enforce::report(profile, round, applied);
+        let (report, rate_limit) = super::enforce::report(profile, round, applied, jiff::Timestamp::now());
         set(&mut reports, report);
         status.rate_limit = Some(rate_limit);
     }

@@ -153,8 +153,9 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     let enforcement = crate::enforcement::round::decide(profile, rate_limits.as_ref().map(|p| p.routes.as_slice()));
     let rate_limit_report = crate::enforcement::report::decided(enforcement.as_ref());
     if let Some(round) = &enforcement {
-        let before = previous.and_then(|p| p.rate_limit.as_ref()).and_then(|r| r.object.clone());
-        status.rate_limit = Some(round.status(before, round.refused.clone()));
+        let before = previous.and_then(|p| p.rate_limit.as_ref());
+        let (object, written_at) = (before.and_then(|r| r.object.clone()), before.and_then(|r| r.written_at.clone()));
+        status.rate_limit = Some(round.status(object, round.refused.clone(), written_at));
     }
     Decision {
         objects,

@@ -90,7 +90,12 @@ fn digest(rendered: &Rendered) -> String {
 impl Round {
     /// `status.rateLimit` after the round: `object` is what is applied now (the previous one while it could not be
     /// replaced), `refused` what the API server refused.
-    pub fn status(&self, object: Option<String>, refused: Option<RefusedObject>) -> RateLimitStatus {
+    pub fn status(
+        &self,
+        object: Option<String>,
+        refused: Option<RefusedObject>,
+        written_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    ) -> RateLimitStatus {
         RateLimitStatus {
             mode: self.mode,
             object,
@@ -101,6 +106,7 @@ impl Round {
                 .map(|e| (e.route.clone(), WindowLimit { requests: e.requests, window: e.window }))
                 .collect(),
             refused,
+            written_at,
         }
     }
 }

@@ -147,6 +147,7 @@ fn with_status(mut p: PerformanceProfile, object: Option<&str>, refused: Option<
         object: object.map(String::from),
         enforced: [("/a".to_string(), WindowLimit { requests: 1, window: perf_operator_api::Window::Second })].into(),
         refused: refused.map(|sha256| RefusedObject { sha256: sha256.into(), message: "spec.x: Invalid".into() }),
+        written_at: None,
     };
     p.status = Some(perf_operator_api::PerformanceProfileStatus { rate_limit: Some(status), ..Default::default() });
     p
