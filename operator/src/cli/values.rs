@@ -70,5 +70,8 @@ pub(super) fn rejections_template(value: &str) -> std::result::Result<String, St
     if filled.contains("{{") {
         return Err("placeholders are {{namespace}}, {{route}} and {{profile}}".into());
     }
+    if !crate::enforcement::route_only_in_strings(value) {
+        return Err(crate::enforcement::ROUTE_OUTSIDE_STRING.into());
+    }
     promql_parser::parser::parse(&filled).map(|_| value.to_string()).map_err(|e| format!("not PromQL: {e}"))
 }

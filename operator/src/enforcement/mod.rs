@@ -171,6 +171,9 @@ pub fn rejections_problem(profile: &PerformanceProfile) -> Option<(String, Strin
     let enforcement = profile.spec.rate_limit.as_ref()?.enforcement.as_ref()?;
     let query = enforcement.rejections_query.as_ref()?;
     let field = "spec.rateLimit.enforcement.rejectionsQuery".to_string();
+    if !route_only_in_strings(query) {
+        return Some((field, ROUTE_OUTSIDE_STRING.into()));
+    }
     let filled = fill(query, profile, "/");
     if let Some(start) = filled.find("{{") {
         let unknown: String = filled[start..].chars().take_while(|c| *c != '}').collect();
@@ -185,6 +188,28 @@ pub fn rejections_problem(profile: &PerformanceProfile) -> Option<(String, Strin
         Ok(_) => None,
         Err(e) => Some((field, e.to_string())),
     }
+}
+
+/// Why a template's `{{route}}` must sit in a string: a route is the tenant's text, escaped for a double-quoted
+/// PromQL string; anywhere else it would be PromQL of their choosing, read past the namespace check.
+pub const ROUTE_OUTSIDE_STRING: &str =
+    "{{route}} may only appear inside a double-quoted string, e.g. route=\"{{route}}\" (a route is the profile's text)";
+
+/// Whether every `{{route}}` of `template` lies inside a double-quoted PromQL string.
+pub fn route_only_in_strings(template: &str) -> bool {
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, c) in template.char_indices() {
+        if !in_string && template[i..].starts_with("{{route}}") {
+            return false;
+        }
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// A value safe inside a PromQL double-quoted string.

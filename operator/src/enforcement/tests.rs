@@ -187,3 +187,25 @@ fn a_round_retires_what_the_profile_no_longer_wants_and_never_resends_a_refused_
     let stuck = round::decide(&with_status(profile(eg, routes(&many)), Some(policy), None), None).expect("round");
     assert!(stuck.not_expressible.is_some() && stuck.retire.is_none() && stuck.apply.is_none());
 }
+
+#[test]
+fn a_route_placeholder_outside_a_string_is_refused_as_it_would_carry_the_tenants_promql() {
+    for (template, ok) in [
+        (r#"sum(rate(x{namespace="{{namespace}}", route="{{route}}"}[1m]))"#, true),
+        (r#"sum(x{namespace="{{namespace}}", route=~"{{route}}/.*"})"#, true),
+        (r#"sum(x{namespace="{{namespace}}", a="q\"{{route}}"})"#, true),
+        (r#"sum(x{namespace="{{namespace}}"}) {{route}} 2"#, false),
+        (r#"sum(x{namespace="{{namespace}}", a="\""}) + {{route}}"#, false),
+        ("{{route}}", false),
+    ] {
+        assert_eq!(route_only_in_strings(template), ok, "{template}");
+    }
+    // With "/" for the route, this one parses and is pinned; a route "+ up +" would have read every namespace.
+    let p = profile(
+        json!({"mode": "contract", "rejectionsQuery": "sum(x{namespace=\"{{namespace}}\"}) {{route}} 2"}),
+        routes(&[("/a", 1)]),
+    );
+    let (field, message) = rejections_problem(&p).expect("refused");
+    assert_eq!(field, "spec.rateLimit.enforcement.rejectionsQuery");
+    assert!(message.contains("inside a double-quoted string"), "{message}");
+}
