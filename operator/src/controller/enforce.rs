@@ -93,19 +93,9 @@ async fn apply_policy(
     name: &str,
     desired: &Value,
 ) -> Outcome {
-    if ctx.gateway_unserved.recently() {
-        return Outcome::CrdMissing;
-    }
-    // One LIST answers both: is the type served (a LIST of an unserved type is 404), and what is live.
-    let live = match api.list(&ListParams::default().fields(&format!("metadata.name={name}"))).await {
-        Ok(list) => {
-            ctx.gateway_unserved.set(false);
-            list.items.into_iter().next()
-        }
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            ctx.gateway_unserved.set(true);
-            return Outcome::CrdMissing;
-        }
+    let live = match ctx.gateway_unserved.list_named(api, name).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return Outcome::CrdMissing,
         Err(e) => return Outcome::Failed(e.into()),
     };
     let uid = profile.uid().unwrap_or_default();

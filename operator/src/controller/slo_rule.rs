@@ -39,12 +39,36 @@ pub struct Unserved(Mutex<Option<Instant>>);
 const RECHECK: Duration = Duration::from_secs(30);
 
 impl Unserved {
-    pub(super) fn recently(&self) -> bool {
+    fn recently(&self) -> bool {
         self.0.lock().map(|t| t.is_some_and(|at| at.elapsed() < RECHECK)).unwrap_or(false)
     }
-    pub(super) fn set(&self, unserved: bool) {
+    fn set(&self, unserved: bool) {
         if let Ok(mut t) = self.0.lock() {
             *t = unserved.then(Instant::now);
+        }
+    }
+
+    /// The live object `name` of `api`'s type, by one LIST that also says whether the type is served (a LIST of an
+    /// unserved type is 404, so a cluster without it sees reads only, never a refused write per round). `Ok(None)`:
+    /// not served, now or when last asked within [`RECHECK`].
+    pub(super) async fn list_named(
+        &self,
+        api: &Api<DynamicObject>,
+        name: &str,
+    ) -> std::result::Result<Option<Option<DynamicObject>>, kube::Error> {
+        if self.recently() {
+            return Ok(None);
+        }
+        match api.list(&ListParams::default().fields(&format!("metadata.name={name}"))).await {
+            Ok(list) => {
+                self.set(false);
+                Ok(Some(list.items.into_iter().next()))
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                self.set(true);
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 }
@@ -69,22 +93,11 @@ pub async fn apply(
     if matches!(rule, SloRule::Desired(_)) && !not_allowed.is_empty() {
         return RuleOutcome::NotAllowed(not_allowed.join("; "));
     }
-    if unserved.recently() {
-        return RuleOutcome::CrdMissing;
-    }
     let namespace = profile.namespace().unwrap_or_else(|| "default".into());
     let api = api(client, &namespace);
-    // One read answers both questions: is the type served (a LIST of an unserved type is 404, so a cluster without
-    // the Prometheus Operator sees reads only, never a refused write per round), and what is live.
-    let live = match api.list(&ListParams::default().fields(&format!("metadata.name={}", rule.name()))).await {
-        Ok(list) => {
-            unserved.set(false);
-            list.items.into_iter().next()
-        }
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            unserved.set(true);
-            return RuleOutcome::CrdMissing;
-        }
+    let live = match unserved.list_named(&api, rule.name()).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return RuleOutcome::CrdMissing,
         // Alerts off and no right to look (the chart's RBAC for them turned off too): nothing of ours to delete.
         Err(kube::Error::Api(status)) if status.code == 403 && !matches!(rule, SloRule::Desired(_)) => {
             return RuleOutcome::Absent { deleted: false };
