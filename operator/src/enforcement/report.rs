@@ -24,7 +24,7 @@ pub fn decided(round: Option<&Round>) -> Report {
 }
 
 /// Contract mode's condition.
-pub fn contract(routes: usize) -> Report {
+fn contract(routes: usize) -> Report {
     Report::ok(
         RATE_LIMIT_READY,
         "Published",
