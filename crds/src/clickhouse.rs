@@ -107,9 +107,9 @@ pub struct IndexSpec {
     #[serde(rename = "type")]
     #[schemars(regex(pattern = r"^[a-z_0-9]+(\([0-9., ]*\))?$"))]
     pub index_type: String,
-    /// Granules per index block.
+    /// Granules per index block, 1 to 1000 (a bloom filter is sized by the rows of the granules it covers).
     #[serde(default = "default_granularity")]
-    #[schemars(range(min = 1, max = 1000000))]
+    #[schemars(range(min = 1, max = 1000))]
     pub granularity: u32,
 }
 

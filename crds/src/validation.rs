@@ -316,7 +316,7 @@ fn check_clickhouse(c: &mut Check, ch: &ClickHouseSpec) {
                 &format!("{f}.indexes[{j}].type"),
                 "an index type like minmax or bloom_filter(0.01)",
             );
-            c.range(x.granularity, 1, 1_000_000, &format!("{f}.indexes[{j}].granularity"));
+            c.range(x.granularity, 1, 1000, &format!("{f}.indexes[{j}].granularity"));
         }
         for (j, x) in t.codecs.iter().enumerate() {
             c.pattern(is_identifier(&x.column), &x.column, &format!("{f}.codecs[{j}].column"), "an identifier");

@@ -2,6 +2,7 @@
 //! EXPLAIN of each representative query (which projection the server reads, what each index skips).
 
 use crate::canon::{self, Formatted};
+use crate::check::reread::Piece;
 use crate::error::{Error, Result};
 use crate::observe::{LiveSchema, bounded};
 use crate::validate::{DesiredQuery, DesiredTable};
@@ -22,9 +23,17 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// Every declared and live definition of the declared tables, formatted by the server in one query. An older
-/// server without `formatQuerySingleLineOrNull` gives an empty map (comparison then rests on the local form).
-pub async fn format_definitions(client: &Client, endpoint: &str, schema: &mut LiveSchema, desired: &[DesiredTable]) {
+/// Every declared and live definition of the declared tables, and the texts of the proof that the server reads
+/// each declared piece as the checker did ([`crate::proof`]), formatted by the server in one query. The
+/// comparison of definitions falls back on the local forms when the server cannot format; the proof does not: a
+/// piece that is not read back is refused (each existing table gets `reread`, empty answers included).
+pub async fn format_definitions(
+    client: &Client,
+    endpoint: &str,
+    database: &str,
+    schema: &mut LiveSchema,
+    desired: &[DesiredTable],
+) {
     let mut texts = Vec::new();
     for d in desired {
         let Some(t) = schema.tables.get(&d.name) else { continue };
@@ -32,32 +41,40 @@ pub async fn format_definitions(client: &Client, endpoint: &str, schema: &mut Li
         texts.extend(d.indexes.iter().map(|x| canon::expression_query(&x.expression)));
         texts.extend(t.projections.values().cloned());
         texts.extend(t.indexes.values().map(|x| canon::expression_query(&x.expression)));
+        texts.extend(crate::proof::texts(database, d));
     }
     texts.sort();
     texts.dedup();
-    if texts.is_empty() {
-        return;
+    let formatted = if texts.is_empty() { Formatted::new() } else { format(client, endpoint, &texts).await };
+    for d in desired {
+        if let Some(t) = schema.tables.get_mut(&d.name) {
+            t.reread = Some(crate::proof::readings(database, d, &formatted));
+            t.formatted = formatted.clone();
+        }
     }
+}
+
+/// The server's formatting of each of `texts` (one query; its parser only, nothing is run). Texts it cannot
+/// parse are missing; so are all of them when the server cannot format (an older server, or no answer).
+async fn format(client: &Client, endpoint: &str, texts: &[String]) -> Formatted {
     let list = texts.iter().map(|t| literal(t)).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "SELECT text, formatQuerySingleLineOrNull(text) AS formatted FROM (SELECT arrayJoin([{list}]) AS text)"
     );
     let fetched =
         bounded("formatQuerySingleLineOrNull", crate::rows::fetch_all::<FormattedRow>(client.query_raw(&sql))).await;
-    let rows = match fetched.and_then(|r| r.map_err(|e| Error::from_client(endpoint, "formatQuerySingleLineOrNull", e)))
-    {
-        Ok(rows) => rows,
+    match fetched.and_then(|r| r.map_err(|e| Error::from_client(endpoint, "formatQuerySingleLineOrNull", e))) {
+        Ok(rows) => rows.into_iter().filter_map(|r| r.formatted.map(|f| (r.text, f))).collect(),
         Err(e) => {
             tracing::debug!(%e, "the server cannot format definitions; comparing the local canonical forms");
-            return;
-        }
-    };
-    let formatted: Formatted = rows.into_iter().filter_map(|r| r.formatted.map(|f| (r.text, f))).collect();
-    for d in desired {
-        if let Some(t) = schema.tables.get_mut(&d.name) {
-            t.formatted = formatted.clone();
+            Formatted::new()
         }
     }
+}
+
+/// The EXPLAIN statement sent for a representative query.
+pub(crate) fn statement(sql: &str) -> String {
+    format!("EXPLAIN json = 1, indexes = 1, projections = 1 {sql}")
 }
 
 #[derive(Deserialize)]
@@ -66,11 +83,23 @@ struct ExplainRow {
 }
 
 /// EXPLAIN of every representative query of the declared tables that exist, into each table's `explains`.
-pub async fn explain_queries(client: &Client, endpoint: &str, schema: &mut LiveSchema, desired: &[DesiredTable]) {
+pub async fn explain_queries(
+    client: &Client,
+    endpoint: &str,
+    database: &str,
+    schema: &mut LiveSchema,
+    desired: &[DesiredTable],
+) {
     for d in desired {
         let Some(t) = schema.tables.get_mut(&d.name) else { continue };
         for q in &d.queries {
-            let report = explain(client, endpoint, q).await.unwrap_or_else(|message| QueryReport {
+            // Sent only once the server has been shown to read it as checked ([`crate::proof`]).
+            let piece = Piece::Query { database: database.to_string(), table: d.name.clone() };
+            let checked = match t.reread_refusal(&piece, &q.sql) {
+                Some(refusal) => Err(refusal),
+                None => explain(client, endpoint, q).await,
+            };
+            let report = checked.unwrap_or_else(|message| QueryReport {
                 name: q.name.clone(),
                 message: Some(message),
                 ..Default::default()
@@ -81,7 +110,7 @@ pub async fn explain_queries(client: &Client, endpoint: &str, schema: &mut LiveS
 }
 
 async fn explain(client: &Client, endpoint: &str, q: &DesiredQuery) -> std::result::Result<QueryReport, String> {
-    let sql = format!("EXPLAIN json = 1, indexes = 1, projections = 1 {}", q.sql);
+    let sql = statement(&q.sql);
     let rows = bounded(&sql, crate::rows::fetch_all::<ExplainRow>(client.query_raw(&sql)))
         .await
         .and_then(|r| r.map_err(|e| Error::from_client(endpoint, &sql, e)))
@@ -152,8 +181,8 @@ pub async fn observe_declared(
     desired: &[DesiredTable],
 ) -> Result<LiveSchema> {
     let mut schema = crate::observe::observe(client, endpoint, database).await?;
-    format_definitions(client, endpoint, &mut schema, desired).await;
-    explain_queries(client, endpoint, &mut schema, desired).await;
+    format_definitions(client, endpoint, database, &mut schema, desired).await;
+    explain_queries(client, endpoint, database, &mut schema, desired).await;
     Ok(schema)
 }
 

@@ -15,6 +15,7 @@ pub mod explain;
 mod http;
 pub mod limits;
 pub mod observe;
+pub mod proof;
 pub mod round;
 mod rows;
 pub mod send;
@@ -114,8 +115,8 @@ pub fn plan_ddl(spec: &ClickHouseSpec, live: Option<&LiveSchema>) -> Result<DdlP
         None => {
             assumed = LiveSchema { tables: desired.iter().map(|d| (d.name.clone(), assumed_table(d))).collect() };
             out.unchecked.push(
-                "offline: column types, that the columns exist and the tables' engines are checked against a \
-                 server only (plan --clickhouse URL)"
+                "offline: column types, that the columns exist, the tables' engines and that the server reads each \
+                 query and expression as the checker does are checked against a server only (plan --clickhouse URL)"
                     .into(),
             );
             &assumed

@@ -2,6 +2,7 @@
 
 use crate::canon::{self, Formatted};
 use crate::check::codec;
+use crate::check::reread::Piece;
 use crate::error::{Error, Result};
 use crate::validate::index_definition;
 use clickhouse::Client;
@@ -40,6 +41,9 @@ pub struct LiveTable {
     pub formatted: Formatted,
     /// EXPLAIN reports of the declared representative queries, by name.
     pub explains: BTreeMap<String, QueryReport>,
+    /// The server's reading of each declared piece of SQL ([`crate::proof`]); `None` when no server was asked
+    /// (the offline plan), and then nothing is proven.
+    pub reread: Option<crate::proof::Readings>,
 }
 
 /// A live column (offline stand-ins have an empty type: unknown).
@@ -74,6 +78,20 @@ impl LiveTable {
     /// True for engines that have projections and skipping indexes.
     pub fn is_merge_tree(&self) -> bool {
         self.engine.ends_with("MergeTree")
+    }
+
+    /// Why the server's reading refuses declared piece `sent`; `None` when it reads it as the checker did, or when
+    /// no server was asked (offline). A piece the server was asked about but did not answer for is refused.
+    pub fn reread_refusal(&self, piece: &Piece, sent: &str) -> Option<String> {
+        match self.reread.as_ref()?.get(&(piece.clone(), sent.to_string())) {
+            Some(Ok(())) => None,
+            Some(Err(refusal)) => Some(refusal.clone()),
+            None => Some(
+                "the server reads this differently: it was not read back (the server's formatter did not answer); \
+                 nothing is sent for it"
+                    .into(),
+            ),
+        }
     }
 
     /// Canonical definition of a live index, comparable with [`LiveTable::declared_index`].

@@ -60,9 +60,6 @@ pub struct DesiredTable {
     pub queries: Vec<DesiredQuery>,
 }
 
-/// Index types accepted (parameters are numbers only).
-const INDEX_TYPES: [&str; 5] = ["minmax", "set", "bloom_filter", "ngrambf_v1", "tokenbf_v1"];
-
 /// Validates the whole spec; the error names the first bad field (see [`problems`] for all of them).
 pub fn desired(spec: &ClickHouseSpec) -> Result<Vec<DesiredTable>> {
     let (tables, mut errors) = collect(spec);
@@ -168,9 +165,7 @@ fn desired_index(
     unique(names, f, &x.name)?;
     let checked = check::expression(&format!("{f}.expression"), &x.expression)?;
     let index_type = index_type(&format!("{f}.type"), &x.index_type)?;
-    if !(1..=1_000_000).contains(&x.granularity) {
-        return Err(Error::invalid(format!("{f}.granularity"), "expected a number from 1 to 1000000"));
-    }
+    check::index_type::granularity(x.granularity).map_err(|m| Error::invalid(format!("{f}.granularity"), m))?;
     Ok(DesiredIndex {
         name: x.name.clone(),
         expression: checked.sql,
@@ -210,30 +205,10 @@ pub fn index_definition(canonical_expression: &str, index_type: &str, granularit
     format!("{canonical_expression} TYPE {index_type} GRANULARITY {granularity}")
 }
 
-/// `name` or `name(numbers)`.
-fn call(text: &str) -> Option<(&str, Option<Vec<&str>>)> {
-    let text = text.trim();
-    let Some(open) = text.find('(') else { return Some((text, None)) };
-    let args = text[open + 1..].strip_suffix(')')?;
-    let args: Vec<&str> = if args.trim().is_empty() { Vec::new() } else { args.split(',').map(str::trim).collect() };
-    let numeric = |a: &&str| !a.is_empty() && a.parse::<f64>().is_ok_and(f64::is_finite);
-    args.iter().all(numeric).then_some((text[..open].trim(), Some(args)))
-}
-
-/// An index type from the allow-list with numeric parameters; returns it as rendered.
+/// An index type from the allow-list with parameters the server takes and within our bounds
+/// ([`check::index_type`]); returns it as rendered.
 pub fn index_type(field: &str, text: &str) -> Result<String> {
-    let expected = format!("one of {} with numeric parameters, e.g. bloom_filter(0.01)", INDEX_TYPES.join(", "));
-    match call(text) {
-        Some((name, args)) if INDEX_TYPES.contains(&name) => Ok(render_call(name, args.as_deref())),
-        _ => Err(Error::invalid(field, format!("{text:?} is not an index type: expected {expected}"))),
-    }
-}
-
-fn render_call(name: &str, args: Option<&[&str]>) -> String {
-    match args {
-        Some(a) => format!("{name}({})", a.join(", ")),
-        None => name.to_string(),
-    }
+    check::index_type::check(text).map_err(|m| Error::invalid(field, m))
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ async fn rewritten_definitions_and_default_codec_levels_plan_nothing_on_the_seco
             index("i_eq", "v == 1.0 AND s <> 'x'", "minmax"),
             index("i_tuple", "(k, v)", "minmax"),
             index("i_lower", "LOWER(s)", "bloom_filter(0.01)"),
-            index("i_cast", "toUInt8(v)", "set(10)"),
+            index("i_cast", "accurateCastOrNull(v, 'UInt8')", "set(10)"),
         ],
         codecs: vec![
             CodecSpec { column: "s".into(), codec: "ZSTD".into() },

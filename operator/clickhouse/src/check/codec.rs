@@ -91,12 +91,46 @@ pub fn chain_rules(chain: &[Codec]) -> Result<(), String> {
             "`{rendered}` does not compress anything: add a general codec, e.g. `{rendered}, ZSTD(1)`"
         ));
     }
-    if let Some(zstd) = chain.iter().find(|c| c.name == "ZSTD")
-        && zstd.args.first().is_some_and(|l| *l > 22)
+    chain.iter().try_for_each(parameters)?;
+    // The server calls a floating-point codec after a delta transformation meaningless.
+    if let Some(delta) = chain.iter().position(|c| matches!(c.name, "Delta" | "DoubleDelta"))
+        && let Some(float) = chain[delta..].iter().find(|c| matches!(c.name, "Gorilla" | "FPC"))
     {
-        return Err(format!("`{zstd}`: the ZSTD level is at most 22"));
+        return Err(format!(
+            "`{rendered}`: {} after {} is meaningless (a float codec on deltas)",
+            float.name, chain[delta]
+        ));
     }
     Ok(())
+}
+
+/// Lowest and highest ZSTD level (zstd's own range; the server takes more and clamps).
+const ZSTD_LEVELS: std::ops::RangeInclusive<i64> = -131_072..=22;
+
+/// Each codec's parameters as the server takes them, within our bounds: no ZSTD window log (up to 2 GiB of
+/// memory per stream), LZ4HC levels the server does not clamp.
+fn parameters(c: &Codec) -> Result<(), String> {
+    let bad = |rule: &str| Err(format!("`{c}`: {rule}"));
+    let width = |w: &i64| matches!(w, 1 | 2 | 4 | 8);
+    match (c.name, c.args.as_slice()) {
+        ("NONE" | "LZ4" | "T64" | "GCD", []) => Ok(()),
+        ("NONE" | "LZ4" | "T64" | "GCD", _) => bad("takes no parameters"),
+        ("ZSTD", []) => Ok(()),
+        ("ZSTD", [level]) if ZSTD_LEVELS.contains(level) => Ok(()),
+        ("ZSTD", [_]) => bad("the level is from -131072 to 22"),
+        ("ZSTD", _) => bad("takes one parameter, the level (no window log)"),
+        ("LZ4HC", []) => Ok(()),
+        ("LZ4HC", [level]) if (0..=12).contains(level) => Ok(()),
+        ("LZ4HC", _) => bad("takes one parameter, the level from 0 to 12"),
+        ("Delta" | "DoubleDelta" | "Gorilla", []) => Ok(()),
+        ("Delta" | "DoubleDelta" | "Gorilla", [w]) if width(w) => Ok(()),
+        ("Delta" | "DoubleDelta" | "Gorilla", _) => bad("takes one parameter, the width 1, 2, 4 or 8"),
+        ("FPC", []) => Ok(()),
+        ("FPC", [level]) if (1..=28).contains(level) => Ok(()),
+        ("FPC", [level, size]) if (1..=28).contains(level) && matches!(size, 4 | 8) => Ok(()),
+        ("FPC", _) => bad("takes a level from 1 to 28 and a float size of 4 or 8"),
+        _ => bad("unknown codec"),
+    }
 }
 
 /// What the server knows of a column's type for codecs.

@@ -34,6 +34,26 @@ fn verdict(chain: &str, data_type: &str) -> Result<(), String> {
 #[case("ZSTD(3)", "String", true)]
 #[case("ZSTD(23)", "String", false)]
 #[case("DoubleDelta", "Array(UInt32)", true)]
+// Parameters, as the server takes them (tests/live_params.rs runs a larger table against the engine).
+#[case("ZSTD(0)", "String", true)]
+#[case("ZSTD(-1)", "String", true)]
+#[case("ZSTD(22)", "String", true)]
+#[case("ZSTD(1, 20)", "String", false)]
+#[case("LZ4HC(12)", "String", true)]
+#[case("LZ4HC(13)", "String", false)]
+#[case("LZ4(1)", "String", false)]
+#[case("NONE(1)", "String", false)]
+#[case("Delta(3), LZ4", "UInt64", false)]
+#[case("Delta(1), LZ4", "UInt64", true)]
+#[case("Gorilla(16)", "Float64", false)]
+#[case("FPC(0)", "Float64", false)]
+#[case("FPC(28, 4)", "Float64", true)]
+#[case("FPC(12, 2)", "Float64", false)]
+#[case("T64(1)", "UInt64", false)]
+#[case("GCD(1), LZ4", "UInt64", false)]
+#[case("DoubleDelta(3)", "UInt64", false)]
+#[case("Delta, Gorilla, LZ4", "Float64", false)]
+#[case("Gorilla, Delta, LZ4", "Float64", true)]
 fn chains_are_judged_as_the_server_does(#[case] chain: &str, #[case] data_type: &str, #[case] ok: bool) {
     assert_eq!(verdict(chain, data_type).is_ok(), ok, "{chain} on {data_type}: {:?}", verdict(chain, data_type));
 }

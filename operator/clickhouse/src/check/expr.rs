@@ -2,6 +2,7 @@
 //! reaches nested ones, inside function arguments and CASE branches too), so a construct is either listed here
 //! or refused, whatever it is nested in.
 
+use super::bounds;
 use super::functions::{is_aggregate, is_scalar};
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, InTarget, Subscript,
@@ -13,9 +14,11 @@ use std::ops::ControlFlow;
 /// Where an expression stands: what it may contain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
-    /// A data-skipping index: a function of one row.
+    /// A data-skipping index: a function of one row, computed on every insert.
     Index,
-    /// A projection's SELECT or a representative query: aggregates allowed.
+    /// A projection's SELECT: aggregates allowed, computed on every insert.
+    Projection,
+    /// A representative query, only ever EXPLAINed: aggregates allowed.
     Query,
 }
 
@@ -50,7 +53,7 @@ fn node(e: &Expr, place: Place, refs: &mut Refs) -> Result<(), String> {
         }
         Expr::Value(v) => value(&v.value),
         Expr::Function(f) => function(f, place),
-        Expr::BinaryOp { op, .. } => binary(op),
+        Expr::BinaryOp { op, right, .. } => binary(op).and_then(|()| bounds::operator(op, right, place)),
         Expr::UnaryOp { op, .. } => match op {
             UnaryOperator::Plus | UnaryOperator::Minus | UnaryOperator::Not => Ok(()),
             other => Err(format!("operator `{other}` is not allowed")),
@@ -75,18 +78,23 @@ fn node(e: &Expr, place: Place, refs: &mut Refs) -> Result<(), String> {
             let index_only = access_chain.iter().all(|a| matches!(a, AccessExpr::Subscript(Subscript::Index { .. })));
             if index_only { Ok(()) } else { Err("only `x[i]` element access is allowed".into()) }
         }
+        // The server reads `x IS TRUE` as `x <=> true` and `CASE x WHEN` as caseWithExpression: refused here
+        // rather than read one way here and another there.
+        Expr::IsTrue(_) | Expr::IsFalse(_) | Expr::IsNotTrue(_) | Expr::IsNotFalse(_) => {
+            Err("IS TRUE / IS FALSE are not allowed: compare with `= true`".into())
+        }
+        Expr::Case { operand: Some(_), .. } => {
+            Err("`CASE x WHEN ...` is not allowed: write `CASE WHEN x = ... THEN ...` or multiIf".into())
+        }
         Expr::Nested(_)
         | Expr::IsNull(_)
         | Expr::IsNotNull(_)
-        | Expr::IsTrue(_)
-        | Expr::IsFalse(_)
-        | Expr::IsNotTrue(_)
-        | Expr::IsNotFalse(_)
         | Expr::Between { .. }
         | Expr::Case { .. }
         | Expr::Tuple(_)
-        | Expr::Array(_)
-        | Expr::Interval(_) => Ok(()),
+        | Expr::Array(_) => Ok(()),
+        Expr::Interval(i) if super::reread::interval_function(i).is_some() => Ok(()),
+        Expr::Interval(_) => Err("INTERVAL is allowed as `INTERVAL <n> <unit>` with one unit (SECOND to YEAR)".into()),
         Expr::Subquery(_) | Expr::Exists { .. } => Err("subqueries are not allowed".into()),
         Expr::Lambda(_) => Err("lambda functions are not allowed".into()),
         other => Err(format!("`{}` is not allowed here", shorten(&other.to_string()))),
@@ -104,6 +112,10 @@ fn column_name(name: &str) -> Result<(), String> {
 
 fn value(v: &Value) -> Result<(), String> {
     match v {
+        // A whole number past UInt64 is a Float64 on the server: refused rather than read as another number.
+        Value::Number(n, _) if !n.contains(['.', 'e', 'E']) && n.parse::<u64>().is_err() => {
+            Err(format!("the number {} is larger than a UInt64: write it as a float", shorten(n)))
+        }
         Value::Number(..) | Value::Boolean(_) | Value::Null => Ok(()),
         // Rendered back as '...' with quotes doubled; a backslash or a control character would read differently
         // on the server than here, so they are refused rather than re-escaped.
@@ -163,7 +175,8 @@ fn function(f: &Function, place: Place) -> Result<(), String> {
         return Err(format!("`{name}`: ODBC escapes are not allowed"));
     }
     arguments(&name, &f.parameters)?;
-    arguments(&name, &f.args)
+    arguments(&name, &f.args)?;
+    bounds::call(&name, f, place)
 }
 
 fn arguments(name: &str, args: &FunctionArguments) -> Result<(), String> {

@@ -76,8 +76,11 @@ const SCALARS: &[&str] = &[
     "divide",
     "intDiv",
     "intDivOrZero",
+    "intDivOrNull",
     "modulo",
     "moduloOrZero",
+    "moduloOrNull",
+    "divideOrNull",
     "negate",
     "abs",
     "gcd",
@@ -161,16 +164,36 @@ const SCALARS: &[&str] = &[
     "toUUID",
     "toBool",
     "toLowCardinality",
+    "toInt8OrZero",
+    "toInt16OrZero",
+    "toInt32OrZero",
     "toInt64OrZero",
+    "toUInt8OrZero",
+    "toUInt16OrZero",
+    "toUInt32OrZero",
     "toUInt64OrZero",
+    "toFloat32OrZero",
     "toFloat64OrZero",
+    "toInt8OrNull",
+    "toInt16OrNull",
+    "toInt32OrNull",
     "toInt64OrNull",
+    "toUInt8OrNull",
+    "toUInt16OrNull",
+    "toUInt32OrNull",
     "toUInt64OrNull",
+    "toFloat32OrNull",
     "toFloat64OrNull",
+    "toDateOrNull",
+    "toDateOrZero",
+    "toDateTimeOrNull",
+    "toDateTimeOrZero",
+    "toUUIDOrNull",
     "reinterpretAsUInt64",
     "cast",
     "accurateCast",
     "accurateCastOrNull",
+    "accurateCastOrDefault",
     // dates and times (of the row's values, never of the clock)
     "toYear",
     "toQuarter",
@@ -214,15 +237,22 @@ const SCALARS: &[&str] = &[
     "addSeconds",
     "subtractDays",
     "subtractHours",
+    // what the server reads `INTERVAL n UNIT` as
+    "toIntervalNanosecond",
+    "toIntervalMicrosecond",
+    "toIntervalMillisecond",
     "toIntervalSecond",
     "toIntervalMinute",
     "toIntervalHour",
     "toIntervalDay",
     "toIntervalWeek",
     "toIntervalMonth",
+    "toIntervalQuarter",
+    "toIntervalYear",
     "formatDateTime",
     "parseDateTimeBestEffort",
     "parseDateTimeBestEffortOrNull",
+    "parseDateTimeBestEffortOrZero",
     // strings
     "length",
     "lengthUTF8",
@@ -321,19 +351,30 @@ const SCALARS: &[&str] = &[
     "isValidUTF8",
     "toTypeName",
     "identity",
-    "throwIf",
+    // Left out on purpose: throwIf (fails the insert by design); repeat, space, range, arrayWithConstant,
+    // arrayResize, randomString and the like (their size argument allocates without bound); see `bounds`.
 ];
 
 /// Whether `name` is an aggregate function (with any chain of combinators).
 pub fn is_aggregate(name: &str) -> bool {
+    aggregate_parts(name).is_some()
+}
+
+/// An aggregate's base function (as listed) and its combinators, outermost first (`sumIfState` ->
+/// `sum`, `[State, If]`); `None` if `name` is not an aggregate.
+pub fn aggregate_parts(name: &str) -> Option<(&'static str, Vec<&'static str>)> {
     let mut base = name;
+    let mut combinators = Vec::new();
     loop {
-        if AGGREGATES.iter().any(|a| a.eq_ignore_ascii_case(base)) {
-            return true;
+        if let Some(a) = AGGREGATES.iter().find(|a| a.eq_ignore_ascii_case(base)) {
+            return Some((a, combinators));
         }
-        match COMBINATORS.iter().find_map(|c| base.strip_suffix(c)) {
-            Some(rest) if !rest.is_empty() => base = rest,
-            _ => return false,
+        match COMBINATORS.iter().find_map(|c| base.strip_suffix(c).map(|rest| (c, rest))) {
+            Some((c, rest)) if !rest.is_empty() => {
+                combinators.push(*c);
+                base = rest;
+            }
+            _ => return None,
         }
     }
 }
@@ -350,6 +391,8 @@ mod tests {
     #[test]
     fn combinators_extend_aggregates_only() {
         assert!(is_aggregate("sumIf") && is_aggregate("uniqState") && is_aggregate("avgOrNullIf"));
+        assert_eq!(aggregate_parts("uniqExactIfState"), Some(("uniqExact", vec!["State", "If"])));
+        assert!(!is_scalar("throwIf") && !is_scalar("repeat") && !is_scalar("arrayWithConstant"));
         assert!(is_aggregate("COUNT") && is_aggregate("quantilesTDigest"));
         assert!(!is_aggregate("If") && !is_aggregate("lowerIf") && !is_aggregate("dictGet"));
         assert!(is_scalar("lower") && is_scalar("LOWER") && !is_scalar("url") && !is_scalar("dictGetString"));

@@ -4,15 +4,19 @@
 //! module, so all three refuse the same profiles; what is sent is rendered from the checked syntax tree, never
 //! the text as written, so the server runs exactly what was checked.
 
+pub mod bounds;
 pub mod codec;
 pub mod expr;
 pub mod functions;
+pub mod index_type;
+pub mod reread;
 pub mod schema;
 
 use crate::error::{Error, Result};
 use expr::{Place, Refs, shorten};
 use sqlparser::ast::{
-    GroupByExpr, ObjectName, ObjectNamePart, OrderByKind, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
+    Expr, GroupByExpr, ObjectName, ObjectNamePart, OrderByKind, Query, Select, SelectItem, SetExpr, Statement,
+    TableFactor,
 };
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
@@ -25,6 +29,20 @@ pub const MAX_EXPRESSION: usize = 4096;
 /// Nesting depth the parser accepts before refusing (deep nesting costs stack, on the server too).
 const MAX_DEPTH: usize = 40;
 
+/// How long and how deep a text the parser takes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// Longest query; an expression takes half.
+    len: usize,
+    depth: usize,
+}
+
+/// For what tenants write.
+pub(crate) const TENANT: Limits = Limits { len: MAX_QUERY, depth: MAX_DEPTH };
+/// For the server's formatting of it ([`reread`]): the server adds parentheses around every operand, so the same
+/// expression is longer and deeper there.
+pub(crate) const REREAD: Limits = Limits { len: 4 * MAX_QUERY, depth: 3 * MAX_DEPTH };
+
 /// A checked piece of SQL: what to send, and the columns it reads.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checked {
@@ -36,34 +54,23 @@ pub struct Checked {
 
 /// An index expression: one expression of the row's columns, no aggregates.
 pub fn expression(field: &str, text: &str) -> Result<Checked> {
-    let invalid = |m: String| Error::invalid(field, m);
-    let tokens = tokens(text, MAX_EXPRESSION).map_err(invalid)?;
-    let mut parser = Parser::new(&ClickHouseDialect {}).with_recursion_limit(MAX_DEPTH).with_tokens(tokens);
-    let e = parser.parse_expr().map_err(|e| invalid(parse_error(&e.to_string())))?;
-    let next = parser.peek_token();
-    if next.token != Token::EOF {
-        return Err(invalid(format!("unexpected `{}` after the expression: one expression only", next.token)));
-    }
-    let mut refs = Refs::default();
-    expr::check(&e, Place::Index, &mut refs).map_err(invalid)?;
+    let (e, refs) = expression_tree(text, TENANT).map_err(|m| Error::invalid(field, m))?;
     Ok(Checked { sql: e.to_string(), columns: refs.columns })
 }
 
 /// A projection: one `SELECT` of the table's own columns with optional `GROUP BY` and `ORDER BY`, no `FROM`.
 pub fn projection(field: &str, text: &str) -> Result<Checked> {
-    let invalid = |m: String| Error::invalid(field, m);
-    let query = parse_query(text).map_err(invalid)?;
-    let select = simple_select(&query).map_err(invalid)?;
-    if !select.from.is_empty() {
-        return Err(invalid("FROM is not allowed: a projection reads its own table".into()));
+    let (query, refs) = projection_tree(text, TENANT).map_err(|m| Error::invalid(field, m))?;
+    // Here, not in the tree's check: the server's formatter writes `ASC` when it formats a projection's SELECT on
+    // its own, and that reading must still be read back.
+    // The server's parser refuses ASC, DESC and NULLS in a projection's ORDER BY (it sorts the parts ascending).
+    if let Some(order) = &query.order_by
+        && let OrderByKind::Expressions(list) = &order.kind
+        && list.iter().any(|o| o.options.nulls_first.is_some() || o.options.sort.is_some())
+    {
+        return Err(Error::invalid(field, "ASC, DESC and NULLS FIRST/LAST are not allowed in a projection's ORDER BY"));
     }
-    if select.selection.is_some() || select.prewhere.is_some() || select.having.is_some() {
-        return Err(invalid("WHERE, PREWHERE and HAVING are not allowed in a projection".into()));
-    }
-    if query.limit_clause.is_some() {
-        return Err(invalid("LIMIT is not allowed in a projection".into()));
-    }
-    let refs = parts(&query, select).map_err(invalid)?;
+
     Ok(Checked { sql: query.to_string(), columns: refs.columns })
 }
 
@@ -71,14 +78,55 @@ pub fn projection(field: &str, text: &str) -> Result<Checked> {
 /// as `database.table`) with optional `WHERE`, `GROUP BY`, `ORDER BY`, `LIMIT`; rendered with the table as
 /// `` `database`.`table` ``.
 pub fn query(field: &str, text: &str, database: &str, table: &str) -> Result<Checked> {
-    let invalid = |m: String| Error::invalid(field, m);
-    let mut query = parse_query(text).map_err(invalid)?;
-    let select = simple_select(&query).map_err(invalid)?;
-    own_table(select, database, table).map_err(invalid)?;
-    if select.prewhere.is_some() {
-        return Err(invalid("PREWHERE is not allowed".into()));
+    let (query, refs) = query_tree(text, database, table, TENANT).map_err(|m| Error::invalid(field, m))?;
+    Ok(Checked { sql: query.to_string(), columns: refs.columns })
+}
+
+/// [`expression`]'s checked tree.
+pub(crate) fn expression_tree(text: &str, limits: Limits) -> std::result::Result<(Expr, Refs), String> {
+    let tokens = tokens(text, limits.len / 2)?;
+    let mut parser = Parser::new(&ClickHouseDialect {}).with_recursion_limit(limits.depth).with_tokens(tokens);
+    let e = parser.parse_expr().map_err(|e| parse_error(&e.to_string(), limits))?;
+    let next = parser.peek_token();
+    if next.token != Token::EOF {
+        return Err(format!("unexpected `{}` after the expression: one expression only", next.token));
     }
-    let refs = parts(&query, select).map_err(invalid)?;
+    let mut refs = Refs::default();
+    expr::check(&e, Place::Index, &mut refs)?;
+    Ok((e, refs))
+}
+
+/// [`projection`]'s checked tree.
+pub(crate) fn projection_tree(text: &str, limits: Limits) -> std::result::Result<(Box<Query>, Refs), String> {
+    let query = parse_query(text, limits)?;
+    let select = simple_select(&query)?;
+    if !select.from.is_empty() {
+        return Err("FROM is not allowed: a projection reads its own table".into());
+    }
+    if select.selection.is_some() || select.prewhere.is_some() || select.having.is_some() {
+        return Err("WHERE, PREWHERE and HAVING are not allowed in a projection".into());
+    }
+    if query.limit_clause.is_some() {
+        return Err("LIMIT is not allowed in a projection".into());
+    }
+    let refs = parts(&query, select, Place::Projection)?;
+    Ok((query, refs))
+}
+
+/// [`query`]'s checked tree, with its table as `` `database`.`table` ``.
+pub(crate) fn query_tree(
+    text: &str,
+    database: &str,
+    table: &str,
+    limits: Limits,
+) -> std::result::Result<(Box<Query>, Refs), String> {
+    let mut query = parse_query(text, limits)?;
+    let select = simple_select(&query)?;
+    own_table(select, database, table)?;
+    if select.prewhere.is_some() {
+        return Err("PREWHERE is not allowed".into());
+    }
+    let refs = parts(&query, select, Place::Query)?;
     let plain_limit = match &query.limit_clause {
         None => true,
         Some(sqlparser::ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
@@ -87,7 +135,7 @@ pub fn query(field: &str, text: &str, database: &str, table: &str) -> Result<Che
         Some(_) => false,
     };
     if !plain_limit {
-        return Err(invalid("only `LIMIT <number>` is allowed".into()));
+        return Err("only `LIMIT <number>` is allowed".into());
     }
     if let SetExpr::Select(s) = query.body.as_mut()
         && let Some(from) = s.from.first_mut()
@@ -95,7 +143,7 @@ pub fn query(field: &str, text: &str, database: &str, table: &str) -> Result<Che
     {
         *name = ObjectName(vec![quoted(database), quoted(table)]);
     }
-    Ok(Checked { sql: query.to_string(), columns: refs.columns })
+    Ok((query, refs))
 }
 
 fn is_number(e: &sqlparser::ast::Expr) -> bool {
@@ -170,18 +218,18 @@ fn allowed_token(t: &Token) -> std::result::Result<(), String> {
 }
 
 /// sqlparser says "sql parser error: Expected: ..., found: ..."; the prefix is noise in a field message.
-fn parse_error(message: &str) -> String {
+fn parse_error(message: &str, limits: Limits) -> String {
     let m = message.strip_prefix("sql parser error: ").unwrap_or(message);
     if m.contains("recursion limit") {
-        return format!("is nested more than {MAX_DEPTH} levels deep");
+        return format!("is nested more than {} levels deep", limits.depth);
     }
     format!("is not valid SQL: {}", shorten(m))
 }
 
-fn parse_query(text: &str) -> std::result::Result<Box<Query>, String> {
-    let tokens = tokens(text, MAX_QUERY)?;
-    let mut parser = Parser::new(&ClickHouseDialect {}).with_recursion_limit(MAX_DEPTH).with_tokens(tokens);
-    let statements = parser.parse_statements().map_err(|e| parse_error(&e.to_string()))?;
+fn parse_query(text: &str, limits: Limits) -> std::result::Result<Box<Query>, String> {
+    let tokens = tokens(text, limits.len)?;
+    let mut parser = Parser::new(&ClickHouseDialect {}).with_recursion_limit(limits.depth).with_tokens(tokens);
+    let statements = parser.parse_statements().map_err(|e| parse_error(&e.to_string(), limits))?;
     match <[Statement; 1]>::try_from(statements) {
         Ok([Statement::Query(q)]) => Ok(q),
         Ok([other]) => Err(format!("expected a SELECT, found `{}`", shorten(&other.to_string()))),
@@ -226,14 +274,14 @@ fn simple_select(q: &Query) -> std::result::Result<&Select, String> {
 }
 
 /// Checks the select list, GROUP BY, ORDER BY and (for queries) WHERE; returns the columns read.
-fn parts(q: &Query, s: &Select) -> std::result::Result<Refs, String> {
+fn parts(q: &Query, s: &Select, place: Place) -> std::result::Result<Refs, String> {
     let mut refs = Refs::default();
     let mut aliases = BTreeSet::new();
     for item in &s.projection {
         match item {
-            SelectItem::UnnamedExpr(e) => expr::check(e, Place::Query, &mut refs)?,
+            SelectItem::UnnamedExpr(e) => expr::check(e, place, &mut refs)?,
             SelectItem::ExprWithAlias { expr: e, alias } => {
-                expr::check(e, Place::Query, &mut refs)?;
+                expr::check(e, place, &mut refs)?;
                 aliases.insert(alias.value.clone());
             }
             SelectItem::Wildcard(w) if w.opt_ilike.is_none() && w.opt_exclude.is_none() => {
@@ -247,15 +295,15 @@ fn parts(q: &Query, s: &Select) -> std::result::Result<Refs, String> {
     }
     match &s.group_by {
         GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => {
-            exprs.iter().try_for_each(|e| expr::check(e, Place::Query, &mut refs))?
+            exprs.iter().try_for_each(|e| expr::check(e, place, &mut refs))?
         }
         _ => return Err("GROUP BY ALL and GROUP BY modifiers (ROLLUP, CUBE, TOTALS) are not allowed".into()),
     }
     if let Some(w) = &s.selection {
-        expr::check(w, Place::Query, &mut refs)?;
+        expr::check(w, place, &mut refs)?;
     }
     if let Some(h) = &s.having {
-        expr::check(h, Place::Query, &mut refs)?;
+        expr::check(h, place, &mut refs)?;
     }
     if let Some(order) = &q.order_by
         && let OrderByKind::Expressions(list) = &order.kind
@@ -264,7 +312,7 @@ fn parts(q: &Query, s: &Select) -> std::result::Result<Refs, String> {
             if o.with_fill.is_some() {
                 return Err("ORDER BY ... WITH FILL is not allowed".into());
             }
-            expr::check(&o.expr, Place::Query, &mut refs)?;
+            expr::check(&o.expr, place, &mut refs)?;
         }
     }
     refs.columns.retain(|c| !aliases.contains(c));

@@ -1,6 +1,8 @@
 //! The checks that need the live table: columns that exist, codecs that fit their column's type, engines that
-//! take projections. An object that fails one is refused (never sent); the others on the table still are.
+//! take projections, and the server's own reading of each piece ([`crate::proof`]). An object that fails one is
+//! refused (never sent); the others on the table still are.
 
+use super::reread::Piece;
 use crate::observe::LiveTable;
 use crate::validate::{DesiredCodec, DesiredIndex, DesiredProjection};
 use std::collections::BTreeSet;
@@ -10,6 +12,9 @@ const PROJECTION_MODES: [&str; 3] = ["'drop'", "'rebuild'", "'ignore'"];
 
 /// Why `p` cannot be added to `table`, if it cannot.
 pub fn projection(p: &DesiredProjection, table: &LiveTable) -> Option<String> {
+    if let Some(reason) = table.reread_refusal(&Piece::Projection, &p.query) {
+        return Some(reason);
+    }
     if let Some(reason) = engine_refuses_projections(table) {
         return Some(reason);
     }
@@ -18,7 +23,7 @@ pub fn projection(p: &DesiredProjection, table: &LiveTable) -> Option<String> {
 
 /// Why `x` cannot be added to `table`, if it cannot.
 pub fn index(x: &DesiredIndex, table: &LiveTable) -> Option<String> {
-    missing_columns(&x.columns, table)
+    table.reread_refusal(&Piece::Expression, &x.expression).or_else(|| missing_columns(&x.columns, table))
 }
 
 /// Why `c` cannot be set on `table`, if it cannot (a missing column is reported by the plan itself).

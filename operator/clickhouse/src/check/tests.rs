@@ -90,7 +90,7 @@ fn huge_and_deep_input_is_refused_before_parsing_costs_anything() {
 #[case("select model,AVG(score) as s group by model", "SELECT model, AVG(score) AS s GROUP BY model", &["model", "score"])]
 #[case("SELECT * ORDER BY customer_id", "SELECT * ORDER BY customer_id", &["customer_id"])]
 #[case("SELECT toStartOfHour(ts) AS h, quantile(0.99)(latency) GROUP BY h", "SELECT toStartOfHour(ts) AS h, quantile(0.99)(latency) GROUP BY h", &["latency", "ts"])]
-#[case("SELECT model, sumIf(x, y > 1), uniqExact(z) GROUP BY model", "SELECT model, sumIf(x, y > 1), uniqExact(z) GROUP BY model", &["model", "x", "y", "z"])]
+#[case("SELECT model, sumIf(x, y > 1), uniq(z) GROUP BY model", "SELECT model, sumIf(x, y > 1), uniq(z) GROUP BY model", &["model", "x", "y", "z"])]
 #[case("SELECT `model`, count(*) GROUP BY `model`", "SELECT `model`, count(*) GROUP BY `model`", &["model"])]
 fn projections_render_from_the_tree(#[case] text: &str, #[case] sql: &str, #[case] columns: &[&str]) {
     let c = projection("q", text).unwrap();
