@@ -71,6 +71,22 @@ fixture many-tables --extra-tables 8
 fixture compile-bomb --bomb "$bomb_locals,$bomb_ops"
 fixture compile-heavy --bomb "$heavy_locals,$heavy_ops,$heavy_count"
 fixture compile-wide --bomb "$heavy_locals,$wide_ops,$wide_count"
+# Other compile-cost drivers (componentize --shape; host/src/preflight/flow.rs): for each, the largest shape the
+# host's load bounds accept, and the next one, refused before compiling. Sized with the bounds in host/src/limits.rs.
+fixture shape-frames --shape results,1,7,4096
+fixture shape-frames-over --shape results,1,1,4097
+fixture shape-frames-bomb --shape results,1,1
+fixture shape-typed-blocks --shape blocks,32,1,256
+fixture shape-typed-blocks-over --shape blocks,32,1,257
+fixture shape-calls --shape calls,31,1,1024
+fixture shape-calls-over --shape calls,31,1,1025
+fixture shape-type-values-over --shape calls,33,1,1
+fixture shape-types --shape types,4000
+fixture shape-types-over --shape types,4100
+fixture shape-elements --shape elements,9950
+fixture shape-elements-over --shape elements,10001
+fixture shape-globals --shape globals,990
+fixture shape-globals-over --shape globals,1001
 
 # Altered copies of the contract, made here from policy.wit (never committed, so they cannot drift from it).
 wit="$stage/src/policies/wit/policy.wit"

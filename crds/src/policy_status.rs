@@ -57,6 +57,25 @@ pub struct PolicyEvaluation {
     /// has passed, the spec changes or an evaluation fails; rounds in between publish it as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluated_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// The component this policy names, refused at load for what it is (its shape, imports, world, or a compile
+    /// too costly). Kept here so that the operator, restarted, does not compile it again: it is refused from this
+    /// record until the pin changes (a missed compile deadline only for ten minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<RefusedComponent>,
+}
+
+/// A policy component refused at load, by digest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedComponent {
+    /// The component's sha256.
+    pub sha256: String,
+    /// The failure category (`load`, `forbidden_import`, `wrong_world`, `compile_timeout`).
+    pub category: String,
+    /// Why (sanitised, at most 256 characters).
+    pub message: String,
+    /// When it was refused.
+    pub at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 }
 
 /// A cache policy's last evaluation.

@@ -188,6 +188,12 @@ pub struct RunArgs {
     /// namespace. Envoy's local rate-limit counters do not tell routes apart, so there is no built-in default.
     #[arg(long, env = "PERF_ENVOY_GATEWAY_REJECTIONS_QUERY", value_parser = rejections_template)]
     pub envoy_gateway_rejections_query: Option<String>,
+    /// Memory (MiB) one compilation of a tenant's policy component may use. Components are compiled in a child
+    /// process of the operator's own binary with this address-space limit on top of what the process needs to start
+    /// (a policy needs a few MiB; the largest shape the load bounds accept stays under 128), killed at the compile
+    /// deadline; set the pod's memory limit to the operator's own use plus this.
+    #[arg(long, env = "PERF_POLICY_COMPILE_MEMORY_MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=65536))]
+    pub policy_compile_memory_mib: u64,
     /// Seconds an API server response may keep a request (not a watch) waiting.
     #[arg(long, env = "PERF_KUBE_API_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub kube_api_timeout_seconds: u64,
@@ -222,6 +228,12 @@ impl RunArgs {
             rate_limit_defaults: crate::enforcement::AdminDefaults {
                 envoy_gateway_rejections: self.envoy_gateway_rejections_query.clone().filter(|q| !q.is_empty()),
             },
+            // Without its own path (a deleted binary) the operator cannot start workers: it compiles in process.
+            policy_compile_worker: perf_policy_host::isolate::CompileWorker::this_binary(
+                self.policy_compile_memory_mib << 20,
+            )
+            .map_err(|e| tracing::warn!(error = %e, "no policy compile worker: compiling in process"))
+            .ok(),
         }
     }
 

@@ -1,9 +1,16 @@
 use perf_operator::cli::{self, Command};
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+fn main() -> anyhow::Result<ExitCode> {
     let args = cli::parse_args();
+    // The policy compile worker runs before any runtime thread exists: it limits its own address space first.
+    if let Command::Policy { command: perf_policy_host::cli::PolicyCommand::CompileWorker(worker) } = &args.command {
+        return Ok(perf_policy_host::isolate::serve(worker));
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(args))
+}
+
+async fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
     perf_operator::tls::install_crypto_provider();
     // The controller logs its work; the offline commands print results and only warn on stderr.
     let level = if matches!(args.command, Command::Run(_)) { "info" } else { "warn" };

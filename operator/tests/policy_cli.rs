@@ -53,3 +53,34 @@ fn help_documents_the_exit_codes() {
     // A usage error is clap's exit code 2, like bad input.
     assert_eq!(policy(&["eval", "--world", "cache"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_host_that_cannot_map_an_instances_memory_is_not_the_components_fault() {
+    // Under a 1 GiB address-space limit wasmtime cannot reserve a linear memory (4 GiB and its guard): the host's
+    // failure, not the component's (exit 1, `internal`), so an operator would not remember it against the digest.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new("prlimit")
+        .current_dir(root)
+        .arg(format!("--as={}", 1u64 << 30))
+        .arg(env!("CARGO_BIN_EXE_perf-operator"))
+        .args(["policy", "eval", "--policy", HOSTILE, "--world", "cache", "--input", INPUT, "--output", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["error"]["category"], "internal", "{stdout}");
+    assert!(report["error"]["message"].as_str().unwrap_or_default().contains("failed on the host"), "{stdout}");
+}
+
+#[test]
+fn the_compile_worker_refuses_what_is_not_a_component_and_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_perf-operator"))
+        .args(["policy", "compile-worker", "--memory-bytes", "268435456", "--cpu-seconds", "10", "--max-input", "64"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("peak-rss-kib"), "{out:?}");
+}

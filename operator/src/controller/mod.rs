@@ -260,6 +260,9 @@ pub fn prepare(clients: &Clients, metrics: Arc<Metrics>, scope: Scope) -> Result
     let settled_slots = tokio::sync::Semaphore::new(triggers::settled_share(scope.pace.concurrency));
     let base = Context::new(clients.unary.clone(), metrics)?;
     let mut context = Context { scope: scope.clone(), slots, settled_slots, ..base };
+    if let Some(worker) = &scope.policy_compile_worker {
+        context.policies.compile_in(worker.clone())?;
+    }
     context.set_egress(scope.egress.clone())?;
     context.caches = caches::Caches::start(&clients.watch, &scope.namespaces);
     let ctx = Arc::new(context);
@@ -365,6 +368,9 @@ pub struct Scope {
     pub notifications: Option<crate::notify::ClusterReceiver>,
     /// The administrator's defaults of rate-limit enforcement (`--envoy-gateway-rejections-query`).
     pub rate_limit_defaults: crate::enforcement::AdminDefaults,
+    /// How tenants' policy components are compiled: in a worker process with its own memory limit (the operator
+    /// binary itself, `--policy-compile-memory-mib`); None compiles in this process (tests of the controller).
+    pub policy_compile_worker: Option<perf_policy_host::isolate::CompileWorker>,
 }
 
 impl Default for Scope {
@@ -385,6 +391,7 @@ impl Default for Scope {
             cluster_templates: true,
             notifications: None,
             rate_limit_defaults: crate::enforcement::AdminDefaults::default(),
+            policy_compile_worker: None,
         }
     }
 }

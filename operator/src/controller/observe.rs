@@ -288,7 +288,12 @@ async fn load(
     r: &PolicyRef,
     after: Duration,
 ) -> Read<Arc<Policy>> {
-    let loading = Loading { namespace: &namespace(profile), name: &profile.name_any(), world, policy: r };
+    let policies = profile.status.as_ref().and_then(|s| s.policies.as_ref());
+    let refused = match world {
+        World::Cache => policies.and_then(|p| p.cache.as_ref()).and_then(|c| c.evaluation.refused.as_ref()),
+        World::RateLimit => policies.and_then(|p| p.rate_limit.as_ref()).and_then(|r| r.evaluation.refused.as_ref()),
+    };
+    let loading = Loading { namespace: &namespace(profile), name: &profile.name_any(), world, policy: r, refused };
     match tokio::time::timeout(after, ctx.policies.load(&ctx.client, loading)).await {
         Ok(loaded) => loaded.map_err(Unread::from),
         // The load goes on in the background and a later reconcile uses its result; the policy did not time out.

@@ -2,10 +2,11 @@
 //! verified digest. Evaluation is part of the pure decision ([`crate::decide::policy`]).
 
 use crate::decide::PolicyUnavailable;
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::Api;
-use perf_operator_api::{ConfigMapPolicySource, PerformanceProfile, PolicyRef};
+use perf_operator_api::{ConfigMapPolicySource, PerformanceProfile, PolicyRef, RefusedComponent};
 use perf_policy_host::{Evaluator, HostConfig, Policy, PolicyHost, World, source};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,6 +113,8 @@ pub struct Loading<'a> {
     pub name: &'a str,
     pub world: World,
     pub policy: &'a PolicyRef,
+    /// The refusal the profile's status records for this world's policy, if any.
+    pub refused: Option<&'a RefusedComponent>,
 }
 
 impl PolicyRuntime {
@@ -142,6 +145,12 @@ impl PolicyRuntime {
         })
     }
 
+    /// Compiles tenants' components in `worker` from now on (a new host: nothing was loaded yet at start-up).
+    pub fn compile_in(&mut self, worker: perf_policy_host::isolate::CompileWorker) -> perf_policy_host::Result<()> {
+        self.host = Arc::new(PolicyHost::new(HostConfig { compile_worker: Some(worker), ..HostConfig::default() })?);
+        Ok(())
+    }
+
     /// Policy URLs (and their redirects) lead only where `egress` allows.
     pub fn reach(&mut self, egress: perf_egress::Egress) -> perf_policy_host::Result<()> {
         self.http = source::http_client_reaching(FETCH_TIMEOUT, &self.extra_roots, egress.clone())?;
@@ -168,11 +177,17 @@ impl PolicyRuntime {
     /// key and the new component is loaded without a restart. A ConfigMap is read again whenever its version moved
     /// (it may have been edited in place since its pin was loaded); a URL is fetched once per pin.
     pub async fn load(&self, client: &Client, what: Loading<'_>) -> Result<Arc<Policy>, PolicyUnavailable> {
-        let Loading { namespace, name, world, policy: r } = what;
+        let Loading { namespace, name, world, policy: r, refused } = what;
         let tenant = format!("{namespace}/{name}");
         if let Some(builtin) = &r.builtin {
             let host = self.host.clone();
             return self.evaluator.load_builtin(host, tenant, world, builtin.clone()).await.map_err(unavailable);
+        }
+        // Refused before, maybe by an operator that then ran out of memory: not compiled again.
+        let pin = r.config_map.as_ref().map(|c| &c.sha256).or(r.url.as_ref().map(|u| &u.sha256));
+        let kept = self.host.config().load_limits.compile_timeout_kept;
+        if let Some(refused) = pin.and_then(|pin| still_refused(refused, pin, kept, Timestamp::now())) {
+            return Err(refused);
         }
         // A component loaded before (or refused before) needs no bytes: its digest says which it is.
         let cached = |sha256: &str| self.host.cached(&tenant, world, sha256).map(|r| r.map_err(unavailable));
@@ -211,6 +226,24 @@ impl PolicyRuntime {
         self.evaluator.load_pinned(self.host.clone(), tenant, world, bytes.into(), sha256).await.map_err(unavailable)
     }
 }
+
+/// The refusal `refused` records for `pin`, while it holds at `now`: for good, except a missed compile deadline
+/// (`kept` after it, as the host's own memory of it). A record of an unknown category is not believed.
+fn still_refused(
+    refused: Option<&RefusedComponent>,
+    pin: &str,
+    kept: Duration,
+    now: Timestamp,
+) -> Option<PolicyUnavailable> {
+    let refused = refused.filter(|r| r.sha256 == pin)?;
+    let category = REMEMBERED.into_iter().find(|c| *c == refused.category)?;
+    let elapsed = now.duration_since(refused.at.0);
+    let expired = category == "compile_timeout" && (elapsed.is_negative() || elapsed.unsigned_abs() >= kept);
+    (!expired).then(|| PolicyUnavailable::Refused { refused: refused.clone(), category })
+}
+
+/// Categories of `perf_policy_host::Error::refused_digest` failures, as their records name them.
+const REMEMBERED: [&str; 4] = ["load", "forbidden_import", "wrong_world", "compile_timeout"];
 
 /// A component that could not be had: a pin mismatch when its digest is not the pin.
 impl PolicyRuntime {
@@ -357,5 +390,29 @@ mod tests {
 
         let f = check_config_map_pin("shop", &pinned("not-a-digest"), bytes).unwrap_err();
         assert!(matches!(&f, PolicyUnavailable::Host(e) if e.category() == "bad_source"), "{f:?}");
+    }
+
+    #[test]
+    fn a_refusal_in_status_holds_for_its_pin_and_a_missed_deadline_only_for_a_while() {
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        let record = |sha256: &str, category: &str| RefusedComponent {
+            sha256: sha256.into(),
+            category: category.into(),
+            message: "too costly".into(),
+            at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at),
+        };
+        let kept = Duration::from_secs(600);
+        let after = |s: i64| at.checked_add(jiff::SignedDuration::from_secs(s)).unwrap();
+        let held = |r: &RefusedComponent, pin: &str, now| still_refused(Some(r), pin, kept, now).is_some();
+        assert!(held(&record("d", "load"), "d", after(86_400 * 365)), "a load refusal holds for good");
+        assert!(!held(&record("d", "load"), "e", after(1)), "a new pin is a new component");
+        assert!(held(&record("d", "compile_timeout"), "d", after(599)));
+        assert!(!held(&record("d", "compile_timeout"), "d", after(600)), "tried again after ten minutes");
+        assert!(!held(&record("d", "compile_timeout"), "d", after(-1)), "a record from the future is not believed");
+        assert!(!held(&record("d", "trap"), "d", after(1)), "not a load refusal: never believed");
+        assert!(still_refused(None, "d", kept, after(1)).is_none());
+        let refusal =
+            still_refused(Some(&record("d", "wrong_world")), "d", kept, after(1)).map(crate::decide::Unread::from);
+        assert_eq!(refusal.map(|u| u.category()), Some("wrong_world"));
     }
 }

@@ -78,6 +78,10 @@ pub enum PolicyUnavailable {
     Source { message: String },
     #[error("{0} ({cat})", cat = .0.category())]
     Host(#[source] perf_policy_host::Error),
+    /// Refused at an earlier load, as the profile's status records (`status.policies.*.refused`): not compiled
+    /// again.
+    #[error("{} (refused at {}, remembered in status until the pin changes)", .refused.message, .refused.at.0)]
+    Refused { refused: perf_operator_api::RefusedComponent, category: &'static str },
 }
 
 impl Unread {
@@ -93,6 +97,7 @@ impl Unread {
             Unread::Policy(PolicyUnavailable::PinMismatch { .. }) => "digest_mismatch",
             Unread::Policy(PolicyUnavailable::Source { .. }) => "source",
             Unread::Policy(PolicyUnavailable::Host(e)) => e.category(),
+            Unread::Policy(PolicyUnavailable::Refused { category, .. }) => category,
             Unread::Prometheus(_) => "prometheus",
             Unread::ClickHouse(e) => e.category(),
             Unread::Canary(e) => e.category(),

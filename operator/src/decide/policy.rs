@@ -13,7 +13,7 @@ use kube::Resource;
 use perf_operator_api::{
     self as api, CacheObservation, CachePolicyStatus, MemoryAdviceStatus, PerformanceProfile, PoliciesStatus,
     PolicyEvaluation, PolicyRef, PublishedClass, PublishedFrom, PublishedLimit, RateLimitPolicyStatus,
-    RouteObservation, condition,
+    RefusedComponent, RouteObservation, condition,
 };
 use perf_policy_host::positional::settings_text;
 use perf_policy_host::{CacheInput, CacheOutput, ClassDecision, Policy, RateLimitInput, RateLimitOutput, RouteLimit};
@@ -40,18 +40,37 @@ struct Failure {
     reason: &'static str,
     category: &'static str,
     message: String,
+    /// The component's refusal to record in status: a new one (no time yet), or the one status already had.
+    refused: Option<Box<(RefusedComponent, bool)>>,
 }
 
 impl Failure {
     fn host(reason: &'static str, e: &perf_policy_host::Error) -> Self {
-        Self { reason, category: e.category(), message: format!("{e} ({})", e.category()) }
+        Self { reason, category: e.category(), message: format!("{e} ({})", e.category()), refused: None }
     }
     fn unread(e: &Unread) -> Self {
         let reason = match e {
             Unread::Policy(PolicyUnavailable::PinMismatch { .. }) => PIN_MISMATCH,
             _ => "Unavailable",
         };
-        Self { reason, category: e.category(), message: e.chain() }
+        let refused = match e {
+            Unread::Policy(PolicyUnavailable::Refused { refused, .. }) => Some(Box::new((refused.clone(), true))),
+            Unread::Policy(PolicyUnavailable::Host(host)) => host.refused_digest().map(|sha256| {
+                let message = sanitize(&host.to_string());
+                let at = Time(Timestamp::UNIX_EPOCH);
+                let refused =
+                    RefusedComponent { sha256: sha256.to_string(), category: host.category().into(), message, at };
+                Box::new((refused, false))
+            }),
+            _ => None,
+        };
+        Self { reason, category: e.category(), message: e.chain(), refused }
+    }
+
+    /// The record for status: a refusal of this round is dated `now`, a remembered one keeps its date.
+    fn refused_at(&self, now: Timestamp) -> Option<RefusedComponent> {
+        let (record, remembered) = self.refused.as_deref()?;
+        Some(if *remembered { record.clone() } else { RefusedComponent { at: Time(now), ..record.clone() } })
     }
 }
 
@@ -163,6 +182,7 @@ fn evaluate<U: PolicyUse>(
         reason: output.as_ref().map(|o| sanitize(U::reason(o))),
         error: failure.as_ref().map(|f| sanitize(&f.message)),
         evaluated_at: None,
+        refused: None,
     };
     Evaluated { published, evaluation, output, failure, elapsed }
 }
@@ -220,6 +240,7 @@ pub fn decide(
         } else {
             let (mut entry, failure, live, elapsed) = decide_cache(profile, observed, previous, spec, r, plan);
             entry.evaluation.evaluated_at = Some(Time(now));
+            entry.evaluation.refused = failure.as_ref().and_then(|f| f.refused_at(now));
             redis_live = live;
             runs.push(Run { world: CacheUse::WORLD, failure: failure.as_ref().map(|f| f.category), elapsed });
             failures.extend(failure.map(|f| ("cache", f, entry.evaluation.published)));
@@ -235,6 +256,7 @@ pub fn decide(
         } else {
             let (mut entry, failure, elapsed) = decide_rate_limit(profile, observed, previous, spec, r, plan);
             entry.evaluation.evaluated_at = Some(Time(now));
+            entry.evaluation.refused = failure.as_ref().and_then(|f| f.refused_at(now));
             runs.push(Run { world: RateLimitUse::WORLD, failure: failure.as_ref().map(|f| f.category), elapsed });
             failures.extend(failure.map(|f| ("rateLimit", f, entry.evaluation.published)));
             status.rate_limit = Some(entry);

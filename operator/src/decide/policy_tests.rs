@@ -207,3 +207,52 @@ fn policy_text_is_sanitised() {
     assert_eq!(sanitize(text), "ok evil next  [31m");
     assert_eq!(sanitize(&"x".repeat(1000)).len(), 256);
 }
+
+fn refused_by_host(sha256: &str) -> Observed {
+    let error = perf_policy_host::Error::Load { sha256: sha256.into(), detail: "too costly".into() };
+    let host = || Some(Err(Unread::Policy(PolicyUnavailable::Host(error.clone()))));
+    Observed { cache_policy: host(), rate_limit_policy: host(), ..Observed::default() }
+}
+
+#[test]
+fn a_component_refused_for_what_it_is_is_recorded_in_status_with_its_first_refusal() {
+    let p = profile("UseSpec", serde_json::Value::Null);
+    let (mut cache, mut limits) = plans(&p);
+    let first = Timestamp::from_second(1_800_000_000).unwrap();
+    let decided = decide(&p, &refused_by_host("d1"), first, Some(&mut cache), Some(&mut limits));
+    let status = decided.status.unwrap();
+    let refused = status.cache.as_ref().and_then(|c| c.evaluation.refused.clone()).unwrap();
+    assert_eq!((refused.sha256.as_str(), refused.category.as_str(), refused.at.0), ("d1", "load", first));
+    assert!(refused.message.contains("too costly"), "{}", refused.message);
+    assert!(status.rate_limit.as_ref().and_then(|r| r.evaluation.refused.as_ref()).is_some());
+    // Read back from status by the next process: the record keeps its first date.
+    let remembered = |r: &RefusedComponent| {
+        let refused = PolicyUnavailable::Refused { refused: r.clone(), category: "load" };
+        Some(Err(Unread::Policy(refused)))
+    };
+    let again =
+        Observed { cache_policy: remembered(&refused), rate_limit_policy: remembered(&refused), ..Observed::default() };
+    let later = Timestamp::from_second(1_800_000_600).unwrap();
+    let decided = decide(&p, &again, later, Some(&mut cache), Some(&mut limits));
+    let kept = decided.status.unwrap().cache.and_then(|c| c.evaluation.refused).unwrap();
+    assert_eq!(kept, refused, "a remembered refusal is the same record");
+    assert!(decided.report.message.contains("remembered in status"), "{}", decided.report.message);
+}
+
+#[test]
+fn failures_that_are_not_the_components_record_no_refusal() {
+    let p = profile("UseSpec", serde_json::Value::Null);
+    let (mut cache, mut limits) = plans(&p);
+    let busy = perf_policy_host::Error::Busy("compiling".into());
+    let internal = perf_policy_host::Error::Internal("mmap failed".into());
+    for error in [busy, internal] {
+        let host = || Some(Err(Unread::Policy(PolicyUnavailable::Host(error.clone()))));
+        let observed = Observed { cache_policy: host(), rate_limit_policy: host(), ..Observed::default() };
+        let status = decide(&p, &observed, Timestamp::now(), Some(&mut cache), Some(&mut limits)).status.unwrap();
+        assert!(status.cache.and_then(|c| c.evaluation.refused).is_none(), "{error}");
+    }
+    for observed in [unavailable(), loaded(10, 10)] {
+        let status = decide(&p, &observed, Timestamp::now(), Some(&mut cache), Some(&mut limits)).status.unwrap();
+        assert!(status.cache.and_then(|c| c.evaluation.refused).is_none());
+    }
+}

@@ -1,7 +1,9 @@
-//! Compiling a component without letting it stall other work: on its own thread, one slot of a few, under a
-//! wall-clock deadline. Compilation is bounded first by the shape check (`preflight`); the deadline catches what
-//! slips through. A thread cannot be stopped, so a compilation past its deadline keeps its slot until it ends: the
-//! slots bound the CPU that refused components can take, and evaluations never wait for them.
+//! Compiling a component without letting it stall other work: one slot of a few, under a wall-clock deadline.
+//! Compilation is bounded first by the shape check (`preflight`). The operator compiles in a worker process
+//! (`isolate`) with its own memory limit, killed at the deadline, so the slot is free again at the deadline. Without
+//! a worker (the CLI) it compiles on its own thread; a thread cannot be stopped, so a compilation past its deadline
+//! keeps its slot until it ends: the slots bound the CPU that refused components can take, and evaluations never
+//! wait for them.
 
 use std::collections::HashSet;
 use std::sync::mpsc::{RecvTimeoutError, sync_channel};
@@ -12,6 +14,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::config::lock;
+use crate::isolate::{self, CompileWorker};
 use crate::{Error, Result};
 
 /// Compilations running now, out of `max`.
@@ -84,20 +87,28 @@ impl Turns {
     }
 }
 
-/// Compiles `bytes` on a slot's thread; gives up waiting after `limit` (for the slot and the compilation together).
+/// Compiles `bytes` within `limit` (for the slot and the compilation together): in `worker`, killed at the
+/// deadline, or else on a slot's thread, given up on at the deadline.
 pub(crate) fn compile(
     engine: &Engine,
     slots: &Arc<Slots>,
+    worker: Option<&CompileWorker>,
     sha256: &str,
     bytes: &[u8],
     limit: Duration,
-) -> Result<Component> {
+) -> Result<(Component, Option<u64>)> {
     let deadline = Instant::now() + limit;
     let Some(slot) = slots.acquire(deadline) else {
         return Err(Error::Busy(format!(
             "every compile slot stayed busy for {limit:?} (a long compilation is still running); retried later"
         )));
     };
+    if let Some(worker) = worker {
+        let compiled = isolate::compile(worker, engine, sha256, bytes, deadline);
+        drop(slot);
+        let compiled = compiled?;
+        return Ok((compiled.component, compiled.peak_rss_bytes));
+    }
     let (sender, receiver) = sync_channel(1);
     let (engine, owned) = (engine.clone(), bytes.to_vec());
     std::thread::Builder::new()
@@ -111,7 +122,7 @@ pub(crate) fn compile(
     // wasmtime's messages may quote names from the component: cleaned like any policy-provided text.
     let load = |detail: String| Error::Load { sha256: sha256.to_string(), detail: crate::check::clean(&detail, 2048) };
     match receiver.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        Ok(Ok(component)) => Ok(component),
+        Ok(Ok(component)) => Ok((component, None)),
         Ok(Err(e)) => Err(load(format!("{e:#}"))),
         Err(RecvTimeoutError::Timeout) => Err(Error::CompileTimeout {
             sha256: sha256.to_string(),

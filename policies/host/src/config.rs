@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::isolate::CompileWorker;
 use crate::{Limits, LoadLimits};
 
 /// Configuration of a [`crate::PolicyHost`].
@@ -29,6 +30,9 @@ pub struct HostConfig {
     /// Compiled code the host keeps for components of every tenant; past it the least recently used are forgotten
     /// (compiled again when next loaded).
     pub max_compiled_bytes: usize,
+    /// Compile tenants' components in a child process with its own memory limit, killed at the deadline (the
+    /// operator does); `None` compiles on a thread of this process (the CLI, tests of the host alone).
+    pub compile_worker: Option<CompileWorker>,
 }
 
 impl Default for HostConfig {
@@ -42,6 +46,7 @@ impl Default for HostConfig {
             max_warm_memory_bytes: 256 << 20,
             max_concurrent_compiles: 1,
             max_compiled_bytes: 128 << 20,
+            compile_worker: None,
         }
     }
 }

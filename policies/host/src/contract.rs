@@ -19,39 +19,70 @@ const TYPES_INTERFACE: &str = "types";
 const EXPORTS: [&str; 2] = ["validate-settings", "evaluate"];
 
 /// The checks that need only the names in the binary, made before compiling so that a component of the wrong
-/// contract costs no compilation: capabilities, the exports, and the version of a `perf:policy/types`
-/// import. Which instances are type-only needs the resolved types: [`check`] decides that after compiling.
+/// contract costs no compilation: imports the host does not provide (reported first, whatever else is wrong), the
+/// version of the `perf:policy/types` import, the world's type names, and the exports. Whether the `types` instance
+/// holds only types needs the resolved types: [`check`] decides that after compiling.
 pub(crate) fn check_surface(shape: &Shape, sha256: &str, world: World) -> crate::Result<()> {
     let wrong_world = |detail: String| Error::WrongWorld {
         sha256: sha256.to_string(),
         expected: world,
         detail: crate::check::clean(&detail, 2048),
     };
-    let capabilities: Vec<String> = shape
+    let contract = format!("{PACKAGE}/{TYPES_INTERFACE}@");
+    let forbidden: Vec<&str> = shape
         .imports
         .iter()
-        .filter(|(_, kind)| *kind == ImportKind::Capability)
-        .map(|(name, _)| crate::check::clean(name, 256))
+        .filter(|(name, kind)| match kind {
+            ImportKind::Capability => true,
+            ImportKind::Instance => !name.starts_with(&contract),
+            ImportKind::Type => false,
+        })
+        .map(|(name, _)| name.as_str())
         .collect();
-    if !capabilities.is_empty() {
-        return Err(Error::ForbiddenImports { sha256: sha256.to_string(), imports: capabilities });
-    }
-    // Type imports are how a world names the interface's types it uses (`cache-input` ...): resolved after compiling.
-    for (name, kind) in &shape.imports {
-        if *kind == ImportKind::Instance && name.starts_with(&format!("{PACKAGE}/{TYPES_INTERFACE}@")) {
-            types_import(name).map_err(wrong_world)?;
-        }
+    if !forbidden.is_empty() {
+        return Err(forbidden_imports(sha256, forbidden));
     }
     let instances: Vec<&String> =
         shape.imports.iter().filter(|(_, kind)| *kind == ImportKind::Instance).map(|(name, _)| name).collect();
-    if instances.is_empty() {
-        return Err(wrong_world(format!("it does not import {PACKAGE}/types, so its contract version is unknown")));
+    match instances.as_slice() {
+        [] => {
+            return Err(wrong_world(format!("it does not import {PACKAGE}/types, so its contract version is unknown")));
+        }
+        [name] => types_import(name).map_err(wrong_world)?,
+        names => {
+            return Err(wrong_world(format!(
+                "it imports {} {PACKAGE}/types instances; a policy imports one",
+                names.len()
+            )));
+        }
     }
-    // Another instance may hold functions, which is `forbidden_import` and reported first: decided after compiling.
-    if instances.iter().all(|name| name.starts_with(&format!("{PACKAGE}/{TYPES_INTERFACE}@"))) {
-        exports(&shape.exports, world).map_err(wrong_world)?;
+    let allowed = world_types(world);
+    if let Some((name, _)) =
+        shape.imports.iter().find(|(name, kind)| *kind == ImportKind::Type && !allowed.contains(&name.as_str()))
+    {
+        return Err(wrong_world(format!("it imports the type {name:?}; the {world} world uses only {allowed:?}")));
     }
-    Ok(())
+    exports(&shape.exports, world).map_err(wrong_world)
+}
+
+/// Most import names a refusal lists: a component may have thousands.
+const LISTED_IMPORTS: usize = 8;
+
+/// The refusal of `names`, listing the first few, each cleaned like any policy-provided text.
+fn forbidden_imports(sha256: &str, names: Vec<&str>) -> Error {
+    let mut imports: Vec<String> = names.iter().take(LISTED_IMPORTS).map(|n| crate::check::clean(n, 128)).collect();
+    if names.len() > LISTED_IMPORTS {
+        imports.push(format!("and {} more", names.len() - LISTED_IMPORTS));
+    }
+    Error::ForbiddenImports { sha256: sha256.to_string(), imports }
+}
+
+/// The types a world's functions use, imported by name from the `types` interface.
+fn world_types(world: World) -> [&'static str; 2] {
+    match world {
+        World::Cache => ["cache-input", "cache-output"],
+        World::RateLimit => ["rate-limit-input", "rate-limit-output"],
+    }
 }
 
 /// Exactly the world's exports, none missing, none extra.
@@ -76,6 +107,7 @@ pub(crate) fn check(engine: &Engine, component: &Component, sha256: &str, world:
     let ty = component.component_type();
     let mut type_only = Vec::new();
     let mut forbidden = Vec::new();
+    let mut types = Vec::new();
     for (name, item) in ty.imports(engine) {
         match item.ty {
             ComponentItem::ComponentInstance(instance)
@@ -83,14 +115,17 @@ pub(crate) fn check(engine: &Engine, component: &Component, sha256: &str, world:
             {
                 type_only.push(name.to_string());
             }
-            ComponentItem::Type(_) => {
-                return Err(wrong_world(format!("it imports the type {name:?}; policies import only {PACKAGE}/types")));
-            }
-            _ => forbidden.push(crate::check::clean(name, 256)),
+            ComponentItem::Type(_) => types.push(name.to_string()),
+            _ => forbidden.push(name),
         }
     }
+    // A capability is the graver fault: reported before any other mismatch.
     if !forbidden.is_empty() {
-        return Err(Error::ForbiddenImports { sha256: sha256.to_string(), imports: forbidden });
+        return Err(forbidden_imports(sha256, forbidden));
+    }
+    let allowed = world_types(world);
+    if let Some(name) = types.iter().find(|name| !allowed.contains(&name.as_str())) {
+        return Err(wrong_world(format!("it imports the type {name:?}; the {world} world uses only {allowed:?}")));
     }
     match type_only.as_slice() {
         [name] => types_import(name).map_err(wrong_world)?,
@@ -163,6 +198,49 @@ mod tests {
         for (version, expected) in cases {
             assert_eq!(supports(&semver::Version::parse(version).unwrap()), expected, "{version}");
         }
+    }
+
+    fn shape(imports: &[(&str, ImportKind)], exports: &[&str]) -> Shape {
+        Shape {
+            imports: imports.iter().map(|(n, k)| (n.to_string(), *k)).collect(),
+            exports: exports.iter().map(|e| e.to_string()).collect(),
+            ..Shape::default()
+        }
+    }
+
+    #[test]
+    fn the_surface_is_checked_before_compiling_forbidden_imports_first() {
+        use ImportKind::{Capability, Instance, Type};
+        let types = ("perf:policy/types@0.2.0", Instance);
+        let both = ["validate-settings", "evaluate"];
+        let cases: Vec<(Shape, World, &str)> = vec![
+            (shape(&[types, ("cache-input", Type), ("cache-output", Type)], &both), World::Cache, "ok"),
+            // A capability is reported even when the contract version and the exports are wrong too.
+            (
+                shape(&[("perf:policy/types@9.0.0", Instance), ("wasi:cli/env", Capability)], &[]),
+                World::Cache,
+                "forbidden_import",
+            ),
+            (shape(&[types, ("wasi:io/streams@0.2.0", Instance)], &both), World::Cache, "forbidden_import"),
+            (shape(&[types, types], &both), World::Cache, "wrong_world"),
+            (shape(&[types, ("rate-limit-input", Type)], &both), World::Cache, "wrong_world"),
+            (shape(&[types], &["evaluate"]), World::Cache, "wrong_world"),
+            (shape(&[("perf:policy/types@0.3.0", Instance)], &both), World::RateLimit, "wrong_world"),
+            (shape(&[], &both), World::Cache, "wrong_world"),
+        ];
+        for (shape, world, expected) in cases {
+            let got = check_surface(&shape, "d", world).err().map_or("ok", |e| e.category());
+            assert_eq!(got, expected, "{:?}", shape.imports);
+        }
+    }
+
+    #[test]
+    fn a_refusal_lists_a_few_imports_and_counts_the_rest() {
+        let names: Vec<String> = (0..5000).map(|i| format!("evil:x/i{i}@1.0.0")).collect();
+        let imports: Vec<(&str, ImportKind)> = names.iter().map(|n| (n.as_str(), ImportKind::Capability)).collect();
+        let err = check_surface(&shape(&imports, &[]), "d", World::Cache).unwrap_err().to_string();
+        assert!(err.contains("evil:x/i7@1.0.0") && !err.contains("evil:x/i8@"), "{err}");
+        assert!(err.contains("and 4992 more") && err.len() < 1024, "{err}");
     }
 
     #[test]

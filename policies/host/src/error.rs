@@ -18,7 +18,8 @@ pub enum Error {
     #[error("loading policy component {sha256}: {detail}")]
     Load { sha256: String, detail: String },
     #[error(
-        "policy component {sha256} imports {imports:?}: policies may import nothing, the host grants no capability"
+        "policy component {sha256} imports {imports:?}: a policy imports only perf:policy/types, the host grants no \
+         capability"
     )]
     ForbiddenImports { sha256: String, imports: Vec<String> },
     #[error("policy component {sha256} does not implement the {expected} world: {detail}")]
@@ -74,6 +75,18 @@ impl Error {
     /// are remembered and not paid for again.
     pub fn is_load_failure(&self) -> bool {
         matches!(self, Error::Load { .. } | Error::ForbiddenImports { .. } | Error::WrongWorld { .. })
+    }
+
+    /// The digest of a component refused for what it is (its shape, imports, world or compile cost), which a
+    /// caller may remember across restarts; None for every other failure, the host's own included.
+    pub fn refused_digest(&self) -> Option<&str> {
+        match self {
+            Error::Load { sha256, .. }
+            | Error::ForbiddenImports { sha256, .. }
+            | Error::WrongWorld { sha256, .. }
+            | Error::CompileTimeout { sha256, .. } => Some(sha256),
+            _ => None,
+        }
     }
 
     /// True for failures of one evaluation (the policy stays loaded); false for failures to load it.

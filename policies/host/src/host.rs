@@ -18,6 +18,19 @@ use crate::source::Source;
 use crate::template::Template;
 use crate::{Error, Result, World, preflight};
 
+/// The engine of every host and compile worker: a worker's artifacts load only into an engine configured alike.
+pub(crate) fn engine() -> Result<Engine> {
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true);
+    // CPU budget per call: see `Limits::fuel`.
+    wasm.consume_fuel(true);
+    // The backtracking register allocator (the default) for every component: the single-pass one compiles the
+    // worst allowed function 10-20x faster but made warm calls of the built-ins about 1 us slower (measured);
+    // compile cost is bounded by `preflight`, the worker's memory limit and the compile deadline instead.
+    wasm.cranelift_opt_level(OptLevel::Speed);
+    Engine::new(&wasm).map_err(|e| Error::Internal(format!("creating the wasmtime engine: {e}")))
+}
+
 /// Tenant of loads that belong to no profile (the CLI, tests, `plan`).
 pub const NO_TENANT: &str = "";
 /// Most load failures remembered; past it the memory starts over (a failure then costs one more attempt).
@@ -40,6 +53,8 @@ pub struct PolicyHost {
     /// One compilation per namespace at a time ([`Turns`]).
     turns: Turns,
     compiles: AtomicU64,
+    /// Largest peak resident memory a compile worker reported.
+    compile_peak: AtomicU64,
     last_sweep: Mutex<Instant>,
     warm_budget: Arc<WarmBudget>,
     /// Sizes and last uses of the compiled components, against `HostConfig::max_compiled_bytes`.
@@ -48,17 +63,8 @@ pub struct PolicyHost {
 
 impl PolicyHost {
     pub fn new(config: HostConfig) -> Result<Self> {
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true);
-        // CPU budget per call: see `Limits::fuel`.
-        wasm.consume_fuel(true);
-        // The backtracking register allocator (the default) for every component: the single-pass one compiles the
-        // worst allowed function 10-20x faster but made warm calls of the built-ins about 1 us slower (measured);
-        // compile cost is bounded by `preflight` and the compile deadline instead.
-        wasm.cranelift_opt_level(OptLevel::Speed);
-        let engine = Engine::new(&wasm).map_err(|e| Error::Internal(format!("creating the wasmtime engine: {e}")))?;
         Ok(Self {
-            engine,
+            engine: engine()?,
             slots: Slots::new(config.max_concurrent_compiles),
             turns: Turns::default(),
             warm_budget: Arc::new(WarmBudget::new(config.max_warm_memory_bytes)),
@@ -69,6 +75,7 @@ impl PolicyHost {
             failures: Mutex::default(),
             policies: Mutex::default(),
             compiles: AtomicU64::new(0),
+            compile_peak: AtomicU64::new(0),
             last_sweep: Mutex::new(Instant::now()),
         })
     }
@@ -152,6 +159,11 @@ impl PolicyHost {
     /// Number of compilations so far (cache misses that were compiled, not read from the disk cache).
     pub fn compile_count(&self) -> u64 {
         self.compiles.load(Ordering::Relaxed)
+    }
+
+    /// The largest peak resident memory of a compile worker so far (its whole process), when workers compile.
+    pub fn compile_peak_rss_bytes(&self) -> u64 {
+        self.compile_peak.load(Ordering::Relaxed)
     }
 
     /// Linear memory held by idle warm instances of every tenant, against `HostConfig::max_warm_memory_bytes`.
@@ -255,13 +267,21 @@ impl PolicyHost {
     fn compile(&self, sha256: &str, bytes: &[u8], trusted: bool) -> Result<Component> {
         let deadline = self.config.load_limits.compile_deadline;
         let started = Instant::now();
-        let component = if trusted {
-            Component::new(&self.engine, bytes).map_err(|e| Error::Internal(format!("compiling a built-in: {e:#}")))?
+        let (component, peak) = if trusted {
+            let component = Component::new(&self.engine, bytes)
+                .map_err(|e| Error::Internal(format!("compiling a built-in: {e:#}")))?;
+            (component, None)
         } else {
-            compile::compile(&self.engine, &self.slots, sha256, bytes, deadline)?
+            let worker = self.config.compile_worker.as_ref();
+            compile::compile(&self.engine, &self.slots, worker, sha256, bytes, deadline).inspect_err(|error| {
+                tracing::info!(sha256, elapsed = ?started.elapsed(), %error, "policy component not compiled");
+            })?
         };
         self.compiles.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(sha256, elapsed = ?started.elapsed(), "compiled policy component");
+        if let Some(peak) = peak {
+            self.compile_peak.fetch_max(peak, Ordering::Relaxed);
+        }
+        tracing::info!(sha256, elapsed = ?started.elapsed(), peak_rss_bytes = peak, "compiled policy component");
         if let Some(path) = self.disk_path(sha256) {
             // Write then rename so a concurrent reader never sees half a file; a failure only costs a recompile.
             let tmp = path.with_extension("tmp");

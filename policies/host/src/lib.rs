@@ -20,6 +20,7 @@ mod config;
 pub mod contract;
 mod error;
 mod host;
+pub mod isolate;
 mod limits;
 mod native;
 mod policy;

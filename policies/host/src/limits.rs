@@ -52,6 +52,21 @@ pub struct LoadLimits {
     pub max_memories: usize,
     /// Tables defined across the component.
     pub max_tables: usize,
+    /// Core types of every core module and the component's own types (each costs the compiler several KiB).
+    pub max_types: usize,
+    /// Parameters and results of one function type: what every call of that type, and every block typed by it,
+    /// passes.
+    pub max_type_values: u32,
+    /// Function references in all element segments (each costs the compiler about 2 KiB).
+    pub max_element_items: usize,
+    /// Globals defined across core modules: instance memory outside the linear memory's cap.
+    pub max_globals: usize,
+    /// Blocks, loops and ifs of one function: the compiler's memory grows with their square.
+    pub max_frames: u32,
+    /// Of those, the ones typed by a function type (values passed in, or several out).
+    pub max_typed_frames: u32,
+    /// Values one function's calls pass in and out, each call counting 2 more (`preflight::Flow::call_values`).
+    pub max_call_values: u64,
     /// Wall time a compilation may take before the load is refused (it runs on its own thread; see `compile`).
     pub compile_deadline: Duration,
     /// How long a missed compile deadline is believed before the component is compiled again. Not for ever: a busy
@@ -73,6 +88,13 @@ impl Default for LoadLimits {
             max_compile_weight: 2 << 20,
             max_memories: 1,
             max_tables: 4,
+            max_types: 4096,
+            max_type_values: 64,
+            max_element_items: 10_000,
+            max_globals: 1000,
+            max_frames: 4096,
+            max_typed_frames: 256,
+            max_call_values: 65_536,
             compile_deadline: Duration::from_secs(20),
             compile_timeout_kept: Duration::from_secs(600),
         }
@@ -86,7 +108,7 @@ pub(crate) struct StoreState {
 
 impl StoreState {
     pub(crate) fn new(memory_bytes: usize, tables: usize) -> Self {
-        Self { limiter: MemoryCap { memory_bytes, tables, denied: false, peak: 0 } }
+        Self { limiter: MemoryCap { memory_bytes, tables, denied: false, table_denied: false, peak: 0 } }
     }
 }
 
@@ -97,6 +119,8 @@ pub(crate) struct MemoryCap {
     memory_bytes: usize,
     tables: usize,
     pub(crate) denied: bool,
+    /// Likewise for a table growth (or a table's initial size at instantiation).
+    pub(crate) table_denied: bool,
     /// Largest memory size granted, for `policy bench` and metrics.
     pub(crate) peak: usize,
 }
@@ -117,7 +141,9 @@ impl ResourceLimiter for MemoryCap {
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        let allowed = desired <= MAX_TABLE_ELEMENTS;
+        self.table_denied |= !allowed;
+        Ok(allowed)
     }
 
     fn instances(&self) -> usize {

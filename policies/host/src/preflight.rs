@@ -3,9 +3,13 @@
 //! in the register allocator. Also refuses what the policy worlds never need (more than one memory, many tables,
 //! nested components), with a message naming the bound.
 
-use wasmparser::{Parser, Payload};
+mod flow;
+
+use wasmparser::{Parser, Payload, TypeRef};
 
 use crate::LoadLimits;
+pub use flow::Flow;
+use flow::ModuleTypes;
 
 /// What was counted, for tests and `policy bench`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,6 +24,16 @@ pub struct Shape {
     pub compile_weight: usize,
     pub memories: usize,
     pub tables: usize,
+    /// Core types of every core module, and the component's own type definitions.
+    pub types: usize,
+    /// Most values (parameters and results) of one function type.
+    pub max_type_values: u32,
+    /// Function references in element segments, across core modules.
+    pub element_items: usize,
+    /// Globals defined across core modules (instance memory outside the linear memory's cap).
+    pub globals: usize,
+    /// The most of each per-function flow measure (`flow`), each over all functions.
+    pub max_flow: Flow,
     /// The component's own imports (not its core modules'), by name and kind.
     pub imports: Vec<(String, ImportKind)>,
     /// The component's own exports, by name.
@@ -44,8 +58,10 @@ pub fn inspect(bytes: &[u8], limits: &LoadLimits) -> Result<Shape, String> {
     }
     let mut shape = Shape::default();
     let mut depth = 0usize;
+    let mut module = ModuleTypes::default();
+    let invalid = |e: wasmparser::BinaryReaderError| format!("not a valid component: {e}");
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| format!("not a valid component: {e}"))?;
+        let payload = payload.map_err(invalid)?;
         match payload {
             Payload::Version { encoding: wasmparser::Encoding::Module, .. } if depth == 0 => {
                 return Err("a core module, not a component: wrap it with `wasm-tools component new`".into());
@@ -56,6 +72,34 @@ pub fn inspect(bytes: &[u8], limits: &LoadLimits) -> Result<Shape, String> {
             Payload::ModuleSection { .. } => {
                 depth += 1;
                 shape.core_modules += 1;
+                module = ModuleTypes::default();
+            }
+            Payload::TypeSection(reader) => {
+                shape.types += module.types(reader)?;
+                shape.max_type_values = shape.max_type_values.max(module.max_values());
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    if let TypeRef::Func(ty) | TypeRef::FuncExact(ty) = import.map_err(invalid)?.ty {
+                        module.function(ty);
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for ty in reader {
+                    module.function(ty.map_err(invalid)?);
+                }
+            }
+            Payload::CoreTypeSection(reader) => shape.types += reader.count() as usize,
+            Payload::ComponentTypeSection(reader) => shape.types += reader.count() as usize,
+            Payload::GlobalSection(reader) => shape.globals += reader.count() as usize,
+            Payload::ElementSection(reader) => {
+                for element in reader {
+                    shape.element_items += match element.map_err(invalid)?.items {
+                        wasmparser::ElementItems::Functions(items) => items.count() as usize,
+                        wasmparser::ElementItems::Expressions(_, items) => items.count() as usize,
+                    };
+                }
             }
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(reader) => {
@@ -74,7 +118,7 @@ pub fn inspect(bytes: &[u8], limits: &LoadLimits) -> Result<Shape, String> {
             Payload::InstanceSection(reader) => shape.core_instances += reader.count() as usize,
             Payload::MemorySection(reader) => shape.memories += reader.count() as usize,
             Payload::TableSection(reader) => shape.tables += reader.count() as usize,
-            Payload::CodeSectionEntry(body) => function(&mut shape, &body, limits)?,
+            Payload::CodeSectionEntry(body) => function(&mut shape, &body, &module, limits)?,
             _ => {}
         }
     }
@@ -82,7 +126,12 @@ pub fn inspect(bytes: &[u8], limits: &LoadLimits) -> Result<Shape, String> {
     Ok(shape)
 }
 
-fn function(shape: &mut Shape, body: &wasmparser::FunctionBody<'_>, limits: &LoadLimits) -> Result<(), String> {
+fn function(
+    shape: &mut Shape,
+    body: &wasmparser::FunctionBody<'_>,
+    module: &ModuleTypes,
+    limits: &LoadLimits,
+) -> Result<(), String> {
     let index = shape.functions;
     shape.functions += 1;
     let size = body.range().len();
@@ -101,16 +150,49 @@ fn function(shape: &mut Shape, body: &wasmparser::FunctionBody<'_>, limits: &Loa
     if shape.code_bytes > limits.max_code_bytes {
         return Err(format!("the component has more than {} bytes of code", limits.max_code_bytes));
     }
-    shape.compile_weight = shape.compile_weight.saturating_add(weight(size, locals));
+    let flow = module.flow(body).map_err(|e| format!("function {index}: {e}"))?;
+    flow_bounds(index, &flow, limits)?;
+    shape.compile_weight = shape.compile_weight.saturating_add(weight(size, locals)).saturating_add(flow.weight());
     if shape.compile_weight > limits.max_compile_weight {
         return Err(format!(
             "the component's code weighs more than {} (bytes of code weighted by locals: a function of {LOCALS_PER_WEIGHT} \
-             locals counts twice its size); it would take too long to compile",
+             locals counts twice its size; plus its blocks and the values of its calls); it would take too long to \
+             compile",
             limits.max_compile_weight
         ));
     }
+    shape.max_flow = Flow {
+        frames: shape.max_flow.frames.max(flow.frames),
+        typed_frames: shape.max_flow.typed_frames.max(flow.typed_frames),
+        call_values: shape.max_flow.call_values.max(flow.call_values),
+        call_square: shape.max_flow.call_square.max(flow.call_square),
+    };
     shape.max_locals = shape.max_locals.max(locals);
     shape.max_function_bytes = shape.max_function_bytes.max(size);
+    Ok(())
+}
+
+/// The per-function bounds of `flow`: what one function makes the compiler hold at once.
+fn flow_bounds(index: usize, flow: &Flow, limits: &LoadLimits) -> Result<(), String> {
+    if flow.frames > limits.max_frames {
+        return Err(format!(
+            "function {index} has {} blocks, loops and ifs, at most {} allowed (the compiler's memory grows with \
+             their square)",
+            flow.frames, limits.max_frames
+        ));
+    }
+    if flow.typed_frames > limits.max_typed_frames {
+        return Err(format!(
+            "function {index} has {} blocks, loops and ifs that pass values in or several out, at most {} allowed",
+            flow.typed_frames, limits.max_typed_frames
+        ));
+    }
+    if flow.call_values > limits.max_call_values {
+        return Err(format!(
+            "function {index}'s calls pass {} values in and out (each call counts 2 more), at most {} allowed",
+            flow.call_values, limits.max_call_values
+        ));
+    }
     Ok(())
 }
 
@@ -146,6 +228,22 @@ fn bounds(shape: &Shape, limits: &LoadLimits) -> Result<(), String> {
             return Err(format!("the component has {count} {what}, at most {max} allowed"));
         }
     }
+    let component_wide = [
+        ("types", shape.types, limits.max_types, "core and component types"),
+        ("element items", shape.element_items, limits.max_element_items, "function references in element segments"),
+        ("globals", shape.globals, limits.max_globals, "globals (each held by every instance, outside its memory cap)"),
+    ];
+    for (what, count, max, meaning) in component_wide {
+        if count > max {
+            return Err(format!("the component has {count} {what}, at most {max} allowed ({meaning})"));
+        }
+    }
+    if shape.max_type_values > limits.max_type_values {
+        return Err(format!(
+            "a function type of the component has {} parameters and results, at most {} allowed",
+            shape.max_type_values, limits.max_type_values
+        ));
+    }
     if shape.memories > limits.max_memories {
         return Err(format!(
             "the component defines {} linear memories; a policy has exactly one (the memory cap is per instance)",
@@ -156,96 +254,5 @@ fn bounds(shape: &Shape, limits: &LoadLimits) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::source::{BUILTIN_ADAPTIVE_RATE_LIMIT, BUILTIN_ADAPTIVE_TTL};
-
-    fn component(module: &str) -> Vec<u8> {
-        wat::parse_str(format!("(component (core module {module}))")).unwrap()
-    }
-
-    #[test]
-    fn builtins_fit_well_inside_the_bounds() {
-        let limits = LoadLimits::default();
-        for bytes in [BUILTIN_ADAPTIVE_TTL, BUILTIN_ADAPTIVE_RATE_LIMIT] {
-            let shape = inspect(bytes, &limits).unwrap();
-            assert_eq!(shape.memories, 1, "{shape:?}");
-            assert!(shape.max_locals * 4 < limits.max_locals, "{shape:?}");
-            assert!(shape.max_function_bytes * 4 < limits.max_function_bytes, "{shape:?}");
-            assert!(shape.functions * 4 < limits.max_functions, "{shape:?}");
-            assert!(shape.code_bytes * 4 < limits.max_code_bytes, "{shape:?}");
-            assert!(shape.compile_weight * 4 < limits.max_compile_weight, "{shape:?}");
-        }
-    }
-
-    #[test]
-    fn each_bound_is_named_when_crossed() {
-        let limits = LoadLimits::default();
-        let cases = [
-            (
-                component("(func (local i64 i64 i64))"),
-                LoadLimits { max_locals: 2, ..limits.clone() },
-                "more than 2 locals",
-            ),
-            (
-                component("(func nop nop nop)"),
-                LoadLimits { max_function_bytes: 3, ..limits.clone() },
-                "at most 3 allowed",
-            ),
-            (component("(func) (func)"), LoadLimits { max_functions: 1, ..limits.clone() }, "2 functions"),
-            (
-                component("(func nop) (func nop)"),
-                LoadLimits { max_code_bytes: 5, ..limits.clone() },
-                "than 5 bytes of code",
-            ),
-            (
-                component("(func (local i64) nop) (func nop)"),
-                LoadLimits { max_compile_weight: 5, ..limits.clone() },
-                "weighs more than 5",
-            ),
-            (component("(memory 1) (memory 1)"), limits.clone(), "2 linear memories"),
-            (
-                component("(table 1 funcref) (table 1 funcref)"),
-                LoadLimits { max_tables: 1, ..limits.clone() },
-                "2 tables",
-            ),
-            (component("(func)"), LoadLimits { max_component_bytes: 8, ..limits.clone() }, "at most 8 allowed"),
-            (wat::parse_str("(module)").unwrap(), limits.clone(), "a core module, not a component"),
-            (wat::parse_str("(component (component))").unwrap(), limits.clone(), "nested components"),
-            (b"\0asm garbage".to_vec(), limits.clone(), "not a valid component"),
-        ];
-        for (bytes, limits, expected) in cases {
-            let err = inspect(&bytes, &limits).unwrap_err();
-            assert!(err.contains(expected), "{expected:?} not in {err:?}");
-        }
-    }
-
-    #[test]
-    fn weight_grows_with_locals() {
-        assert_eq!(weight(1000, 0), 1000);
-        assert_eq!(weight(1000, 128), 1500);
-        assert_eq!(weight(1000, 256), 2000);
-        assert_eq!(weight(1000, 2000), 8812);
-        assert_eq!(weight(usize::MAX, u32::MAX), usize::MAX);
-    }
-
-    #[test]
-    fn the_locals_count_cannot_overflow() {
-        // One function with two groups of 2^32 - 1 locals: the sum saturates and is refused, it never wraps to a
-        // small number. Hand-encoded, since the text format cannot say it.
-        let group = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x7f];
-        let body: Vec<u8> = [&[2u8][..], &group, &group, &[0x0b]].concat();
-        let code: Vec<u8> = [&[1u8, body.len() as u8][..], &body].concat();
-        let module: Vec<u8> = [
-            &b"\0asm\x01\0\0\0"[..],
-            &[0x01, 0x04, 0x01, 0x60, 0x00, 0x00],
-            &[0x03, 0x02, 0x01, 0x00],
-            &[0x0a, code.len() as u8],
-            &code,
-        ]
-        .concat();
-        let component: Vec<u8> = [&b"\0asm\x0d\0\x01\0"[..], &[0x01, module.len() as u8], &module].concat();
-        let err = inspect(&component, &LoadLimits::default()).unwrap_err();
-        assert!(err.contains("more than 2000 locals"), "{err}");
-    }
-}
+#[path = "preflight/tests.rs"]
+mod tests;

@@ -89,6 +89,23 @@ impl Template {
         match exports {
             Ok(exports) => Ok(Instance { store, exports }),
             Err(error) => {
+                let limiter = &store.data().limiter;
+                let component_fault = error.downcast_ref::<Trap>().is_some() || limiter.denied || limiter.table_denied;
+                if !component_fault {
+                    // No trap, no refused growth: the host could not set the instance up (mapping its memory, say).
+                    // Not the component's doing, so not remembered against its digest.
+                    return Err(Error::Internal(format!(
+                        "instantiating policy component {} failed on the host: {}",
+                        self.sha256,
+                        check::clean(&format!("{error:#}"), 512)
+                    )));
+                }
+                if limiter.table_denied {
+                    return Err(Error::Load {
+                        sha256: self.sha256.clone(),
+                        detail: "instantiating it needs a table larger than a policy may have".into(),
+                    });
+                }
                 let detail = match self.classify(error, &store) {
                     Error::Timeout(fuel) => format!("its start function exceeded the CPU budget of {fuel} fuel units"),
                     Error::OutOfMemory(cap) => format!("instantiating it needs more than {cap} bytes of memory"),
@@ -102,6 +119,7 @@ impl Template {
     /// A full CPU budget, and a clean slate for the memory-refusal flag (see `MemoryCap`).
     pub(crate) fn refuel(&self, store: &mut Store<StoreState>) -> Result<()> {
         store.data_mut().limiter.denied = false;
+        store.data_mut().limiter.table_denied = false;
         store.set_fuel(self.limits.fuel).map_err(|e| Error::Internal(format!("setting fuel: {e}")))
     }
 

@@ -4,11 +4,12 @@
 //! needs is inserted at its place in the section order.
 
 use crate::bomb::Bomb;
+use crate::shape::Shape;
 use anyhow::{Context, Result, bail};
 use wasm_encoder::reencode::{Error, Reencode, utils};
 use wasm_encoder::{
-    CodeSection, ExportKind, ExportSection, Function, FunctionSection, MemorySection, MemoryType, Module, RefType,
-    SectionId, TableSection, TableType, TypeSection, ValType,
+    CodeSection, ElementSection, Elements, ExportKind, ExportSection, Function, FunctionSection, GlobalSection,
+    GlobalType, MemorySection, MemoryType, Module, RefType, SectionId, TableSection, TableType, TypeSection, ValType,
 };
 use wasmparser::{Parser, Validator, WasmFeatures};
 
@@ -21,6 +22,7 @@ pub struct Additions {
     /// Name of an exported `() -> i32` function returning 0.
     pub export_extra: Option<String>,
     pub bomb: Option<Bomb>,
+    pub shape: Option<Shape>,
 }
 
 impl Additions {
@@ -30,6 +32,7 @@ impl Additions {
             && self.extra_tables == 0
             && self.export_extra.is_none()
             && self.bomb.is_none()
+            && self.shape.is_none()
     }
 }
 
@@ -44,11 +47,12 @@ pub fn apply(module: &[u8], additions: &Additions) -> Result<Vec<u8>> {
     {
         bail!("--export-extra {name}: the module already exports {name}");
     }
+    let (first_type, first_function) = (types.core_type_count_in_module(), types.function_count());
     let mut extender = Extender {
         additions,
-        functions: appended_functions(additions),
-        first_type: types.core_type_count_in_module(),
-        first_function: types.function_count(),
+        functions: appended_functions(additions, first_type, first_function),
+        first_type,
+        first_function,
         done: Vec::new(),
     };
     let mut out = Module::new();
@@ -75,8 +79,8 @@ struct Appended {
     body: Function,
 }
 
-/// The appended functions, in index order: the exported zero function, then the bomb's.
-fn appended_functions(additions: &Additions) -> Vec<Appended> {
+/// The appended functions, in index order: the exported zero function, then the bomb's, then the shape's.
+fn appended_functions(additions: &Additions, first_type: u32, first_function: u32) -> Vec<Appended> {
     let mut functions = Vec::new();
     if additions.export_extra.is_some() {
         let mut body = Function::new([]);
@@ -87,6 +91,15 @@ fn appended_functions(additions: &Additions) -> Vec<Appended> {
         // Copies of one body (the same seed): the compiler's work is per function, identical bodies included.
         for _ in 0..bomb.count() {
             functions.push(Appended { params: Bomb::params().to_vec(), results: vec![], body: bomb.body() });
+        }
+    }
+    if let Some(shape) = &additions.shape {
+        let before = functions.len() as u32;
+        // The shape's own types come after one type per appended function: count the shape's functions first.
+        let own = shape.functions(0, 0).len() as u32;
+        let block_type = first_type + before + own;
+        for (params, results, body) in shape.functions(first_function + before, block_type) {
+            functions.push(Appended { params, results, body });
         }
     }
     functions
@@ -103,13 +116,38 @@ struct Extender<'a> {
 }
 
 /// The sections an addition may write to, in the order a module holds them.
-const SECTIONS: [SectionId; 6] =
-    [SectionId::Type, SectionId::Function, SectionId::Table, SectionId::Memory, SectionId::Export, SectionId::Code];
+const SECTIONS: [SectionId; 8] = [
+    SectionId::Type,
+    SectionId::Function,
+    SectionId::Table,
+    SectionId::Memory,
+    SectionId::Global,
+    SectionId::Export,
+    SectionId::Element,
+    SectionId::Code,
+];
 
 impl Extender<'_> {
     fn add_types(&self, types: &mut TypeSection) {
         for function in &self.functions {
             types.ty().function(function.params.iter().copied(), function.results.iter().copied());
+        }
+        for (params, results) in self.additions.shape.iter().flat_map(Shape::types) {
+            types.ty().function(params, results);
+        }
+    }
+
+    fn add_globals(&self, globals: &mut GlobalSection) {
+        let count = self.additions.shape.as_ref().map_or(0, Shape::globals);
+        for _ in 0..count {
+            let ty = GlobalType { val_type: ValType::V128, mutable: true, shared: false };
+            globals.global(ty, &Shape::global_init());
+        }
+    }
+
+    fn add_elements(&self, elements: &mut ElementSection) {
+        if let Some(items) = self.additions.shape.as_ref().and_then(Shape::elements) {
+            elements.passive(Elements::Functions(items.into()));
         }
     }
 
@@ -155,7 +193,12 @@ impl Extender<'_> {
     /// Whether `section` would hold anything if the module had none.
     fn needed(&self, section: SectionId) -> bool {
         match section {
-            SectionId::Type | SectionId::Function | SectionId::Code => !self.functions.is_empty(),
+            SectionId::Type => {
+                !self.functions.is_empty() || self.additions.shape.is_some_and(|s| !s.types().is_empty())
+            }
+            SectionId::Function | SectionId::Code => !self.functions.is_empty(),
+            SectionId::Global => self.additions.shape.is_some_and(|s| s.globals() > 0),
+            SectionId::Element => self.additions.shape.is_some_and(|s| s.elements().is_some()),
             SectionId::Table => self.additions.extra_tables > 0,
             SectionId::Memory => self.additions.extra_memory,
             SectionId::Export => self.additions.export_extra.is_some(),
@@ -175,7 +218,9 @@ impl Extender<'_> {
                 SectionId::Function => module.section(&with(|s| self.add_functions(s))),
                 SectionId::Table => module.section(&with(|s| self.add_tables(s))),
                 SectionId::Memory => module.section(&with(|s| self.add_memories(s))),
+                SectionId::Global => module.section(&with(|s| self.add_globals(s))),
                 SectionId::Export => module.section(&with(|s| self.add_exports(s))),
+                SectionId::Element => module.section(&with(|s| self.add_elements(s))),
                 _ => module.section(&with(|s| self.add_code(s))),
             };
             self.done.push(section);
@@ -252,6 +297,28 @@ impl Reencode for Extender<'_> {
         utils::parse_memory_section(self, memories, section)?;
         self.add_memories(memories);
         self.done.push(SectionId::Memory);
+        Ok(())
+    }
+
+    fn parse_global_section(
+        &mut self,
+        globals: &mut GlobalSection,
+        section: wasmparser::GlobalSectionReader<'_>,
+    ) -> Parsed {
+        utils::parse_global_section(self, globals, section)?;
+        self.add_globals(globals);
+        self.done.push(SectionId::Global);
+        Ok(())
+    }
+
+    fn parse_element_section(
+        &mut self,
+        elements: &mut ElementSection,
+        section: wasmparser::ElementSectionReader<'_>,
+    ) -> Parsed {
+        utils::parse_element_section(self, elements, section)?;
+        self.add_elements(elements);
+        self.done.push(SectionId::Element);
         Ok(())
     }
 

@@ -2,9 +2,11 @@
 
 use crate::additions::Additions;
 use crate::bomb::Bomb;
+use crate::shape::Shape;
 
 pub const USAGE: &str = "usage: componentize [--wit DIR --world NAME] [--extra-memory] [--extra-tables N] \
-                         [--export-extra NAME] [--bomb LOCALS,OPS[,COUNT]] IN.wasm OUT.wasm";
+                         [--export-extra NAME] [--bomb LOCALS,OPS[,COUNT]] [--shape KIND,N[,COUNT]] \
+                         IN.wasm OUT.wasm";
 
 /// A WIT world to embed in place of the module's own.
 pub struct Contract {
@@ -34,6 +36,7 @@ impl Args {
                 "--extra-tables" => set_once(&mut additions.extra_tables, &arg, number(&arg, &value()?)?)?,
                 "--export-extra" => set_once(&mut additions.export_extra, &arg, export_name(value()?)?)?,
                 "--bomb" => set_once(&mut additions.bomb, &arg, bomb(&value()?)?)?,
+                "--shape" => set_once(&mut additions.shape, &arg, Some(Shape::parse(&value()?)?))?,
                 "--" => files.extend(args.by_ref()),
                 option if option.starts_with("--") => return Err(format!("unknown option {option}")),
                 _ => files.push(arg),

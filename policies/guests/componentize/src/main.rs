@@ -11,11 +11,14 @@
 //! - `--export-extra NAME`: a function `() -> i32` returning 0, exported as NAME (for a world that declares
 //!   `export NAME: func() -> u32;`);
 //! - `--bomb LOCALS,OPS[,COUNT]`: COUNT (default 1) unexported, never called functions, each with LOCALS i64 locals
-//!   and a loop of OPS `local.get; local.get; i64.add; local.set` over them: work for the register allocator only.
+//!   and a loop of OPS `local.get; local.get; i64.add; local.set` over them: work for the register allocator only;
+//! - `--shape KIND,N[,COUNT]`: another cost driver (values per call or block, element items, types, globals): see
+//!   `shape.rs`.
 
 mod additions;
 mod args;
 mod bomb;
+mod shape;
 
 use anyhow::{Context, Result};
 use std::process::ExitCode;

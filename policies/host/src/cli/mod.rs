@@ -56,6 +56,9 @@ pub enum PolicyCommand {
     /// with the built-in policy of the same world on the same input.
     #[command(after_help = exit_codes_help())]
     Bench(BenchArgs),
+    /// The operator's compile worker (`isolate`): a component on stdin, its compiled artifact on stdout.
+    #[command(hide = true)]
+    CompileWorker(crate::isolate::WorkerArgs),
 }
 
 /// Which component to run.
@@ -146,6 +149,12 @@ pub fn run(command: PolicyCommand) -> Result<Outcome> {
             let output = args.eval.output;
             report(output, bench::run(args))
         }
+        // Its output is binary and goes straight to stdout: the binary's `main` calls `isolate::serve` itself.
+        PolicyCommand::CompileWorker(_) => Outcome {
+            output: "policy compile-worker is run by the operator, through isolate::serve".into(),
+            exit_code: EXIT_INPUT,
+            to_stderr: true,
+        },
     })
 }
 
