@@ -80,7 +80,11 @@ pub enum PolicyUnavailable {
     Host(#[source] perf_policy_host::Error),
     /// Refused at an earlier load, as the profile's status records (`status.policies.*.refused`): not compiled
     /// again.
-    #[error("{} (refused at {}, remembered in status until the pin changes)", .refused.message, .refused.at.0)]
+    #[error(
+        "{} ({category}) (refused at {}, remembered in status until the pin changes)",
+        .refused.message,
+        .refused.at.0
+    )]
     Refused { refused: perf_operator_api::RefusedComponent, category: &'static str },
 }
 
