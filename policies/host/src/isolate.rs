@@ -80,7 +80,7 @@ pub fn serve(args: &WorkerArgs) -> ExitCode {
         return ExitCode::from(EXIT_SETUP);
     };
     let address_space = (base << 10).saturating_add(args.memory_bytes);
-    if let Err(e) = limit(libc::RLIMIT_AS, address_space).and_then(|()| limit(libc::RLIMIT_CPU, args.cpu_seconds)) {
+    if let Err(e) = limits(address_space, args.cpu_seconds) {
         eprintln!("setting the worker's limits: {e}");
         return ExitCode::from(EXIT_SETUP);
     }
@@ -108,10 +108,16 @@ pub fn serve(args: &WorkerArgs) -> ExitCode {
     code
 }
 
-fn limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
-    let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
-    // SAFETY: setrlimit reads the struct we pass and changes only this process's limits.
-    if unsafe { libc::setrlimit(resource, &limit) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+/// This process's address-space and CPU-time limits.
+fn limits(address_space: u64, cpu_seconds: u64) -> std::io::Result<()> {
+    // The resource's type differs between glibc and musl (the image's static build): inferred from setrlimit.
+    let set = |resource, value: u64| {
+        let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+        // SAFETY: setrlimit reads the struct we pass and changes only this process's limits.
+        if unsafe { libc::setrlimit(resource, &limit) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    };
+    set(libc::RLIMIT_AS, address_space)?;
+    set(libc::RLIMIT_CPU, cpu_seconds)
 }
 
 /// A `kB` line of this process's `/proc/self/status` (`VmHWM:` its peak resident set, `VmSize:` its address space).
