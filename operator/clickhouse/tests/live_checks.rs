@@ -199,3 +199,39 @@ async fn explain_reports_the_projection_chosen_and_what_each_index_skips() {
     let score = high_score.indexes.iter().find(|i| i.name == "i_score").unwrap();
     assert!(score.granules.skipped_percent <= 5, "a spread column skips little: {score:?}");
 }
+
+/// Conversions of a column, judged on its live type: `toDate` of a DateTime (the usual projection key) cannot fail
+/// and is applied; `toUInt8` of a String throws on the first row it cannot parse, so it is refused, never sent,
+/// while the rest of the table goes ahead.
+#[tokio::test]
+async fn a_conversion_is_applied_where_the_columns_type_cannot_fail_and_refused_where_it_can() {
+    let (c, db) = common::fresh("conversions").await;
+    c.query("CREATE TABLE t (k UInt64, s String, d DateTime) ENGINE = MergeTree ORDER BY k").execute().await.unwrap();
+    c.query("INSERT INTO t VALUES (1, 'not a number', '2026-01-01 00:00:00')").execute().await.unwrap();
+    let table = TableSpec {
+        name: "t".into(),
+        projections: vec![ProjectionSpec {
+            name: "p_day".into(),
+            query: "SELECT toDate(d) AS day, count() GROUP BY day".into(),
+        }],
+        indexes: vec![index("i_day", "toDate(d)", "minmax"), index("i_num", "toUInt8(s)", "set(10)")],
+        ..Default::default()
+    };
+    let spec = spec(&db, table);
+    let status = round(&spec, None).await;
+    let t = &status.tables[0];
+    let states: Vec<(&str, &str)> = t.objects.iter().map(|o| (o.name.as_str(), o.state.as_str())).collect();
+    assert!(states.contains(&("i_num", "Refused")), "{states:?}");
+    assert!(!states.iter().any(|(n, s)| *n != "i_num" && *s == "Refused"), "{states:?}");
+    let message = t.message.as_deref().unwrap_or_default();
+    assert!(message.contains("`toUInt8(s)` throws on a String value"), "{message}");
+    // Inserts still work: nothing that could throw was materialised.
+    c.query("INSERT INTO t VALUES (2, 'still not a number', '2026-01-02 00:00:00')").execute().await.unwrap();
+    let indexes = c
+        .query("SELECT name FROM system.data_skipping_indices WHERE database = ? AND table = 't' ORDER BY name")
+        .bind(&db)
+        .fetch_all::<String>()
+        .await
+        .unwrap();
+    assert_eq!(indexes, ["i_day"], "i_num was never sent");
+}

@@ -152,7 +152,8 @@ pub(crate) fn compile(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| internal("starting it", e))?;
-    let (artifact, stderr) = match exchange(&mut child, bytes) {
+    // The worker cannot write more than it could hold: a longer answer is not read.
+    let (artifact, stderr) = match exchange(&mut child, bytes, worker.memory_bytes) {
         Ok(out) => out,
         Err(e) => {
             kill(&mut child);
@@ -196,13 +197,13 @@ type Reader = std::thread::JoinHandle<Vec<u8>>;
 
 /// Writes the component to the worker's stdin and starts readers for its stdout and stderr (so a full pipe never
 /// stalls it).
-fn exchange(child: &mut Child, bytes: &[u8]) -> std::io::Result<(Reader, Reader)> {
+fn exchange(child: &mut Child, bytes: &[u8], max_artifact: u64) -> std::io::Result<(Reader, Reader)> {
     let missing = || std::io::Error::other("a pipe was not set up");
-    let mut stdout = child.stdout.take().ok_or_else(missing)?;
+    let stdout = child.stdout.take().ok_or_else(missing)?;
     let stderr = child.stderr.take().ok_or_else(missing)?;
     let out = std::thread::Builder::new().name("policy-worker-out".into()).spawn(move || {
         let mut buffer = Vec::new();
-        let _ = stdout.read_to_end(&mut buffer);
+        let _ = stdout.take(max_artifact).read_to_end(&mut buffer);
         buffer
     })?;
     let err = std::thread::Builder::new().name("policy-worker-err".into()).spawn(move || {

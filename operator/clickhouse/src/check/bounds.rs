@@ -82,6 +82,12 @@ pub fn call(name: &str, f: &Function, place: Place) -> Result<(), String> {
     let args = list(&f.args);
     let lower = name.to_ascii_lowercase();
     if materialised(place) {
+        // A bare column is converted where its type says it cannot fail: judged on the live table (`conversions`).
+        let of_column = matches!(args.first().map(|a| unparen(a)), Some(Expr::Identifier(_)))
+            && args.iter().skip(1).all(|a| matches!(unparen(a), Expr::Value(_)));
+        if super::conversions::judged_live(name) && of_column {
+            return Ok(());
+        }
         if let Some(c) = THROWING_CONVERSIONS.iter().find(|c| c.eq_ignore_ascii_case(name)) {
             return Err(format!(
                 "`{c}` throws on a value it cannot convert, and in an index or projection one such row fails every \

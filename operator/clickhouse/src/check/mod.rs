@@ -6,6 +6,7 @@
 
 pub mod bounds;
 pub mod codec;
+pub mod conversions;
 pub mod expr;
 pub mod functions;
 pub mod index_type;

@@ -18,12 +18,15 @@ pub fn projection(p: &DesiredProjection, table: &LiveTable) -> Option<String> {
     if let Some(reason) = engine_refuses_projections(table) {
         return Some(reason);
     }
-    missing_columns(&p.columns, table)
+    missing_columns(&p.columns, table).or_else(|| super::conversions::refusal(&p.query, &table.columns))
 }
 
 /// Why `x` cannot be added to `table`, if it cannot.
 pub fn index(x: &DesiredIndex, table: &LiveTable) -> Option<String> {
-    table.reread_refusal(&Piece::Expression, &x.expression).or_else(|| missing_columns(&x.columns, table))
+    table
+        .reread_refusal(&Piece::Expression, &x.expression)
+        .or_else(|| missing_columns(&x.columns, table))
+        .or_else(|| super::conversions::refusal(&crate::canon::expression_query(&x.expression), &table.columns))
 }
 
 /// Why `c` cannot be set on `table`, if it cannot (a missing column is reported by the plan itself).
