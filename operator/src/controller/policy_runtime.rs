@@ -236,14 +236,11 @@ fn still_refused(
     now: Timestamp,
 ) -> Option<PolicyUnavailable> {
     let refused = refused.filter(|r| r.sha256 == pin)?;
-    let category = REMEMBERED.into_iter().find(|c| *c == refused.category)?;
+    let category = perf_policy_host::Error::REFUSAL_CATEGORIES.into_iter().find(|c| *c == refused.category)?;
     let elapsed = now.duration_since(refused.at.0);
     let expired = category == "compile_timeout" && (elapsed.is_negative() || elapsed.unsigned_abs() >= kept);
     (!expired).then(|| PolicyUnavailable::Refused { refused: refused.clone(), category })
 }
-
-/// Categories of `perf_policy_host::Error::refused_digest` failures, as their records name them.
-const REMEMBERED: [&str; 4] = ["load", "forbidden_import", "wrong_world", "compile_timeout"];
 
 /// A component that could not be had: a pin mismatch when its digest is not the pin.
 impl PolicyRuntime {

@@ -77,6 +77,9 @@ impl Error {
         matches!(self, Error::Load { .. } | Error::ForbiddenImports { .. } | Error::WrongWorld { .. })
     }
 
+    /// The categories of the failures [`Error::refused_digest`] names, for callers that read such a refusal back.
+    pub const REFUSAL_CATEGORIES: [&'static str; 4] = ["load", "forbidden_import", "wrong_world", "compile_timeout"];
+
     /// The digest of a component refused for what it is (its shape, imports, world or compile cost), which a
     /// caller may remember across restarts; None for every other failure, the host's own included.
     pub fn refused_digest(&self) -> Option<&str> {
@@ -100,5 +103,28 @@ impl Error {
                 | Error::BadSettings(_)
                 | Error::PolicyError(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_with_a_digest_has_a_listed_category() {
+        let d = || "d".to_string();
+        let refusals = [
+            Error::Load { sha256: d(), detail: d() },
+            Error::ForbiddenImports { sha256: d(), imports: vec![] },
+            Error::WrongWorld { sha256: d(), expected: World::Cache, detail: d() },
+            Error::CompileTimeout { sha256: d(), detail: d() },
+        ];
+        for e in &refusals {
+            assert_eq!(e.refused_digest(), Some("d"));
+            assert!(Error::REFUSAL_CATEGORIES.contains(&e.category()), "{e}");
+        }
+        assert_eq!(refusals.len(), Error::REFUSAL_CATEGORIES.len());
+        assert_eq!(Error::Internal(d()).refused_digest(), None);
+        assert_eq!(Error::Busy(d()).refused_digest(), None);
     }
 }

@@ -26,29 +26,12 @@ pub const MAX_TOP: i128 = 1000;
 /// Largest size of groupArray(N), groupUniqArray(N) and groupArraySample(N) in a projection.
 pub const MAX_SAMPLE: i128 = 10_000;
 
-/// Conversions that throw on a value they cannot parse or fit (text that is no number or date, an overflow).
+/// Conversions that throw on a value they cannot parse or fit (text that is no number or date, an overflow), besides
+/// those of [`super::conversions`] (to integers, floats and dates), which throw too unless the column's type says not.
 const THROWING_CONVERSIONS: &[&str] = &[
-    "toInt8",
-    "toInt16",
-    "toInt32",
-    "toInt64",
-    "toInt128",
-    "toInt256",
-    "toUInt8",
-    "toUInt16",
-    "toUInt32",
-    "toUInt64",
-    "toUInt128",
-    "toUInt256",
-    "toFloat32",
-    "toFloat64",
     "toDecimal32",
     "toDecimal64",
     "toDecimal128",
-    "toDate",
-    "toDate32",
-    "toDateTime",
-    "toDateTime64",
     "toUUID",
     "toBool",
     "toFixedString",
@@ -88,10 +71,11 @@ pub fn call(name: &str, f: &Function, place: Place) -> Result<(), String> {
         if super::conversions::judged_live(name) && of_column {
             return Ok(());
         }
-        if let Some(c) = THROWING_CONVERSIONS.iter().find(|c| c.eq_ignore_ascii_case(name)) {
+        let throwing = THROWING_CONVERSIONS.iter().any(|c| c.eq_ignore_ascii_case(name));
+        if throwing || super::conversions::judged_live(name) {
             return Err(format!(
-                "`{c}` throws on a value it cannot convert, and in an index or projection one such row fails every \
-                 insert: use accurateCastOrNull(x, 'Type'), or {c}OrNull / {c}OrZero on a String"
+                "`{name}` throws on a value it cannot convert, and in an index or projection one such row fails \
+                 every insert: use accurateCastOrNull(x, 'Type'), or {name}OrNull / {name}OrZero on a String"
             ));
         }
         if matches!(lower.as_str(), "gcd" | "lcm") {
