@@ -147,11 +147,14 @@ struct Kind {
 
 /// The value type under Nullable, LowCardinality and Array.
 fn inner(data_type: &str) -> &str {
+    unwrap_type(data_type, &["Nullable(", "LowCardinality(", "Array("])
+}
+
+/// `data_type` without any of `wrappers`, in whatever order they nest (`LowCardinality(Nullable(String))`).
+pub fn unwrap_type<'a>(data_type: &'a str, wrappers: &[&str]) -> &'a str {
     let mut t = data_type.trim();
-    for wrapper in ["Nullable(", "LowCardinality(", "Array("] {
-        while let Some(rest) = t.strip_prefix(wrapper).and_then(|r| r.strip_suffix(')')) {
-            t = rest.trim();
-        }
+    while let Some(rest) = wrappers.iter().find_map(|w| t.strip_prefix(w).and_then(|r| r.strip_suffix(')'))) {
+        t = rest.trim();
     }
     t
 }

@@ -86,3 +86,12 @@ fn canonical_forms_spell_out_the_server_defaults(
 fn bad_codecs_are_refused(#[case] text: &str) {
     assert!(parse(text).is_err(), "{text}");
 }
+
+#[test]
+fn wrappers_are_unwrapped_in_whatever_order_they_nest() {
+    let all = ["Nullable(", "LowCardinality(", "Array("];
+    assert_eq!(unwrap_type("LowCardinality(Nullable(String))", &all), "String");
+    assert_eq!(unwrap_type(" Array(Nullable(UInt8)) ", &all), "UInt8");
+    assert_eq!(unwrap_type("Array(Nullable(UInt8))", &all[..2]), "Array(Nullable(UInt8))");
+    assert_eq!(unwrap_type("DateTime64(3, 'UTC')", &all), "DateTime64(3, 'UTC')");
+}

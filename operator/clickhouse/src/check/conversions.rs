@@ -56,13 +56,8 @@ pub fn cannot_fail(function: &str, data_type: &str) -> bool {
 
 /// The type's name without Nullable, LowCardinality or its parameters (`DateTime('UTC')` is `DateTime`).
 fn base_type(data_type: &str) -> &str {
-    let mut t = data_type.trim();
-    while let Some(rest) = ["Nullable(", "LowCardinality("]
-        .iter()
-        .find_map(|wrapper| t.strip_prefix(wrapper).and_then(|r| r.strip_suffix(')')))
-    {
-        t = rest.trim();
-    }
+    // Not under Array: converting an array is not a conversion of its values.
+    let t = super::codec::unwrap_type(data_type, &["Nullable(", "LowCardinality("]);
     t.split('(').next().unwrap_or(t).trim()
 }
 
