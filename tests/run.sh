@@ -57,6 +57,10 @@ export LOADTESTER_BIN
 PERF_RATELIMIT_DIR="$(tests/support/build-ratelimit.sh)" || { echo "building Envoy's rate-limit service failed (see above)" >&2; exit 1; }
 PERF_ENVOY_GATEWAY_CRD="$(tests/support/fetch-envoy-gateway-crds.sh)" || { echo "fetching Envoy Gateway's CRDs failed (see above)" >&2; exit 1; }
 export PERF_RATELIMIT_DIR PERF_ENVOY_GATEWAY_CRD
+# distribution's OCI registry (built once per machine): the tests serve it with TLS and htpasswd auth, and push and
+# pull through it.
+PERF_REGISTRY_BIN="$(tests/support/build-registry.sh)" || { echo "building distribution's registry failed (see above)" >&2; exit 1; }
+export PERF_REGISTRY_BIN
 
 # The PostgreSQL URL carries the test role's password: shown without it.
 echo "services: REDIS_URL=$REDIS_URL CLICKHOUSE_URL=$CLICKHOUSE_URL POSTGRES_URL=${POSTGRES_URL%%:*}://***@${POSTGRES_URL#*@}" \

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Redis cache of the service.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(crate::policy_candidate::NEEDS_POLICY_RULE).message("cache.candidate: a candidate is compared with the active policy: set spec.cache.policy beside it").field_path(".candidate"))]
 pub struct CacheSpec {
     /// Which Redis to use: one the operator provisions, or an external one.
     pub redis: RedisSpec,
@@ -17,6 +18,10 @@ pub struct CacheSpec {
     /// Optional WASM policy that adapts TTLs to observed cache behaviour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyRef>,
+    /// A policy run in the shadow of `policy` on the same input: compared with it each round, never published
+    /// (`kubectl perf policy promote` makes it the policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<crate::PolicyCandidate>,
 }
 
 /// Exactly one of `provision` or `external`.

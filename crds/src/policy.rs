@@ -9,7 +9,7 @@ pub const SHA256_PATTERN: &str = "^[a-f0-9]{64}$";
 /// Where a policy comes from, its settings and what to do when it fails. Exactly one source is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.builtin), has(self.configMap), has(self.url)].filter(x, x).size() == 1").message("policy: exactly one of builtin, configMap or url must be set"))]
+#[x_kube(validation = Rule::new("[has(self.builtin), has(self.configMap), has(self.url), has(self.registry)].filter(x, x).size() == 1").message("policy: exactly one of builtin, configMap, url or registry must be set"))]
 pub struct PolicyRef {
     /// Name of a policy shipped in the operator binary (`adaptive-ttl`, `adaptive-rate-limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -21,6 +21,9 @@ pub struct PolicyRef {
     /// A component fetched over HTTPS, pinned by sha256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<UrlPolicySource>,
+    /// A component pushed to an OCI registry (`policy push`, `kwctl push`), pinned by sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryPolicySource>,
     /// Opaque settings passed to the policy; the policy validates them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form_object")]
@@ -58,6 +61,34 @@ pub struct UrlPolicySource {
     /// sha256 of the component, 64 lower-case hex characters. A mismatch is refused.
     #[schemars(regex(pattern = r"^[a-f0-9]{64}$"))]
     pub sha256: String,
+}
+
+/// A policy component stored in an OCI registry: one WASM layer (the WASM component layer `application/wasm`, or
+/// Kubewarden's and wasm-to-oci's `application/vnd.wasm.content.layer.v1+wasm`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryPolicySource {
+    /// `registry://host[:port]/repository:tag` or `registry://host[:port]/repository@sha256:<manifest digest>`.
+    /// Over HTTPS only; a digest here must also match the manifest.
+    #[schemars(regex(pattern = r"^registry://[^\s/]+/[^\s]+$"), length(max = 2048))]
+    pub reference: String,
+    /// sha256 of the component (the WASM layer's bytes), 64 lower-case hex characters. A mismatch is refused.
+    #[schemars(regex(pattern = r"^[a-f0-9]{64}$"))]
+    pub sha256: String,
+    /// A `kubernetes.io/dockerconfigjson` Secret in the profile's namespace holding credentials for the registry
+    /// (its `auths` entry for the registry's host). Without it the registry is read anonymously.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub pull_secret: Option<String>,
+    /// A public key (PEM, ECDSA P-256 as `cosign generate-key-pair` makes) that must have signed the component's
+    /// manifest (a cosign signature stored beside it, `sha256-<digest>.sig`). Unsigned or otherwise signed
+    /// components are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub cosign_public_key: Option<String>,
 }
 
 /// Fallback when a policy evaluation fails.

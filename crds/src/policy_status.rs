@@ -100,6 +100,9 @@ pub struct CachePolicyStatus {
     /// What of the advice the operator applies and why (bounded by the profile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_advice_applied: Option<String>,
+    /// The candidate's last evaluation beside this policy (`spec.cache.candidate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<CacheCandidateStatus>,
 }
 
 /// Redis's cumulative counters (`INFO stats`).
@@ -156,6 +159,9 @@ pub struct RateLimitPolicyStatus {
     /// Published limits per route.
     #[serde(default)]
     pub routes: BTreeMap<String, PublishedLimit>,
+    /// The candidate's last evaluation beside this policy (`spec.rateLimit.candidate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<RateLimitCandidateStatus>,
 }
 
 /// One route's traffic as Prometheus reported it.
@@ -174,4 +180,84 @@ pub struct RouteObservation {
 pub struct PublishedLimit {
     pub requests_per_second: u32,
     pub burst: u32,
+}
+
+/// How a candidate's decisions compare with the active policy's.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum CandidateVerdict {
+    /// Every class or route is within `maxDifferencePercent`.
+    #[default]
+    Agrees,
+    /// Some class or route is beyond `maxDifferencePercent`.
+    Differs,
+    /// The candidate gave no decision: it could not be loaded, refused its settings, trapped, timed out.
+    Failed,
+}
+
+/// What a candidate's decisions were compared with.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ComparedWith {
+    /// The active policy's decision of the same round, on the same input.
+    #[default]
+    Decision,
+    /// The active policy failed that round: the values published instead (its fallback).
+    Published,
+}
+
+/// What every candidate records.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateEvaluation {
+    /// The candidate, labelled as `policy` is.
+    pub policy: String,
+    /// sha256 (12 hex characters) of the candidate's settings as given to it: with `policy`, which candidate this
+    /// verdict is for (`kubectl perf policy promote` checks both against the spec).
+    pub settings_digest: String,
+    pub verdict: CandidateVerdict,
+    /// What the decisions were compared with.
+    pub compared_with: ComparedWith,
+    /// The bound the verdict was given under (`maxDifferencePercent`).
+    pub max_difference_percent: u32,
+    /// The largest of `differencePercent`; absent when the candidate failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub largest_difference_percent: Option<u64>,
+    /// Per class or route, the difference from the active value in percent of it, rounded up (a class or route
+    /// only one side decided counts as 100).
+    #[serde(default)]
+    pub difference_percent: BTreeMap<String, u64>,
+    /// The candidate's own explanation of its decision (sanitised, at most 256 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Why the candidate gave no decision, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the candidate was last evaluated (with the active policy: a round that holds the active decision holds
+    /// this record too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// Consecutive evaluations of this candidate that agreed, this one included (0 unless `verdict` is `Agrees`).
+    #[serde(default)]
+    pub agreeing_evaluations: u32,
+}
+
+/// A cache candidate's last evaluation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheCandidateStatus {
+    #[serde(flatten)]
+    pub evaluation: CandidateEvaluation,
+    /// The candidate's decision per class (never published).
+    #[serde(default)]
+    pub classes: BTreeMap<String, PublishedClass>,
+}
+
+/// A rate-limit candidate's last evaluation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitCandidateStatus {
+    #[serde(flatten)]
+    pub evaluation: CandidateEvaluation,
+    /// The candidate's limits per route (never published).
+    #[serde(default)]
+    pub routes: BTreeMap<String, PublishedLimit>,
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("!has(self.enforcement) || self.enforcement.mode != 'envoyGateway' || self.routes.all(r, r.route.startsWith('/'))").message("envoyGateway enforcement matches routes as path prefixes: each route must start with /").field_path(".routes"))]
 #[x_kube(validation = Rule::new("!has(self.enforcement) || self.enforcement.mode != 'rateLimitService' || self.routes.all(r, !r.route.contains('.'))").message("rateLimitService enforcement: a route may not contain '.' (the service's metrics split names at dots)").field_path(".routes"))]
 #[x_kube(validation = Rule::new(LOCAL_RULES_RULE).message("Envoy Gateway takes at most 16 local rate-limit rules: use envoyGateway.scope Global for more routes").field_path(".routes"))]
+#[x_kube(validation = Rule::new(crate::policy_candidate::NEEDS_POLICY_RULE).message("rateLimit.candidate: a candidate is compared with the active policy: set spec.rateLimit.policy beside it").field_path(".candidate"))]
 #[x_kube(validation = Rule::new(WINDOW_RULE).message("a route's requestsPerSecond times the window's seconds must be at most 4294967295").field_path(".routes"))]
 pub struct RateLimitSpec {
     /// Limits by route. Routes are unique.
@@ -20,6 +21,10 @@ pub struct RateLimitSpec {
     /// Optional WASM policy that adapts limits to observed traffic and the SLO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyRef>,
+    /// A policy run in the shadow of `policy` on the same input: compared with it each round, never published
+    /// (`kubectl perf policy promote` makes it the policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<crate::PolicyCandidate>,
     /// Prometheus base URL the policy's traffic observations come from, per route (label `route` on the standard
     /// `http_requests_total` counter and `http_request_duration_seconds` histogram, in the profile's namespace).
     /// Without it the policy sees no traffic and holds the limits.

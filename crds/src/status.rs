@@ -20,6 +20,9 @@ pub mod condition {
     pub const RATE_LIMIT_READY: &str = "RateLimitReady";
     /// Present while `spec.suspend` is true.
     pub const SUSPENDED: &str = "Suspended";
+    /// Present while a policy candidate is declared (`spec.cache.candidate`, `spec.rateLimit.candidate`): whether it
+    /// agrees with the active policy. Advisory: it never makes `Ready` false.
+    pub const POLICY_CANDIDATE_AGREES: &str = "PolicyCandidateAgrees";
     /// Component conditions, in the order they are reported.
     pub const COMPONENTS: [&str; 7] =
         [CACHE_READY, POOLS_READY, CLICKHOUSE_READY, CANARY_READY, POLICIES_READY, ALERTS_READY, RATE_LIMIT_READY];

@@ -178,6 +178,9 @@ fn check_cache(c: &mut Check, cache: &CacheSpec) {
     if let Some(p) = &cache.policy {
         check_policy(c, p, "spec.cache.policy");
     }
+    if let Some(candidate) = &cache.candidate {
+        check_candidate(c, candidate, cache.policy.is_some(), "spec.cache");
+    }
 }
 
 /// Bytes of a size written as a Kubernetes quantity (`256Mi`, `1.5Gi`, `512M`), if well formed.
@@ -392,9 +395,9 @@ fn check_prometheus_access(c: &mut Check, access: &PrometheusAccess, field: &str
 }
 
 fn check_policy(c: &mut Check, p: &PolicyRef, field: &str) {
-    let sources = [p.builtin.is_some(), p.config_map.is_some(), p.url.is_some()];
+    let sources = [p.builtin.is_some(), p.config_map.is_some(), p.url.is_some(), p.registry.is_some()];
     c.ensure(sources.iter().filter(|s| **s).count() == 1, field, || {
-        "policy: exactly one of builtin, configMap or url must be set".into()
+        "policy: exactly one of builtin, configMap, url or registry must be set".into()
     });
     if let Some(b) = &p.builtin {
         c.len(b, 1, 63, &format!("{field}.builtin"));
@@ -409,9 +412,41 @@ fn check_policy(c: &mut Check, p: &PolicyRef, field: &str) {
         c.pattern(ok, &u.url, &format!("{field}.url.url"), "an https:// URL");
         sha256(c, &u.sha256, &format!("{field}.url.sha256"));
     }
+    if let Some(r) = &p.registry {
+        let ok = r.reference.strip_prefix("registry://").and_then(|rest| rest.split_once('/')).is_some_and(
+            |(host, path)| !host.is_empty() && !path.is_empty() && !r.reference.contains(char::is_whitespace),
+        ) && r.reference.len() <= 2048;
+        c.pattern(
+            ok,
+            &r.reference,
+            &format!("{field}.registry.reference"),
+            "registry://host/repository[:tag|@sha256:digest]",
+        );
+        sha256(c, &r.sha256, &format!("{field}.registry.sha256"));
+        if let Some(secret) = &r.pull_secret {
+            c.object_name(secret, &format!("{field}.registry.pullSecret"));
+        }
+        if let Some(key) = &r.cosign_public_key {
+            c.len(key, 1, 4096, &format!("{field}.registry.cosignPublicKey"));
+        }
+    }
     if let Some(s) = &p.settings {
         c.ensure(s.is_object(), &format!("{field}.settings"), || "must be an object".into());
     }
+}
+
+/// A candidate beside the active policy of `section`: its source and settings as a policy's, its bound, and no
+/// `onFailure` of its own (the CEL rules on the section and the candidate).
+fn check_candidate(c: &mut Check, candidate: &PolicyCandidate, has_policy: bool, section: &str) {
+    let field = format!("{section}.candidate");
+    c.ensure(has_policy, &field, || {
+        format!("a candidate is compared with the active policy: set {section}.policy beside it")
+    });
+    check_policy(c, &candidate.policy, &field);
+    c.ensure(candidate.policy.on_failure == PolicyFailureMode::KeepLastGood, &field, || {
+        crate::policy_candidate::CANDIDATE_ON_FAILURE_MESSAGE.into()
+    });
+    c.range(candidate.max_difference_percent, 0, 1000, &format!("{field}.maxDifferencePercent"));
 }
 
 fn sha256(c: &mut Check, value: &str, field: &str) {

@@ -45,7 +45,8 @@ pub fn parse_args() -> Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the operator against the cluster in KUBECONFIG or the in-cluster config.
-    Run(RunArgs),
+    // Boxed: its many flags make it several times larger than the other commands.
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinition as YAML (or, with --reference, its field reference as Markdown).
     Crd {
         /// Print the field reference (docs/crd-reference.md) instead of the CRD.
@@ -74,10 +75,11 @@ pub enum Command {
         #[command(subcommand)]
         command: perf_canary::CanaryCommand,
     },
-    /// WASM policies: evaluate or validate a component offline, for policy authors and CI.
+    /// WASM policies: evaluate or validate a component offline, for policy authors and CI; promote a profile's
+    /// candidate.
     Policy {
         #[command(subcommand)]
-        command: perf_policy_host::cli::PolicyCommand,
+        command: crate::promote::PolicyCommand,
     },
 }
 
@@ -194,6 +196,19 @@ pub struct RunArgs {
     /// deadline; set the pod's memory limit to the operator's own use plus this.
     #[arg(long, env = "PERF_POLICY_COMPILE_MEMORY_MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(16..=65536))]
     pub policy_compile_memory_mib: u64,
+    /// Hosts a policy registry may redirect the operator to besides its own (comma-separated or repeated): the CDNs
+    /// registries hand blobs to. Any other redirect is refused. An empty value allows none.
+    #[arg(
+        long = "policy-registry-redirect-host",
+        env = "PERF_POLICY_REGISTRY_REDIRECT_HOSTS",
+        value_delimiter = ',',
+        default_values_t = perf_policy_host::registry::DEFAULT_REDIRECT_HOSTS.map(String::from)
+    )]
+    pub policy_registry_redirect_hosts: Vec<String>,
+    /// A cosign public key (PEM file, or a directory of them; repeatable): every policy component a profile names must
+    /// then come from a registry and be signed by one of these keys (built-in policies excepted).
+    #[arg(long = "policy-cosign-key", env = "PERF_POLICY_COSIGN_KEYS", value_delimiter = ',', value_name = "FILE.pub")]
+    pub policy_cosign_keys: Vec<PathBuf>,
     /// Seconds an API server response may keep a request (not a watch) waiting.
     #[arg(long, env = "PERF_KUBE_API_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub kube_api_timeout_seconds: u64,
@@ -234,7 +249,19 @@ impl RunArgs {
             )
             .map_err(|e| tracing::warn!(error = %e, "no policy compile worker: compiling in process"))
             .ok(),
+            policy_redirect_hosts: self
+                .policy_registry_redirect_hosts
+                .iter()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            policy_signers: controller::policy_registry::Signers::default(),
         }
+    }
+
+    /// The administrator's policy signing keys (`--policy-cosign-key`), read and checked: a bad file stops the start.
+    pub fn policy_signers(&self) -> Result<controller::policy_registry::Signers> {
+        Ok(controller::policy_registry::Signers::read(&self.policy_cosign_keys)?)
     }
 
     /// The egress rule these flags ask for; `api_server` are the API server's addresses, always reserved.
@@ -450,6 +477,7 @@ pub async fn run_operator(args: RunArgs) -> Result<()> {
     let config = kube::Config::infer().await.map_err(|e| Error::Kube(kube::Error::InferConfig(e)))?;
     let mut scope = args.scope();
     scope.egress = args.egress(api_server_addresses(&config).await);
+    scope.policy_signers = args.policy_signers()?;
     let clients = api_clients::Clients::from_config(config, args.api_limits())?;
     let metrics = Arc::new(Metrics::new()?);
     if !args.profile_metrics {
@@ -536,7 +564,7 @@ mod tests {
     fn run_args(args: &[&str]) -> RunArgs {
         let cli = Cli::try_parse_from([&["perf-operator", "run"], args].concat()).expect("parses");
         match cli.command {
-            Command::Run(run) => run,
+            Command::Run(run) => *run,
             other => panic!("not run: {other:?}"),
         }
     }

@@ -16,11 +16,15 @@ pub struct Report {
     pub progressing: bool,
     /// Ready, with something people must know (a declared limit above the live one): a Warning event.
     pub warning: bool,
+    /// Information beside the components (a policy candidate's verdict): never makes `Ready` false, never a
+    /// Warning event.
+    pub advisory: bool,
 }
 
 impl Report {
     fn new(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Self {
-        Self { type_, ok, reason: reason.into(), message: message.into(), progressing: false, warning: false }
+        let (progressing, warning, advisory) = (false, false, false);
+        Self { type_, ok, reason: reason.into(), message: message.into(), progressing, warning, advisory }
     }
     pub fn ok(type_: &'static str, reason: &str, message: impl Into<String>) -> Self {
         Self::new(type_, true, reason, message)
@@ -35,6 +39,10 @@ impl Report {
     pub fn warning(type_: &'static str, reason: &str, message: impl Into<String>) -> Self {
         Self { warning: true, ..Self::new(type_, true, reason, message) }
     }
+    /// An advisory condition (see [`Report::advisory`]): true or false, it leaves `Ready` as the components say.
+    pub fn advisory(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Self {
+        Self { advisory: true, ..Self::new(type_, ok, reason, message) }
+    }
     /// The condition a component reports when its section is absent.
     pub fn not_configured(type_: &'static str) -> Self {
         Self::ok(type_, "NotConfigured", "section not set in the profile")
@@ -44,7 +52,7 @@ impl Report {
 /// Builds `Ready`, `Progressing`, `Degraded` and the component conditions. A condition whose status did not change
 /// keeps its `lastTransitionTime`, so an unchanged profile yields an identical status.
 pub fn conditions(previous: &[Condition], reports: &[Report], generation: Option<i64>, now: &Time) -> Vec<Condition> {
-    let degraded: Vec<&Report> = reports.iter().filter(|r| !r.ok && !r.progressing).collect();
+    let degraded: Vec<&Report> = reports.iter().filter(|r| !r.ok && !r.progressing && !r.advisory).collect();
     let progressing: Vec<&Report> = reports.iter().filter(|r| r.progressing).collect();
     let summary =
         |rs: &[&Report]| rs.iter().map(|r| format!("{}: {}", r.type_, r.message)).collect::<Vec<_>>().join("; ");
@@ -270,7 +278,7 @@ impl Warnings<'_> {
     /// Whether a transition is worth a Warning event: degraded, not ready because something failed, or a
     /// component that failed or is ready with a warning.
     pub fn is_warning(&self, c: &Condition) -> bool {
-        let failed = |r: &Report| !r.ok && !r.progressing;
+        let failed = |r: &Report| !r.ok && !r.progressing && !r.advisory;
         let warns = |r: &Report| failed(r) || r.warning;
         match (c.type_.as_str(), self) {
             (condition::DEGRADED, _) => c.status == "True",

@@ -13,6 +13,12 @@ pub const INVALID: i32 = 1;
 pub const NOTHING_FOUND: i32 = 2;
 /// `plan`: ClickHouse statements or objects would be refused.
 pub const REFUSED: i32 = 3;
+/// `policy promote`: no candidate to promote (none declared, or --world needed).
+pub const NO_CANDIDATE: i32 = 3;
+/// `policy promote`: the candidate has no verdict for the spec as it is, or it differs or failed (no --force).
+pub const NOT_AGREED: i32 = 4;
+/// `policy promote`: the profile changed since it was read; nothing was written.
+pub const CONFLICT: i32 = 5;
 
 /// Each command (or group) with its codes, as the reference lists them.
 pub fn tables() -> Vec<(&'static str, Vec<(i32, String)>)> {
@@ -39,6 +45,22 @@ pub fn tables() -> Vec<(&'static str, Vec<(i32, String)>)> {
             own(&[(OK, "the plan is printed"), (REFUSED, "the plan is printed; ClickHouse objects would be refused")]),
         ),
         ("canary analyze", own(&perf_canary::analyze::EXIT_CODES)),
+        (
+            "policy promote",
+            own(&[
+                (OK, "the candidate is the policy now (one write)"),
+                (
+                    NO_CANDIDATE,
+                    "nothing to promote: no candidate (in the --world given), or both worlds have one and --world is missing",
+                ),
+                (
+                    NOT_AGREED,
+                    "refused: status has no verdict for the candidate as the spec has it, or the verdict is Differs or \
+                     Failed (--force promotes anyway)",
+                ),
+                (CONFLICT, "the profile changed since it was read: nothing was written; run it again"),
+            ]),
+        ),
         ("policy eval, policy validate, policy bench", own(&perf_policy_host::cli::EXIT_CODES)),
     ]
 }

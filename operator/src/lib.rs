@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod notify;
 pub mod plan;
 pub mod postgres;
+pub mod promote;
 pub mod reasons;
 pub mod redis_stats;
 pub mod reference;

@@ -3,8 +3,8 @@
 //! the code without a line here fails the tests that reach it.
 
 use perf_operator_api::condition::{
-    ALERTS_READY, CACHE_READY, CANARY_READY, CLICKHOUSE_READY, DEGRADED, POLICIES_READY, POOLS_READY, PROGRESSING,
-    RATE_LIMIT_READY, READY, SUSPENDED,
+    ALERTS_READY, CACHE_READY, CANARY_READY, CLICKHOUSE_READY, DEGRADED, POLICIES_READY, POLICY_CANDIDATE_AGREES,
+    POOLS_READY, PROGRESSING, RATE_LIMIT_READY, READY, SUSPENDED,
 };
 
 /// The status a reason comes with, and how the summary reads it.
@@ -149,6 +149,25 @@ pub const REASONS: &[Reason] = &[
     ),
     r(POLICIES_READY, False, "PinMismatch", "the component's digest is not the pinned one"),
     r(POLICIES_READY, False, "Unavailable", "the component could not be fetched or loaded"),
+    r(
+        POLICY_CANDIDATE_AGREES,
+        True,
+        "Agrees",
+        "present while a candidate is declared; advisory, it never makes `Ready` false: every class or route of \
+         each candidate is within `maxDifferencePercent` of the active policy's decision",
+    ),
+    r(
+        POLICY_CANDIDATE_AGREES,
+        False,
+        "DiffersBeyondBound",
+        "a candidate's decision is beyond `maxDifferencePercent` on some class or route (named in the message)",
+    ),
+    r(
+        POLICY_CANDIDATE_AGREES,
+        False,
+        "Failed",
+        "a candidate gave no decision (not loaded, bad settings, trap, timeout); the active policy is unaffected",
+    ),
     r(ALERTS_READY, True, "NotConfigured", "not used: `spec.slo` always has defaults"),
     r(ALERTS_READY, True, "Applied", "the PrometheusRule holds the SLO alerts"),
     r(ALERTS_READY, True, "Planned", "`plan` only: the rule that would be applied"),

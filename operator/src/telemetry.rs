@@ -26,6 +26,8 @@ pub struct Metrics {
     pub canary_events: IntCounterVec,
     pub policy_evaluations: IntCounterVec,
     pub policy_failures: IntCounterVec,
+    /// `perf_operator_policy_candidate_evaluations_total{world, verdict}`: shadow runs beside the active policies.
+    pub candidate_evaluations: IntCounterVec,
     /// `perf_operator_policy_evaluation_seconds{world}`: the WASM call of each evaluation.
     pub policy_duration: HistogramVec,
     /// Per-profile series (`namespace`, `profile`) from each profile's last status write.
@@ -116,10 +118,18 @@ impl Metrics {
             ),
             &["world", "category"],
         )?;
+        let candidate_evaluations = IntCounterVec::new(
+            Opts::new(
+                "policy_candidate_evaluations_total",
+                "Policy candidates evaluated beside the active policy, by world and verdict: Agrees, Differs, Failed",
+            ),
+            &["world", "verdict"],
+        )?;
         let mut all = Registered { registry: &registry, collectors: Vec::new() };
         for c in [&reconciles, &errors, &canary_analyses, &canary_events, &policy_evaluations, &policy_failures] {
             all.add(c)?;
         }
+        all.add(&candidate_evaluations)?;
         let policy_duration = HistogramVec::new(
             HistogramOpts::new("policy_evaluation_seconds", "Time of a WASM policy's call by world, 0.5 ms to 1 s")
                 .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
@@ -148,6 +158,7 @@ impl Metrics {
             canary_events,
             policy_evaluations,
             policy_failures,
+            candidate_evaluations,
             policy_duration,
             profiles,
             leader,

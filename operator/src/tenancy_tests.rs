@@ -17,11 +17,13 @@ fn every_endpoint(ch: &str, redis: &str, pg: &str, prom: &str, policy: &str) -> 
     serde_json::json!({
         "targetRef": {"name": "api"},
         "cache": {"redis": {"external": {"address": redis}},
-                  "policy": {"url": {"url": policy, "sha256": pin}}},
+                  "policy": {"url": {"url": policy, "sha256": pin}},
+                  "candidate": {"url": {"url": policy, "sha256": pin}}},
         "clickhouse": {"endpoint": ch, "database": "team_a", "tables": []},
         "pools": {"postgres": {"min": 1, "max": 5,
                                "server": {"host": pg, "credentialsSecretRef": {"name": "db"}}}},
-        "rateLimit": {"routes": [{"route": "/api", "requestsPerSecond": 100, "burst": 200}], "prometheus": prom},
+        "rateLimit": {"routes": [{"route": "/api", "requestsPerSecond": 100, "burst": 200}], "prometheus": prom,
+                      "policy": {"registry": {"reference": policy.replacen("https://", "registry://", 1), "sha256": pin}}},
         "canary": {"analysis": {"prometheus": prom}},
     })
 }
@@ -48,6 +50,8 @@ fn every_field_that_names_a_server_is_found() {
         ("spec.canary.analysis.prometheus", Kind::Prometheus, "prom"),
         ("spec.rateLimit.prometheus", Kind::Prometheus, "prom"),
         ("spec.cache.policy.url.url", Kind::Policy, "pol.example"),
+        ("spec.cache.candidate.url.url", Kind::Policy, "pol.example"),
+        ("spec.rateLimit.policy.registry.reference", Kind::Policy, "pol.example"),
         ("spec.pools.postgres.server.host", Kind::Postgres, "db"),
     ];
     let want: Vec<(String, Kind, String)> = want.iter().map(|(f, k, h)| (f.to_string(), *k, h.to_string())).collect();
@@ -68,7 +72,7 @@ fn reserved_and_unlisted_servers_are_refused_with_their_field() {
     );
     let rules = Rules { egress: &egress(&[], &[]), databases: &[] };
     let found = check(&p, rules, "spec");
-    assert_eq!(found.len(), 6, "{found:?}");
+    assert_eq!(found.len(), 8, "{found:?}");
     assert!(found.iter().all(|f| f.message.contains("--egress-allow-reserved")), "{found:?}");
     // The administrator's reserved range opens them.
     let open = egress(&[], &["127.0.0.0/8", "::1/128", "169.254.0.0/16", "0.0.0.0/8"]);

@@ -45,13 +45,37 @@ fn text_mode_puts_a_failure_on_stderr_in_one_line() {
 
 #[test]
 fn help_documents_the_exit_codes() {
-    for command in ["eval", "validate", "bench"] {
+    for command in ["eval", "validate", "bench", "push", "pull"] {
         let out = policy(&[command, "--help"]);
         let help = String::from_utf8_lossy(&out.stdout);
         assert!(help.contains("Exit codes: 0 success; 1 the policy ran and failed"), "{command}: {help}");
     }
     // A usage error is clap's exit code 2, like bad input.
     assert_eq!(policy(&["eval", "--world", "cache"]).status.code(), Some(2));
+}
+
+#[test]
+fn registry_references_are_refused_before_any_traffic_when_malformed() {
+    // Each: the reference, and a part of the message (exit 2, bad input; nothing is asked of any server).
+    let cases = [
+        ("https://r.example/p:v1", "registry://"),
+        ("registry://registry/p:v1", "not read as a registry host"),
+        ("registry://r.example/UPPER:v1", "registry reference"),
+        ("registry://r.example/p@sha256:abc", "registry reference"),
+    ];
+    for (reference, says) in cases {
+        let out = policy(&["pull", reference, "-o", "/dev/null"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{reference}: {stderr}");
+        assert!(stderr.starts_with("error (input): ") && stderr.contains(says), "{reference}: {stderr}");
+    }
+    let out = policy(&[
+        "push",
+        "policies/builtin/adaptive-ttl.wasm",
+        &format!("registry://r.example/p@sha256:{}", "a".repeat(64)),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("push to a tag"));
 }
 
 #[test]

@@ -97,3 +97,34 @@ async fn a_component_refused_at_load_names_its_category() {
         assert!(message.contains("2 linear memories") && message.contains("(load)"), "{message}");
     }
 }
+
+#[tokio::test]
+async fn a_candidate_never_shares_the_active_policys_instances() {
+    let sha = sha256_hex(HOSTILE);
+    let mut p = profile("risk-api", &sha, json!({"mode": "remember", "who": "active-7731"}));
+    let candidate = json!({"configMap": {"name": "policy", "key": "policy.wasm", "sha256": sha},
+        "settings": {"mode": "remember", "who": "candidate-5520"}});
+    p.spec.cache.as_mut().unwrap().candidate = Some(serde_json::from_value(candidate).unwrap());
+    // The same component on both sides: only the tenant the candidate is loaded for keeps them apart.
+    let world = World::with(p, None).await.evaluating_every_round();
+    world.api::<ConfigMap>().create(&PostParams::default(), &config_map(HOSTILE)).await.unwrap();
+    let candidate_reason = |p: &PerformanceProfile| {
+        let policies = serde_json::to_value(p.status.as_ref().and_then(|s| s.policies.as_ref())).unwrap_or_default();
+        policies["cache"]["candidate"]["reason"].as_str().unwrap_or_default().to_string()
+    };
+    let mut last = None;
+    for _ in 0..3 {
+        let p = reconcile(&world, "risk-api").await;
+        let (active, candidate) = (cache_reason(&p), candidate_reason(&p));
+        assert!(
+            active.starts_with("previous=") && candidate.starts_with("previous="),
+            "{active:?} {candidate:?} {:?}",
+            p.status
+        );
+        assert!(!active.contains("candidate-5520"), "the candidate's input reached the active policy: {active}");
+        assert!(!candidate.contains("active-7731"), "the active policy's input reached the candidate: {candidate}");
+        last = Some(candidate);
+    }
+    // Not vacuous: the candidate's own instance keeps its state between evaluations.
+    assert!(last.unwrap().contains("candidate-5520"));
+}

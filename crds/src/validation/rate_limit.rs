@@ -19,6 +19,9 @@ pub(super) fn check_rate_limit(c: &mut Check, rl: &RateLimitSpec, canary: Option
     if let Some(p) = &rl.policy {
         check_policy(c, p, "spec.rateLimit.policy");
     }
+    if let Some(candidate) = &rl.candidate {
+        check_candidate(c, candidate, rl.policy.is_some(), "spec.rateLimit");
+    }
     if let Some(url) = &rl.prometheus {
         let ok = is_url(url, HTTP) && !url.contains('@');
         c.pattern(ok, url, "spec.rateLimit.prometheus", "an http:// or https:// URL without credentials");

@@ -12,6 +12,7 @@ pub mod enforce;
 pub mod limits;
 pub mod observe;
 pub mod orphan;
+pub mod policy_registry;
 pub mod policy_runtime;
 pub mod prometheus_access;
 pub mod report;
@@ -263,6 +264,7 @@ pub fn prepare(clients: &Clients, metrics: Arc<Metrics>, scope: Scope) -> Result
     if let Some(worker) = &scope.policy_compile_worker {
         context.policies.compile_in(worker.clone())?;
     }
+    context.policies.registry_rules(scope.policy_redirect_hosts.clone(), scope.policy_signers.clone())?;
     context.set_egress(scope.egress.clone())?;
     context.caches = caches::Caches::start(&clients.watch, &scope.namespaces);
     let ctx = Arc::new(context);
@@ -371,6 +373,10 @@ pub struct Scope {
     /// How tenants' policy components are compiled: in a worker process with its own memory limit (the operator
     /// binary itself, `--policy-compile-memory-mib`); None compiles in this process (tests of the controller).
     pub policy_compile_worker: Option<perf_policy_host::isolate::CompileWorker>,
+    /// Hosts registry sources may redirect to besides their own (`--policy-registry-redirect-host`).
+    pub policy_redirect_hosts: Vec<String>,
+    /// Keys that must have signed every tenant's policy component (`--policy-cosign-key`).
+    pub policy_signers: policy_registry::Signers,
 }
 
 impl Default for Scope {
@@ -392,6 +398,8 @@ impl Default for Scope {
             notifications: None,
             rate_limit_defaults: crate::enforcement::AdminDefaults::default(),
             policy_compile_worker: None,
+            policy_redirect_hosts: perf_policy_host::registry::DEFAULT_REDIRECT_HOSTS.map(String::from).to_vec(),
+            policy_signers: policy_registry::Signers::default(),
         }
     }
 }

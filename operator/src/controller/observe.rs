@@ -89,13 +89,15 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
     let provisioned = cache.is_some_and(|c| c.redis.provision.is_some());
     let cache_policy = cache.and_then(|c| c.policy.as_ref());
     let rate_limit_policy = spec.rate_limit.as_ref().and_then(|r| r.policy.as_ref());
+    let cache_candidate = cache.and_then(|c| c.candidate.as_ref()).map(|c| &c.policy);
+    let rate_limit_candidate = spec.rate_limit.as_ref().and_then(|r| r.candidate.as_ref()).map(|c| &c.policy);
     // Boxed: joined in place, these futures make a stack frame too large for a test thread in debug builds.
     let pools = spec.pools.is_some();
     let (
         (serving, autoscaling),
         provisioned_redis,
         redis,
-        (cache_policy, rate_limit_policy),
+        ((cache_policy, rate_limit_policy), (cache_candidate, rate_limit_candidate)),
         traffic,
         clickhouse,
         canary,
@@ -110,10 +112,19 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
         Box::pin(optional(provisioned, bounded("Redis Secret and Deployment", d.kube, provisioned_redis(round)))),
         Box::pin(optional(reads_redis(profile), bounded("Redis", d.redis, redis_stats(round, d.redis)))),
         Box::pin(async {
-            tokio::join!(
-                optional_ref(cache_policy, |r| load(ctx, profile, World::Cache, r, d.policy)),
-                optional_ref(rate_limit_policy, |r| load(ctx, profile, World::RateLimit, r, d.policy)),
-            )
+            let start = std::time::Instant::now();
+            let active = tokio::join!(
+                optional_ref(cache_policy, |r| load(ctx, profile, Use::active(World::Cache), r, d.policy)),
+                optional_ref(rate_limit_policy, |r| load(ctx, profile, Use::active(World::RateLimit), r, d.policy)),
+            );
+            // Candidates after the active policies, within what is left of the same deadline: a component both
+            // name is then compiled once (a second compile in the namespace would be refused as busy meanwhile).
+            let left = d.policy.saturating_sub(start.elapsed());
+            let candidates = tokio::join!(
+                optional_ref(cache_candidate, |r| load(ctx, profile, Use::candidate(World::Cache), r, left)),
+                optional_ref(rate_limit_candidate, |r| load(ctx, profile, Use::candidate(World::RateLimit), r, left)),
+            );
+            (active, candidates)
         }),
         Box::pin(optional(rate_limit_policy.is_some(), bounded("Prometheus traffic", d.traffic, traffic(round)))),
         Box::pin(optional(spec.clickhouse.is_some(), bounded("ClickHouse", d.clickhouse, clickhouse(round)))),
@@ -152,6 +163,8 @@ pub async fn observe(profile: &PerformanceProfile, ctx: &Context) -> Observed {
         redis,
         cache_policy,
         rate_limit_policy,
+        cache_candidate,
+        rate_limit_candidate,
         traffic,
         clickhouse,
         canary,
@@ -281,19 +294,69 @@ async fn redis_stats(round: &Round<'_>, timeout: Duration) -> Read<RedisStats> {
     Ok(redis_stats::fetch(&round.ctx.scope.egress, &address, password.as_deref(), timeout).await?)
 }
 
-async fn load(
+/// Which policy of a profile is loaded: the active one or its candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Active,
+    Candidate,
+}
+
+/// A policy of a world, in a role.
+#[derive(Clone, Copy, Debug)]
+struct Use {
+    world: World,
+    role: Role,
+}
+
+impl Use {
+    fn active(world: World) -> Self {
+        Self { world, role: Role::Active }
+    }
+    fn candidate(world: World) -> Self {
+        Self { world, role: Role::Candidate }
+    }
+}
+
+/// The name a profile's policy is loaded for: the profile's own, and for a candidate a name no profile can have
+/// (`#` is not allowed in object names), so the host gives it instances of its own, never the active policy's.
+fn tenant_name(profile: &PerformanceProfile, role: Role) -> String {
+    match role {
+        Role::Active => profile.name_any(),
+        Role::Candidate => format!("{}#candidate", profile.name_any()),
+    }
+}
+
+/// Loads one policy of the profile. Boxed: the loader's future is large (a fetch, a registry pull), and a round
+/// loads up to four side by side, which in place overflow a test thread's stack in debug builds.
+fn load<'a>(
+    ctx: &'a Context,
+    profile: &'a PerformanceProfile,
+    used: Use,
+    r: &'a PolicyRef,
+    after: Duration,
+) -> futures::future::BoxFuture<'a, Read<Arc<Policy>>> {
+    Box::pin(load_now(ctx, profile, used, r, after))
+}
+
+async fn load_now(
     ctx: &Context,
     profile: &PerformanceProfile,
-    world: World,
+    used: Use,
     r: &PolicyRef,
     after: Duration,
 ) -> Read<Arc<Policy>> {
+    let Use { world, role } = used;
     let policies = profile.status.as_ref().and_then(|s| s.policies.as_ref());
-    let refused = match world {
-        World::Cache => policies.and_then(|p| p.cache.as_ref()).and_then(|c| c.evaluation.refused.as_ref()),
-        World::RateLimit => policies.and_then(|p| p.rate_limit.as_ref()).and_then(|r| r.evaluation.refused.as_ref()),
+    // A candidate's refusals are not kept in status: a restarted operator compiles it once more.
+    let refused = match (world, role) {
+        (_, Role::Candidate) => None,
+        (World::Cache, _) => policies.and_then(|p| p.cache.as_ref()).and_then(|c| c.evaluation.refused.as_ref()),
+        (World::RateLimit, _) => {
+            policies.and_then(|p| p.rate_limit.as_ref()).and_then(|r| r.evaluation.refused.as_ref())
+        }
     };
-    let loading = Loading { namespace: &namespace(profile), name: &profile.name_any(), world, policy: r, refused };
+    let name = tenant_name(profile, role);
+    let loading = Loading { namespace: &namespace(profile), name: &name, world, policy: r, refused };
     match tokio::time::timeout(after, ctx.policies.load(&ctx.client, loading)).await {
         Ok(loaded) => loaded.map_err(Unread::from),
         // The load goes on in the background and a later reconcile uses its result; the policy did not time out.

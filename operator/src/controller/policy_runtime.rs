@@ -1,12 +1,14 @@
 //! Loading the profiles' WASM policies: built-in, from a ConfigMap or over HTTPS, pinned by sha256 and kept by
 //! verified digest. Evaluation is part of the pure decision ([`crate::decide::policy`]).
 
+use super::policy_registry::{self, Signers};
 use crate::decide::PolicyUnavailable;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::Api;
 use perf_operator_api::{ConfigMapPolicySource, PerformanceProfile, PolicyRef, RefusedComponent};
+use perf_policy_host::registry::{DEFAULT_REDIRECT_HOSTS, RegistryClient};
 use perf_policy_host::{Evaluator, HostConfig, Policy, PolicyHost, World, source};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +37,10 @@ pub struct PolicyRuntime {
     egress: perf_egress::Egress,
     versions: ConfigMapVersions,
     fetched: Fetched,
+    /// Registry sources: the same bounds as `http`, redirects only to the registry or the allowed blob hosts.
+    registry: perf_policy_host::registry::RegistryClient,
+    redirect_hosts: Vec<String>,
+    signers: Signers,
 }
 
 /// Which namespaces fetched which digest from which URL. A component compiled for one tenant is kept by its digest;
@@ -134,15 +140,29 @@ impl PolicyRuntime {
     /// A runtime that trusts `extra_roots` (PEM, may be empty) besides the platform's roots for policy URLs.
     pub fn trusting(extra_roots: &[u8]) -> perf_policy_host::Result<Self> {
         let egress = perf_egress::Egress::default();
+        let redirect_hosts: Vec<String> = DEFAULT_REDIRECT_HOSTS.map(String::from).to_vec();
         Ok(Self {
             host: Arc::new(PolicyHost::new(HostConfig::default())?),
             evaluator: Evaluator::new(2),
             http: source::http_client_reaching(FETCH_TIMEOUT, extra_roots, egress.clone())?,
+            registry: RegistryClient::new(FETCH_TIMEOUT, extra_roots, egress.clone(), &redirect_hosts)?,
             extra_roots: extra_roots.to_vec(),
             egress,
             versions: ConfigMapVersions::default(),
             fetched: Fetched::default(),
+            redirect_hosts,
+            signers: Signers::default(),
         })
+    }
+
+    /// Registry sources may redirect to `redirect_hosts` besides their own host, and every component a tenant names
+    /// must be signed by one of `signers.admin` (when any): registry components by a cosign signature, other sources
+    /// are then refused (only a registry carries signatures).
+    pub fn registry_rules(&mut self, redirect_hosts: Vec<String>, signers: Signers) -> perf_policy_host::Result<()> {
+        self.registry = RegistryClient::new(FETCH_TIMEOUT, &self.extra_roots, self.egress.clone(), &redirect_hosts)?;
+        self.redirect_hosts = redirect_hosts;
+        self.signers = signers;
+        Ok(())
     }
 
     /// Compiles tenants' components in `worker` from now on (a new host: nothing was loaded yet at start-up).
@@ -154,6 +174,7 @@ impl PolicyRuntime {
     /// Policy URLs (and their redirects) lead only where `egress` allows.
     pub fn reach(&mut self, egress: perf_egress::Egress) -> perf_policy_host::Result<()> {
         self.http = source::http_client_reaching(FETCH_TIMEOUT, &self.extra_roots, egress.clone())?;
+        self.registry = RegistryClient::new(FETCH_TIMEOUT, &self.extra_roots, egress.clone(), &self.redirect_hosts)?;
         self.egress = egress;
         Ok(())
     }
@@ -183,8 +204,16 @@ impl PolicyRuntime {
             let host = self.host.clone();
             return self.evaluator.load_builtin(host, tenant, world, builtin.clone()).await.map_err(unavailable);
         }
+        // Only a registry carries signatures: when the administrator requires them, no other source is taken.
+        if !self.signers.admin.is_empty() && r.registry.is_none() {
+            let message = "the operator's administrator requires policies signed with cosign \
+                           (--policy-cosign-key): only a registry source carries a signature"
+                .to_string();
+            return Err(PolicyUnavailable::Source { message });
+        }
         // Refused before, maybe by an operator that then ran out of memory: not compiled again.
         let pin = r.config_map.as_ref().map(|c| &c.sha256).or(r.url.as_ref().map(|u| &u.sha256));
+        let pin = pin.or(r.registry.as_ref().map(|g| &g.sha256));
         let kept = self.host.config().load_limits.compile_timeout_kept;
         if let Some(refused) = pin.and_then(|pin| still_refused(refused, pin, kept, Timestamp::now())) {
             return Err(refused);
@@ -220,10 +249,35 @@ impl PolicyRuntime {
                 return loaded;
             }
             (u.sha256.clone(), bytes)
+        } else if let Some(g) = &r.registry {
+            let proven = policy_registry::requirement(g, &self.signers);
+            if self.fetched.contains(namespace, &proven, &g.sha256)
+                && let Some(loaded) = cached(&g.sha256)
+            {
+                return loaded;
+            }
+            let field = world_field(world);
+            let registry_client = &self.registry;
+            let bytes =
+                policy_registry::pull(registry_client, client, namespace, field, g, &self.signers, MAX_COMPONENT_BYTES)
+                    .await?;
+            self.fetched.record(namespace, &proven, &g.sha256);
+            if let Some(loaded) = cached(&g.sha256) {
+                return loaded;
+            }
+            (g.sha256.clone(), bytes)
         } else {
             return Err(PolicyUnavailable::Source { message: "policy names no source".into() });
         };
         self.evaluator.load_pinned(self.host.clone(), tenant, world, bytes.into(), sha256).await.map_err(unavailable)
+    }
+}
+
+/// The spec field of a world's policy, for messages.
+fn world_field(world: World) -> &'static str {
+    match world {
+        World::Cache => "spec.cache.policy",
+        World::RateLimit => "spec.rateLimit.policy",
     }
 }
 

@@ -218,6 +218,10 @@ fn count(ctx: &Context, profile: &PerformanceProfile, reports: &[Report], runs: 
         if let Some(elapsed) = run.elapsed {
             ctx.metrics.policy_duration.with_label_values(&[run.world.as_str()]).observe(elapsed.as_secs_f64());
         }
+        if let Some(verdict) = run.candidate {
+            let verdict = crate::decide::shadow::verdict_label(verdict);
+            ctx.metrics.candidate_evaluations.with_label_values(&[run.world.as_str(), verdict]).inc();
+        }
     }
 }
 

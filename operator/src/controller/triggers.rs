@@ -126,6 +126,20 @@ impl Index {
     }
 }
 
+/// The ConfigMaps a profile's policies and their candidates come from: an edit of a candidate's is seen (and refused
+/// by its pin) as the policy's is.
+fn policy_config_maps(profile: &PerformanceProfile) -> Vec<String> {
+    let mut names = super::policy_runtime::config_maps_used(profile);
+    let cache = profile.spec.cache.as_ref().and_then(|c| c.candidate.as_ref());
+    let rate_limit = profile.spec.rate_limit.as_ref().and_then(|r| r.candidate.as_ref());
+    for candidate in cache.into_iter().chain(rate_limit) {
+        if let Some(cm) = candidate.policy.config_map.as_ref().filter(|cm| !names.contains(&cm.name)) {
+            names.push(cm.name.clone());
+        }
+    }
+    names
+}
+
 /// The objects of other kinds a profile's round reads and should be woken by.
 #[derive(Default)]
 pub struct References {
@@ -141,7 +155,7 @@ impl References {
     pub fn learn(&self, profile: &PerformanceProfile) -> Vec<ObjectRef<Watched>> {
         let (namespace, name) = (profile.namespace().unwrap_or_default(), profile.name_any());
         let dropped = self.targets.set(&namespace, &name, vec![profile.spec.target_ref.name.clone()]);
-        self.config_maps.set(&namespace, &name, super::policy_runtime::config_maps_used(profile));
+        self.config_maps.set(&namespace, &name, policy_config_maps(profile));
         self.sharing(&namespace, dropped)
     }
 
@@ -316,5 +330,24 @@ mod tests {
         index.forget("team-a", "shop");
         index.forget("team-b", "shop");
         assert!(index.is_empty(), "forgotten profiles leave nothing behind");
+    }
+
+    #[test]
+    fn a_candidates_config_map_wakes_its_profile_too() {
+        let source =
+            |name: &str| serde_json::json!({"configMap": {"name": name, "key": "p.wasm", "sha256": "0".repeat(64)}});
+        let mut spec = base();
+        spec["spec"]["cache"] = serde_json::json!({"redis": {"external": {"address": "redis://r:6379"}},
+            "policy": source("active"), "candidate": source("shadow")});
+        spec["spec"]["rateLimit"] = serde_json::json!({"routes": [{"route": "/", "requestsPerSecond": 1, "burst": 1}],
+            "policy": source("active"), "candidate": source("active")});
+        let profile: PerformanceProfile = serde_json::from_value(spec).expect("a profile");
+        let references = References::default();
+        references.learn(&profile);
+        for name in ["active", "shadow"] {
+            let woken = references.config_maps.profiles(profile.namespace().as_deref(), name);
+            assert_eq!(woken.into_iter().map(|r| r.name).collect::<Vec<_>>(), [profile.name_any()], "{name}");
+        }
+        assert_eq!(policy_config_maps(&profile), ["active", "shadow"], "each ConfigMap once");
     }
 }

@@ -9,6 +9,7 @@ mod observed;
 pub mod policy;
 pub mod pools;
 pub mod redis_server;
+pub mod shadow;
 
 pub use observed::{ClickHouseObserved, Observed, PolicyUnavailable, ProvisionedRedis, Read, SecretProblem, Unread};
 
@@ -31,7 +32,8 @@ pub struct Decision {
     pub checksum: String,
     /// Status of every component as decided (ClickHouse and the canary are completed by their apply).
     pub status: PerformanceProfileStatus,
-    /// One per component, in [`condition::COMPONENTS`] order.
+    /// One per component, in [`condition::COMPONENTS`] order; then `PolicyCandidateAgrees` when a candidate is
+    /// declared (advisory).
     pub reports: Vec<Report>,
     pub clickhouse: Option<ClickHouseRound>,
     pub canary: Option<perf_canary::Step>,
@@ -144,7 +146,9 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
     if let Some(step) = &canary {
         status.canary = Some(step.status.clone());
     }
-    let policy::Decided { status: policies_status, report: policies_report, runs: policy_runs, .. } = policies;
+    let policy::Decided {
+        status: policies_status, report: policies_report, runs: policy_runs, candidate_report, ..
+    } = policies;
     if policies_status.is_some() {
         status.policies = policies_status;
     }
@@ -170,7 +174,10 @@ pub fn decide(profile: &PerformanceProfile, observed: &Observed, now: Timestamp)
             policies_report,
             alerts_report,
             rate_limit_report,
-        ],
+        ]
+        .into_iter()
+        .chain(candidate_report)
+        .collect(),
         clickhouse,
         canary,
         redis_live,

@@ -159,6 +159,10 @@ pub struct Observed {
     pub redis: Option<Read<RedisStats>>,
     pub cache_policy: Option<Read<Arc<Policy>>>,
     pub rate_limit_policy: Option<Read<Arc<Policy>>>,
+    /// The candidates beside them (`candidate`), loaded as their own tenant: never an instance of the active
+    /// policy's.
+    pub cache_candidate: Option<Read<Arc<Policy>>>,
+    pub rate_limit_candidate: Option<Read<Arc<Policy>>>,
     /// Traffic per route; a route without complete data is absent.
     pub traffic: Option<Read<BTreeMap<String, RouteTraffic>>>,
     pub clickhouse: Option<Read<ClickHouseObserved>>,

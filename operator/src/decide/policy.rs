@@ -4,6 +4,7 @@
 use super::fallback::{self, Fallbacks};
 use super::inputs;
 use super::memory::{self, LiveSettings};
+use super::shadow::{self, Active, Shadow};
 use super::{Observed, PolicyUnavailable, Read, Unread};
 use crate::components::{cache::CachePlan, rate_limit::RateLimitPlan};
 use crate::conditions::Report;
@@ -11,9 +12,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 use perf_operator_api::{
-    self as api, CacheObservation, CachePolicyStatus, MemoryAdviceStatus, PerformanceProfile, PoliciesStatus,
-    PolicyEvaluation, PolicyRef, PublishedClass, PublishedFrom, PublishedLimit, RateLimitPolicyStatus,
-    RefusedComponent, RouteObservation, condition,
+    self as api, CacheObservation, CachePolicyStatus, CandidateVerdict, ComparedWith, MemoryAdviceStatus,
+    PerformanceProfile, PoliciesStatus, PolicyEvaluation, PolicyRef, PublishedClass, PublishedFrom, PublishedLimit,
+    RateLimitPolicyStatus, RefusedComponent, RouteObservation, condition,
 };
 use perf_policy_host::positional::settings_text;
 use perf_policy_host::{CacheInput, CacheOutput, ClassDecision, Policy, RateLimitInput, RateLimitOutput, RouteLimit};
@@ -32,6 +33,8 @@ pub struct Run {
     pub world: World,
     pub failure: Option<&'static str>,
     pub elapsed: Option<Duration>,
+    /// The verdict on the candidate evaluated beside it, if one was.
+    pub candidate: Option<CandidateVerdict>,
 }
 
 /// Why a policy gave no decision.
@@ -75,7 +78,7 @@ impl Failure {
 }
 
 /// A use of a policy: its world's input, output and what it publishes.
-trait PolicyUse {
+pub(super) trait PolicyUse {
     type Input;
     type Output;
     /// Published value, by class or route name.
@@ -89,7 +92,7 @@ trait PolicyUse {
     fn reason(output: &Self::Output) -> &str;
 }
 
-struct CacheUse;
+pub(super) struct CacheUse;
 
 impl PolicyUse for CacheUse {
     type Input = CacheInput;
@@ -114,7 +117,7 @@ impl PolicyUse for CacheUse {
     }
 }
 
-struct RateLimitUse;
+pub(super) struct RateLimitUse;
 
 impl PolicyUse for RateLimitUse {
     type Input = RateLimitInput;
@@ -194,6 +197,8 @@ pub struct Decided {
     pub runs: Vec<Run>,
     /// Settings to hold live on the provisioned Redis: the cache policy's memory advice within bounds.
     pub redis_live: Option<LiveSettings>,
+    /// `PolicyCandidateAgrees`, when a candidate is declared and judged (advisory).
+    pub candidate_report: Option<Report>,
 }
 
 /// Whether the previous evaluation still holds at `now`: the policy decided, the spec is the one that decision was
@@ -222,8 +227,7 @@ pub fn decide(
 ) -> Decided {
     let previous = profile.status.as_ref().and_then(|s| s.policies.as_ref());
     let mut status = PoliciesStatus::default();
-    let mut failures = Vec::new();
-    let mut runs = Vec::new();
+    let mut tally = Tally::default();
     let mut redis_live = None;
     let cache_use = profile.spec.cache.as_ref().and_then(|c| c.policy.as_ref().map(|r| (c, r)));
     // A decision holds only while this round could have made it again: its component loaded (a ConfigMap edited
@@ -238,13 +242,9 @@ pub fn decide(
             plan.admit = held.classes.iter().map(|(n, c)| (n.clone(), c.admit)).collect();
             status.cache = Some(held.clone());
         } else {
-            let (mut entry, failure, live, elapsed) = decide_cache(profile, observed, previous, spec, r, plan);
-            entry.evaluation.evaluated_at = Some(Time(now));
-            entry.evaluation.refused = failure.as_ref().and_then(|f| f.refused_at(now));
+            let (round, live) = decide_cache(profile, observed, previous, spec, r, plan, now);
             redis_live = live;
-            runs.push(Run { world: CacheUse::WORLD, failure: failure.as_ref().map(|f| f.category), elapsed });
-            failures.extend(failure.map(|f| ("cache", f, entry.evaluation.published)));
-            status.cache = Some(entry);
+            status.cache = Some(tally.record(round, CacheUse::WORLD, |e| &mut e.evaluation, now));
         }
     }
     let rate_use = profile.spec.rate_limit.as_ref().and_then(|s| s.policy.as_ref().map(|r| (s, r)));
@@ -254,18 +254,15 @@ pub fn decide(
             plan.routes = published_routes(spec, &held.routes);
             status.rate_limit = Some(held.clone());
         } else {
-            let (mut entry, failure, elapsed) = decide_rate_limit(profile, observed, previous, spec, r, plan);
-            entry.evaluation.evaluated_at = Some(Time(now));
-            entry.evaluation.refused = failure.as_ref().and_then(|f| f.refused_at(now));
-            runs.push(Run { world: RateLimitUse::WORLD, failure: failure.as_ref().map(|f| f.category), elapsed });
-            failures.extend(failure.map(|f| ("rateLimit", f, entry.evaluation.published)));
-            status.rate_limit = Some(entry);
+            let round = decide_rate_limit(profile, observed, previous, spec, r, plan, now);
+            status.rate_limit = Some(tally.record(round, RateLimitUse::WORLD, |e| &mut e.evaluation, now));
         }
     }
     if status.cache.is_none() && status.rate_limit.is_none() {
-        return Decided { status: None, report: Report::not_configured(condition::POLICIES_READY), runs, redis_live };
+        let report = Report::not_configured(condition::POLICIES_READY);
+        return Decided { status: None, report, runs: tally.runs, redis_live, candidate_report: None };
     }
-    let report = match failures.first() {
+    let report = match tally.failures.first() {
         None => Report::ok(condition::POLICIES_READY, "Evaluated", "policy decisions published"),
         Some((world, f, from)) => {
             let published = match from {
@@ -277,7 +274,44 @@ pub fn decide(
             Report::failed(condition::POLICIES_READY, f.reason, format!("{world} policy: {}; {published}", f.message))
         }
     };
-    Decided { status: Some(status), report, runs, redis_live }
+    let candidate_report = shadow::report(Some(&status));
+    Decided { status: Some(status), report, runs: tally.runs, redis_live, candidate_report }
+}
+
+/// One world's evaluation of this round, before it is dated and counted.
+struct WorldRound<S> {
+    entry: S,
+    failure: Option<Failure>,
+    elapsed: Option<Duration>,
+    /// The verdict on a candidate judged this round (not one kept from an earlier round).
+    candidate: Option<CandidateVerdict>,
+}
+
+/// The evaluations of a round, for the metrics and `PoliciesReady`.
+#[derive(Default)]
+struct Tally {
+    runs: Vec<Run>,
+    failures: Vec<(&'static str, Failure, PublishedFrom)>,
+}
+
+impl Tally {
+    /// Dates `round`'s entry (and a refusal of this round), counts it; returns the entry for status.
+    fn record<S>(
+        &mut self,
+        round: WorldRound<S>,
+        world: World,
+        of: fn(&mut S) -> &mut PolicyEvaluation,
+        now: Timestamp,
+    ) -> S {
+        let WorldRound { mut entry, failure, elapsed, candidate } = round;
+        let evaluation = of(&mut entry);
+        evaluation.evaluated_at = Some(Time(now));
+        evaluation.refused = failure.as_ref().and_then(|f| f.refused_at(now));
+        self.runs.push(Run { world, failure: failure.as_ref().map(|f| f.category), elapsed, candidate });
+        let name = if world == World::Cache { "cache" } else { "rateLimit" };
+        self.failures.extend(failure.map(|f| (name, f, evaluation.published)));
+        entry
+    }
 }
 
 fn decide_cache(
@@ -287,7 +321,8 @@ fn decide_cache(
     spec: &api::CacheSpec,
     r: &PolicyRef,
     plan: &mut CachePlan,
-) -> (CachePolicyStatus, Option<Failure>, Option<LiveSettings>, Option<Duration>) {
+    now: Timestamp,
+) -> (WorldRound<CachePolicyStatus>, Option<LiveSettings>) {
     let published_ttls = profile.status.as_ref().and_then(|s| s.cache.as_ref()).map(|c| c.ttl_seconds.clone());
     let last_counters = previous.and_then(|p| p.counters);
     let (stats, counters) = match &observed.redis {
@@ -313,6 +348,15 @@ fn decide_cache(
         loaded => loaded,
     };
     let done = evaluate::<CacheUse>(r, loaded, &input, last_good);
+    let shadow = spec.candidate.as_ref().map(|spec| Shadow::<CacheUse> {
+        spec,
+        loaded: observed.cache_candidate.as_ref(),
+        previous: previous.and_then(|p| p.candidate.as_ref()),
+    });
+    // Without this round's statistics the candidate is not called either: its record stays.
+    let judged = shadow.as_ref().filter(|_| stats.is_some()).map(|s| s.judge(&input, active(&done), now));
+    let verdict = judged.as_ref().map(|c| c.evaluation.verdict);
+    let candidate = judged.or_else(|| shadow.and_then(|s| s.kept()));
     plan.ttl_seconds = done.published.iter().map(|(n, d)| (n.clone(), d.ttl_seconds)).collect();
     plan.admit = done.published.iter().map(|(n, d)| (n.clone(), d.admit)).collect();
     let advice = done.output.as_ref().and_then(|o| o.memory.as_ref());
@@ -341,8 +385,9 @@ fn decide_cache(
         memory_advice_applied: applied,
         memory_advice: advice,
         evaluation: done.evaluation,
+        candidate,
     };
-    (entry, done.failure, live, done.elapsed)
+    (WorldRound { entry, failure: done.failure, elapsed: done.elapsed, candidate: verdict }, live)
 }
 
 fn observation(s: CacheStats) -> CacheObservation {
@@ -363,7 +408,8 @@ fn decide_rate_limit(
     spec: &api::RateLimitSpec,
     r: &PolicyRef,
     plan: &mut RateLimitPlan,
-) -> (RateLimitPolicyStatus, Option<Failure>, Option<Duration>) {
+    now: Timestamp,
+) -> WorldRound<RateLimitPolicyStatus> {
     // Closed limits are not a level to adapt from: the policy starts again from the spec's.
     let published = previous.filter(|p| p.evaluation.published != PublishedFrom::Closed).map(|p| p.routes.clone());
     let traffic = match &observed.traffic {
@@ -382,6 +428,11 @@ fn decide_rate_limit(
         p.routes.iter().map(|(route, l)| (route.clone(), limit(l))).collect()
     });
     let done = evaluate::<RateLimitUse>(r, observed.rate_limit_policy.as_ref(), &input, last_good);
+    let candidate = spec.candidate.as_ref().map(|spec| {
+        let previous = previous.and_then(|p| p.candidate.as_ref());
+        let shadow = Shadow::<RateLimitUse> { spec, loaded: observed.rate_limit_candidate.as_ref(), previous };
+        shadow.judge(&input, active(&done), now)
+    });
     let limit = |l: &RouteLimit| PublishedLimit { requests_per_second: l.requests_per_second, burst: l.burst };
     let routes: BTreeMap<String, PublishedLimit> = done.published.iter().map(|(r, l)| (r.clone(), limit(l))).collect();
     plan.routes = published_routes(spec, &routes);
@@ -400,8 +451,16 @@ fn decide_rate_limit(
             .collect(),
         routes,
         evaluation: done.evaluation,
+        candidate,
     };
-    (entry, done.failure, done.elapsed)
+    let verdict = entry.candidate.as_ref().map(|c| c.evaluation.verdict);
+    WorldRound { entry, failure: done.failure, elapsed: done.elapsed, candidate: verdict }
+}
+
+/// What a candidate is compared with: the active policy's decision, or the values published after it failed.
+fn active<U: PolicyUse>(done: &Evaluated<U>) -> Active<'_, U::Published> {
+    let compared_with = if done.failure.is_none() { ComparedWith::Decision } else { ComparedWith::Published };
+    Active { published: &done.published, compared_with }
 }
 
 /// The spec's routes, in its order, at the published limits (a route without one is left out).
@@ -417,10 +476,11 @@ fn published_routes(spec: &api::RateLimitSpec, published: &BTreeMap<String, Publ
 /// How a policy reference is shown in status and events.
 pub fn label(r: &PolicyRef) -> String {
     let short = |sha256: &str| sha256.chars().take(12).collect::<String>();
-    match (&r.builtin, &r.config_map, &r.url) {
-        (Some(b), _, _) => format!("builtin:{b}"),
-        (_, Some(cm), _) => format!("configMap:{}/{}@{}", cm.name, cm.key, short(&cm.sha256)),
-        (_, _, Some(u)) => format!("url:{}@{}", u.url, short(&u.sha256)),
+    match (&r.builtin, &r.config_map, &r.url, &r.registry) {
+        (Some(b), _, _, _) => format!("builtin:{b}"),
+        (_, Some(cm), _, _) => format!("configMap:{}/{}@{}", cm.name, cm.key, short(&cm.sha256)),
+        (_, _, Some(u), _) => format!("url:{}@{}", u.url, short(&u.sha256)),
+        (_, _, _, Some(g)) => format!("{}@{}", g.reference, short(&g.sha256)),
         _ => "none".into(),
     }
 }

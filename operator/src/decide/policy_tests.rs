@@ -191,7 +191,7 @@ fn without_a_reading_of_redis_the_cache_policy_is_not_called_on_zeros() {
     let (mut cache, mut limits) = plans(&p);
     let mut observed = loaded(0, 0);
     observed.redis = Some(Err(Unread::Timeout { what: "Redis", after: std::time::Duration::from_secs(3) }));
-    let Decided { status, report, runs, redis_live } =
+    let Decided { status, report, runs, redis_live, .. } =
         decide(&p, &observed, Timestamp::now(), Some(&mut cache), Some(&mut limits));
     assert_eq!(cache.ttl_seconds["query"], 2400, "the last decision is kept");
     assert!(redis_live.is_none(), "no memory advice from an unread Redis");

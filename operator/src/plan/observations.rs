@@ -176,13 +176,23 @@ fn host() -> Result<&'static PolicyHost, String> {
         .map_err(Clone::clone)
 }
 
-fn load(world: World, r: &PolicyRef) -> Read<Arc<Policy>> {
+/// Loads a built-in policy; a candidate as a tenant of its own, so it never shares an instance with the active one.
+fn load(world: World, r: &PolicyRef, candidate: bool) -> Read<Arc<Policy>> {
     let Some(name) = &r.builtin else {
-        return Err(Unread::NotObserved("a component from a ConfigMap or URL is loaded by the running operator"));
+        return Err(Unread::NotObserved(
+            "a component from a ConfigMap, a URL or a registry is loaded by the running operator",
+        ));
     };
     let host = host().map_err(|_| Unread::NotObserved("the WASM engine could not start"))?;
-    host.load_builtin(world, name).map_err(|e| Unread::Policy(crate::decide::PolicyUnavailable::Host(e)))
+    let loaded = match candidate {
+        false => host.load_builtin(world, name),
+        true => host.load_for(PLAN_CANDIDATE_TENANT, world, perf_policy_host::Source::Builtin(name)),
+    };
+    loaded.map_err(|e| Unread::Policy(crate::decide::PolicyUnavailable::Host(e)))
 }
+
+/// The tenant `plan` loads candidates for.
+const PLAN_CANDIDATE_TENANT: &str = "plan#candidate";
 
 impl Observations {
     /// Reads a YAML or JSON file.
@@ -243,7 +253,7 @@ impl Observations {
     /// What the decision reads.
     pub fn observed(&self, profile: &PerformanceProfile) -> Observed {
         let spec = &profile.spec;
-        let cache = spec.cache.as_ref();
+        let (cache, rate_limit) = (spec.cache.as_ref(), spec.rate_limit.as_ref());
         let r = self.redis();
         let redis = RedisStats {
             hits: r.hits,
@@ -270,12 +280,12 @@ impl Observations {
             new_password: None,
             new_exporter_password: provisioned.then(|| Ok(PLAN_PASSWORD.into())),
             redis: cache.map(|_| Ok(redis)),
-            cache_policy: cache.and_then(|c| c.policy.as_ref()).map(|r| load(World::Cache, r)),
-            rate_limit_policy: spec
-                .rate_limit
-                .as_ref()
-                .and_then(|s| s.policy.as_ref())
-                .map(|r| load(World::RateLimit, r)),
+            cache_policy: cache.and_then(|c| c.policy.as_ref()).map(|r| load(World::Cache, r, false)),
+            rate_limit_policy: rate_limit.and_then(|s| s.policy.as_ref()).map(|r| load(World::RateLimit, r, false)),
+            cache_candidate: cache.and_then(|c| c.candidate.as_ref()).map(|c| load(World::Cache, &c.policy, true)),
+            rate_limit_candidate: rate_limit
+                .and_then(|s| s.candidate.as_ref())
+                .map(|c| load(World::RateLimit, &c.policy, true)),
             traffic: spec.rate_limit.as_ref().map(|_| Ok(traffic)),
             clickhouse: spec.clickhouse.as_ref().map(|_| Err(Unread::NotObserved("plan shows the DDL separately"))),
             canary: spec.canary.as_ref().map(|_| Err(Unread::NotObserved("plan shows the canary's schedule"))),

@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub pools: Vec<(String, u32, u32, String)>,
     /// `(world, where the published values came from)`.
     pub policies: Vec<(&'static str, &'static str)>,
+    /// `(world, largest difference in percent)` of each candidate that decided.
+    pub candidates: Vec<(&'static str, u64)>,
     /// Per route: the limit decided (published, requests/s), what a gateway enforces (requests/s, absent in
     /// contract mode) and the rejections last observed (requests/s).
     pub rate_limits: Vec<RouteLimits>,
@@ -125,10 +127,14 @@ impl Snapshot {
         let cache_policy = policies.and_then(|p| p.cache.as_ref()).map(|c| ("cache-policy", c.evaluation.published));
         let rate_policy =
             policies.and_then(|p| p.rate_limit.as_ref()).map(|r| ("rate-limit-policy", r.evaluation.published));
+        let cache_candidate = policies.and_then(|p| Some(&p.cache.as_ref()?.candidate.as_ref()?.evaluation));
+        let rate_candidate = policies.and_then(|p| Some(&p.rate_limit.as_ref()?.candidate.as_ref()?.evaluation));
+        let candidates = [("cache-policy", cache_candidate), ("rate-limit-policy", rate_candidate)];
+        let candidates = candidates.into_iter().filter_map(|(w, c)| Some((w, c?.largest_difference_percent?)));
         let policies = cache_policy.into_iter().chain(rate_policy).map(|(w, from)| (w, source(from))).collect();
         let phase = PROFILE_PHASES.into_iter().find(|p| status.phase.as_deref() == Some(*p));
         let rate_limits = rate_limits(profile, status);
-        Snapshot { phase, canary, cache, pools, policies, rate_limits }
+        Snapshot { phase, canary, cache, pools, policies, candidates: candidates.collect(), rate_limits }
     }
 }
 
@@ -309,6 +315,7 @@ struct Families {
     enforced: GaugeVec,
     rejected: GaugeVec,
     policy: GaugeVec,
+    candidate: GaugeVec,
 }
 
 const ID: [&str; 2] = ["namespace", "profile"];
@@ -375,10 +382,15 @@ impl Families {
                 "Where a policy's published values come from (1 for the current source): Policy, LastGood, Spec, Closed",
                 &["world", "source"],
             )?,
+            candidate: gauge(
+                "policy_candidate_difference_percent",
+                "Largest difference of a policy candidate's decision from the active policy's, in percent, by world",
+                &["world"],
+            )?,
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 19] {
+    fn collectors(&self) -> [&dyn Collector; 20] {
         [
             &self.profile_phase,
             &self.phase,
@@ -399,6 +411,7 @@ impl Families {
             &self.enforced,
             &self.rejected,
             &self.policy,
+            &self.candidate,
         ]
     }
 
@@ -455,6 +468,9 @@ impl Families {
             for from in ["Policy", "LastGood", "Spec", "Closed"] {
                 set(&self.policy, &[*world, from], if from == *current { 1.0 } else { 0.0 });
             }
+        }
+        for (world, largest) in &s.candidates {
+            set(&self.candidate, &[*world], *largest as f64);
         }
     }
 }

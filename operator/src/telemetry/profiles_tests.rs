@@ -204,6 +204,41 @@ fn policy_sources_and_evaluation_time_are_exported() {
 }
 
 #[test]
+fn a_candidates_largest_difference_and_its_verdicts_are_exported() {
+    let metrics = Metrics::new().unwrap();
+    let mut status = PerformanceProfileStatus::default();
+    let judged = |verdict, largest| perf_operator_api::CandidateEvaluation {
+        verdict,
+        largest_difference_percent: largest,
+        ..Default::default()
+    };
+    let cache = perf_operator_api::CachePolicyStatus {
+        candidate: Some(perf_operator_api::CacheCandidateStatus {
+            evaluation: judged(perf_operator_api::CandidateVerdict::Differs, Some(37)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // A candidate that failed has no difference: no series for its world.
+    let rate_limit = perf_operator_api::RateLimitPolicyStatus {
+        candidate: Some(perf_operator_api::RateLimitCandidateStatus {
+            evaluation: judged(perf_operator_api::CandidateVerdict::Failed, None),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    status.policies = Some(perf_operator_api::PoliciesStatus { cache: Some(cache), rate_limit: Some(rate_limit) });
+    metrics.profiles.set(&profile("shop", "web"), &status);
+    metrics.candidate_evaluations.with_label_values(&["cache-policy", "Differs"]).inc();
+    let text = metrics.render();
+    let gauge = line("perf_operator_policy_candidate_difference_percent", &[("world", "cache-policy")], "37");
+    assert!(text.contains(&gauge), "{gauge} missing from:\n{text}");
+    assert!(!text.contains(r#"perf_operator_policy_candidate_difference_percent{namespace="shop",profile="web",world="rate-limit-policy""#), "{text}");
+    let counter = r#"perf_operator_policy_candidate_evaluations_total{verdict="Differs",world="cache-policy"} 1"#;
+    assert!(text.contains(counter), "{counter} missing from:\n{text}");
+}
+
+#[test]
 fn turned_off_no_profile_has_series_and_the_operators_own_stay() {
     let metrics = Metrics::new().unwrap();
     let p = profile("shop", "web");

@@ -15,6 +15,15 @@ pub enum Error {
     UnknownBuiltin(String),
     #[error("fetching policy from {url}: {detail}")]
     Fetch { url: String, detail: String },
+    /// A registry refused or could not give the component (HTTP status, 401, timeout, redirect, size).
+    #[error("pulling policy from {reference}: {detail}")]
+    Registry { reference: String, detail: String },
+    /// The registry's artifact is not a policy component (manifest or layer media type).
+    #[error("pulling policy from {reference}: wrong media type: {detail}")]
+    MediaType { reference: String, detail: String },
+    /// A required signature is missing or does not hold.
+    #[error("policy from {reference} refused: {detail}")]
+    Signature { reference: String, detail: String },
     #[error("loading policy component {sha256}: {detail}")]
     Load { sha256: String, detail: String },
     #[error(
@@ -54,7 +63,9 @@ impl Error {
         match self {
             Error::DigestMismatch { .. } => "digest_mismatch",
             Error::BadPin(_) | Error::UnknownBuiltin(_) => "bad_source",
-            Error::Fetch { .. } => "fetch",
+            Error::Fetch { .. } | Error::Registry { .. } => "fetch",
+            Error::MediaType { .. } => "media_type",
+            Error::Signature { .. } => "signature",
             Error::Load { .. } => "load",
             Error::ForbiddenImports { .. } => "forbidden_import",
             Error::WrongWorld { .. } => "wrong_world",

@@ -9,7 +9,8 @@
 //!   trap and when idle.
 //! - [`Evaluator`]: the async wrapper (calls run on `spawn_blocking` under a semaphore).
 //! - [`positional`]: outputs named by their input's classes and routes; the spec values as an output.
-//! - [`cli`]: `perf-operator policy eval|validate`.
+//! - [`registry`]: components in OCI registries (pull with media types, digests and cosign signatures checked; push).
+//! - [`cli`]: `perf-operator policy eval|validate|push|pull`.
 
 mod abi;
 mod bindings;
@@ -26,6 +27,7 @@ mod native;
 mod policy;
 pub mod positional;
 pub mod preflight;
+pub mod registry;
 mod retained;
 mod run;
 pub mod source;

@@ -65,7 +65,7 @@ pub fn verify_sha256(bytes: &[u8], expected: &str) -> Result<String> {
     if actual == expected { Ok(actual) } else { Err(Error::DigestMismatch { expected: expected.to_string(), actual }) }
 }
 
-fn check_pin(pin: &str) -> Result<()> {
+pub(crate) fn check_pin(pin: &str) -> Result<()> {
     if pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         Ok(())
     } else {
@@ -112,7 +112,7 @@ pub fn http_client_reaching(
 
 /// `error` and its sources in one line: reqwest's own message only says "error sending request", the reason (a
 /// refused address, DNS, TLS) is further down.
-fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![error.to_string()];
     let mut next = error.source();
     while let Some(e) = next {
@@ -125,6 +125,26 @@ fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Reads at most `max` bytes of a response body; more is an error naming `what` and the limit.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+    what: &str,
+) -> std::result::Result<Vec<u8>, String> {
+    let too_large = || format!("{what} is larger than {max} bytes");
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| causes(&e))? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Downloads a component over HTTPS, at most `max_bytes`, and checks it against `sha256` before returning it.
 /// Load the result with [`Source::Pinned`] and the same pin.
 pub async fn fetch(client: &reqwest::Client, url: &str, sha256: &str, max_bytes: usize) -> Result<Vec<u8>> {
@@ -134,20 +154,11 @@ pub async fn fetch(client: &reqwest::Client, url: &str, sha256: &str, max_bytes:
     }
     // Refuse a malformed pin before any traffic.
     check_pin(sha256)?;
-    let mut response = client.get(url).send().await.map_err(|e| fail(causes(&e)))?;
+    let response = client.get(url).send().await.map_err(|e| fail(causes(&e)))?;
     if !response.status().is_success() {
         return Err(fail(format!("HTTP status {}", response.status())));
     }
-    if response.content_length().is_some_and(|n| n > max_bytes as u64) {
-        return Err(fail(format!("the component is larger than {max_bytes} bytes")));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| fail(e.to_string()))? {
-        if body.len() + chunk.len() > max_bytes {
-            return Err(fail(format!("the component is larger than {max_bytes} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_capped(response, max_bytes, "the component").await.map_err(fail)?;
     verify_sha256(&body, sha256)?;
     Ok(body)
 }

@@ -3,7 +3,13 @@
 use std::path::PathBuf;
 
 use perf_policy_host::World;
-use perf_policy_host::cli::{BenchArgs, EvalArgs, Output, PolicyCommand, PolicySource, ValidateArgs, run};
+use perf_policy_host::cli::{BenchArgs, EvalArgs, Output, PolicyCommand, PolicySource, ValidateArgs};
+
+/// The CLI's commands, run as the binary runs them (on a runtime: a registry source is pulled asynchronously).
+fn run(command: PolicyCommand) -> perf_policy_host::Result<perf_policy_host::cli::Outcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(perf_policy_host::cli::run(command))
+}
 
 fn path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -20,6 +26,7 @@ fn eval_prints_the_decision_of_a_builtin() {
         world: World::RateLimit,
         input: path("../examples/rate-limit-input.json"),
         settings: None,
+        registry: Default::default(),
         output: Output::Json,
     }))
     .unwrap();
@@ -37,6 +44,7 @@ fn eval_reports_a_policy_failure_with_exit_code_1() {
         world: World::Cache,
         input: path("../examples/cache-input.json"),
         settings: Some(r#"{"mode": "trap"}"#.into()),
+        registry: Default::default(),
         output: Output::Json,
     }))
     .unwrap();
@@ -52,6 +60,7 @@ fn validate_checks_settings() {
             source: builtin("adaptive-ttl"),
             world: World::Cache,
             settings: Some(settings.into()),
+            registry: Default::default(),
             output: Output::Text,
         }))
         .unwrap()
@@ -69,6 +78,7 @@ fn eval(source: PolicySource, world: World, input: &str, settings: Option<&str>)
         world,
         input: path(input),
         settings: settings.map(str::to_string),
+        registry: Default::default(),
         output: Output::Json,
     }))
     .unwrap();
@@ -115,6 +125,7 @@ fn a_load_failure_in_text_mode_is_one_line_with_its_category() {
         source: fixture("version-99.0.0.wasm"),
         world: World::Cache,
         settings: None,
+        registry: Default::default(),
         output: Output::Text,
     }))
     .unwrap();
@@ -140,6 +151,7 @@ fn bench(settings: &str, iterations: u32, output: Output) -> perf_policy_host::c
         world: World::Cache,
         input: path("../examples/cache-input.json"),
         settings: Some(settings.into()),
+        registry: Default::default(),
         output,
     };
     run(PolicyCommand::Bench(BenchArgs { eval, iterations })).unwrap()

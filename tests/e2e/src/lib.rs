@@ -14,6 +14,7 @@ pub mod audit;
 pub mod fixtures;
 pub mod kubelet;
 pub mod operator;
+pub mod own_redis;
 pub mod prometheus;
 pub mod proxy;
 pub mod redis_traffic;

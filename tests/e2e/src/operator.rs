@@ -43,6 +43,19 @@ impl Operator {
     /// Starts a replica with the identity of the chart installed as `release` (in the namespace of that name,
     /// where it also elects its leader).
     pub fn start_as(release: &str, namespace: &str, holder: &str, extra: &[&str], server: Option<&str>) -> Self {
+        Self::start_env(release, namespace, holder, extra, server, &[])
+    }
+
+    /// [`Self::start_as`] with extra environment variables (settings the operator reads only from its environment,
+    /// such as `PERF_POLICY_CA_FILE`).
+    pub fn start_env(
+        release: &str,
+        namespace: &str,
+        holder: &str,
+        extra: &[&str],
+        server: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let bin = crate::env_path("PERF_OPERATOR_BIN");
         let (kubeconfig, credential_id) = own_token(release, namespace, holder);
         if let Some(server) = server {
@@ -82,6 +95,7 @@ impl Operator {
             // A settled profile resyncs every 5 s here (300 s by default), so tests see resyncs quickly.
             .args(if extra.contains(&"--resync-seconds") { &[][..] } else { &["--resync-seconds", "5"][..] })
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)

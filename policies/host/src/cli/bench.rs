@@ -56,7 +56,7 @@ impl Input {
     }
 }
 
-pub(super) fn run(args: BenchArgs) -> Result<Ran, (Option<PolicyId>, Error)> {
+pub(super) fn run(args: BenchArgs, pulled: Option<&[u8]>) -> Result<Ran, (Option<PolicyId>, Error)> {
     let BenchArgs { eval: args, iterations } = args;
     let no_id = |e| (None, e);
     let bytes = files::read(&args.input, files::MAX_INPUT_BYTES).map_err(no_id)?;
@@ -67,9 +67,9 @@ pub(super) fn run(args: BenchArgs) -> Result<Ran, (Option<PolicyId>, Error)> {
     if let Some(settings) = args.settings.as_deref().map(files::settings_arg).transpose().map_err(no_id)? {
         input = input.with_settings(settings);
     }
-    let (policy, measured) = measure(&args.source, args.world, &input, iterations)?;
+    let (policy, measured) = measure(&args.source, pulled, args.world, &input, iterations)?;
     let builtin = PolicySource { policy: None, builtin: Some(builtin_of(args.world).into()) };
-    let (_, reference) = measure(&builtin, args.world, &input.with_settings("{}".into()), iterations)?;
+    let (_, reference) = measure(&builtin, None, args.world, &input.with_settings("{}".into()), iterations)?;
     let ratio = measured.warm_ns_per_eval / reference.warm_ns_per_eval.max(f64::MIN_POSITIVE);
     let text = table(&measured, &reference, ratio, builtin_of(args.world));
     let body = json!({
@@ -89,13 +89,14 @@ fn builtin_of(world: World) -> &'static str {
 /// Loads on a fresh host (so the compilation is timed), then times first calls and warm calls.
 fn measure(
     source: &PolicySource,
+    pulled: Option<&[u8]>,
     world: World,
     input: &Input,
     iterations: u32,
 ) -> Result<(std::sync::Arc<Policy>, Measured), (Option<PolicyId>, Error)> {
     let host = PolicyHost::new(HostConfig::default()).map_err(|e| (None, e))?;
     let started = Instant::now();
-    let policy = load(&host, source, world).map_err(|e| (None, e))?;
+    let policy = load(&host, source, pulled, world).map_err(|e| (None, e))?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let failed = |e| (id(&policy), e);
     let mut first = Duration::ZERO;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod files;
+mod registry;
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ use crate::source::sha256_hex;
 use crate::types::{CacheInput, RateLimitInput};
 use crate::{Error, HostConfig, Policy, PolicyHost, Result, Source, World};
 pub use bench::BenchArgs;
+pub use registry::{PullArgs, PushArgs, RegistryArgs};
 
 /// The policy ran and failed or refused.
 pub const EXIT_FAILED: i32 = 1;
@@ -31,7 +33,8 @@ pub const EXIT_CODES: [(i32, &str); 4] = [
     (EXIT_INPUT, "bad input: a file, its size or its JSON, or the command line"),
     (
         EXIT_LOAD,
-        "the component could not be loaded (load, forbidden_import, wrong_world, digest_mismatch, bad_source, busy)",
+        "the component could not be loaded or pulled (load, forbidden_import, wrong_world, digest_mismatch, \
+         bad_source, busy, fetch, media_type, signature)",
     ),
 ];
 
@@ -56,6 +59,12 @@ pub enum PolicyCommand {
     /// with the built-in policy of the same world on the same input.
     #[command(after_help = exit_codes_help())]
     Bench(BenchArgs),
+    /// Push a component to an OCI registry (as `kwctl push`); prints the digests to pin.
+    #[command(after_help = exit_codes_help())]
+    Push(PushArgs),
+    /// Pull a component from an OCI registry as the operator does (media types, digests, signatures checked).
+    #[command(after_help = exit_codes_help())]
+    Pull(PullArgs),
     /// The operator's compile worker (`isolate`): a component on stdin, its compiled artifact on stdout.
     #[command(hide = true)]
     CompileWorker(crate::isolate::WorkerArgs),
@@ -65,8 +74,9 @@ pub enum PolicyCommand {
 #[derive(Args, Debug, Clone, PartialEq)]
 #[group(required = true, multiple = false)]
 pub struct PolicySource {
-    /// Component file (`.wasm`, at most 16 MiB).
-    #[arg(long, value_name = "FILE.wasm")]
+    /// Component file (`.wasm`, at most 16 MiB), or `registry://host/repository:tag|@sha256:...` (pulled as the
+    /// operator pulls; see the registry options).
+    #[arg(long, value_name = "FILE.wasm|registry://...")]
     pub policy: Option<PathBuf>,
     /// Built-in policy name: adaptive-ttl or adaptive-rate-limit.
     #[arg(long, value_name = "NAME")]
@@ -97,6 +107,8 @@ pub struct EvalArgs {
     /// Settings replacing the input's: a JSON object, or a file holding one (at most 64 KiB).
     #[arg(long, value_name = "FILE.json|JSON")]
     pub settings: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -111,6 +123,8 @@ pub struct ValidateArgs {
     /// Settings to validate: a JSON object, or a file holding one (default `{}`).
     #[arg(long, value_name = "FILE.json|JSON")]
     pub settings: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -134,20 +148,32 @@ pub fn exit_code(error: &Error) -> i32 {
     }
 }
 
-pub fn run(command: PolicyCommand) -> Result<Outcome> {
+/// Runs a command. Async for the registry's requests; compiling and evaluating block the calling thread.
+pub async fn run(command: PolicyCommand) -> Result<Outcome> {
     let host = PolicyHost::new(HostConfig::default())?;
     Ok(match command {
         PolicyCommand::Eval(args) => {
             let output = args.output;
-            report(output, eval(&host, args))
+            let pulled = registry::pulled_source(&args.source, &args.registry).await;
+            report(output, pulled.map_err(|e| (None, e)).and_then(|p| eval(&host, args, p.as_deref())))
         }
         PolicyCommand::Validate(args) => {
             let output = args.output;
-            report(output, validate(&host, args))
+            let pulled = registry::pulled_source(&args.source, &args.registry).await;
+            report(output, pulled.map_err(|e| (None, e)).and_then(|p| validate(&host, args, p.as_deref())))
         }
         PolicyCommand::Bench(args) => {
             let output = args.eval.output;
-            report(output, bench::run(args))
+            let pulled = registry::pulled_source(&args.eval.source, &args.eval.registry).await;
+            report(output, pulled.map_err(|e| (None, e)).and_then(|p| bench::run(args, p.as_deref())))
+        }
+        PolicyCommand::Push(args) => {
+            let output = args.output;
+            report(output, registry::run_push(args).await)
+        }
+        PolicyCommand::Pull(args) => {
+            let output = args.output;
+            report(output, registry::run_pull(args).await)
         }
         // Its output is binary and goes straight to stdout: the binary's `main` calls `isolate::serve` itself.
         PolicyCommand::CompileWorker(_) => Outcome {
@@ -181,8 +207,8 @@ fn id(policy: &Policy) -> Option<PolicyId> {
     Some(PolicyId { sha256: policy.sha256().to_string(), world: policy.world() })
 }
 
-fn eval(host: &PolicyHost, args: EvalArgs) -> Result<Ran, (Option<PolicyId>, Error)> {
-    let policy = load(host, &args.source, args.world).map_err(|e| (None, e))?;
+fn eval(host: &PolicyHost, args: EvalArgs, pulled: Option<&[u8]>) -> Result<Ran, (Option<PolicyId>, Error)> {
+    let policy = load(host, &args.source, pulled, args.world).map_err(|e| (None, e))?;
     let failed = |e| (id(&policy), e);
     let input = files::read(&args.input, files::MAX_INPUT_BYTES).map_err(failed)?;
     let settings = args.settings.as_deref().map(files::settings_arg).transpose().map_err(failed)?;
@@ -207,23 +233,33 @@ fn eval(host: &PolicyHost, args: EvalArgs) -> Result<Ran, (Option<PolicyId>, Err
     decision.map(|d| Ran::new(&policy, json!({ "decision": d }))).map_err(failed)
 }
 
-fn validate(host: &PolicyHost, args: ValidateArgs) -> Result<Ran, (Option<PolicyId>, Error)> {
-    let policy = load(host, &args.source, args.world).map_err(|e| (None, e))?;
+fn validate(host: &PolicyHost, args: ValidateArgs, pulled: Option<&[u8]>) -> Result<Ran, (Option<PolicyId>, Error)> {
+    let policy = load(host, &args.source, pulled, args.world).map_err(|e| (None, e))?;
     let failed = |e| (id(&policy), e);
     let settings = args.settings.as_deref().map(files::settings_arg).transpose().map_err(failed)?;
     let settings = settings.unwrap_or_else(|| "{}".into());
     policy.validate_settings(&settings).map(|()| Ran::new(&policy, json!({ "settings": "valid" }))).map_err(failed)
 }
 
-pub(crate) fn load(host: &PolicyHost, source: &PolicySource, world: World) -> Result<std::sync::Arc<Policy>> {
-    match (&source.policy, &source.builtin) {
-        (Some(path), _) => {
+/// Loads the source: `pulled` holds the bytes of a registry source, pulled and checked already.
+pub(crate) fn load(
+    host: &PolicyHost,
+    source: &PolicySource,
+    pulled: Option<&[u8]>,
+    world: World,
+) -> Result<std::sync::Arc<Policy>> {
+    // A local file or a pulled component (checked against its pin by the pull) is trusted as given: its own digest
+    // is the pin here.
+    match (pulled, &source.policy, &source.builtin) {
+        (Some(bytes), _, _) => host.load(world, Source::Pinned { bytes, sha256: &sha256_hex(bytes) }),
+        (None, Some(path), _) => {
             let bytes = files::read(path, host.config().load_limits.max_component_bytes)?;
-            // A local file is trusted as given: its own digest is the pin.
             host.load(world, Source::Pinned { bytes: &bytes, sha256: &sha256_hex(&bytes) })
         }
-        (None, Some(name)) => host.load_builtin(world, name),
-        (None, None) => Err(Error::Input { what: "policy".into(), detail: "expected --policy or --builtin".into() }),
+        (None, None, Some(name)) => host.load_builtin(world, name),
+        (None, None, None) => {
+            Err(Error::Input { what: "policy".into(), detail: "expected --policy or --builtin".into() })
+        }
     }
 }
 

@@ -27,13 +27,14 @@ impl Https {
     }
 }
 
-/// Serves `body` to every request, one request per connection, with TLS from `provider`.
-pub async fn serve(body: &'static [u8], provider: CryptoProvider) -> Https {
+/// A TLS acceptor for `localhost` and 127.0.0.1, with a certificate from a fresh test CA; returns it and the CA (PEM).
+pub fn acceptor(provider: CryptoProvider) -> (tokio_rustls::TlsAcceptor, String) {
     let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".into()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let leaf = CertificateParams::new(names).unwrap().signed_by(&leaf_key, &ca).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -43,7 +44,25 @@ pub async fn serve(body: &'static [u8], provider: CryptoProvider) -> Https {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
         )
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem())
+}
+
+/// Reads a request's head (up to the blank line); None when the peer closed first.
+pub async fn read_head<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Serves `body` to every request, one request per connection, with TLS from `provider`.
+pub async fn serve(body: &'static [u8], provider: CryptoProvider) -> Https {
+    let (acceptor, ca) = acceptor(provider);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let requests = Arc::new(AtomicUsize::new(0));
@@ -54,13 +73,8 @@ pub async fn serve(body: &'static [u8], provider: CryptoProvider) -> Https {
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else { return };
                 // Read the request's head, answer, close.
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                if read_head(&mut tls).await.is_none() {
+                    return;
                 }
                 counted.fetch_add(1, Ordering::SeqCst);
                 let response =
@@ -71,5 +85,5 @@ pub async fn serve(body: &'static [u8], provider: CryptoProvider) -> Https {
             });
         }
     });
-    Https { port, ca: ca.pem(), requests }
+    Https { port, ca, requests }
 }
