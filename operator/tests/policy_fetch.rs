@@ -17,7 +17,8 @@ async fn load(
     namespace: &str,
     policy: &PolicyRef,
 ) -> Result<(), String> {
-    let what = Loading { namespace, name: "web", world: World::Cache, policy, refused: None };
+    let what =
+        Loading { namespace, name: "web", world: World::Cache, policy, field: "spec.cache.policy", refused: None };
     runtime.load(client, what).await.map(|_| ()).map_err(|e| e.to_string())
 }
 

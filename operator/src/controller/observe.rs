@@ -356,7 +356,13 @@ async fn load_now(
         }
     };
     let name = tenant_name(profile, role);
-    let loading = Loading { namespace: &namespace(profile), name: &name, world, policy: r, refused };
+    let field = match (world, role) {
+        (World::Cache, Role::Active) => "spec.cache.policy",
+        (World::Cache, Role::Candidate) => "spec.cache.candidate",
+        (World::RateLimit, Role::Active) => "spec.rateLimit.policy",
+        (World::RateLimit, Role::Candidate) => "spec.rateLimit.candidate",
+    };
+    let loading = Loading { namespace: &namespace(profile), name: &name, world, policy: r, field, refused };
     match tokio::time::timeout(after, ctx.policies.load(&ctx.client, loading)).await {
         Ok(loaded) => loaded.map_err(Unread::from),
         // The load goes on in the background and a later reconcile uses its result; the policy did not time out.

@@ -1,5 +1,5 @@
-//! Loading the profiles' WASM policies: built-in, from a ConfigMap or over HTTPS, pinned by sha256 and kept by
-//! verified digest. Evaluation is part of the pure decision ([`crate::decide::policy`]).
+//! Loading the profiles' WASM policies: built-in, from a ConfigMap, over HTTPS or from an OCI registry
+//! ([`super::policy_registry`]), pinned by sha256 and kept by verified digest. Evaluation is part of the pure decision ([`crate::decide::policy`]).
 
 use super::policy_registry::{self, Signers};
 use crate::decide::PolicyUnavailable;
@@ -119,6 +119,8 @@ pub struct Loading<'a> {
     pub name: &'a str,
     pub world: World,
     pub policy: &'a PolicyRef,
+    /// The spec field of the reference (`spec.cache.policy`, `spec.rateLimit.candidate`, ...), for messages.
+    pub field: &'a str,
     /// The refusal the profile's status records for this world's policy, if any.
     pub refused: Option<&'a RefusedComponent>,
 }
@@ -198,7 +200,7 @@ impl PolicyRuntime {
     /// key and the new component is loaded without a restart. A ConfigMap is read again whenever its version moved
     /// (it may have been edited in place since its pin was loaded); a URL is fetched once per pin.
     pub async fn load(&self, client: &Client, what: Loading<'_>) -> Result<Arc<Policy>, PolicyUnavailable> {
-        let Loading { namespace, name, world, policy: r, refused } = what;
+        let Loading { namespace, name, world, policy: r, field, refused } = what;
         let tenant = format!("{namespace}/{name}");
         if let Some(builtin) = &r.builtin {
             let host = self.host.clone();
@@ -256,7 +258,6 @@ impl PolicyRuntime {
             {
                 return loaded;
             }
-            let field = world_field(world);
             let registry_client = &self.registry;
             let bytes =
                 policy_registry::pull(registry_client, client, namespace, field, g, &self.signers, MAX_COMPONENT_BYTES)
@@ -270,14 +271,6 @@ impl PolicyRuntime {
             return Err(PolicyUnavailable::Source { message: "policy names no source".into() });
         };
         self.evaluator.load_pinned(self.host.clone(), tenant, world, bytes.into(), sha256).await.map_err(unavailable)
-    }
-}
-
-/// The spec field of a world's policy, for messages.
-fn world_field(world: World) -> &'static str {
-    match world {
-        World::Cache => "spec.cache.policy",
-        World::RateLimit => "spec.rateLimit.policy",
     }
 }
 

@@ -67,6 +67,23 @@ fn manifest(component: &[u8]) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A signature manifest whose layer's digest walks out of the blob path.
+fn evil_signature() -> Vec<u8> {
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{}", sha256_hex(b"{}")), "size": 2},
+        "layers": [{
+            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "digest": format!("sha256:../../../cdn/{}", "a".repeat(50)),
+            "size": 10,
+            "annotations": {"dev.cosignproject.cosign/signature": "AAAA"},
+        }],
+    })
+    .to_string()
+    .into_bytes()
+}
+
 fn redirect(to: String) -> Answer {
     (307, vec![("Location".into(), to)], Vec::new())
 }
@@ -85,6 +102,8 @@ fn route(path: &str, authorization: Option<&str>, port: u16) -> Answer {
         "/v2/p/manifests/real" | "/v2/tok/manifests/real" => ok(manifest(component)),
         p if p == format!("/v2/p/blobs/{layer}") => redirect(format!("https://localhost:{port}/cdn/{layer}")),
         p if p == format!("/cdn/{layer}") || p == format!("/v2/tok/blobs/{layer}") => (200, vec![], component.to_vec()),
+        "/v2/evil/manifests/v1" => ok(manifest(component)),
+        p if p == format!("/v2/evil/manifests/sha256-{}.sig", sha256_hex(&manifest(component))) => ok(evil_signature()),
         "/v2/away/manifests/v1" => redirect(format!("https://localhost:{port}/v2/p/manifests/real")),
         "/v2/loop/manifests/v1" => redirect("/v2/loop/manifests/v1".into()),
         "/v2/tok/manifests/v1" | "/v2/plain/manifests/v1" if authorization != Some("Bearer t0ken") => {
@@ -169,4 +188,20 @@ async fn a_registry_that_never_answers_is_given_up_at_the_deadline() {
     let err = pull(&silent, &r, want(None)).await.unwrap_err();
     assert_eq!(err.category(), "fetch", "{err}");
     assert!(err.to_string().contains("timed out"), "{err}");
+}
+
+#[tokio::test]
+async fn a_digest_the_registry_writes_is_checked_before_it_becomes_a_path() {
+    let (port, ca, seen) = scripted(route).await;
+    let r = RegistryRef::parse(&format!("registry://127.0.0.1:{port}/evil:v1")).unwrap();
+    let pem = rcgen::KeyPair::generate().unwrap().public_key_pem();
+    let keys = [perf_policy_host::registry::cosign::PublicKey::from_pem(&pem, "key").unwrap()];
+    let want = Want { pin: None, credentials: None, max_bytes: 16 << 20, keys: &keys };
+    let err = pull(&client(&ca, &[]), &r, want).await.unwrap_err();
+    assert!(err.to_string().contains("is not sha256: and 64 hex characters"), "{err}");
+    assert!(
+        !seen.lock().unwrap().iter().any(|(p, _)| p.contains("..") || p.starts_with("/cdn/")),
+        "{:?}",
+        seen.lock().unwrap()
+    );
 }

@@ -101,13 +101,18 @@ impl<'a> Session<'a> {
 
     /// The blob `digest`, at most `max` bytes, verified against its digest.
     pub(crate) async fn blob(&mut self, digest: &str, max: usize, what: &str) -> Result<Vec<u8>> {
-        let response = self.get(&format!("blobs/{digest}"), "*/*").await?;
+        // The registry wrote the digest, and it becomes part of the URL: its form is checked first.
+        let Some(hex) = digest.strip_prefix("sha256:").filter(|h| check_pin(h).is_ok()) else {
+            return Err(
+                self.fail(format!("{what}'s digest {:?} is not sha256: and 64 hex characters", clip(digest, 80)))
+            );
+        };
+        let response = self.get(&format!("blobs/sha256:{hex}"), "*/*").await?;
         let status = response.status();
         if !status.is_success() {
             return Err(self.fail(format!("{what} {digest}: HTTP {status}")));
         }
         let bytes = read_capped(response, max, what).await.map_err(|e| self.fail(e))?;
-        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
         verify_sha256(&bytes, hex)?;
         Ok(bytes)
     }
@@ -176,7 +181,8 @@ fn component_layer(manifest: &OciImageManifest) -> std::result::Result<&oci_clie
     let types: Vec<String> = manifest.layers.iter().take(4).map(|l| clip(&l.media_type, 80)).collect();
     match manifest.layers.as_slice() {
         [layer] if LAYER_MEDIA_TYPES.contains(&layer.media_type.as_str()) => {
-            if layer.digest.strip_prefix("sha256:").is_some_and(|h| h.len() == 64) {
+            // Checked in form too: the digest becomes part of the blob's URL.
+            if layer.digest.strip_prefix("sha256:").is_some_and(|h| check_pin(h).is_ok()) {
                 Ok(layer)
             } else {
                 Err(format!("the layer's digest {:?} is not a sha256 digest", clip(&layer.digest, 80)))
@@ -214,6 +220,7 @@ mod tests {
             (serde_json::json!([layer("application/wasm", &good), layer("application/wasm", &good)]), false),
             (serde_json::json!([]), false),
             (serde_json::json!([layer("application/wasm", "sha512:abc")]), false),
+            (serde_json::json!([layer("application/wasm", &format!("sha256:../{}", "a".repeat(61)))]), false),
         ] {
             assert_eq!(component_layer(&manifest(layers.clone())).is_ok(), ok, "{layers}");
         }
