@@ -91,6 +91,18 @@ pub fn http_client_reaching(
     roots_pem: &[u8],
     egress: perf_egress::Egress,
 ) -> Result<reqwest::Client> {
+    let redirects = perf_egress::http::redirects(egress.clone(), perf_egress::Kind::Policy, 3);
+    bounded_client(timeout, roots_pem, egress, redirects)
+}
+
+/// The client of every policy download (URL and registry sources): HTTPS only, the platform's roots plus
+/// `roots_pem`, `timeout` per request, names screened by `egress` when resolved, redirects as `redirects` says.
+pub(crate) fn bounded_client(
+    timeout: Duration,
+    roots_pem: &[u8],
+    egress: perf_egress::Egress,
+    redirects: reqwest::redirect::Policy,
+) -> Result<reqwest::Client> {
     use perf_egress::{Kind, http};
     let bad = |detail: String| Error::Input { what: "extra CA certificates".into(), detail };
     let roots = reqwest::Certificate::from_pem_bundle(roots_pem).map_err(|e| bad(e.to_string()))?;
@@ -104,8 +116,8 @@ pub fn http_client_reaching(
         .https_only(true)
         .timeout(timeout)
         .connect_timeout(timeout)
-        .dns_resolver(http::Screened::new(egress.clone(), Kind::Policy))
-        .redirect(http::redirects(egress, Kind::Policy, 3))
+        .dns_resolver(http::Screened::new(egress, Kind::Policy))
+        .redirect(redirects)
         .build()
         .map_err(|e| Error::Internal(format!("building the HTTP client: {e}")))
 }

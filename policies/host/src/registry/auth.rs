@@ -94,7 +94,9 @@ pub(crate) async fn answer(
     }
     if challenges.iter().any(|c| c.scheme.eq_ignore_ascii_case("basic")) {
         return credentials.map(Credentials::basic).ok_or_else(|| {
-            "the registry asks for credentials (401, Basic) and none were given: name a pullSecret".to_string()
+            "the registry asks for credentials (401, Basic) and none were given (a pullSecret; for the CLI, \
+             --docker-config or --username)"
+                .to_string()
         });
     }
     Err(format!("unsupported WWW-Authenticate {:?}: expected Basic or Bearer", clip(challenge, 120)))

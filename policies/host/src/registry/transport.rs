@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use perf_egress::{Egress, Kind, http};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// Hosts registries commonly redirect blob downloads to: GitHub's (ghcr.io) and Docker Hub's CDNs.
 pub const DEFAULT_REDIRECT_HOSTS: [&str; 2] =
@@ -27,11 +27,6 @@ impl RegistryClient {
     /// `roots_pem`: extra CA certificates (PEM, may be empty). `redirect_hosts`: hosts besides the registry's own a
     /// redirect may lead to (exact names, case-insensitive).
     pub fn new(timeout: Duration, roots_pem: &[u8], egress: Egress, redirect_hosts: &[String]) -> Result<Self> {
-        let bad = |detail: String| Error::Input { what: "extra CA certificates".into(), detail };
-        let roots = reqwest::Certificate::from_pem_bundle(roots_pem).map_err(|e| bad(e.to_string()))?;
-        if roots.is_empty() && !roots_pem.trim_ascii().is_empty() {
-            return Err(bad("expected PEM certificates (-----BEGIN CERTIFICATE-----), found none".into()));
-        }
         let allowed: Arc<[String]> = redirect_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
         let rule = egress.clone();
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
@@ -52,16 +47,7 @@ impl RegistryClient {
                 Err(refusal) => attempt.error(refusal),
             }
         });
-        let http = roots
-            .into_iter()
-            .fold(reqwest::Client::builder(), reqwest::ClientBuilder::add_root_certificate)
-            .https_only(true)
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .dns_resolver(http::Screened::new(egress.clone(), Kind::Policy))
-            .redirect(redirects)
-            .build()
-            .map_err(|e| Error::Internal(format!("building the registry client: {e}")))?;
+        let http = crate::source::bounded_client(timeout, roots_pem, egress.clone(), redirects)?;
         Ok(Self { http, egress })
     }
 
