@@ -43,3 +43,19 @@ fn default_max_difference_percent() -> u32 {
 
 /// The CEL rule (on `cache` and `rateLimit`) that a candidate has an active policy to be compared with.
 pub const NEEDS_POLICY_RULE: &str = "!has(self.candidate) || has(self.policy)";
+
+impl crate::PerformanceProfileSpec {
+    /// Every policy reference the spec names, with its field: the active policies and their candidates, in that
+    /// order (each place that judges or follows a policy's source reads them all from here).
+    pub fn policy_refs(&self) -> impl Iterator<Item = (&'static str, &PolicyRef)> {
+        let (cache, rate_limit) = (self.cache.as_ref(), self.rate_limit.as_ref());
+        [
+            ("spec.cache.policy", cache.and_then(|c| c.policy.as_ref())),
+            ("spec.rateLimit.policy", rate_limit.and_then(|r| r.policy.as_ref())),
+            ("spec.cache.candidate", cache.and_then(|c| c.candidate.as_ref()).map(|c| &c.policy)),
+            ("spec.rateLimit.candidate", rate_limit.and_then(|r| r.candidate.as_ref()).map(|c| &c.policy)),
+        ]
+        .into_iter()
+        .filter_map(|(field, r)| Some((field, r?)))
+    }
+}

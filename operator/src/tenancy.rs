@@ -57,19 +57,12 @@ pub fn endpoints(profile: &PerformanceProfile) -> Vec<(String, Kind, String)> {
     if let Some(prometheus) = spec.rate_limit.as_ref().and_then(|r| r.prometheus.as_ref()) {
         url("spec.rateLimit.prometheus", Kind::Prometheus, prometheus);
     }
-    let (cache, rate_limit) = (spec.cache.as_ref(), spec.rate_limit.as_ref());
-    let policies = [
-        ("spec.cache.policy", cache.and_then(|c| c.policy.as_ref())),
-        ("spec.cache.candidate", cache.and_then(|c| c.candidate.as_ref()).map(|c| &c.policy)),
-        ("spec.rateLimit.policy", rate_limit.and_then(|r| r.policy.as_ref())),
-        ("spec.rateLimit.candidate", rate_limit.and_then(|r| r.candidate.as_ref()).map(|c| &c.policy)),
-    ];
-    for (field, policy) in policies {
-        if let Some(source) = policy.and_then(|p| p.url.as_ref()) {
+    for (field, policy) in spec.policy_refs() {
+        if let Some(source) = &policy.url {
             url(&format!("{field}.url.url"), Kind::Policy, &source.url);
         }
         // The registry's API is asked over HTTPS at the reference's host.
-        if let Some(source) = policy.and_then(|p| p.registry.as_ref()) {
+        if let Some(source) = &policy.registry {
             let https = source.reference.replacen(perf_policy_host::registry::SCHEME, "https://", 1);
             url(&format!("{field}.registry.reference"), Kind::Policy, &https);
         }

@@ -50,8 +50,8 @@ fn every_field_that_names_a_server_is_found() {
         ("spec.canary.analysis.prometheus", Kind::Prometheus, "prom"),
         ("spec.rateLimit.prometheus", Kind::Prometheus, "prom"),
         ("spec.cache.policy.url.url", Kind::Policy, "pol.example"),
-        ("spec.cache.candidate.url.url", Kind::Policy, "pol.example"),
         ("spec.rateLimit.policy.registry.reference", Kind::Policy, "pol.example"),
+        ("spec.cache.candidate.url.url", Kind::Policy, "pol.example"),
         ("spec.pools.postgres.server.host", Kind::Postgres, "db"),
     ];
     let want: Vec<(String, Kind, String)> = want.iter().map(|(f, k, h)| (f.to_string(), *k, h.to_string())).collect();

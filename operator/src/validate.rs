@@ -58,18 +58,9 @@ pub fn check_spec(profile: &PerformanceProfile, location: &str) -> Vec<Finding> 
 /// What the CRD's pattern cannot say of a registry source: the reference read by the OCI grammar (a host written
 /// out, a valid repository, tag and digest) and the cosign key read as a P-256 public key.
 fn registry_problems(profile: &PerformanceProfile) -> Vec<(String, String)> {
-    let spec = &profile.spec;
-    let cache = spec.cache.as_ref();
-    let rate_limit = spec.rate_limit.as_ref();
-    let sources = [
-        ("spec.cache.policy", cache.and_then(|c| c.policy.as_ref())),
-        ("spec.cache.candidate", cache.and_then(|c| c.candidate.as_ref()).map(|c| &c.policy)),
-        ("spec.rateLimit.policy", rate_limit.and_then(|r| r.policy.as_ref())),
-        ("spec.rateLimit.candidate", rate_limit.and_then(|r| r.candidate.as_ref()).map(|c| &c.policy)),
-    ];
     let mut problems = Vec::new();
-    for (field, source) in sources {
-        let Some(registry) = source.and_then(|p| p.registry.as_ref()) else { continue };
+    for (field, policy) in profile.spec.policy_refs() {
+        let Some(registry) = &policy.registry else { continue };
         if let Err(e) = perf_policy_host::registry::RegistryRef::parse(&registry.reference) {
             problems.push((format!("{field}.registry.reference"), e.to_string()));
         }

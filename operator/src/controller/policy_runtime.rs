@@ -354,14 +354,15 @@ async fn config_map_bytes(
     Ok((bytes, version))
 }
 
-/// The ConfigMaps (in the profile's namespace) `profile` takes a policy from, so that an edit of one of them
-/// reconciles it ([`super::triggers::References`]).
+/// The ConfigMaps (in the profile's namespace) `profile` takes a policy or a candidate from, each once, so that an
+/// edit of one of them reconciles it ([`super::triggers::References`]).
 pub fn config_maps_used(profile: &PerformanceProfile) -> Vec<String> {
-    let cache = profile.spec.cache.as_ref().and_then(|c| c.policy.as_ref());
-    let rate_limit = profile.spec.rate_limit.as_ref().and_then(|r| r.policy.as_ref());
-    let mut names: Vec<String> =
-        cache.into_iter().chain(rate_limit).filter_map(|r| r.config_map.as_ref().map(|cm| cm.name.clone())).collect();
-    names.dedup();
+    let mut names: Vec<String> = Vec::new();
+    for (_, policy) in profile.spec.policy_refs() {
+        if let Some(cm) = policy.config_map.as_ref().filter(|cm| !names.contains(&cm.name)) {
+            names.push(cm.name.clone());
+        }
+    }
     names
 }
 

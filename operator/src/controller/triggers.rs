@@ -126,20 +126,6 @@ impl Index {
     }
 }
 
-/// The ConfigMaps a profile's policies and their candidates come from: an edit of a candidate's is seen (and refused
-/// by its pin) as the policy's is.
-fn policy_config_maps(profile: &PerformanceProfile) -> Vec<String> {
-    let mut names = super::policy_runtime::config_maps_used(profile);
-    let cache = profile.spec.cache.as_ref().and_then(|c| c.candidate.as_ref());
-    let rate_limit = profile.spec.rate_limit.as_ref().and_then(|r| r.candidate.as_ref());
-    for candidate in cache.into_iter().chain(rate_limit) {
-        if let Some(cm) = candidate.policy.config_map.as_ref().filter(|cm| !names.contains(&cm.name)) {
-            names.push(cm.name.clone());
-        }
-    }
-    names
-}
-
 /// The objects of other kinds a profile's round reads and should be woken by.
 #[derive(Default)]
 pub struct References {
@@ -155,7 +141,7 @@ impl References {
     pub fn learn(&self, profile: &PerformanceProfile) -> Vec<ObjectRef<Watched>> {
         let (namespace, name) = (profile.namespace().unwrap_or_default(), profile.name_any());
         let dropped = self.targets.set(&namespace, &name, vec![profile.spec.target_ref.name.clone()]);
-        self.config_maps.set(&namespace, &name, policy_config_maps(profile));
+        self.config_maps.set(&namespace, &name, super::policy_runtime::config_maps_used(profile));
         self.sharing(&namespace, dropped)
     }
 
@@ -348,6 +334,10 @@ mod tests {
             let woken = references.config_maps.profiles(profile.namespace().as_deref(), name);
             assert_eq!(woken.into_iter().map(|r| r.name).collect::<Vec<_>>(), [profile.name_any()], "{name}");
         }
-        assert_eq!(policy_config_maps(&profile), ["active", "shadow"], "each ConfigMap once");
+        assert_eq!(
+            super::super::policy_runtime::config_maps_used(&profile),
+            ["active", "shadow"],
+            "each ConfigMap once"
+        );
     }
 }
